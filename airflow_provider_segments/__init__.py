@@ -1,0 +1,83 @@
+"""Apache Airflow provider that manages user segments on WalkMe (and, next, Zendesk Help Center).
+
+Airflow discovers the provider through the ``apache_airflow_provider`` entry point, which points at
+:func:`get_provider_info`. Keep this module free of heavy imports: Airflow reads it at every start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+WALKME_CONN_TYPE = "walkme"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow: hooks, connection types and their UI forms."""
+    return {
+        "package-name": "airflow-provider-segments",
+        "name": "Segments",
+        "description": "Manage user segments on WalkMe (Segments API) from Airflow DAGs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "WalkMe",
+                "external-doc-url": "https://www.walkme.com/",
+                "tags": ["software"],
+            },
+        ],
+        "operators": [
+            {
+                "integration-name": "WalkMe",
+                "python-modules": ["airflow_provider_segments.operators.walkme"],
+            },
+        ],
+        "sensors": [
+            {
+                "integration-name": "WalkMe",
+                "python-modules": ["airflow_provider_segments.sensors.walkme"],
+            },
+        ],
+        "hooks": [
+            {
+                "integration-name": "WalkMe",
+                "python-modules": ["airflow_provider_segments.hooks.walkme"],
+            },
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_segments.hooks.walkme.WalkMeHook",
+                "hook-name": "WalkMe",
+                "connection-type": WALKME_CONN_TYPE,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "API base URL",
+                        "login": "Client ID",
+                        "password": "Client Secret",
+                    },
+                    "placeholders": {
+                        "host": "https://api.walkme.com (empty: the region's host, else US)",
+                        "login": "Client ID from Admin Center > API Keys",
+                        "password": "Client Secret (shown once when the key is created)",
+                        "system_guid": "e.g. 5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69",
+                        "region": "us, eu, ca or fedramp",
+                    },
+                },
+                "conn-fields": {
+                    "system_guid": {
+                        "label": "System GUID",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Default system GUID (Editor > Snippet); tasks may override it.",
+                    },
+                    "region": {
+                        "label": "Region",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Data centre shortcut used when the API base URL is empty: "
+                        "us, eu, ca or fedramp.",
+                    },
+                },
+            },
+        ],
+    }

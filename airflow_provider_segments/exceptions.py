@@ -1,0 +1,86 @@
+"""The exception types a DAG author may catch.
+
+They are plain Python exceptions (no Airflow import) so the pure helpers can raise them; the
+operators turn :class:`SegmentsValidationError` into a fail-fast task failure.
+"""
+
+from __future__ import annotations
+
+
+class SegmentsError(Exception):
+    """Base class of every error raised by this provider."""
+
+
+class SegmentsValidationError(SegmentsError, ValueError):
+    """The input was refused before anything was sent to the API."""
+
+
+class SegmentsConfigError(SegmentsError):
+    """A connection is set up wrongly (unknown region, missing field, ...)."""
+
+
+class SegmentsApiError(SegmentsError):
+    """The API answered with an error, or could not be reached, after the retries allowed.
+
+    :param platform: "WalkMe" or "Zendesk".
+    :param method: HTTP method of the failed call.
+    :param endpoint: URL path of the failed call (never a query string or a credential).
+    :param status: HTTP status, or ``None`` when no response came back.
+    :param api_message: what the API said, already cut to a readable length.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str,
+        method: str,
+        endpoint: str,
+        status: int | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.platform = platform
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        self.api_message = api_message
+
+
+class SegmentsAuthError(SegmentsApiError):
+    """401 or 403: the credentials are wrong, revoked or lack a scope. Not retried."""
+
+
+class SegmentsNotFoundError(SegmentsApiError):
+    """404: the system, segment or endpoint does not exist."""
+
+
+class SegmentsUnknownOutcomeError(SegmentsApiError):
+    """A non-idempotent call failed in a way that does not tell whether the server applied it.
+
+    Raised instead of blindly retrying a create (which could duplicate it); the caller checks the
+    server's state before trying again.
+    """
+
+
+class SegmentExistsError(SegmentsError):
+    """A segment with the requested name already exists and ``if_exists="error"`` was asked."""
+
+
+class PartialUpdateError(SegmentsError):
+    """A chunked change stopped part-way: some chunks were applied, the rest were not.
+
+    :param applied_chunks: chunks the API acknowledged.
+    :param total_chunks: chunks the change needed.
+    :param applied_ids: ids in the acknowledged chunks.
+    :param total_ids: ids in the whole change.
+    """
+
+    def __init__(
+        self, message: str, *, applied_chunks: int, total_chunks: int, applied_ids: int, total_ids: int
+    ) -> None:
+        super().__init__(message)
+        self.applied_chunks = applied_chunks
+        self.total_chunks = total_chunks
+        self.applied_ids = applied_ids
+        self.total_ids = total_ids

@@ -1,0 +1,20 @@
+"""Test set-up shared by every test: an isolated AIRFLOW_HOME and connection fixtures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Airflow reads its configuration at import: point it at a throw-away home before anything imports it.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="segments-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+import pytest
+from support import walkme_conn_json
+
+
+@pytest.fixture
+def walkme_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Install ``walkme_default`` pointing at https://walkme.test (for requests-mock)."""
+    monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json())
+    return "walkme_default"

@@ -1,0 +1,66 @@
+"""The provider registers with Airflow: entry point, connection type, form, and the real CLI sees it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import distribution, entry_points
+
+from airflow_provider_segments import get_provider_info
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+
+
+def test_entry_point_points_at_get_provider_info():
+    eps = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_")
+    ]
+    assert [ep.load() for ep in eps] == [get_provider_info]
+
+
+def test_package_name_is_the_distribution_name():
+    info = get_provider_info()
+    assert info["package-name"] == distribution("airflow-provider-segments").metadata["Name"]
+    assert info["name"] and info["description"]
+
+
+def test_hook_attributes_match_the_declared_connection_type():
+    (conn,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "walkme"]
+    assert conn["hook-class-name"] == f"{WalkMeHook.__module__}.{WalkMeHook.__qualname__}"
+    assert WalkMeHook.conn_type == "walkme" and WalkMeHook.default_conn_name == "walkme_default"
+    assert WalkMeHook.conn_name_attr == "walkme_conn_id" and WalkMeHook.hook_name == conn["hook-name"]
+    behaviour = conn["ui-field-behaviour"]
+    assert behaviour["relabeling"] == {
+        "host": "API base URL",
+        "login": "Client ID",
+        "password": "Client Secret",
+    }
+    assert {"schema", "port"} <= set(behaviour["hidden-fields"])
+    assert {f["label"] for f in conn["conn-fields"].values()} == {"System GUID", "Region"}
+
+
+def test_airflow_providers_manager_knows_the_walkme_connection_form():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-segments" in manager.providers
+    assert manager.hooks["walkme"].hook_class_name == "airflow_provider_segments.hooks.walkme.WalkMeHook"
+    assert manager.field_behaviours["walkme"]["relabeling"]["login"] == "Client ID"
+    widgets = manager.connection_form_widgets
+    assert widgets["extra__walkme__system_guid"].field["schema"]["title"] == "System GUID"
+
+
+def test_airflow_cli_lists_the_provider_and_its_connection_type():
+    def cli(*args: str) -> list[dict]:
+        out = subprocess.run(
+            [sys.executable, "-m", "airflow", "providers", *args, "-o", "json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        (line,) = [line for line in out.splitlines() if line.startswith("[")]
+        return json.loads(line)
+
+    assert any(p["package_name"] == "airflow-provider-segments" for p in cli("list"))
+    hooks = {h["connection_type"]: h for h in cli("hooks")}
+    assert hooks["walkme"]["class"] == "airflow_provider_segments.hooks.walkme.WalkMeHook"
