@@ -1,0 +1,41 @@
+# Two commands on a fresh machine (Python 3.10+ and make):
+#   make demo   set up .venv-newest and run the example DAG in real Airflow against the local sandbox
+#   make test   set up a venv per supported Airflow (oldest and newest 3.x) and run lint + the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+# The oldest Airflow we support (pyproject's floor) and the newest 3.x release the registry serves.
+AIRFLOW_SPEC_oldest := apache-airflow==3.2.0
+AIRFLOW_SPEC_newest := apache-airflow>=3.2.0,<4
+AIRFLOWS ?= oldest newest
+PYTEST_ARGS ?=
+# This machine's pip configuration names local wheel folders that may be absent; hide that noise only.
+QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
+
+.PHONY: demo test test-one sandbox clean
+.PRECIOUS: .venv-%/.installed
+
+.venv-%/.installed: pyproject.toml
+	rm -rf .venv-$*
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q "$(AIRFLOW_SPEC_$*)" -e ".[test]" $(QUIET_PIP)
+	.venv-$*/bin/python -c "import airflow; print('Airflow', airflow.__version__, 'in .venv-$*')"
+	touch $@
+
+demo: .venv-newest/.installed
+	.venv-newest/bin/python -m airflow_provider_segments.sandbox.demo
+
+sandbox: .venv-newest/.installed
+	.venv-newest/bin/python -m airflow_provider_segments.sandbox --port 8080
+
+test:
+	for flavour in $(AIRFLOWS); do $(MAKE) --no-print-directory test-one AIRFLOW=$$flavour; done
+
+test-one: .venv-$(AIRFLOW)/.installed
+	@echo "== lint and tests with $$(.venv-$(AIRFLOW)/bin/python -c 'import airflow; print("Airflow", airflow.__version__)')"
+	.venv-$(AIRFLOW)/bin/ruff check .
+	.venv-$(AIRFLOW)/bin/ruff format --check .
+	.venv-$(AIRFLOW)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf .venv-* .airflow-home .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,80 @@
+"""Push an audience into a WalkMe segment, wait out the editor's propagation window, then publish.
+
+The main example of the provider, and what ``make demo`` runs against the local sandbox:
+
+1. ``build_audience`` stands in for the warehouse query (60,000 ids here).
+2. ``create_segment`` creates the segment, or overrides its users if a segment of that name exists
+   (so a rerun never duplicates it); more than 25,000 ids go out in chunks.
+3. ``wait_for_propagation`` defers (no worker slot) until ``changed_at`` + the propagation window,
+   then checks the segment is listed.
+4. ``publish_content`` runs only after the window: here it prints a summary.
+
+``user_ids`` is an XCom-pull expression, so the DAG renders templates as native objects.
+Set ``SEGMENTS_DEMO_PROPAGATION_SECONDS`` to shorten WalkMe's 10 minutes for a local run.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_provider_segments.operators.walkme import WalkMeCreateSegmentOperator
+from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
+
+AUDIENCE_SIZE = 60_000
+PROPAGATION = timedelta(seconds=int(os.environ.get("SEGMENTS_DEMO_PROPAGATION_SECONDS", "600")))
+
+
+def demo_audience(size: int = AUDIENCE_SIZE) -> list[str]:
+    """The ids the demo pushes: what a warehouse query for "accounts on the Enterprise plan" returns."""
+    return [f"user{i:06d}@enterprise.example.com" for i in range(size)]
+
+
+with DAG(
+    dag_id="walkme_segment_demo",
+    description="Create a WalkMe segment, wait for propagation, publish content",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    render_template_as_native_obj=True,
+    params={"segment_name": "Enterprise accounts (demo)"},
+    tags=["segments", "walkme", "example"],
+) as dag:
+
+    @task
+    def build_audience() -> list[str]:
+        """Stand-in for the warehouse query."""
+        return demo_audience()
+
+    audience = build_audience()
+
+    create_segment = WalkMeCreateSegmentOperator(
+        task_id="create_segment",
+        name="{{ params.segment_name }}",
+        user_ids="{{ ti.xcom_pull(task_ids='build_audience') }}",
+        retries=2,
+        retry_delay=timedelta(seconds=10),
+    )
+
+    wait_for_propagation = WalkMeSegmentPropagationSensor(
+        task_id="wait_for_propagation",
+        segment_guid="{{ ti.xcom_pull(task_ids='create_segment')['segment_guid'] }}",
+        changed_at="{{ ti.xcom_pull(task_ids='create_segment')['changed_at'] }}",
+        propagation_window=PROPAGATION,
+        deferrable=True,
+    )
+
+    @task
+    def publish_content(segment: dict) -> str:
+        """Runs only once WalkMe's editor can use the segment."""
+        summary = (
+            f"Segment {segment['name']!r} ({segment['segment_guid']}) holds {segment['user_count']:,} users "
+            f"after {segment['requests']} write request(s); propagation window over, content published."
+        )
+        print(f"DEMO SUMMARY: {summary}")
+        return summary
+
+    audience >> create_segment >> wait_for_propagation >> publish_content(create_segment.output)

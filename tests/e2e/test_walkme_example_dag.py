@@ -1,0 +1,105 @@
+"""The WalkMe example DAG in real Airflow (``airflow dags test``) against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_segments.sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.sandbox.demo import main as demo_main
+from airflow_provider_segments.sandbox.demo import run_dag_against_sandbox
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = REPO / "example_dags"
+SEGMENT_NAME = "Enterprise accounts (demo)"
+
+
+def _load_dag_module():
+    spec = importlib.util.spec_from_file_location(
+        "walkme_segment_demo", DAGS_FOLDER / "walkme_segment_demo.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("airflow-home")
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with SandboxServer() as server:
+        yield server
+
+
+def _run(sandbox: SandboxServer, airflow_home: Path):
+    sandbox.clear_request_log()
+    outcome = run_dag_against_sandbox(
+        sandbox,
+        airflow_home=airflow_home,
+        dags_folder=DAGS_FOLDER,
+        extra_env={"SEGMENTS_DEMO_PROPAGATION_SECONDS": "3"},
+    )
+    assert outcome.returncode == 0, outcome.output[-4000:]
+    return outcome
+
+
+def _writes(sandbox: SandboxServer) -> list[tuple[str, int]]:
+    return [(r["action"], r["ids"]) for r in sandbox.requests if "action" in r]
+
+
+def test_example_dag_creates_the_segment_defers_then_publishes(sandbox, airflow_home):
+    outcome = _run(sandbox, airflow_home)
+    audience = _load_dag_module().demo_audience()
+
+    (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
+    assert segment["name"] == SEGMENT_NAME
+    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == audience
+    assert _writes(sandbox) == [("create", 25_000), ("add", 25_000), ("add", 10_000)]
+
+    # The sensor really deferred to the triggerer and resumed; the content task ran after it.
+    output = outcome.output
+    deferred_at = output.index("Pausing task as DEFERRED")
+    resumed_at = output.index("Propagation window over")
+    assert deferred_at < output.index("Trigger completed") < resumed_at < output.index("DEMO SUMMARY")
+    assert "holds 60,000 users after 3 write request(s)" in output
+
+    # No secret in the task output (dag.test does not mask: the provider must not log them).
+    assert SANDBOX_CLIENT_SECRET not in output
+    assert sandbox.walkme.issued_tokens and not any(t in output for t in sandbox.walkme.issued_tokens)
+
+
+def test_rerunning_the_dag_converges_without_a_duplicate(sandbox, airflow_home):
+    _run(sandbox, airflow_home)  # the segment exists from the first test (or is created now)
+    first_guid = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)[0]["guid"]
+    outcome = _run(sandbox, airflow_home)
+
+    (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
+    assert segment["guid"] == first_guid
+    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, first_guid) == _load_dag_module().demo_audience()
+    assert _writes(sandbox) == [("override", 25_000), ("add", 25_000), ("add", 10_000)]
+    assert "already exists" in outcome.output
+
+
+def test_readme_demo_command_prints_the_summary(tmp_path, capsys):
+    exit_code = demo_main(
+        [
+            "--airflow-home",
+            str(tmp_path / "home"),
+            "--dags-folder",
+            str(DAGS_FOLDER),
+            "--propagation-seconds",
+            "1",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert exit_code == 0, printed
+    assert "succeeded" in printed
+    assert f"sandbox segment '{SEGMENT_NAME}'" in printed and "60,000 members" in printed
+    assert "holds 60,000 users" in printed
