@@ -7,6 +7,9 @@ PYTHON ?= python3
 # The oldest Airflow we support (pyproject's floor) and the newest 3.x release the registry serves.
 AIRFLOW_SPEC_oldest := apache-airflow==3.2.0
 AIRFLOW_SPEC_newest := apache-airflow>=3.2.0,<4
+# Airflow 3.2 needs a few of its dependencies held back (see the file); the newest resolves freely.
+PIP_CONSTRAINTS_oldest := -c constraints/airflow-3.2.txt
+PIP_CONSTRAINTS_newest :=
 AIRFLOWS ?= oldest newest
 PYTEST_ARGS ?=
 # This machine's pip configuration names local wheel folders that may be absent; hide that noise only.
@@ -15,10 +18,10 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 .PHONY: demo test test-one sandbox clean
 .PRECIOUS: .venv-%/.installed
 
-.venv-%/.installed: pyproject.toml
+.venv-%/.installed: pyproject.toml constraints/airflow-3.2.txt
 	rm -rf .venv-$*
 	$(PYTHON) -m venv .venv-$*
-	.venv-$*/bin/python -m pip install -q "$(AIRFLOW_SPEC_$*)" -e ".[test]" $(QUIET_PIP)
+	.venv-$*/bin/python -m pip install -q "$(AIRFLOW_SPEC_$*)" -e ".[test]" $(PIP_CONSTRAINTS_$*) $(QUIET_PIP)
 	.venv-$*/bin/python -c "import airflow; print('Airflow', airflow.__version__, 'in .venv-$*')"
 	touch $@
 
