@@ -12,13 +12,21 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_segments.sandbox import SANDBOX_CLIENT_ID, SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.sandbox import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_SYSTEM_GUID,
+    SANDBOX_ZENDESK_EMAIL,
+    SandboxServer,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_segments.sandbox",
-        description="Serve a local fake of the WalkMe Segments API (sandbox-only credentials).",
+        description=(
+            "Serve local fakes of the WalkMe Segments API and the Zendesk Help Center User Segments API "
+            "on one port (sandbox-only credentials)."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port, 0 for a free one (default: 8080)")
@@ -66,9 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _request_stop)
     with server:
         print(
-            f"WalkMe Segments sandbox listening on {server.url} - sandbox-only credentials: "
-            f"client id {SANDBOX_CLIENT_ID!r}, system GUID {SANDBOX_SYSTEM_GUID!r} "
-            "(client secret: airflow_provider_segments.sandbox.SANDBOX_CLIENT_SECRET); Ctrl-C stops",
+            f"WalkMe Segments and Zendesk Help Center sandbox listening on {server.url} - sandbox-only "
+            f"credentials: WalkMe client id {SANDBOX_CLIENT_ID!r}, system GUID {SANDBOX_SYSTEM_GUID!r} "
+            "(client secret: airflow_provider_segments.sandbox.SANDBOX_CLIENT_SECRET); "
+            f"Zendesk email {SANDBOX_ZENDESK_EMAIL!r} (API token, password and OAuth token: "
+            "airflow_provider_segments.sandbox.SANDBOX_ZENDESK_API_TOKEN, SANDBOX_ZENDESK_PASSWORD, "
+            "SANDBOX_ZENDESK_OAUTH_TOKEN); Ctrl-C stops",
             flush=True,
         )
         while not stop.wait(0.5):

@@ -125,3 +125,16 @@ def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> 
 def method_not_allowed(allowed: tuple[str, ...] | list[str]) -> Response:
     """Build a ``405`` JSON response with the ``Allow`` header listing ``allowed`` methods."""
     return json_response(405, {"message": "Method not allowed"}, {"Allow": ", ".join(allowed)})
+
+
+def json_object_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object body; 415 for another content type, 400 for bad JSON or a non-object."""
+    if request.content_type != "application/json":
+        raise HttpError(415, {"message": "Content-Type must be application/json"})
+    try:
+        payload = request.json()
+    except ValueError as exc:
+        raise HttpError(400, {"message": f"Malformed JSON body: {exc}"}) from None
+    if not isinstance(payload, dict):
+        raise HttpError(400, {"message": "The request body must be a JSON object"})
+    return payload

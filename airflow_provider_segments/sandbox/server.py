@@ -2,7 +2,7 @@
 
 The machinery here is platform-agnostic. Each fake API is an *app* (see
 :mod:`airflow_provider_segments.sandbox.base`); :class:`SandboxServer` only wires the apps together,
-so adding the Zendesk Help Center fake is one more app, not a second server.
+so the Zendesk Help Center fake is one more app beside the WalkMe one, not a second server.
 
 Control endpoints, never logged and never subject to faults:
 
@@ -44,6 +44,7 @@ from airflow_provider_segments.sandbox.base import (
     method_not_allowed,
 )
 from airflow_provider_segments.sandbox.walkme import WalkMeApp
+from airflow_provider_segments.sandbox.zendesk import ZendeskApp
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -268,7 +269,8 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         Each entry has ``method``, ``path``, ``status`` (``None`` when the connection was dropped),
         ``time`` (epoch seconds), ``connection`` (serial number of the TCP connection, to check
         keep-alive), ``fault`` (``"status"``, ``"delay"`` or ``"drop_connection"``) when a fault hit
-        it, and whatever the app added (WalkMe segment writes add ``action`` and ``ids``).
+        it, and whatever the app added (WalkMe segment writes add ``action`` and ``ids``; Zendesk
+        calls add ``auth``, writes ``action`` and ``ids``, lists ``pagination``).
         """
         with self._lock:
             return [dict(entry) for entry in self._log]
@@ -521,7 +523,9 @@ def is_loopback_host(host: str) -> bool:
 
 
 class SandboxServer:
-    """A local server speaking the WalkMe Segments API, for tests and the demo.
+    """A local server speaking the WalkMe Segments API and the Zendesk Help Center User Segments API.
+
+    Both fakes share one port: :attr:`walkme` and :attr:`zendesk` hold their state. For tests and the demo.
 
     Use it as a context manager: entering starts ``serve_forever`` in a daemon thread, leaving stops
     it. The socket is bound at construction, so :attr:`url` is known before :meth:`start`.
@@ -550,7 +554,9 @@ class SandboxServer:
             )
         self.walkme = WalkMeApp(token_ttl=token_ttl)
         """The fake WalkMe Segments API; its state is readable in-process by tests."""
-        self.httpd = SandboxHTTPServer((host, port), [self.walkme], log_requests=log_requests)
+        self.zendesk = ZendeskApp()
+        """The fake Zendesk Help Center User Segments API; its state is readable in-process by tests."""
+        self.httpd = SandboxHTTPServer((host, port), [self.walkme, self.zendesk], log_requests=log_requests)
         self._thread: threading.Thread | None = None
 
     @property
@@ -647,5 +653,5 @@ class SandboxServer:
         self.httpd.clear_request_log()
 
     def reset(self) -> None:
-        """Clear faults, the request log, segments, tokens and added systems."""
+        """Clear faults, the request log, segments, tokens and added systems (Zendesk: built-ins only)."""
         self.httpd.reset()

@@ -47,6 +47,7 @@ from airflow_provider_segments.sandbox.base import (
     Request,
     Response,
     empty_response,
+    json_object_body,
     json_response,
     method_not_allowed,
 )
@@ -294,7 +295,7 @@ class WalkMeApp:
                 raise HttpError(404, _SYSTEM_NOT_FOUND) from None
         if request.method == "DELETE":
             return self._delete(system, segment or "")
-        payload = _json_object(request)
+        payload = json_object_body(request)
         if request.method == "POST":
             return self._create(request, system, payload)
         return self._update(request, system, segment or "", payload)
@@ -381,7 +382,7 @@ class WalkMeApp:
                 return json_response(200, {"systems": self.systems()})
             if request.method != "POST":
                 return method_not_allowed(("GET", "POST"))
-            guid = _json_object(request).get("guid")
+            guid = json_object_body(request).get("guid")
             if not isinstance(guid, str) or not guid.strip() or "/" in guid:
                 raise HttpError(400, {"message": f"guid must be a non-empty string, got {_show(guid)}"})
             self.add_system(guid)
@@ -431,18 +432,6 @@ def _valid_user_ids(value: Any) -> list[str]:
             },
         )
     return value
-
-
-def _json_object(request: Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise HttpError(415, {"message": "Content-Type must be application/json"})
-    try:
-        payload = request.json()
-    except ValueError as exc:
-        raise HttpError(400, {"message": f"Malformed JSON body: {exc}"}) from None
-    if not isinstance(payload, dict):
-        raise HttpError(400, {"message": "The request body must be a JSON object"})
-    return payload
 
 
 def _normalise_system(guid: str) -> str:
