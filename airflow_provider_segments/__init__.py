@@ -1,4 +1,4 @@
-"""Apache Airflow provider that manages user segments on WalkMe (and, next, Zendesk Help Center).
+"""Apache Airflow provider that manages user segments on WalkMe and Zendesk Help Center.
 
 Airflow discovers the provider through the ``apache_airflow_provider`` entry point, which points at
 :func:`get_provider_info`. Keep this module free of heavy imports: Airflow reads it at every start.
@@ -11,6 +11,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 WALKME_CONN_TYPE = "walkme"
+#: Not "zendesk": the official apache-airflow-providers-zendesk owns that type; both install side by side.
+ZENDESK_CONN_TYPE = "zendesk_help_center"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -18,7 +20,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-segments",
         "name": "Segments",
-        "description": "Manage user segments on WalkMe (Segments API) from Airflow DAGs.",
+        "description": "Manage user segments on WalkMe (Segments API) and Zendesk Help Center "
+        "(User Segments API) from Airflow DAGs.",
         "versions": [__version__],
         "integrations": [
             {
@@ -26,11 +29,20 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://www.walkme.com/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Zendesk Help Center",
+                "external-doc-url": "https://developer.zendesk.com/api-reference/help_center/help-center-api/user_segments/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
                 "integration-name": "WalkMe",
                 "python-modules": ["airflow_provider_segments.operators.walkme"],
+            },
+            {
+                "integration-name": "Zendesk Help Center",
+                "python-modules": ["airflow_provider_segments.operators.zendesk"],
             },
         ],
         "sensors": [
@@ -43,6 +55,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "WalkMe",
                 "python-modules": ["airflow_provider_segments.hooks.walkme"],
+            },
+            {
+                "integration-name": "Zendesk Help Center",
+                "python-modules": ["airflow_provider_segments.hooks.zendesk"],
             },
         ],
         "connection-types": [
@@ -76,6 +92,33 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["string", "null"]},
                         "description": "Data centre shortcut used when the API base URL is empty: "
                         "us, eu, ca or fedramp.",
+                    },
+                },
+            },
+            {
+                "hook-class-name": "airflow_provider_segments.hooks.zendesk.ZendeskHelpCenterHook",
+                "hook-name": "Zendesk Help Center",
+                "connection-type": ZENDESK_CONN_TYPE,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Subdomain or base URL",
+                        "login": "Agent email",
+                        "password": "API token / OAuth token / password",
+                    },
+                    "placeholders": {
+                        "host": "acme (for https://acme.zendesk.com) or a full URL",
+                        "login": "agent@example.com (not used with an OAuth token)",
+                        "password": "the secret for the chosen auth type",
+                        "auth_type": "api_token, oauth_token or password",
+                    },
+                },
+                "conn-fields": {
+                    "auth_type": {
+                        "label": "Auth type",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "api_token (Basic email/token, default with a login), oauth_token "
+                        "(Bearer) or password (deprecated by Zendesk; self-hosted and test servers).",
                     },
                 },
             },

@@ -10,7 +10,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="segments-airflow-
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import pytest
-from support import walkme_conn_json
+from support import walkme_conn_json, zendesk_conn_json
 
 
 @pytest.fixture
@@ -18,3 +18,10 @@ def walkme_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """Install ``walkme_default`` pointing at https://walkme.test (for requests-mock)."""
     monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json())
     return "walkme_default"
+
+
+@pytest.fixture
+def zendesk_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Install ``zendesk_help_center_default`` for subdomain ``acme`` with an API token."""
+    monkeypatch.setenv("AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT", zendesk_conn_json())
+    return "zendesk_help_center_default"

@@ -21,3 +21,26 @@ def walkme_conn_json(
     return json.dumps(
         {"conn_type": "walkme", "host": host, "login": login, "password": password, "extra": extra}
     )
+
+
+ZENDESK_TEST_URL = "https://acme.zendesk.com"
+ZENDESK_EMAIL = "agent@acme.example.com"
+ZENDESK_SECRET = "zd-s3cr3t-token-value"
+
+
+def zendesk_conn_json(
+    host: str = "acme",
+    login: str | None = ZENDESK_EMAIL,
+    password: str = ZENDESK_SECRET,
+    **extra: object,
+) -> str:
+    """An AIRFLOW_CONN_... value for a zendesk_help_center connection (fast retries for tests)."""
+    extra = {"backoff_initial": 0.01, **extra}
+    conn = {
+        "conn_type": "zendesk_help_center",
+        "host": host,
+        "login": login,
+        "password": password,
+        "extra": extra,
+    }
+    return json.dumps(conn)

@@ -9,6 +9,7 @@ from importlib.metadata import distribution, entry_points
 
 from airflow_provider_segments import get_provider_info
 from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 
 
 def test_entry_point_points_at_get_provider_info():
@@ -39,6 +40,20 @@ def test_hook_attributes_match_the_declared_connection_type():
     assert {f["label"] for f in conn["conn-fields"].values()} == {"System GUID", "Region"}
 
 
+def test_zendesk_hook_matches_its_connection_type_and_does_not_collide():
+    (conn,) = [
+        c for c in get_provider_info()["connection-types"] if c["connection-type"] == "zendesk_help_center"
+    ]
+    hook = ZendeskHelpCenterHook
+    assert conn["hook-class-name"] == f"{hook.__module__}.{hook.__qualname__}"
+    assert hook.conn_type == "zendesk_help_center" != "zendesk"
+    assert (
+        hook.default_conn_name == "zendesk_help_center_default" and hook.conn_name_attr == "zendesk_conn_id"
+    )
+    assert conn["ui-field-behaviour"]["relabeling"]["login"] == "Agent email"
+    assert conn["conn-fields"]["auth_type"]["label"] == "Auth type"
+
+
 def test_airflow_providers_manager_knows_the_walkme_connection_form():
     from airflow.providers_manager import ProvidersManager
 
@@ -61,6 +76,10 @@ def test_airflow_cli_lists_the_provider_and_its_connection_type():
         (line,) = [line for line in out.splitlines() if line.startswith("[")]
         return json.loads(line)
 
-    assert any(p["package_name"] == "airflow-provider-segments" for p in cli("list"))
+    packages = {p["package_name"] for p in cli("list")}
+    assert {"airflow-provider-segments", "apache-airflow-providers-zendesk"} <= packages
     hooks = {h["connection_type"]: h for h in cli("hooks")}
     assert hooks["walkme"]["class"] == "airflow_provider_segments.hooks.walkme.WalkMeHook"
+    # Side by side with the official Zendesk provider: each keeps its own connection type.
+    assert hooks["zendesk_help_center"]["package_name"] == "airflow-provider-segments"
+    assert hooks["zendesk"]["package_name"] == "apache-airflow-providers-zendesk"

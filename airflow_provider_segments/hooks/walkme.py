@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from airflow_provider_segments._compat import BaseHook, mask_secret, timezone
 from airflow_provider_segments.exceptions import (
@@ -25,7 +24,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._connection import normalized_extra
+from airflow_provider_segments.hooks._connection import normalized_extra, parse_base_url
 from airflow_provider_segments.http import ApiClient
 from airflow_provider_segments.user_ids import chunk_count, chunked, normalize_user_ids, preview
 
@@ -174,16 +173,7 @@ class WalkMeHook(BaseHook):
         if region_url:
             self.log.info("Connection %r sets both host and region; the host wins.", self.walkme_conn_id)
         url = host if "://" in host else f"https://{host}"
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-            raise SegmentsConfigError(
-                f"Connection {self.walkme_conn_id!r}: host {host!r} is not a base URL like "
-                "https://api.walkme.com or http://127.0.0.1:8080."
-            )
-        netloc = parts.netloc
-        if port and parts.port is None:
-            netloc = f"{netloc}:{port}"
-        return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+        return parse_base_url(url, port, conn_id=self.walkme_conn_id, example=DEFAULT_HOST)
 
     @cached_property
     def client(self) -> ApiClient:

@@ -1,0 +1,481 @@
+"""Zendesk Help Center User Segments API knowledge: auth styles, pagination, payloads, built-ins.
+
+Source: Zendesk's "User Segments" Help Center API document. Who may see Help Center sections and
+topics is defined by user segments; this hook lists, shows, creates, updates and deletes them, and
+lists the sections and topics that use one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_segments._compat import BaseHook, mask_secret
+from airflow_provider_segments.exceptions import (
+    SegmentExistsError,
+    SegmentsApiError,
+    SegmentsAuthError,
+    SegmentsConfigError,
+    SegmentsError,
+    SegmentsNotFoundError,
+    SegmentsUnknownOutcomeError,
+    SegmentsValidationError,
+)
+from airflow_provider_segments.hooks._connection import normalized_extra, parse_base_url
+from airflow_provider_segments.http import ApiClient
+from airflow_provider_segments.user_ids import coerce_id_list, preview
+
+API_PREFIX = "/api/v2/help_center"
+USER_SEGMENTS_PATH = f"{API_PREFIX}/user_segments.json"
+APPLICABLE_PATH = f"{API_PREFIX}/user_segments/applicable.json"
+USER_SEGMENT_PATH = f"{API_PREFIX}/user_segments/{{id}}.json"
+USER_USER_SEGMENTS_PATH = f"{API_PREFIX}/users/{{user_id}}/user_segments.json"
+SECTIONS_PATH = f"{API_PREFIX}/user_segments/{{id}}/sections.json"
+TOPICS_PATH = f"{API_PREFIX}/user_segments/{{id}}/topics.json"
+
+USER_TYPES = ("signed_in_users", "staff")
+AUTH_TYPES = ("oauth_token", "api_token", "password")
+ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
+TAG_LIST_FIELDS = ("tags", "or_tags")
+IF_EXISTS_CHOICES = ("update", "error")
+#: Cursor pagination page size (Zendesk's maximum).
+PAGE_SIZE = 100
+#: A list that has not ended after this many pages is a server bug, not data: stop with an error.
+MAX_PAGES = 10_000
+SUBDOMAIN_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+
+
+def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
+    """Return ``value`` as a positive int (a digit string is accepted); refuse anything else."""
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isdigit() and value.isascii():
+        number = int(value)
+    else:
+        number = None
+    if number is None or number <= 0:
+        raise SegmentsValidationError(
+            f"{field} {preview(value)} is not valid: expected a positive integer id."
+        )
+    return number
+
+
+def _validate_id_list(field: str, value: Any) -> list[int]:
+    result = []
+    for position, item in enumerate(coerce_id_list(value, field=field)):
+        try:
+            result.append(validate_user_segment_id(item, f"{field}[{position}]"))
+        except SegmentsValidationError:
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} is not valid: {field} holds positive integer ids."
+            ) from None
+    return result
+
+
+def _validate_tag_list(field: str, value: Any) -> list[str]:
+    result = []
+    for position, item in enumerate(coerce_id_list(value, field=field)):
+        if not isinstance(item, str) or not item.strip():
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} is not valid: {field} holds non-empty strings."
+            )
+        result.append(item)
+    return result
+
+
+def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """Validate the given fields and return the ``user_segment`` body; ``None`` means "not given".
+
+    Raises :class:`SegmentsValidationError` naming the field and value; nothing is sent then.
+    """
+    body: dict[str, Any] = {}
+    name = fields.get("name")
+    if name is not None or creating:
+        if not isinstance(name, str) or not name.strip():
+            raise SegmentsValidationError(f"name {preview(name)} is not valid: give a non-empty string.")
+        body["name"] = name
+    user_type = fields.get("user_type")
+    if user_type is not None or creating:
+        if user_type not in USER_TYPES:
+            raise SegmentsValidationError(
+                f"user_type {preview(user_type)} is not valid: use one of {', '.join(USER_TYPES)}."
+            )
+        body["user_type"] = user_type
+    for field in ID_LIST_FIELDS:
+        if fields.get(field) is not None:
+            body[field] = _validate_id_list(field, fields[field])
+    for field in TAG_LIST_FIELDS:
+        if fields.get(field) is not None:
+            body[field] = _validate_tag_list(field, fields[field])
+    return body
+
+
+class ZendeskHelpCenterHook(BaseHook):
+    """Talk to the Zendesk Help Center User Segments API through a ``zendesk_help_center`` connection.
+
+    Connection fields: ``host`` is a bare subdomain (``acme`` means ``https://acme.zendesk.com``) or a
+    full base URL; ``login`` the agent's email; ``password`` the secret, read according to
+    ``extra.auth_type``: ``oauth_token`` (Bearer; login unused), ``api_token`` (Basic
+    ``{email}/token:token``; the default when a login is set) or ``password`` (Basic email:password,
+    which Zendesk has turned off for its cloud API: kept for self-hosted and test servers).
+
+    :param zendesk_conn_id: the Airflow connection to use.
+    """
+
+    conn_name_attr = "zendesk_conn_id"
+    default_conn_name = "zendesk_help_center_default"
+    conn_type = "zendesk_help_center"
+    hook_name = "Zendesk Help Center"
+
+    def __init__(self, zendesk_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.zendesk_conn_id = zendesk_conn_id
+        self._built_in_ids: set[int] = set()
+
+    def __repr__(self) -> str:
+        return f"ZendeskHelpCenterHook(zendesk_conn_id={self.zendesk_conn_id!r})"
+
+    # -- connection ----------------------------------------------------------------------------
+    @cached_property
+    def _settings(self) -> dict[str, Any]:
+        conn = self.get_connection(self.zendesk_conn_id)
+        extra = normalized_extra(conn.extra_dejson, self.conn_type)
+        name = self.zendesk_conn_id
+        if not conn.password:
+            raise SegmentsConfigError(f"Connection {name!r} has no secret: set its password field.")
+        auth_type = extra.get("auth_type") or ("api_token" if conn.login else "oauth_token")
+        if auth_type not in AUTH_TYPES:
+            raise SegmentsConfigError(
+                f"Connection {name!r}: extra field 'auth_type' is {auth_type!r}; use one of "
+                f"{', '.join(AUTH_TYPES)}."
+            )
+        if auth_type in ("api_token", "password") and not conn.login:
+            raise SegmentsConfigError(
+                f"Connection {name!r}: auth_type {auth_type!r} needs the agent's email in the login field."
+            )
+        if auth_type == "password":
+            self.log.warning(
+                "Connection %r uses auth_type 'password': Zendesk has turned password access off for "
+                "its API; use 'api_token' or 'oauth_token' (password is kept for self-hosted and test "
+                "servers).",
+                name,
+            )
+        mask_secret(conn.password)
+        return {
+            "base_url": self._base_url(conn.host, conn.port),
+            "auth_type": auth_type,
+            "login": conn.login,
+            "secret": conn.password,
+            "extra": extra,
+        }
+
+    def _base_url(self, host: str | None, port: int | None) -> str:
+        host = (host or "").strip()
+        if not host:
+            raise SegmentsConfigError(
+                f"Connection {self.zendesk_conn_id!r} has no host: set it to your subdomain (acme) or a "
+                "base URL (https://acme.zendesk.com)."
+            )
+        if "://" not in host:
+            if not SUBDOMAIN_PATTERN.fullmatch(host):
+                raise SegmentsConfigError(
+                    f"Connection {self.zendesk_conn_id!r}: host {host!r} is neither a Zendesk subdomain "
+                    "(letters, digits, hyphens) nor a base URL with a scheme (https://acme.zendesk.com)."
+                )
+            return f"https://{host.lower()}.zendesk.com"
+        return parse_base_url(host, port, conn_id=self.zendesk_conn_id, example="https://acme.zendesk.com")
+
+    @cached_property
+    def client(self) -> ApiClient:
+        """The HTTP client (built on first use: nothing is read or sent at construction)."""
+        settings = self._settings
+        fix = f"Check the login, secret and auth_type of Airflow connection {self.zendesk_conn_id!r}."
+        client = ApiClient.from_extra(
+            platform="Zendesk",
+            base_url=settings["base_url"],
+            extra=settings["extra"],
+            conn_id=self.zendesk_conn_id,
+            hints={
+                401: fix,
+                403: "Built-in user segments are read-only, and managing segments needs a Help Center "
+                "manager.",
+            },
+            logger=self.log,
+        )
+        client.add_secret(settings["secret"])
+        return client
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL this hook talks to."""
+        return self._settings["base_url"]
+
+    def _auth_kwargs(self) -> dict[str, Any]:
+        settings = self._settings
+        if settings["auth_type"] == "oauth_token":
+            return {"headers": {"Authorization": f"Bearer {settings['secret']}"}}
+        if settings["auth_type"] == "api_token":
+            return {"auth": (f"{settings['login']}/token", settings["secret"])}
+        return {"auth": (settings["login"], settings["secret"])}
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.client.request_json(method, path, **self._auth_kwargs(), **kwargs)
+
+    # -- pagination ----------------------------------------------------------------------------
+    def _paginate(
+        self, path: str, key: str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the items of every page: cursor pagination, or offset if the server answers so."""
+        base = urlsplit(self.base_url)
+        url: str = path
+        query: dict[str, Any] | None = {**(params or {}), "page[size]": PAGE_SIZE}
+        seen: set[str] = set()
+        for _page in range(MAX_PAGES):
+            body = self._call("GET", url, params=query)
+            if not isinstance(body, dict) or not isinstance(body.get(key), list):
+                raise SegmentsError(f"Zendesk answered {path} without a {key!r} list: {preview(body)}")
+            for item in body[key]:
+                self._remember_built_in(item)
+                yield item
+            meta, links = body.get("meta") or {}, body.get("links") or {}
+            if meta.get("has_more") and links.get("next"):
+                next_url = links["next"]
+            elif body.get("next_page"):
+                next_url = body["next_page"]
+            else:
+                return
+            target = urlsplit(next_url)
+            if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+                raise SegmentsError(
+                    f"Zendesk's next-page link for {path} points at another host ({target.netloc}); "
+                    "refusing to send credentials there."
+                )
+            if next_url in seen:
+                raise SegmentsError(f"Zendesk's pagination of {path} loops back to a page it already sent.")
+            seen.add(next_url)
+            url, query = next_url, None
+        raise SegmentsError(f"Zendesk's pagination of {path} did not end after {MAX_PAGES} pages.")
+
+    def _remember_built_in(self, segment: Any) -> None:
+        if isinstance(segment, dict) and segment.get("built_in") and isinstance(segment.get("id"), int):
+            self._built_in_ids.add(segment["id"])
+
+    # -- user segments -------------------------------------------------------------------------
+    def iter_user_segments(
+        self, built_in: bool | None = None, applicable: bool = False, user_id: int | str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield user segments page by page: all, only ``applicable`` ones, or those of ``user_id``.
+
+        :param built_in: ``True`` only built-in segments, ``False`` only custom ones, ``None`` both.
+        """
+        if applicable and user_id is not None:
+            raise SegmentsValidationError("Pass either applicable=True or user_id, not both.")
+        if user_id is not None:
+            path = USER_USER_SEGMENTS_PATH.format(user_id=validate_user_segment_id(user_id, "user_id"))
+        else:
+            path = APPLICABLE_PATH if applicable else USER_SEGMENTS_PATH
+        params = {} if built_in is None else {"built_in": "true" if built_in else "false"}
+        yield from self._paginate(path, "user_segments", params)
+
+    def list_user_segments(
+        self, built_in: bool | None = None, applicable: bool = False, user_id: int | str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every user segment across all pages (see :meth:`iter_user_segments`)."""
+        return list(self.iter_user_segments(built_in=built_in, applicable=applicable, user_id=user_id))
+
+    def get_user_segment(self, user_segment_id: int | str) -> dict[str, Any]:
+        """Show one user segment."""
+        segment_id = validate_user_segment_id(user_segment_id)
+        body = self._call("GET", USER_SEGMENT_PATH.format(id=segment_id))
+        segment = _unwrap(body, USER_SEGMENT_PATH)
+        self._remember_built_in(segment)
+        return segment
+
+    def create_user_segment(
+        self,
+        name: str,
+        user_type: str,
+        group_ids: list[int] | None = None,
+        organization_ids: list[int] | None = None,
+        tags: list[str] | None = None,
+        or_tags: list[str] | None = None,
+        added_user_ids: list[int] | None = None,
+        if_exists: str = "update",
+    ) -> dict[str, Any]:
+        """Create a custom user segment; a retried task never creates a duplicate.
+
+        A custom segment with the same name is updated with the given fields instead
+        (``if_exists="update"``, the default) or refused (``"error"``).
+        """
+        if if_exists not in IF_EXISTS_CHOICES:
+            raise SegmentsValidationError(
+                f"if_exists {preview(if_exists)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
+            )
+        fields = {
+            "name": name,
+            "user_type": user_type,
+            "group_ids": group_ids,
+            "organization_ids": organization_ids,
+            "tags": tags,
+            "or_tags": or_tags,
+            "added_user_ids": added_user_ids,
+        }
+        body = build_user_segment_payload(fields, creating=True)
+        existing = self._find_custom_by_name(name)
+        if existing is not None:
+            if if_exists == "error":
+                raise SegmentExistsError(
+                    f"A Zendesk user segment named {name!r} already exists (id {existing['id']}) and "
+                    "if_exists='error'."
+                )
+            self.log.info(
+                "User segment %r already exists (id %s): updating it instead of creating a duplicate.",
+                name,
+                existing["id"],
+            )
+            return self._put(existing["id"], body)
+        try:
+            created = self._call(
+                "POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False
+            )
+        except SegmentsUnknownOutcomeError as err:
+            self.log.warning(
+                "%s. Checking whether user segment %r was created before trying again.", err, name
+            )
+            existing = self._find_custom_by_name(name)
+            if existing is not None:
+                return self._put(existing["id"], body)
+            created = self._call(
+                "POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False
+            )
+        segment = _unwrap(created, USER_SEGMENTS_PATH)
+        self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
+        return segment
+
+    def _find_custom_by_name(self, name: str) -> dict[str, Any] | None:
+        matches = [s for s in self.iter_user_segments(built_in=False) if s.get("name") == name]
+        if len(matches) > 1:
+            ids = ", ".join(str(s.get("id")) for s in matches)
+            raise SegmentsError(
+                f"{len(matches)} Zendesk user segments are named {name!r} (ids {ids}); refusing to guess "
+                "which one to update. Update one by id."
+            )
+        return matches[0] if matches else None
+
+    def update_user_segment(
+        self,
+        user_segment_id: int | str,
+        name: str | None = None,
+        user_type: str | None = None,
+        group_ids: list[int] | None = None,
+        organization_ids: list[int] | None = None,
+        tags: list[str] | None = None,
+        or_tags: list[str] | None = None,
+        added_user_ids: list[int] | None = None,
+    ) -> dict[str, Any]:
+        """Update the given fields of a user segment; ``None`` leaves a field as is, ``[]`` clears it."""
+        segment_id = validate_user_segment_id(user_segment_id)
+        fields = {
+            "name": name,
+            "user_type": user_type,
+            "group_ids": group_ids,
+            "organization_ids": organization_ids,
+            "tags": tags,
+            "or_tags": or_tags,
+            "added_user_ids": added_user_ids,
+        }
+        body = build_user_segment_payload(fields, creating=False)
+        if not body:
+            raise SegmentsValidationError(
+                f"Nothing to update on user segment {segment_id}: give at least one field."
+            )
+        return self._put(segment_id, body)
+
+    def _put(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        self._refuse_built_in(segment_id, "update")
+        try:
+            answer = self._call(
+                "PUT", USER_SEGMENT_PATH.format(id=segment_id), json_body={"user_segment": body}
+            )
+        except SegmentsAuthError as err:
+            raise self._built_in_refusal(err, segment_id, "update") from err
+        segment = _unwrap(answer, USER_SEGMENT_PATH)
+        self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
+        return segment
+
+    def delete_user_segment(self, user_segment_id: int | str, missing_ok: bool = True) -> int:
+        """Delete a user segment; one already gone counts as deleted unless ``missing_ok=False``."""
+        segment_id = validate_user_segment_id(user_segment_id)
+        self._refuse_built_in(segment_id, "delete")
+        try:
+            self._call("DELETE", USER_SEGMENT_PATH.format(id=segment_id))
+        except SegmentsNotFoundError:
+            if not missing_ok:
+                raise
+            self.log.info("Zendesk user segment %s was already gone.", segment_id)
+        except SegmentsAuthError as err:
+            raise self._built_in_refusal(err, segment_id, "delete") from err
+        else:
+            self.log.info("Deleted Zendesk user segment %s.", segment_id)
+        return segment_id
+
+    def _refuse_built_in(self, segment_id: int, verb: str) -> None:
+        if segment_id in self._built_in_ids:
+            raise SegmentsValidationError(
+                f"Zendesk user segment {segment_id} is built-in, and built-in segments are read-only: "
+                f"cannot {verb} it."
+            )
+
+    def _built_in_refusal(self, err: SegmentsAuthError, segment_id: int, verb: str) -> SegmentsError:
+        if err.status == 403 and "built-in" in (err.api_message or "").lower():
+            return SegmentsValidationError(
+                f"Zendesk refused to {verb} user segment {segment_id}: it is built-in, and built-in "
+                f"segments are read-only ({err.api_message})."
+            )
+        return err
+
+    # -- where a segment is used ---------------------------------------------------------------
+    def iter_sections(self, user_segment_id: int | str) -> Iterator[dict[str, Any]]:
+        """Yield the Help Center sections restricted to this user segment."""
+        segment_id = validate_user_segment_id(user_segment_id)
+        yield from self._paginate(SECTIONS_PATH.format(id=segment_id), "sections")
+
+    def list_sections(self, user_segment_id: int | str) -> list[dict[str, Any]]:
+        """The sections restricted to this user segment, across all pages."""
+        return list(self.iter_sections(user_segment_id))
+
+    def iter_topics(self, user_segment_id: int | str) -> Iterator[dict[str, Any]]:
+        """Yield the community topics restricted to this user segment."""
+        segment_id = validate_user_segment_id(user_segment_id)
+        yield from self._paginate(TOPICS_PATH.format(id=segment_id), "topics")
+
+    def list_topics(self, user_segment_id: int | str) -> list[dict[str, Any]]:
+        """The topics restricted to this user segment, across all pages."""
+        return list(self.iter_topics(user_segment_id))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call (first page of one user segment); never echo the secret."""
+        try:
+            self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
+            return (
+                True,
+                f"Authenticated to Zendesk Help Center at {self.base_url} ({self._settings['auth_type']}).",
+            )
+        except SegmentsError as err:
+            return False, str(err)
+
+
+def _unwrap(body: Any, path: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("user_segment"), dict):
+        raise SegmentsApiError(
+            f"Zendesk answered {path} without a user_segment object: {preview(body)}",
+            platform="Zendesk",
+            method="",
+            endpoint=path,
+        )
+    return body["user_segment"]

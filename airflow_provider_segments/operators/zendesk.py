@@ -1,0 +1,234 @@
+"""Operators that create, update, delete and list Zendesk Help Center user segments.
+
+Thin by design: every argument is templated, validation and pagination live in the hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow_provider_segments._compat import BaseOperator, Context
+from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.hooks.zendesk import IF_EXISTS_CHOICES, ZendeskHelpCenterHook
+from airflow_provider_segments.operators._base import LiteralIdsRenderingMixin, fail_fast_on_bad_input
+
+_SEGMENT_FIELDS = ("name", "user_type", "group_ids", "organization_ids", "tags", "or_tags", "added_user_ids")
+
+
+class _ZendeskOperator(LiteralIdsRenderingMixin, BaseOperator):
+    """Shared connection handling of the Zendesk operators."""
+
+    ui_color = "#d1f2eb"
+
+    def __init__(
+        self, *, zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.zendesk_conn_id = zendesk_conn_id
+
+    @cached_property
+    def hook(self) -> ZendeskHelpCenterHook:
+        """The hook for ``zendesk_conn_id`` (no connection is read until the task runs)."""
+        return ZendeskHelpCenterHook(zendesk_conn_id=self.zendesk_conn_id)
+
+    def _segment_fields(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in _SEGMENT_FIELDS}
+
+
+class ZendeskCreateUserSegmentOperator(_ZendeskOperator):
+    """Create a Help Center user segment; a retried task never creates a duplicate.
+
+    A custom segment with the same name is updated with these fields instead (``if_exists="update"``)
+    or makes the task fail (``"error"``). Returns (XCom) the segment as Zendesk returns it.
+
+    :param name: segment name. Templated.
+    :param user_type: ``"signed_in_users"`` or ``"staff"``. Templated.
+    :param group_ids: ids of the groups that have access. Templated.
+    :param organization_ids: ids of the organizations that have access. Templated.
+    :param tags: tags a user must all have. Templated.
+    :param or_tags: tags of which a user must have at least one. Templated.
+    :param added_user_ids: users added regardless of the criteria. Templated.
+    :param if_exists: ``"update"`` or ``"error"``.
+    :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
+    """
+
+    template_fields: Sequence[str] = _SEGMENT_FIELDS
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        user_type: str,
+        group_ids: list[int] | None = None,
+        organization_ids: list[int] | None = None,
+        tags: list[str] | None = None,
+        or_tags: list[str] | None = None,
+        added_user_ids: list[int] | None = None,
+        if_exists: str = "update",
+        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        if if_exists not in IF_EXISTS_CHOICES:
+            raise SegmentsValidationError(
+                f"if_exists={if_exists!r} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
+            )
+        self.name = name
+        self.user_type = user_type
+        self.group_ids = group_ids
+        self.organization_ids = organization_ids
+        self.tags = tags
+        self.or_tags = or_tags
+        self.added_user_ids = added_user_ids
+        self.if_exists = if_exists
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_fast_on_bad_input():
+            return self.hook.create_user_segment(**self._segment_fields(), if_exists=self.if_exists)
+
+
+class ZendeskUpdateUserSegmentOperator(_ZendeskOperator):
+    """Update the given fields of a user segment: ``None`` leaves a field as is, ``[]`` clears it.
+
+    Built-in segments are read-only: updating one fails with a clear message. Returns (XCom) the
+    segment as Zendesk returns it.
+
+    :param user_segment_id: the segment's id. Templated.
+    :param name: new name. Templated.
+    :param user_type: ``"signed_in_users"`` or ``"staff"``. Templated.
+    :param group_ids: ids of the groups that have access. Templated.
+    :param organization_ids: ids of the organizations that have access. Templated.
+    :param tags: tags a user must all have. Templated.
+    :param or_tags: tags of which a user must have at least one. Templated.
+    :param added_user_ids: users added regardless of the criteria. Templated.
+    :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
+    """
+
+    template_fields: Sequence[str] = ("user_segment_id", *_SEGMENT_FIELDS)
+
+    def __init__(
+        self,
+        *,
+        user_segment_id: int | str,
+        name: str | None = None,
+        user_type: str | None = None,
+        group_ids: list[int] | None = None,
+        organization_ids: list[int] | None = None,
+        tags: list[str] | None = None,
+        or_tags: list[str] | None = None,
+        added_user_ids: list[int] | None = None,
+        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        self.user_segment_id = user_segment_id
+        self.name = name
+        self.user_type = user_type
+        self.group_ids = group_ids
+        self.organization_ids = organization_ids
+        self.tags = tags
+        self.or_tags = or_tags
+        self.added_user_ids = added_user_ids
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_fast_on_bad_input():
+            return self.hook.update_user_segment(self.user_segment_id, **self._segment_fields())
+
+
+class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):
+    """Delete a user segment; one already gone counts as deleted unless ``missing_ok=False``.
+
+    Returns (XCom) the deleted id.
+
+    :param user_segment_id: the segment's id. Templated.
+    :param missing_ok: succeed when the segment does not exist (the desired state holds).
+    :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
+    """
+
+    template_fields: Sequence[str] = ("user_segment_id",)
+
+    def __init__(
+        self,
+        *,
+        user_segment_id: int | str,
+        missing_ok: bool = True,
+        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        self.user_segment_id = user_segment_id
+        self.missing_ok = missing_ok
+
+    def execute(self, context: Context) -> int:
+        with fail_fast_on_bad_input():
+            return self.hook.delete_user_segment(self.user_segment_id, missing_ok=self.missing_ok)
+
+
+class ZendeskListUserSegmentsOperator(_ZendeskOperator):
+    """List user segments across every page. Returns (XCom) a list of dicts.
+
+    :param built_in: ``True`` only built-in, ``False`` only custom, ``None`` both. Templated.
+    :param applicable: only the segments applicable on the account's Guide plan. Templated.
+    :param user_id: only the segments this user belongs to. Templated.
+    :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
+    """
+
+    template_fields: Sequence[str] = ("built_in", "applicable", "user_id")
+
+    def __init__(
+        self,
+        *,
+        built_in: bool | None = None,
+        applicable: bool = False,
+        user_id: int | str | None = None,
+        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        self.built_in = built_in
+        self.applicable = applicable
+        self.user_id = user_id
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        with fail_fast_on_bad_input():
+            segments = self.hook.list_user_segments(
+                built_in=self.built_in, applicable=self.applicable, user_id=self.user_id
+            )
+        self.log.info("Zendesk lists %d user segment(s).", len(segments))
+        return segments
+
+
+class ZendeskListUserSegmentUsageOperator(_ZendeskOperator):
+    """List the Help Center sections and community topics restricted to a user segment.
+
+    Returns (XCom) ``{"user_segment_id": id, "sections": [...], "topics": [...]}``.
+
+    :param user_segment_id: the segment's id. Templated.
+    :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
+    """
+
+    template_fields: Sequence[str] = ("user_segment_id",)
+
+    def __init__(
+        self,
+        *,
+        user_segment_id: int | str,
+        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        self.user_segment_id = user_segment_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_fast_on_bad_input():
+            sections = self.hook.list_sections(self.user_segment_id)
+            topics = self.hook.list_topics(self.user_segment_id)
+        self.log.info(
+            "User segment %s restricts %d section(s) and %d topic(s).",
+            self.user_segment_id,
+            len(sections),
+            len(topics),
+        )
+        return {"user_segment_id": int(self.user_segment_id), "sections": sections, "topics": topics}
