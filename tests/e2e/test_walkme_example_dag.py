@@ -102,4 +102,4 @@ def test_readme_demo_command_prints_the_summary(tmp_path, capsys):
     assert exit_code == 0, printed
     assert "succeeded" in printed
     assert f"sandbox segment '{SEGMENT_NAME}'" in printed and "60,000 members" in printed
-    assert "holds 60,000 users" in printed
+    assert "holds 60,000 users" in printed and "write requests the sandbox received: 3" in printed
