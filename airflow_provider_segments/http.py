@@ -304,20 +304,11 @@ class ApiClient:
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        data: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> requests.Response:
-        """Send one call, retrying what is safe to retry, and return a successful response.
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one call, retrying what is safe to retry, and return the successful response.
 
+        :param params: query parameters. :param json_body: JSON body. :param data: form body.
+        :param headers: extra headers. :param auth: HTTP Basic ``(user, password)``.
         :param idempotent: whether repeating the call is harmless; by default true for GET, PUT,
             DELETE. A non-idempotent call is retried only when the server cannot have applied it
             (connection refused, 429, 503); otherwise :class:`SegmentsUnknownOutcomeError` is raised.
@@ -325,6 +316,30 @@ class ApiClient:
         :raises SegmentsNotFoundError: on 404.
         :raises SegmentsApiError: on any other failure once the retry budget is spent.
         """
+        return self._perform(method, path, parse_json=False, **kwargs)[0]
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like :meth:`request`, and return the decoded JSON body (``None`` for an empty body).
+
+        A body that is not valid JSON (truncated, an HTML page from a proxy) is retried like a
+        transient error when the call is idempotent; otherwise, or once the budget is spent, it is
+        an error naming the call.
+        """
+        return self._perform(method, path, parse_json=True, **kwargs)[1]
+
+    def _perform(
+        self,
+        method: str,
+        path: str,
+        *,
+        parse_json: bool,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> tuple[requests.Response, Any]:
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
@@ -332,6 +347,18 @@ class ApiClient:
         endpoint = urlsplit(url).path
         waited = 0.0
         attempt = 0
+
+        def backed_off(reason: str, retry_after: float | None = None) -> bool:
+            """Sleep before the next attempt if the budget allows it; False when it is spent."""
+            nonlocal waited
+            delay = retry_after if retry_after is not None else self.retry.backoff(attempt)
+            if not self._retry_allowed(attempt, waited, delay):
+                return False
+            self._log_retry(method, endpoint, reason, attempt, delay, retry_after)
+            self.sleep(delay)
+            waited += delay
+            return True
+
         while True:
             attempt += 1
             started = time.monotonic()
@@ -356,11 +383,7 @@ class ApiClient:
                         method=method,
                         endpoint=endpoint,
                     ) from None
-                delay = self.retry.backoff(attempt)
-                if self._retry_allowed(attempt, waited, delay):
-                    self._log_retry(method, endpoint, reason, attempt, delay)
-                    self.sleep(delay)
-                    waited += delay
+                if backed_off(reason):
                     continue
                 raise SegmentsApiError(
                     self._message(method, endpoint, None, reason, attempt),
@@ -380,7 +403,30 @@ class ApiClient:
             )
             if status < 400:
                 self._watch_rate_limit(response)
-                return response
+                if not parse_json or not response.content:
+                    return response, None
+                try:
+                    return response, response.json()
+                except ValueError:
+                    snippet = self.redact(" ".join(response.text.split())[:120])
+                    detail = f"answered with a body that is not valid JSON: {snippet!r}"
+                    if not idempotent:
+                        raise SegmentsUnknownOutcomeError(
+                            self._message(method, endpoint, response, detail, attempt, outcome_unknown=True),
+                            platform=self.platform,
+                            method=method,
+                            endpoint=endpoint,
+                            status=status,
+                        ) from None
+                    if backed_off("body is not valid JSON"):
+                        continue
+                    raise SegmentsApiError(
+                        self._message(method, endpoint, response, detail, attempt),
+                        platform=self.platform,
+                        method=method,
+                        endpoint=endpoint,
+                        status=status,
+                    ) from None
             api_message = self.redact(extract_api_message(response))
             if status in RETRYABLE_STATUSES:
                 if not idempotent and status not in NOT_PROCESSED_STATUSES:
@@ -392,37 +438,10 @@ class ApiClient:
                         status=status,
                         api_message=api_message,
                     )
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                delay = retry_after if retry_after is not None else self.retry.backoff(attempt)
-                if self._retry_allowed(attempt, waited, delay):
-                    self._log_retry(method, endpoint, f"HTTP {status}", attempt, delay, retry_after)
-                    response.close()
-                    self.sleep(delay)
-                    waited += delay
+                response.close()
+                if backed_off(f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"))):
                     continue
             raise self._error(method, endpoint, response, api_message, attempt)
-
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Like :meth:`request`, and return the decoded JSON body (``None`` for an empty body).
-
-        A body that is not valid JSON (truncated, HTML from a proxy) is an error naming the call.
-        """
-        response = self.request(method, path, **kwargs)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            endpoint = urlsplit(response.url or self.url(path)).path
-            snippet = self.redact(" ".join(response.text.split())[:120])
-            raise SegmentsApiError(
-                f"{self.platform} API {method.upper()} {endpoint} answered HTTP {response.status_code} "
-                f"with a body that is not valid JSON: {snippet!r}",
-                platform=self.platform,
-                method=method.upper(),
-                endpoint=endpoint,
-                status=response.status_code,
-            ) from None
 
     # -- helpers -------------------------------------------------------------------------------
     def _retry_allowed(self, attempt: int, waited: float, delay: float) -> bool:

@@ -8,6 +8,8 @@ import tempfile
 # Airflow reads its configuration at import: point it at a throw-away home before anything imports it.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="segments-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# Every test runs with DEBUG logging, so secret scans also see what only shows at DEBUG.
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG")
 
 import pytest
 from support import walkme_conn_json, zendesk_conn_json
@@ -25,3 +27,11 @@ def zendesk_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """Install ``zendesk_help_center_default`` for subdomain ``acme`` with an API token."""
     monkeypatch.setenv("AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT", zendesk_conn_json())
     return "zendesk_help_center_default"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Airflow's atexit hook logs "Disposing DB connection pool" to a stream pytest has closed by
+    then; silence that harmless "--- Logging error ---" noise at interpreter exit."""
+    import logging
+
+    logging.raiseExceptions = False

@@ -235,13 +235,26 @@ class ZendeskHelpCenterHook(BaseHook):
         url: str = path
         query: dict[str, Any] | None = {**(params or {}), "page[size]": PAGE_SIZE}
         seen: set[str] = set()
+        seen_ids: set[Any] = set()
         for _page in range(MAX_PAGES):
             body = self._call("GET", url, params=query)
             if not isinstance(body, dict) or not isinstance(body.get(key), list):
                 raise SegmentsError(f"Zendesk answered {path} without a {key!r} list: {preview(body)}")
+            fresh = 0
             for item in body[key]:
+                item_id = item.get("id") if isinstance(item, dict) else None
+                if item_id is not None:
+                    if item_id in seen_ids:
+                        continue  # an item shifted onto the next page (offset pagination): once is enough
+                    seen_ids.add(item_id)
+                fresh += 1
                 self._remember_built_in(item)
                 yield item
+            if body[key] and not fresh:
+                raise SegmentsError(
+                    f"Zendesk's pagination of {path} sent a page of items it had already sent; stopping "
+                    "instead of looping."
+                )
             meta, links = body.get("meta") or {}, body.get("links") or {}
             if meta.get("has_more") and links.get("next"):
                 next_url = links["next"]

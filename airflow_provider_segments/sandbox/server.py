@@ -74,6 +74,9 @@ class Fault:
     delay: float = 0.0
     drop_connection: bool = False
     method: str | None = None
+    lose_response: bool = False
+    truncate_body: bool = False
+    skip: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.path_prefix, str) or not self.path_prefix.startswith("/"):
@@ -98,8 +101,21 @@ class Fault:
             if not isinstance(self.method, str) or not self.method.strip():
                 raise ValueError(f"method must be an HTTP method name, got {self.method!r}")
             self.method = self.method.strip().upper()
-        if self.status is None and not self.delay and not self.drop_connection:
-            raise ValueError("a fault needs a status, a delay > 0 or drop_connection=True")
+        if isinstance(self.skip, bool) or not isinstance(self.skip, int) or self.skip < 0:
+            raise ValueError(f"skip must be a whole number >= 0, got {self.skip!r}")
+        for flag in ("lose_response", "truncate_body"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        if not (
+            self.status is not None
+            or self.delay
+            or self.drop_connection
+            or self.lose_response
+            or self.truncate_body
+        ):
+            raise ValueError(
+                "a fault needs a status, a delay > 0, drop_connection, lose_response or truncate_body"
+            )
 
     @classmethod
     def from_json(cls, payload: Any) -> Fault:
@@ -208,14 +224,21 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         delay: float = 0.0,
         drop_connection: bool = False,
         method: str | None = None,
+        lose_response: bool = False,
+        truncate_body: bool = False,
+        skip: int = 0,
     ) -> Fault:
         """Make the next ``count`` requests whose path starts with ``path_prefix`` misbehave.
 
         A matching request is first held ``delay`` seconds; then its connection is closed without a
         response if ``drop_connection``, else it gets ``status`` (with ``Retry-After: retry_after``
         and ``body`` when given, a JSON ``{"message": <reason>}`` otherwise), else it is handled
-        normally. ``method`` limits the fault to one HTTP method. Faults are used in the order
-        they were injected; ``/_sandbox/`` paths are never faulted.
+        normally. ``lose_response`` handles the request (the app applies it) and then closes the
+        connection without answering, as when a response is lost on the way back;
+        ``truncate_body`` handles it and sends the headers with only half of the body before closing
+        (a connection reset mid-response). ``skip`` lets that many matching requests through first
+        (to fail, say, the third chunk). ``method`` limits the fault to one HTTP method. Faults are
+        used in the order they were injected; ``/_sandbox/`` paths are never faulted.
         """
         fault = Fault(
             path_prefix,
@@ -226,6 +249,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             delay=delay,
             drop_connection=drop_connection,
             method=method,
+            lose_response=lose_response,
+            truncate_body=truncate_body,
+            skip=skip,
         )
         self.add_fault(fault)
         return fault
@@ -250,6 +276,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         with self._lock:
             for index, fault in enumerate(self._faults):
                 if fault.matches(method, path):
+                    if fault.skip > 0:  # let this one through untouched
+                        fault.skip -= 1
+                        return None
                     fault.count -= 1
                     if fault.count <= 0:
                         del self._faults[index]
@@ -268,7 +297,8 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
         Each entry has ``method``, ``path``, ``status`` (``None`` when the connection was dropped),
         ``time`` (epoch seconds), ``connection`` (serial number of the TCP connection, to check
-        keep-alive), ``fault`` (``"status"``, ``"delay"`` or ``"drop_connection"``) when a fault hit
+        keep-alive), ``fault`` (``"status"``, ``"delay"``, ``"drop_connection"``, ``"lose_response"``
+        or ``"truncate_body"``) when a fault hit
         it, and whatever the app added (WalkMe segment writes add ``action`` and ``ids``; Zendesk
         calls add ``auth``, writes ``action`` and ``ids``, lists ``pagination``).
         """
@@ -442,9 +472,15 @@ class _SandboxRequestHandler(BaseHTTPRequestHandler):
             fault_kind = "status"
         else:
             response = self.server.dispatch(request)
+        if fault is not None and fault.lose_response:
+            self.close_connection = True
+            self.server.record(_log_entry(request, response.status, "lose_response", self.connection_number))
+            return
+        if fault is not None and fault.truncate_body:
+            fault_kind = "truncate_body"
         if not control:
             self.server.record(_log_entry(request, response.status, fault_kind, self.connection_number))
-        self._send(response, method)
+        self._send(response, method, truncate=fault_kind == "truncate_body")
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -475,7 +511,7 @@ class _SandboxRequestHandler(BaseHTTPRequestHandler):
             parts.append(self.rfile.read(size))
             self.rfile.readline(65537)  # the CRLF after each chunk
 
-    def _send(self, response: Response, method: str) -> None:
+    def _send(self, response: Response, method: str, *, truncate: bool = False) -> None:
         status = response.status
         has_body = status >= 200 and status not in (204, 304)
         try:
@@ -486,6 +522,11 @@ class _SandboxRequestHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
             if has_body and method != "HEAD" and response.body:
+                if truncate:  # promise the whole body, send half, hang up
+                    self.wfile.write(response.body[: len(response.body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.wfile.write(response.body)
         except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client gave up (e.g. its read timeout fired)
@@ -622,6 +663,9 @@ class SandboxServer:
         delay: float = 0.0,
         drop_connection: bool = False,
         method: str | None = None,
+        lose_response: bool = False,
+        truncate_body: bool = False,
+        skip: int = 0,
     ) -> Fault:
         """Make the next ``count`` matching requests fail; see :meth:`SandboxHTTPServer.inject_fault`."""
         return self.httpd.inject_fault(
@@ -633,6 +677,9 @@ class SandboxServer:
             delay=delay,
             drop_connection=drop_connection,
             method=method,
+            lose_response=lose_response,
+            truncate_body=truncate_body,
+            skip=skip,
         )
 
     def clear_faults(self) -> None:

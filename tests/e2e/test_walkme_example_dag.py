@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from support import leaked_secrets, leaked_secrets_in_files
 
 from airflow_provider_segments.sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_SYSTEM_GUID, SandboxServer
 from airflow_provider_segments.sandbox.demo import main as demo_main
@@ -44,7 +45,8 @@ def _run(sandbox: SandboxServer, airflow_home: Path):
         sandbox,
         airflow_home=airflow_home,
         dags_folder=DAGS_FOLDER,
-        extra_env={"SEGMENTS_DEMO_PROPAGATION_SECONDS": "3"},
+        # DEBUG, so that the secret scans below also cover what only shows at DEBUG.
+        extra_env={"SEGMENTS_DEMO_PROPAGATION_SECONDS": "3", "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"},
     )
     assert outcome.returncode == 0, outcome.output[-4000:]
     return outcome
@@ -70,9 +72,12 @@ def test_example_dag_creates_the_segment_defers_then_publishes(sandbox, airflow_
     assert deferred_at < output.index("Trigger completed") < resumed_at < output.index("DEMO SUMMARY")
     assert "holds 60,000 users after 3 write request(s)" in output
 
-    # No secret in the task output (dag.test does not mask: the provider must not log them).
-    assert SANDBOX_CLIENT_SECRET not in output
-    assert sandbox.walkme.issued_tokens and not any(t in output for t in sandbox.walkme.issued_tokens)
+    # No secret in the output at DEBUG (dag.test does not mask: the provider must not log them), nor in
+    # the metadata DB (XComs, rendered template fields) or any task log file.
+    secrets = [SANDBOX_CLIENT_SECRET, *sandbox.walkme.issued_tokens]
+    assert len(secrets) > 1
+    assert leaked_secrets(output, secrets) == []
+    assert leaked_secrets_in_files(airflow_home, secrets, skip=(outcome.log_path.name,)) == {}
 
 
 def test_rerunning_the_dag_converges_without_a_duplicate(sandbox, airflow_home):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import leaked_secrets, leaked_secrets_in_files
 
 from airflow_provider_segments.sandbox import SandboxServer
 from airflow_provider_segments.sandbox.demo import run_dag_against_sandbox
@@ -33,6 +34,7 @@ def test_zendesk_example_dag_runs_the_segment_life_cycle(tmp_path, segment_exist
             dag_id="zendesk_user_segments_demo",
             airflow_home=tmp_path / "home",
             dags_folder=DAGS_FOLDER,
+            extra_env={"AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"},
         )
         requests = sandbox.requests
         remaining = zendesk.segments()
@@ -56,4 +58,8 @@ def test_zendesk_example_dag_runs_the_segment_life_cycle(tmp_path, segment_exist
         assert "it restricts VIP escalations and VIP lounge" in output
     else:
         assert "it restricts no sections and no topics" in output
-    assert SANDBOX_ZENDESK_API_TOKEN not in output
+    assert leaked_secrets(output, [SANDBOX_ZENDESK_API_TOKEN]) == []
+    assert (
+        leaked_secrets_in_files(tmp_path / "home", [SANDBOX_ZENDESK_API_TOKEN], skip=(outcome.log_path.name,))
+        == {}
+    )

@@ -150,9 +150,30 @@ def test_pages_are_streamed_lazily(hook, requests_mock):
 
 def test_a_cursor_cycle_is_cut_off_with_a_clear_error(hook, requests_mock):
     requests_mock.get(LIST_URL, json=page([segment(1)], f"{LIST_URL}?page[after]=same"))
-    requests_mock.get(f"{LIST_URL}?page[after]=same", json=page([segment(1)], f"{LIST_URL}?page[after]=same"))
+    requests_mock.get(f"{LIST_URL}?page[after]=same", json=page([segment(2)], f"{LIST_URL}?page[after]=same"))
     with pytest.raises(SegmentsError, match="loops back"):
         hook.list_user_segments()
+
+
+def test_pages_that_only_repeat_items_are_cut_off(hook, requests_mock):
+    for n in range(1, 4):  # a server whose offset pages never end and never change
+        requests_mock.get(
+            f"{LIST_URL}?page={n}" if n > 1 else LIST_URL,
+            json={"user_segments": [segment(1)], "next_page": f"{LIST_URL}?page={n + 1}"},
+        )
+    with pytest.raises(SegmentsError, match="already sent"):
+        hook.list_user_segments()
+    assert len(requests_mock.request_history) == 2
+
+
+def test_an_item_shifted_onto_the_next_page_is_yielded_once(hook, requests_mock):
+    requests_mock.get(
+        LIST_URL, json={"user_segments": [segment(1), segment(2)], "next_page": f"{LIST_URL}?page=2"}
+    )
+    requests_mock.get(
+        f"{LIST_URL}?page=2", json={"user_segments": [segment(2), segment(3)], "next_page": None}
+    )
+    assert [s["id"] for s in hook.list_user_segments()] == [1, 2, 3]
 
 
 def test_a_next_link_to_another_host_is_refused(hook, requests_mock):

@@ -731,3 +731,40 @@ def test_cli_refuses_a_non_loopback_host_without_allow_remote() -> None:
 
     assert process.returncode == 2
     assert "loopback" in stderr
+
+
+# -- faults used by the reliability suite -------------------------------------------------------
+def test_lose_response_applies_the_request_then_hangs_up():
+    with SandboxServer() as sandbox:
+        token = sandbox.walkme.issue_token()
+        sandbox.inject_fault("/public/", lose_response=True, method="POST")
+        url = f"{sandbox.url}/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+        with pytest.raises(requests.ConnectionError):
+            requests.post(
+                url, json={"name": "lost", "userIds": ["a"]}, headers={"Authorization": f"Bearer {token}"}
+            )
+        assert [s["name"] for s in sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)] == ["lost"]
+        assert sandbox.requests[-1]["fault"] == "lose_response"
+
+
+def test_truncate_body_sends_half_the_promised_body():
+    with SandboxServer() as sandbox:
+        token = sandbox.walkme.issue_token()
+        sandbox.inject_fault("/public/", truncate_body=True)
+        url = f"{sandbox.url}/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+        sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "x" * 50)
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            requests.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert requests.get(url, headers={"Authorization": f"Bearer {token}"}).json()[0]["name"] == "x" * 50
+
+
+def test_skip_lets_the_first_matching_requests_through():
+    with SandboxServer() as sandbox:
+        sandbox.inject_fault("/accounts/", 503, skip=2)
+        url = f"{sandbox.url}/accounts/connect/token"
+        auth = (SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET)
+        statuses = [
+            requests.post(url, data={"grant_type": "client_credentials"}, auth=auth).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [200, 200, 503, 200]

@@ -1,0 +1,83 @@
+"""A worker killed (SIGKILL) half-way through a chunked update, then the task rerun: the segment ends
+up exactly as asked, for override, add and remove."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from support import sandbox_conn_env
+
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+
+pytestmark = pytest.mark.slow
+
+SEGMENTS = f"/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+TARGET = [f"user{i:06d}@example.com" for i in range(100_000)]  # 4 chunks of at most 25,000
+BEFORE = [f"old{i:04d}@example.com" for i in range(1_000)] + TARGET[::100]  # overlaps every chunk
+
+UPDATE_TASK = textwrap.dedent(
+    """
+    import sys
+    from airflow_provider_segments.operators.walkme import WalkMeUpdateSegmentOperator
+
+    ids = [f"user{i:06d}@example.com" for i in range(100_000)]
+    WalkMeUpdateSegmentOperator(
+        task_id="update", segment_guid=sys.argv[1], action=sys.argv[2], user_ids=ids
+    ).execute({})
+    """
+)
+
+
+def _run_update(sandbox: SandboxServer, guid: str, action: str, tmp_path) -> subprocess.Popen:
+    env = {**os.environ, **sandbox_conn_env(sandbox.url), "AIRFLOW_HOME": str(tmp_path)}
+    return subprocess.Popen(
+        [sys.executable, "-c", UPDATE_TASK, guid, action],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _applied_puts(sandbox: SandboxServer) -> int:
+    return sum(1 for r in sandbox.requests if r["method"] == "PUT" and r["status"] == 200)
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        ("override", set(TARGET)),
+        ("add", set(BEFORE) | set(TARGET)),
+        ("remove", set(BEFORE) - set(TARGET)),
+    ],
+)
+def test_sigkill_after_chunk_2_of_4_then_rerun_converges(tmp_path, action, expected):
+    with SandboxServer() as sandbox:
+        guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Churned", BEFORE)["guid"]
+        # Chunks 1 and 2 go through; chunk 3 is held (and never applied) while we kill the worker.
+        sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", skip=2, delay=5, drop_connection=True)
+        worker = _run_update(sandbox, guid, action, tmp_path)
+        deadline = time.monotonic() + 60
+        while _applied_puts(sandbox) < 2:
+            assert worker.poll() is None, worker.stdout.read()
+            assert time.monotonic() < deadline, "the worker never applied two chunks"
+            time.sleep(0.02)
+        time.sleep(0.3)  # chunk 3 is on the wire, held by the fault
+        os.kill(worker.pid, signal.SIGKILL)
+        assert worker.wait(timeout=10) == -signal.SIGKILL
+
+        half_way = set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid))
+        assert half_way != expected  # the kill really left the segment half-updated
+
+        sandbox.clear_faults()
+        rerun = _run_update(sandbox, guid, action, tmp_path)
+        output, _ = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, output
+        assert set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) == expected
+        assert "chunk 4/4" in output

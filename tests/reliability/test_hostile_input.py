@@ -1,0 +1,123 @@
+"""Hostile input: ids that would bend a URL are refused before one is built; a connection cannot be
+pointed at another domain; TLS verification is on unless a connection turns it off, loudly."""
+
+from __future__ import annotations
+
+import pytest
+from support import walkme_conn_json, zendesk_conn_json
+
+from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsValidationError
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+
+GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
+SYSTEM = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
+NASTY = ["/", "..", "?", "#", "%2F", " ", "\t", "\n"]
+
+
+def _variants(base: str) -> list[str]:
+    return (
+        [base[:8] + bad + base[8:] for bad in NASTY] + [base + bad for bad in NASTY] + [bad for bad in NASTY]
+    )
+
+
+@pytest.mark.parametrize("segment_guid", _variants(GUID))
+def test_walkme_segment_guid_that_would_bend_the_url_is_refused(walkme_conn, requests_mock, segment_guid):
+    hook = WalkMeHook()
+    for call in (
+        lambda: hook.update_segment(segment_guid, "add", ["a"]),
+        lambda: hook.delete_segment(segment_guid),
+        lambda: hook.get_segment(segment_guid),
+    ):
+        with pytest.raises(SegmentsValidationError, match="segment_guid"):
+            call()
+    assert requests_mock.request_history == []
+
+
+@pytest.mark.parametrize("system_guid", _variants(SYSTEM))
+def test_walkme_system_guid_that_would_bend_the_url_is_refused(walkme_conn, requests_mock, system_guid):
+    with pytest.raises(SegmentsValidationError, match="system_guid"):
+        WalkMeHook().update_segment(GUID, "add", ["a"], system_guid=system_guid)
+    with pytest.raises(SegmentsValidationError, match="system_guid"):
+        WalkMeHook().list_segments(system_guid=system_guid)
+    assert requests_mock.request_history == []
+
+
+@pytest.mark.parametrize("segment_id", [*_variants("360000000001"), "1e3", "0x10", "١٢"])
+def test_zendesk_ids_that_would_bend_the_url_are_refused(zendesk_conn, requests_mock, segment_id):
+    hook = ZendeskHelpCenterHook()
+    for call in (
+        lambda: hook.get_user_segment(segment_id),
+        lambda: hook.update_user_segment(segment_id, name="x"),
+        lambda: hook.delete_user_segment(segment_id),
+        lambda: hook.list_sections(segment_id),
+        lambda: hook.list_user_segments(user_id=segment_id),
+    ):
+        with pytest.raises(SegmentsValidationError):
+            call()
+    assert requests_mock.request_history == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "acme.zendesk.com.evil.test",
+        "acme@evil.test",
+        "evil.test/acme",
+        "acme/../evil",
+        "https://acme.zendesk.com@evil.test",
+        "https://evil.test#acme.zendesk.com",
+        "https://evil.test?acme.zendesk.com",
+        "javascript:alert(1)",
+        "ftp://acme.zendesk.com",
+    ],
+)
+def test_zendesk_host_cannot_be_turned_into_another_domain(monkeypatch, requests_mock, host):
+    monkeypatch.setenv("AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT", zendesk_conn_json(host=host))
+    with pytest.raises(SegmentsConfigError, match="zendesk_help_center_default"):
+        ZendeskHelpCenterHook().list_user_segments()
+    assert requests_mock.request_history == []
+
+
+@pytest.mark.parametrize(
+    "host", ["https://user:pw@api.walkme.com", "https://api.walkme.com?x=1", "gopher://x"]
+)
+def test_walkme_host_with_credentials_query_or_odd_scheme_is_refused(monkeypatch, host):
+    monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json(host=host))
+    with pytest.raises(SegmentsConfigError, match="walkme_default"):
+        WalkMeHook().base_url  # noqa: B018
+
+
+def test_tls_verification_is_on_by_default(walkme_conn, zendesk_conn, requests_mock):
+    requests_mock.post("https://walkme.test/accounts/connect/token", json={"access_token": "tok-0123456789"})
+    hook = WalkMeHook()
+    hook.get_access_token()
+    assert hook.client.verify is True and ZendeskHelpCenterHook().client.verify is True
+    # requests may swap True for the machine's CA bundle (REQUESTS_CA_BUNDLE); never for "off".
+    assert requests_mock.request_history[0].verify not in (False, None)
+
+
+def test_a_ca_bundle_path_is_used_for_verification(monkeypatch, requests_mock):
+    monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json(verify="/etc/ssl/corp-ca.pem"))
+    requests_mock.post("https://walkme.test/accounts/connect/token", json={"access_token": "tok-0123456789"})
+    WalkMeHook().get_access_token()
+    assert requests_mock.request_history[0].verify == "/etc/ssl/corp-ca.pem"
+
+
+def test_turning_verification_off_logs_a_warning(monkeypatch, capsys, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json(verify="false"))
+    assert WalkMeHook().client.verify is False
+    assert "turns TLS certificate verification off" in capsys.readouterr().out + caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("verify", "maybe?"), ("max_attempts", "0"), ("timeout", "-1"), ("max_total_wait", "soon")],
+)
+def test_bad_retry_or_tls_settings_name_the_connection_and_field(monkeypatch, key, value):
+    monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json(**{key: value}))
+    if key == "verify":  # any other string is taken as a CA bundle path
+        assert WalkMeHook().client.verify == "maybe?"
+        return
+    with pytest.raises(SegmentsConfigError, match=rf"'walkme_default'.*'{key}'"):
+        WalkMeHook().client  # noqa: B018

@@ -1,0 +1,132 @@
+"""Secret hygiene in process: client secret, access token, API token, password and OAuth token never
+appear in logs (DEBUG included), exception messages, XCom values or repr() of hooks and clients."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from support import leaked_secrets
+
+from airflow_provider_segments.exceptions import SegmentsError
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.operators.walkme import WalkMeCreateSegmentOperator, WalkMeListSegmentsOperator
+from airflow_provider_segments.operators.zendesk import ZendeskCreateUserSegmentOperator
+from airflow_provider_segments.sandbox import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_SYSTEM_GUID,
+    SANDBOX_ZENDESK_API_TOKEN,
+    SANDBOX_ZENDESK_EMAIL,
+    SANDBOX_ZENDESK_OAUTH_TOKEN,
+    SANDBOX_ZENDESK_PASSWORD,
+    SandboxServer,
+)
+
+ZENDESK_STYLES = {
+    "api_token": (SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_API_TOKEN),
+    "password": (SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_PASSWORD),
+    "oauth_token": (None, SANDBOX_ZENDESK_OAUTH_TOKEN),
+}
+
+
+@pytest.fixture
+def sandbox():
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def debug_logging(caplog):
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def _conn(monkeypatch, name: str, conn: dict) -> None:
+    conn["extra"] = {**conn.get("extra", {}), "backoff_initial": 0.01, "max_attempts": 2}
+    monkeypatch.setenv(name, json.dumps(conn))
+
+
+def test_walkme_secrets_stay_out_of_logs_errors_xcoms_and_repr(sandbox, monkeypatch, capsys, debug_logging):
+    _conn(
+        monkeypatch,
+        "AIRFLOW_CONN_WALKME_DEFAULT",
+        {
+            "conn_type": "walkme",
+            "host": sandbox.url,
+            "login": SANDBOX_CLIENT_ID,
+            "password": SANDBOX_CLIENT_SECRET,
+            "extra": {"system_guid": SANDBOX_SYSTEM_GUID},
+        },
+    )
+    xcoms = [
+        WalkMeCreateSegmentOperator(task_id="c", name="VIP", user_ids=["a", "b"]).execute({}),
+        WalkMeListSegmentsOperator(task_id="l").execute({}),
+    ]
+    errors = []
+    sandbox.walkme.revoke_tokens()  # force a 401 and a refresh, both logged
+    sandbox.inject_fault("/public/", 500, count=5, body='{"message": "boom"}')
+    hook = WalkMeHook()
+    with pytest.raises(SegmentsError) as err:
+        hook.list_segments()
+    errors.append(str(err.value))
+    secrets = [SANDBOX_CLIENT_SECRET, *sandbox.walkme.issued_tokens]
+    assert len(secrets) >= 3
+    captured = capsys.readouterr()
+    everything = "\n".join(
+        [
+            captured.out,
+            captured.err,
+            debug_logging.text,
+            *errors,
+            json.dumps(xcoms),
+            repr(hook),
+            repr(hook.client),
+        ]
+    )
+    assert "WalkMe API GET" in everything  # the scan looks at real output
+    assert leaked_secrets(everything, secrets) == []
+
+
+@pytest.mark.parametrize("auth_type", list(ZENDESK_STYLES))
+def test_zendesk_secrets_stay_out_of_logs_errors_xcoms_and_repr(
+    sandbox, monkeypatch, capsys, debug_logging, auth_type
+):
+    login, secret = ZENDESK_STYLES[auth_type]
+    conn = {
+        "conn_type": "zendesk_help_center",
+        "host": sandbox.url,
+        "login": login,
+        "password": secret,
+        "extra": {"auth_type": auth_type},
+    }
+    _conn(monkeypatch, "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT", conn)
+    xcom = ZendeskCreateUserSegmentOperator(task_id="c", name="VIP", user_type="staff").execute({})
+    hook = ZendeskHelpCenterHook()
+    errors = []
+    sandbox.inject_fault("/api/", 503, count=5)
+    with pytest.raises(SegmentsError) as err:
+        hook.list_user_segments()
+    errors.append(str(err.value))
+    conn["password"] = "wrong-" + secret  # a 401 whose message must not echo what was sent
+    _conn(monkeypatch, "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT", conn)
+    sandbox.clear_faults()
+    with pytest.raises(SegmentsError) as err:
+        ZendeskHelpCenterHook().list_user_segments()
+    errors.append(str(err.value))
+    captured = capsys.readouterr()
+    everything = "\n".join(
+        [
+            captured.out,
+            captured.err,
+            debug_logging.text,
+            *errors,
+            json.dumps(xcom),
+            repr(hook),
+            repr(hook.client),
+        ]
+    )
+    assert "Zendesk API GET" in everything and "HTTP 401" in everything
+    assert leaked_secrets(everything, [secret, "wrong-" + secret]) == []

@@ -1,0 +1,84 @@
+"""Property-based tests: for any ids, chunks cover the deduped input in order, none over the limit;
+for any invalid id anywhere, nothing is sent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests_mock
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
+
+from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
+from airflow_provider_segments.user_ids import chunk_count, chunked, normalize_user_ids
+
+pytestmark = pytest.mark.slow
+
+GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
+SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
+
+valid_id = st.text(min_size=1, max_size=MAX_ID_LENGTH).filter(lambda s: s.strip() == s and s.strip() != "")
+invalid_id = st.one_of(
+    st.just(""),
+    st.text(alphabet=" \t\n", min_size=1, max_size=5),
+    st.text(min_size=MAX_ID_LENGTH + 1, max_size=MAX_ID_LENGTH + 40).filter(lambda s: s.strip() == s),
+    st.none(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def _dedupe(items):
+    return list(dict.fromkeys(items))
+
+
+@given(ids=st.lists(valid_id, max_size=300), size=st.integers(min_value=1, max_value=40))
+def test_chunks_cover_the_deduped_input_in_order_and_respect_the_size(ids, size):
+    unique = normalize_user_ids(ids, max_length=MAX_ID_LENGTH)
+    assert unique == _dedupe(ids)
+    chunks = list(chunked(unique, size))
+    assert [i for chunk in chunks for i in chunk] == unique
+    assert all(1 <= len(chunk) <= size for chunk in chunks)
+    assert len(chunks) == chunk_count(len(unique), size)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(min_value=0, max_value=80_000),
+    repeat_every=st.integers(min_value=2, max_value=50),
+    action=st.sampled_from(["add", "remove", "override"]),
+)
+def test_every_request_holds_at_most_25000_ids_and_together_exactly_the_input(n, repeat_every, action):
+    ids = [f"user{i}" if i % repeat_every else f"user{i // 2}" for i in range(n)]  # with duplicates
+    with pytest.MonkeyPatch.context() as mp, requests_mock.Mocker() as mock:
+        mp.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json())
+        mock.post(f"{WALKME_TEST_URL}/accounts/connect/token", json={"access_token": "tok-0123456789"})
+        mock.put(f"{SEGMENTS_URL}/{GUID}", json={})
+        WalkMeHook().update_segment(GUID, action, ids)
+        bodies = [json.loads(r.text) for r in mock.request_history if r.method == "PUT"]
+    assert all(len(body["userIds"]) <= MAX_IDS_PER_REQUEST for body in bodies)
+    assert [u for body in bodies for u in body["userIds"]] == _dedupe(ids)
+    if action == "override":
+        assert [b["action"] for b in bodies] == ["override"] + ["add"] * (len(bodies) - 1)
+    else:
+        assert {b["action"] for b in bodies} <= {action}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    before=st.lists(valid_id, max_size=30),
+    bad=invalid_id,
+    after=st.lists(valid_id, max_size=30),
+    action=st.sampled_from(["add", "remove", "override"]),
+)
+def test_any_invalid_id_anywhere_means_nothing_is_sent(before, bad, after, action):
+    ids = [*before, bad, *after]
+    with pytest.MonkeyPatch.context() as mp, requests_mock.Mocker() as mock:
+        mp.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json())
+        with pytest.raises(SegmentsValidationError, match=rf"user_ids\[{len(before)}\]"):
+            WalkMeHook().update_segment(GUID, action, ids)
+        assert mock.request_history == []
