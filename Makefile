@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.10+ and make):
 #   make demo   set up .venv-newest and run the example DAG in real Airflow against the local sandbox
-#   make test   set up a venv per supported Airflow (oldest and newest 3.x) and run lint + the test suite
+#   make test   set up a venv per supported Airflow (oldest and newest 3.x), run lint + the test suite in
+#               each, and build the docs site with warnings as errors (installs Debian's graphviz if missing)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 # This machine's pip configuration names local wheel folders that may be absent; hide that noise only.
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: demo test test-one sandbox clean
+.PHONY: demo test test-one sandbox clean docs system-deps
 .PRECIOUS: .venv-%/.installed
 
 .venv-%/.installed: pyproject.toml constraints/airflow-3.2.txt
@@ -31,8 +32,30 @@ demo: .venv-newest/.installed
 sandbox: .venv-newest/.installed
 	.venv-newest/bin/python -m airflow_provider_segments.sandbox --port 8080
 
-test:
+test: system-deps
 	for flavour in $(AIRFLOWS); do $(MAKE) --no-print-directory test-one AIRFLOW=$$flavour; done
+	$(MAKE) --no-print-directory docs
+
+# Debian packages the docs and tests need: Graphviz's dot renders the docs' diagram.
+system-deps:
+	@missing=""; \
+	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "Please install:$$missing (apt-get install$$missing)" >&2; exit 1; fi; \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The docs import the package (autodoc), so they build in .venv-newest.
+.venv-newest/.docs-installed: .venv-newest/.installed pyproject.toml
+	.venv-newest/bin/python -m pip install -q -e ".[docs]" $(QUIET_PIP)
+	touch $@
+
+docs: .venv-newest/.docs-installed
+	@command -v dot >/dev/null || { echo "make docs needs Graphviz's dot: make system-deps" >&2; exit 1; }
+	rm -rf docs/_build
+	.venv-newest/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "Docs built without warnings: docs/_build/html/index.html"
 
 test-one: .venv-$(AIRFLOW)/.installed
 	@echo "== lint and tests with $$(.venv-$(AIRFLOW)/bin/python -c 'import airflow; print("Airflow", airflow.__version__)')"
@@ -41,4 +64,4 @@ test-one: .venv-$(AIRFLOW)/.installed
 	.venv-$(AIRFLOW)/bin/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf .venv-* .airflow-home .pytest_cache .ruff_cache *.egg-info
+	rm -rf .venv-* .airflow-home .pytest_cache .ruff_cache *.egg-info docs/_build
