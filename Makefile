@@ -1,7 +1,8 @@
 # Two commands on a fresh machine (Python 3.10+ and make):
 #   make demo   set up .venv-newest and run the example DAG in real Airflow against the local sandbox
 #   make test   set up a venv per supported Airflow (oldest and newest 3.x), run lint + the test suite in
-#               each, and build the docs site with warnings as errors (installs Debian's graphviz if missing)
+#               each (browser tests included), and build the docs site with warnings as errors; installs
+#               Debian's graphviz and chromium if missing (as root)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -36,10 +37,12 @@ test: system-deps
 	for flavour in $(AIRFLOWS); do $(MAKE) --no-print-directory test-one AIRFLOW=$$flavour; done
 	$(MAKE) --no-print-directory docs
 
-# Debian packages the docs and tests need: Graphviz's dot renders the docs' diagram.
+# Debian packages the docs and tests need: Graphviz's dot renders the docs' diagram; the browser
+# tests drive Chromium (Playwright's own browser download cannot work on a closed network).
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Please install:$$missing (apt-get install$$missing)" >&2; exit 1; fi; \
 	  echo "Installing Debian packages:$$missing"; \

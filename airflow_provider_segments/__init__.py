@@ -77,15 +77,14 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "https://api.walkme.com (empty: the region's host, else US)",
                         "login": "Client ID from Admin Center > API Keys",
                         "password": "Client Secret (shown once when the key is created)",
-                        "system_guid": "e.g. 5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69",
-                        "region": "us, eu, ca or fedramp",
                     },
                 },
                 "conn-fields": {
                     "system_guid": {
                         "label": "System GUID",
                         "schema": {"type": ["string", "null"]},
-                        "description": "Default system GUID (Editor > Snippet); tasks may override it.",
+                        "description": "Default system GUID (Editor > Snippet), e.g. "
+                        "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69; tasks may override it.",
                     },
                     "region": {
                         "label": "Region",
@@ -110,7 +109,6 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "acme (for https://acme.zendesk.com) or a full URL",
                         "login": "agent@example.com (not used with an OAuth token)",
                         "password": "the secret for the chosen auth type",
-                        "auth_type": "api_token, oauth_token or password",
                     },
                 },
                 "conn-fields": {

@@ -39,14 +39,17 @@ def sandbox():
         yield server
 
 
-def _run(sandbox: SandboxServer, airflow_home: Path):
+def _run(sandbox: SandboxServer, airflow_home: Path, propagation_seconds: int = 1):
     sandbox.clear_request_log()
     outcome = run_dag_against_sandbox(
         sandbox,
         airflow_home=airflow_home,
         dags_folder=DAGS_FOLDER,
         # DEBUG, so that the secret scans below also cover what only shows at DEBUG.
-        extra_env={"SEGMENTS_DEMO_PROPAGATION_SECONDS": "3", "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"},
+        extra_env={
+            "SEGMENTS_DEMO_PROPAGATION_SECONDS": str(propagation_seconds),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
+        },
     )
     assert outcome.returncode == 0, outcome.output[-4000:]
     return outcome
@@ -57,7 +60,8 @@ def _writes(sandbox: SandboxServer) -> list[tuple[str, int]]:
 
 
 def test_example_dag_creates_the_segment_defers_then_publishes(sandbox, airflow_home):
-    outcome = _run(sandbox, airflow_home)
+    # A window long enough that it is still open when the sensor starts, even on a slow machine.
+    outcome = _run(sandbox, airflow_home, propagation_seconds=12)
     audience = _load_dag_module().demo_audience()
 
     (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
