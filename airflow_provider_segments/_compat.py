@@ -7,7 +7,7 @@ authoring surface. Should a name move again, this is the only module to change.
 from __future__ import annotations
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Context, timezone
+from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Context, ObjectStoragePath, timezone
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
@@ -18,6 +18,7 @@ __all__ = [
     "BaseSensorOperator",
     "Context",
     "DateTimeTrigger",
+    "ObjectStoragePath",
     "mask_secret",
     "timezone",
 ]

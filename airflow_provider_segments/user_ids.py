@@ -6,6 +6,7 @@ No I/O and no Airflow here; the platform limits are passed in by the hook that o
 from __future__ import annotations
 
 import ast
+import csv
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -56,40 +57,88 @@ def coerce_id_list(value: Any, *, field: str = "user_ids") -> Iterable[Any]:
     return value
 
 
-def normalize_user_ids(user_ids: Any, *, max_length: int, field: str = "user_ids") -> list[str]:
+class UniqueIds(list):
+    """A list of ids already validated and deduplicated (validation is not repeated on it)."""
+
+
+def _problem(raw: Any, max_length: int) -> tuple[str | None, str]:
+    """Return ``(id, "")`` for a valid raw id, or ``(None, reason)``."""
+    if isinstance(raw, str):
+        user_id = raw
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        user_id = str(raw)
+    else:
+        return None, f"expected a string, got {type(raw).__name__}"
+    if not user_id.strip():
+        return None, "it is empty"
+    if len(user_id) > max_length:
+        return None, f"it has {len(user_id)} characters, the limit is {max_length}"
+    if user_id != user_id.strip():
+        return (
+            None,
+            "it has leading or trailing whitespace (strip it at the source if it is not part of the id)",
+        )
+    return user_id, ""
+
+
+def normalize_user_ids(user_ids: Any, *, max_length: int, field: str = "user_ids") -> UniqueIds:
     """Validate every id and drop duplicates, keeping the first occurrence's order.
 
     An id is a non-empty string (an ``int`` is accepted and turned into its decimal string) of at
     most ``max_length`` characters with no surrounding whitespace. The error names the position
     and the (truncated) value of the first bad id, so a DAG author can find it in the source data.
+    A :class:`UniqueIds` is returned as it is.
+    """
+    if isinstance(user_ids, UniqueIds):
+        return user_ids
+    return collect_unique_ids(
+        enumerate(coerce_id_list(user_ids, field=field)),
+        max_length=max_length,
+        where=lambda position: f"{field}[{position}]",
+    )
+
+
+def collect_unique_ids(
+    records: Iterable[tuple[int, Any]], *, max_length: int, where: Any = None
+) -> UniqueIds:
+    """Validate ``(position, raw id)`` records in one pass and keep each id once, in first order.
+
+    ``where(position)`` names a record in the error (``user_ids[4]``, ``ids.txt line 4,000,001``).
     """
     seen: dict[str, None] = {}
-    for position, raw in enumerate(coerce_id_list(user_ids, field=field)):
-        if isinstance(raw, str):
-            user_id = raw
-        elif isinstance(raw, int) and not isinstance(raw, bool):
-            user_id = str(raw)
-        else:
-            raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(raw)} is not a valid user id: expected a string, "
-                f"got {type(raw).__name__}."
-            )
-        if not user_id.strip():
-            raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(raw)} is not a valid user id: it is empty."
-            )
-        if len(user_id) > max_length:
-            raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(raw)} is not a valid user id: it has {len(user_id)} "
-                f"characters, the limit is {max_length}."
-            )
-        if user_id != user_id.strip():
-            raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(raw)} is not a valid user id: it has leading or "
-                "trailing whitespace (strip it at the source if it is not part of the id)."
-            )
+    for position, raw in records:
+        user_id, reason = _problem(raw, max_length)
+        if user_id is None:
+            label = where(position) if where else f"id #{position}"
+            raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
         seen[user_id] = None
-    return list(seen)
+    return UniqueIds(seen)
+
+
+def ids_from_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, id)`` for a file of one id per line; blank lines are skipped."""
+    for number, line in enumerate(lines, start=1):
+        value = line.rstrip("\r\n")
+        if value.strip():
+            yield number, value
+
+
+def ids_from_csv(lines: Iterable[str], column: str, *, source: str = "the CSV") -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, value)`` of ``column`` for every data row of a CSV with a header row."""
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        return
+    names = [name.strip() for name in header]
+    if column not in names:
+        raise SegmentsValidationError(
+            f"{source} has no column {column!r}; its header has: {', '.join(map(repr, names))}."
+        )
+    index = names.index(column)
+    for row in reader:
+        if not row or not any(cell.strip() for cell in row):
+            continue  # blank line
+        yield reader.line_num, row[index] if index < len(row) else ""
 
 
 def chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -331,7 +331,12 @@ class WalkMeHook(BaseHook):
             )
             result = self._apply(system, guid, "override", ids)
             return {**result, "name": name, "external_id": existing.get("external_id"), "created": False}
+        return self._create_new(system, name, ids, external_id)
 
+    def _create_new(
+        self, system: str, name: str, ids: Sequence[str], external_id: str | None = None
+    ) -> dict[str, Any]:
+        """Create a segment known not to exist: the first chunk in the create, ``add`` for the rest."""
         total_chunks = max(1, chunk_count(len(ids), MAX_IDS_PER_REQUEST))
         first = ids[:MAX_IDS_PER_REQUEST]
         payload: dict[str, Any] = {"name": name, "userIds": first}
@@ -427,6 +432,104 @@ class WalkMeHook(BaseHook):
         ids = normalize_user_ids(user_ids, max_length=MAX_ID_LENGTH)
         system = self.resolve_system_guid(system_guid)
         return self._apply(system, segment_guid, action, ids)
+
+    def sync_segment(
+        self,
+        user_ids: Any,
+        *,
+        segment_guid: str | None = None,
+        name: str | None = None,
+        system_guid: str | None = None,
+        previous: Sequence[str] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Make a segment's membership equal ``user_ids``, sending only the difference when possible.
+
+        With ``previous`` (the membership the last successful sync left) only ``add`` chunks for the
+        new ids and ``remove`` chunks for the gone ones are sent ("delta"); without it the segment is
+        created, or overridden in chunks ("full"). The segment is ``segment_guid``, else the one
+        named ``name`` (created when absent). ``dry_run`` computes and logs the plan and contacts
+        nothing: the plan then assumes the segment exists exactly when ``previous`` is given.
+
+        :return: ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged`` (``None`` when
+            unknown: a full override of a segment whose membership was not known), ``requests``
+            (write requests), ``user_count``, ``segment_guid``, ``system_guid``, ``name``,
+            ``changed_at``, ``dry_run``.
+        """
+        if segment_guid is None and name is None:
+            raise SegmentsValidationError("Give segment_guid or name of the segment to sync.")
+        if segment_guid is not None:
+            validate_segment_guid(segment_guid)
+        if name is not None:
+            validate_segment_name(name)
+        ids = normalize_user_ids(user_ids, max_length=MAX_ID_LENGTH)
+        system = self.resolve_system_guid(system_guid)
+        plan = _sync_plan(ids, previous)
+        summary = {
+            "mode": plan["mode"],
+            "added": plan["added_count"],
+            "removed": plan["removed_count"],
+            "unchanged": plan["unchanged"],
+            "requests": plan["requests"],
+            "user_count": len(ids),
+            "system_guid": system,
+            "name": name,
+            "dry_run": dry_run,
+        }
+        self.log.info(
+            "Sync plan (%s): %s to add, %s to remove, %s unchanged, %d write request(s).",
+            plan["mode"],
+            _count(plan["added_count"]),
+            _count(plan["removed_count"]),
+            _count(plan["unchanged"]),
+            plan["requests"],
+        )
+        if dry_run:
+            self.log.info("Dry run: nothing was sent.")
+            return {**summary, "segment_guid": segment_guid, "changed_at": None}
+
+        segment = self._sync_target(system, segment_guid, name)
+        if segment is None:  # a name nobody uses yet: create it, whatever the snapshot said
+            created = self._create_new(system, name, ids)
+            return {
+                **summary,
+                "mode": "full",
+                "added": len(ids),
+                "removed": 0,
+                "unchanged": 0,
+                "requests": created["requests"],
+                "segment_guid": created["segment_guid"],
+                "changed_at": created["changed_at"],
+            }
+        guid = segment["segment_guid"]
+        if plan["mode"] == "full":
+            applied = self._apply(system, guid, "override", ids)
+            return {
+                **summary,
+                "segment_guid": guid,
+                "name": segment["name"],
+                "changed_at": applied["changed_at"],
+            }
+        steps = [("add", c) for c in chunked(plan["added"], MAX_IDS_PER_REQUEST)]
+        steps += [("remove", c) for c in chunked(plan["removed"], MAX_IDS_PER_REQUEST)]
+        total = len(plan["added"]) + len(plan["removed"])
+        self._send_chunks(system, guid, steps, total_chunks=len(steps), total_ids=total)
+        return {**summary, "segment_guid": guid, "name": segment["name"], "changed_at": _now_iso()}
+
+    def _sync_target(self, system: str, segment_guid: str | None, name: str | None) -> dict[str, Any] | None:
+        if segment_guid is not None:
+            segment = self.get_segment(segment_guid, system)
+            if segment is None:
+                raise SegmentsNotFoundError(
+                    f"WalkMe segment {segment_guid} is not listed in system {system}; sync by name to "
+                    "create it.",
+                    platform="WalkMe",
+                    method="GET",
+                    endpoint=SEGMENTS_PATH.format(system_guid=system),
+                    status=None,
+                )
+            return segment
+        return self._existing_by_name(name, system, "update")
 
     def _apply(self, system: str, guid: str, action: str, ids: Sequence[str]) -> dict[str, Any]:
         chunks = list(chunked(ids, MAX_IDS_PER_REQUEST))
@@ -529,3 +632,36 @@ class WalkMeHook(BaseHook):
 
 def _now_iso() -> str:
     return timezone.utcnow().isoformat()
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _sync_plan(ids: Sequence[str], previous: Sequence[str] | None) -> dict[str, Any]:
+    """What a sync sends: the whole list (no previous membership) or only the difference."""
+    if previous is None:
+        requests = max(1, chunk_count(len(ids), MAX_IDS_PER_REQUEST))
+        return {
+            "mode": "full",
+            "added": [],
+            "removed": [],
+            "added_count": len(ids),
+            "removed_count": None,
+            "unchanged": None,
+            "requests": requests,
+        }
+    before = previous if isinstance(previous, (set, frozenset, dict)) else set(previous)
+    wanted = set(ids)
+    added = [i for i in ids if i not in before]
+    removed = [i for i in previous if i not in wanted]
+    return {
+        "mode": "delta",
+        "added": added,
+        "removed": removed,
+        "added_count": len(added),
+        "removed_count": len(removed),
+        "unchanged": len(ids) - len(added),
+        "requests": chunk_count(len(added), MAX_IDS_PER_REQUEST)
+        + chunk_count(len(removed), MAX_IDS_PER_REQUEST),
+    }

@@ -14,10 +14,13 @@ from airflow_provider_segments._compat import BaseOperator, Context
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import (
     IF_EXISTS_CHOICES,
+    MAX_ID_LENGTH,
     WalkMeHook,
     validate_update_action,
 )
 from airflow_provider_segments.operators._base import LiteralIdsRenderingMixin, fail_fast_on_bad_input
+from airflow_provider_segments.sources import read_unique_ids
+from airflow_provider_segments.state import Snapshot, read_snapshot, write_snapshot
 
 
 class _WalkMeOperator(BaseOperator):
@@ -42,7 +45,39 @@ class _WalkMeOperator(BaseOperator):
         return WalkMeHook(walkme_conn_id=self.walkme_conn_id)
 
 
-class WalkMeCreateSegmentOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
+class _WalkMeIdsOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
+    """Operators that take ids: a list (``user_ids``) or a file (``user_ids_path``), exactly one."""
+
+    def __init__(
+        self,
+        *,
+        user_ids: Any = None,
+        user_ids_path: Any = None,
+        user_ids_column: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (user_ids is None) == (user_ids_path is None):
+            raise SegmentsValidationError(
+                f"Task {kwargs.get('task_id')!r}: give exactly one of user_ids (a list) or user_ids_path "
+                "(a file of ids)."
+            )
+        self.user_ids = user_ids
+        self.user_ids_path = user_ids_path
+        self.user_ids_column = user_ids_column
+
+    def input_ids(self) -> Any:
+        """The ids to send: ``user_ids`` as given, or the validated, deduplicated ids of the file."""
+        if self.user_ids_path is None:
+            return self.user_ids
+        what = f"column {self.user_ids_column!r} of " if self.user_ids_column else ""
+        self.log.info("Reading user ids from %s%s", what, self.user_ids_path)
+        ids = read_unique_ids(self.user_ids_path, max_length=MAX_ID_LENGTH, column=self.user_ids_column)
+        self.log.info("%s unique valid ids read.", f"{len(ids):,}")
+        return ids
+
+
+class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
     """Create a WalkMe segment holding exactly ``user_ids``; a retried task never duplicates it.
 
     The name is looked up first: if a segment of that name exists, ``if_exists="update"`` (default)
@@ -53,32 +88,51 @@ class WalkMeCreateSegmentOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
     :param name: segment name shown in the WalkMe editor. Templated.
     :param user_ids: list of user ids (strings of at most 100 characters; duplicates are dropped).
         Templated: a list, or an expression that renders to one.
+    :param user_ids_path: instead of ``user_ids``: a local path or object-storage URI (``s3://``,
+        ``gs://``, ``file://``...) of a file with one id per line, or a CSV (see ``user_ids_column``).
+        Read as a stream and validated before the first request. Templated.
+    :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's ``extra.system_guid``. Templated.
     :param external_id: your own id for the segment (the API's optional ``id``). Templated.
     :param if_exists: ``"update"`` or ``"error"``: what to do when the name is already taken.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
-    template_fields: Sequence[str] = ("name", "user_ids", "system_guid", "external_id")
+    template_fields: Sequence[str] = (
+        "name",
+        "user_ids",
+        "user_ids_path",
+        "user_ids_column",
+        "system_guid",
+        "external_id",
+    )
 
     def __init__(
         self,
         *,
         name: str,
-        user_ids: Any,
+        user_ids: Any = None,
+        user_ids_path: Any = None,
+        user_ids_column: str | None = None,
         system_guid: str | None = None,
         external_id: str | None = None,
         if_exists: str = "update",
         walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(system_guid=system_guid, walkme_conn_id=walkme_conn_id, **kwargs)
+        super().__init__(
+            user_ids=user_ids,
+            user_ids_path=user_ids_path,
+            user_ids_column=user_ids_column,
+            system_guid=system_guid,
+            walkme_conn_id=walkme_conn_id,
+            **kwargs,
+        )
         if if_exists not in IF_EXISTS_CHOICES:
             raise SegmentsValidationError(
                 f"if_exists={if_exists!r} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
             )
         self.name = name
-        self.user_ids = user_ids
         self.external_id = external_id
         self.if_exists = if_exists
 
@@ -86,7 +140,7 @@ class WalkMeCreateSegmentOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
         with fail_fast_on_bad_input():
             result = self.hook.create_segment(
                 name=self.name,
-                user_ids=self.user_ids,
+                user_ids=self.input_ids(),
                 system_guid=self.system_guid,
                 external_id=self.external_id,
                 if_exists=self.if_exists,
@@ -103,7 +157,7 @@ class WalkMeCreateSegmentOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
         return result
 
 
-class WalkMeUpdateSegmentOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
+class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
     """Add, remove or override the users of a WalkMe segment, chunked to the API's 25,000 ids.
 
     ``override`` with more than 25,000 ids overrides with the first chunk and adds the rest, so the
@@ -113,35 +167,160 @@ class WalkMeUpdateSegmentOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
     :param segment_guid: hyphenated segment GUID. Templated.
     :param action: ``"add"``, ``"remove"`` or ``"override"``.
     :param user_ids: list of user ids. Templated.
+    :param user_ids_path: instead of ``user_ids``: a local path or object-storage URI of a file of ids
+        (one per line, or a CSV with ``user_ids_column``), streamed and validated first. Templated.
+    :param user_ids_column: the CSV column holding the ids. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
-    template_fields: Sequence[str] = ("segment_guid", "user_ids", "system_guid")
+    template_fields: Sequence[str] = (
+        "segment_guid",
+        "user_ids",
+        "user_ids_path",
+        "user_ids_column",
+        "system_guid",
+    )
 
     def __init__(
         self,
         *,
         segment_guid: str,
         action: str,
-        user_ids: Any,
+        user_ids: Any = None,
+        user_ids_path: Any = None,
+        user_ids_column: str | None = None,
         system_guid: str | None = None,
         walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(system_guid=system_guid, walkme_conn_id=walkme_conn_id, **kwargs)
+        super().__init__(
+            user_ids=user_ids,
+            user_ids_path=user_ids_path,
+            user_ids_column=user_ids_column,
+            system_guid=system_guid,
+            walkme_conn_id=walkme_conn_id,
+            **kwargs,
+        )
         self.segment_guid = segment_guid
         self.action = validate_update_action(action)
-        self.user_ids = user_ids
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
             return self.hook.update_segment(
                 segment_guid=self.segment_guid,
                 action=self.action,
-                user_ids=self.user_ids,
+                user_ids=self.input_ids(),
                 system_guid=self.system_guid,
             )
+
+
+class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
+    """Make a segment's membership equal the input, sending only what changed since the last sync.
+
+    A snapshot of the last successfully synced membership is kept at ``state_path`` (a local path or
+    an object-storage URI). With a snapshot of the same segment, only ``add`` chunks for new ids and
+    ``remove`` chunks for gone ones are sent; without one (or with ``full_refresh=True``) the segment
+    is created, or overridden in chunks. The snapshot is replaced only after every chunk succeeded,
+    so a failed sync keeps the old one and a rerun converges. Changes made to the segment outside
+    this task are not seen by a delta sync: run with ``full_refresh=True`` to reset.
+
+    Returns (XCom) ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged``, ``requests``,
+    ``user_count``, ``segment_guid``, ``name``, ``system_guid``, ``changed_at``, ``dry_run``.
+
+    :param name: the segment's name; created when no segment has it. Templated.
+    :param segment_guid: or the segment's GUID (it must exist). Templated.
+    :param user_ids: list of user ids. Templated.
+    :param user_ids_path: or a local path / object-storage URI of a file of ids (one per line, or a
+        CSV with ``user_ids_column``), streamed and validated before the first request. Templated.
+    :param user_ids_column: the CSV column holding the ids. Templated.
+    :param state_path: where the snapshot lives (local path or URI). Templated.
+    :param full_refresh: ignore the snapshot and override the whole membership.
+    :param dry_run: compute and log the plan (counts, requests) and send nothing; the snapshot is not
+        touched.
+    :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
+    :param walkme_conn_id: Airflow connection of type ``walkme``.
+    """
+
+    template_fields: Sequence[str] = (
+        "name",
+        "segment_guid",
+        "user_ids",
+        "user_ids_path",
+        "user_ids_column",
+        "state_path",
+        "system_guid",
+    )
+
+    def __init__(
+        self,
+        *,
+        state_path: Any,
+        name: str | None = None,
+        segment_guid: str | None = None,
+        user_ids: Any = None,
+        user_ids_path: Any = None,
+        user_ids_column: str | None = None,
+        full_refresh: bool = False,
+        dry_run: bool = False,
+        system_guid: str | None = None,
+        walkme_conn_id: str = WalkMeHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            user_ids=user_ids,
+            user_ids_path=user_ids_path,
+            user_ids_column=user_ids_column,
+            system_guid=system_guid,
+            walkme_conn_id=walkme_conn_id,
+            **kwargs,
+        )
+        if (name is None) == (segment_guid is None):
+            raise SegmentsValidationError(
+                f"Task {kwargs.get('task_id')!r}: give exactly one of name or segment_guid."
+            )
+        self.name = name
+        self.segment_guid = segment_guid
+        self.state_path = state_path
+        self.full_refresh = full_refresh
+        self.dry_run = dry_run
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_fast_on_bad_input():
+            ids = self.input_ids()
+            snapshot = None if self.full_refresh else read_snapshot(self.state_path)
+            if snapshot is not None and not self._same_segment(snapshot):
+                self.log.info("The snapshot at %s is of another segment: syncing in full.", self.state_path)
+                snapshot = None
+            result = self.hook.sync_segment(
+                ids,
+                segment_guid=self.segment_guid,
+                name=self.name,
+                system_guid=self.system_guid,
+                previous=snapshot.ids if snapshot else None,
+                dry_run=self.dry_run,
+            )
+        if not self.dry_run:
+            write_snapshot(
+                self.state_path,
+                Snapshot(
+                    segment_guid=result["segment_guid"],
+                    system_guid=result["system_guid"],
+                    name=result["name"],
+                    ids=ids,
+                    synced_at=result["changed_at"],
+                ),
+            )
+            self.log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", self.state_path)
+        return result
+
+    def _same_segment(self, snapshot: Snapshot) -> bool:
+        system = self.hook.resolve_system_guid(self.system_guid)
+        if snapshot.system_guid.lower() != system.lower():
+            return False
+        if self.segment_guid is not None:
+            return snapshot.segment_guid.lower() == self.segment_guid.lower()
+        return snapshot.name == self.name
 
 
 class WalkMeDeleteSegmentOperator(_WalkMeOperator):

@@ -81,3 +81,60 @@ def test_sigkill_after_chunk_2_of_4_then_rerun_converges(tmp_path, action, expec
         assert rerun.returncode == 0, output
         assert set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) == expected
         assert "chunk 4/4" in output
+
+
+SYNC_TASK = textwrap.dedent(
+    """
+    import sys
+    from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
+
+    WalkMeSyncSegmentOperator(
+        task_id="sync", name="Synced", user_ids_path=sys.argv[1], state_path=sys.argv[2]
+    ).execute({})
+    """
+)
+
+
+def test_sigkill_mid_delta_sync_keeps_the_snapshot_behind_and_rerun_converges(tmp_path, monkeypatch):
+    first = [f"first{i:06d}" for i in range(30_000)]
+    target = first[20_000:] + [f"next{i:06d}" for i in range(70_000)]  # 70,000 adds + 20,000 removes
+    (tmp_path / "first.txt").write_text("\n".join(first) + "\n")
+    (tmp_path / "target.txt").write_text("\n".join(target) + "\n")
+    state = tmp_path / "synced.snapshot"
+    with SandboxServer() as sandbox:
+        env = {**os.environ, **sandbox_conn_env(sandbox.url), "AIRFLOW_HOME": str(tmp_path)}
+
+        def run_sync(path: str) -> subprocess.Popen:
+            return subprocess.Popen(
+                [sys.executable, "-c", SYNC_TASK, path, str(state)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+        assert run_sync(str(tmp_path / "first.txt")).wait(timeout=120) == 0
+        snapshot_before = state.read_bytes()
+        sandbox.clear_request_log()
+        sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", skip=2, delay=5, drop_connection=True)
+        worker = run_sync(str(tmp_path / "target.txt"))
+        deadline = time.monotonic() + 60
+        while _applied_puts(sandbox) < 2:
+            assert worker.poll() is None, worker.stdout.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        guid = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)[0]["guid"]
+        assert set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) != set(target)
+        assert state.read_bytes() == snapshot_before  # the snapshot never runs ahead of the API
+
+        sandbox.clear_faults()
+        rerun = run_sync(str(tmp_path / "target.txt"))
+        output, _ = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, output
+        assert "Sync plan (delta)" in output
+        assert set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) == set(target)
+        assert len(sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)) == 1
+        assert state.read_text().count("\n") == len(target) + 1

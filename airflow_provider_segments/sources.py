@@ -1,0 +1,56 @@
+"""Where user ids come from when they are too many for XCom: a local file or object storage.
+
+Files hold one id per line (blank lines ignored) or are CSV with a header row and a named column.
+They are read as a stream in one pass that validates and deduplicates, so a bad id on line
+4,000,001 fails the task before the first request, naming the line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from airflow_provider_segments._compat import ObjectStoragePath
+from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.user_ids import UniqueIds, collect_unique_ids, ids_from_csv, ids_from_lines
+
+
+def as_storage_path(path: Any) -> ObjectStoragePath | str:
+    """A local path stays a string; a URI (``s3://``, ``gs://``, ``file://``, ``memory://``...) becomes an
+    :class:`ObjectStoragePath`, which resolves it (and its ``conn_id@`` prefix) through Airflow."""
+    if isinstance(path, ObjectStoragePath):
+        return path
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str) or not text.strip():
+        raise SegmentsValidationError(f"user_ids_path {text!r} is not a path or URI.")
+    return ObjectStoragePath(text) if "://" in text else text
+
+
+@contextmanager
+def open_text(path: Any) -> Iterator[IO[str]]:
+    """Open a local path or an object-storage URI for streaming text (UTF-8)."""
+    target = as_storage_path(path)
+    try:
+        if isinstance(target, ObjectStoragePath):
+            handle = target.open("r", encoding="utf-8")
+        else:
+            handle = open(target, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise SegmentsValidationError(f"user_ids_path {str(path)!r} does not exist.") from None
+    with handle:
+        yield handle
+
+
+def read_unique_ids(path: Any, *, max_length: int, column: str | None = None) -> UniqueIds:
+    """Validate and deduplicate the ids of a file in one streaming pass; errors name the line."""
+    source = str(path)
+    with open_text(path) as handle:
+        records = ids_from_csv(handle, column, source=source) if column else ids_from_lines(handle)
+        try:
+            return collect_unique_ids(
+                records, max_length=max_length, where=lambda line: f"{source} line {line:,}"
+            )
+        except UnicodeDecodeError as err:
+            raise SegmentsValidationError(f"{source} is not UTF-8 text: {err}") from None

@@ -1,0 +1,193 @@
+"""Ids from files and object storage, and delta sync with a snapshot, against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from support import sandbox_conn_env
+
+from airflow_provider_segments._compat import AirflowFailException, ObjectStoragePath
+from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsValidationError
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeSyncSegmentOperator,
+    WalkMeUpdateSegmentOperator,
+)
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.state import read_snapshot
+
+N = 60_001
+
+
+def ids(n: int, prefix: str = "user") -> list[str]:
+    return [f"{prefix}{i:07d}@example.com" for i in range(n)]
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    with SandboxServer() as server:
+        for name, value in sandbox_conn_env(server.url).items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+def writes(sandbox) -> list[tuple[str, int]]:
+    return [(r["action"], r["ids"]) for r in sandbox.requests if r.get("action")]
+
+
+def members(sandbox, guid) -> list[str]:
+    return sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)
+
+
+# -- input from files ----------------------------------------------------------------------------
+def test_create_from_a_local_file_of_60001_ids_streams_them_in_three_requests(sandbox, tmp_path):
+    wanted = ids(N)
+    path = tmp_path / "audience.txt"
+    path.write_text("\n".join(wanted[:30_000]) + "\n\n" + "\n".join(wanted[30_000:] + wanted[:5]) + "\n")
+    result = WalkMeCreateSegmentOperator(task_id="c", name="From file", user_ids_path=str(path)).execute({})
+    assert result["user_count"] == N and result["requests"] == 3
+    assert members(sandbox, result["segment_guid"]) == wanted  # blank line skipped, duplicates dropped
+    assert writes(sandbox) == [("create", 25_000), ("add", 25_000), ("add", 10_001)]
+
+
+def test_update_from_an_object_storage_path_with_60001_ids(sandbox, tmp_path):
+    wanted = ids(N, "obj")
+    uri = f"file://{tmp_path}/bucket/audience.txt"  # resolved by Airflow's object storage, as s3:// would be
+    path = ObjectStoragePath(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(wanted) + "\n")
+    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Obj", ["stale"])["guid"]
+    result = WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action="override", user_ids_path=uri
+    ).execute({})
+    assert result["user_count"] == N and result["requests"] == 3
+    assert members(sandbox, guid) == wanted
+
+
+def test_csv_with_a_named_column(sandbox, tmp_path):
+    path = tmp_path / "audience.csv"
+    path.write_text('account,email\n1,"a@x.com"\n2,b@x.com\n\n3,"c,d@x.com"\n')
+    result = WalkMeCreateSegmentOperator(
+        task_id="c", name="CSV", user_ids_path=str(path), user_ids_column="email"
+    ).execute({})
+    assert members(sandbox, result["segment_guid"]) == ["a@x.com", "b@x.com", "c,d@x.com"]
+    with pytest.raises(
+        AirflowFailException, match=r"has no column 'mail'; its header has: 'account', 'email'"
+    ):
+        WalkMeCreateSegmentOperator(
+            task_id="c2", name="CSV2", user_ids_path=str(path), user_ids_column="mail"
+        ).execute({})
+
+
+def test_a_bad_id_deep_in_the_file_fails_with_its_line_number_and_nothing_is_sent(sandbox, tmp_path):
+    lines = ids(N)
+    lines[N - 1] = "z" * 101  # the last line
+    path = tmp_path / "audience.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(AirflowFailException, match=rf"audience.txt line {N:,} = 'zzz.*101 characters"):
+        WalkMeCreateSegmentOperator(task_id="c", name="Bad", user_ids_path=str(path)).execute({})
+    assert sandbox.requests == []
+
+
+def test_exactly_one_input_is_required():
+    with pytest.raises(SegmentsValidationError, match="exactly one of user_ids"):
+        WalkMeCreateSegmentOperator(task_id="c", name="x")
+    with pytest.raises(SegmentsValidationError, match="exactly one of user_ids"):
+        WalkMeCreateSegmentOperator(task_id="c", name="x", user_ids=["a"], user_ids_path="/tmp/a")
+
+
+def test_a_missing_file_fails_naming_it(sandbox, tmp_path):
+    with pytest.raises(AirflowFailException, match="does not exist"):
+        WalkMeCreateSegmentOperator(task_id="c", name="x", user_ids_path=str(tmp_path / "nope.txt")).execute(
+            {}
+        )
+    assert sandbox.requests == []
+
+
+# -- delta sync ----------------------------------------------------------------------------------
+def sync(state, **kwargs):
+    return WalkMeSyncSegmentOperator(task_id="s", name="Synced", state_path=str(state), **kwargs).execute({})
+
+
+def test_first_sync_is_full_then_only_the_difference_is_sent(sandbox, tmp_path):
+    state = tmp_path / "state" / "synced.snapshot"
+    first = ids(60_000)
+    result = sync(state, user_ids=first)
+    assert (result["mode"], result["added"], result["removed"], result["requests"]) == ("full", 60_000, 0, 3)
+    assert read_snapshot(str(state)).ids == first
+
+    second = first[500:] + ids(300, "new")  # 500 gone, 300 new
+    sandbox.clear_request_log()
+    result = sync(state, user_ids=second)
+    assert result["mode"] == "delta"
+    assert (result["added"], result["removed"], result["unchanged"], result["requests"]) == (
+        300,
+        500,
+        59_500,
+        2,
+    )
+    assert writes(sandbox) == [("add", 300), ("remove", 500)]
+    assert set(members(sandbox, result["segment_guid"])) == set(second)
+    assert read_snapshot(str(state)).ids == second
+
+
+def test_full_refresh_overrides_even_with_a_snapshot(sandbox, tmp_path):
+    state = tmp_path / "s.snapshot"
+    sync(state, user_ids=["a", "b"])
+    sandbox.clear_request_log()
+    result = sync(state, user_ids=["b", "c"], full_refresh=True)
+    assert result["mode"] == "full" and writes(sandbox) == [("override", 2)]
+
+
+def test_failure_mid_sync_keeps_the_old_snapshot_and_a_rerun_converges(sandbox, tmp_path):
+    state = tmp_path / "s.snapshot"
+    sync(state, user_ids=ids(10_000))
+    before = state.read_bytes()
+    target = ids(60_000, "next")  # 60,000 adds (3 chunks) + 10,000 removes
+    sandbox.inject_fault("/public/", 500, method="PUT", skip=1, count=50)
+    with pytest.raises(PartialUpdateError, match=r"1 of 4 chunks were applied \(25,000 of 70,000 ids\)"):
+        sync(state, user_ids=target)
+    assert state.read_bytes() == before  # the snapshot never runs ahead of the API
+    sandbox.clear_faults()
+    result = sync(state, user_ids=target)
+    assert result["mode"] == "delta" and set(members(sandbox, result["segment_guid"])) == set(target)
+    assert read_snapshot(str(state)).ids == target
+
+
+def test_dry_run_sends_nothing_and_leaves_the_snapshot_alone(sandbox, tmp_path):
+    state = tmp_path / "s.snapshot"
+    result = sync(state, user_ids=ids(30_000), dry_run=True)
+    assert (result["mode"], result["requests"], result["dry_run"]) == ("full", 2, True)
+    assert sandbox.requests == [] and not state.exists()
+    sync(state, user_ids=ids(30_000))
+    before = state.read_bytes()
+    sandbox.clear_request_log()
+    result = sync(state, user_ids=ids(30_100), dry_run=True)
+    assert (result["mode"], result["added"], result["removed"], result["requests"]) == ("delta", 100, 0, 1)
+    assert sandbox.requests == [] and state.read_bytes() == before
+
+
+def test_a_snapshot_of_another_segment_is_not_used(sandbox, tmp_path):
+    state = tmp_path / "s.snapshot"
+    sync(state, user_ids=["a"])
+    sandbox.clear_request_log()
+    result = WalkMeSyncSegmentOperator(
+        task_id="s", name="Other", state_path=str(state), user_ids=["a"]
+    ).execute({})
+    assert result["mode"] == "full" and writes(sandbox) == [("create", 1)]
+
+
+def test_snapshot_on_object_storage(sandbox, tmp_path):
+    state = f"file://{tmp_path}/state/synced.snapshot"
+    sync(state, user_ids=["a", "b", "c"])
+    result = sync(state, user_ids=["a", "b", "d"])
+    assert (result["mode"], result["added"], result["removed"]) == ("delta", 1, 1)
+    assert read_snapshot(state).ids == ["a", "b", "d"]
+    assert [p.name for p in (tmp_path / "state").iterdir()] == ["synced.snapshot"]  # no temp left
+
+
+def test_a_foreign_file_as_state_path_is_refused(sandbox, tmp_path):
+    state = tmp_path / "not-a-snapshot.txt"
+    state.write_text("hello\n")
+    with pytest.raises(AirflowFailException, match="is not a segments snapshot"):
+        sync(state, user_ids=["a"])
+    assert sandbox.requests == []
