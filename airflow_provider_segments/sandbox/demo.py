@@ -56,6 +56,11 @@ def airflow_env(airflow_home: Path, dags_folder: Path, sandbox_url: str, **extra
                     "extra": {"system_guid": SANDBOX_SYSTEM_GUID},
                 }
             ),
+            # The example DAGs' small SQLite warehouse and their files live in the private home too.
+            "AIRFLOW_CONN_SEGMENTS_DEMO_WAREHOUSE": json.dumps(
+                {"conn_type": "sqlite", "host": str(airflow_home / "demo-warehouse.db")}
+            ),
+            "SEGMENTS_EXAMPLE_DATA_DIR": str(airflow_home / "example-data"),
             "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT": json.dumps(
                 {
                     "conn_type": "zendesk_help_center",

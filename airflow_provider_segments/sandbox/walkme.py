@@ -191,11 +191,20 @@ class WalkMeApp:
         user_ids: Iterable[str] = (),
         *,
         external_id: str | None = None,
+        created_at: str | None = None,
     ) -> dict[str, Any]:
-        """Create a segment directly (no HTTP, no limits), e.g. to seed state; return its JSON."""
+        """Create a segment directly (no HTTP, no limits), e.g. to seed state; return its JSON.
+
+        ``created_at`` (ISO-8601) back-dates it, e.g. for housekeeping tests.
+        """
         with self._lock:
             segments = self._systems[_normalise_system(system_guid)]
-            return self._create_locked(segments, name, list(user_ids), external_id)
+            created = self._create_locked(segments, name, list(user_ids), external_id)
+            if created_at is not None:
+                segment = segments[created["guid"]]
+                segment.created_at = segment.updated_at = created_at
+                created = segment.to_json()
+            return created
 
     def reset(self) -> None:
         """Forget tokens, segments and added systems."""
