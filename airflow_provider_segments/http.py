@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-
 from airflow_provider_segments import __version__
+
+if TYPE_CHECKING:
+    import requests
+
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
@@ -42,6 +44,14 @@ API_MESSAGE_CHARS = 500
 RATE_LIMIT_LOW_WATERMARK = 10
 
 log = logging.getLogger(__name__)
+
+
+def _requests() -> Any:
+    """The ``requests`` module, imported on first use: DAG files import the operators at every parse,
+    and ``requests`` (with urllib3) is most of what importing them would otherwise cost."""
+    import requests
+
+    return requests
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,7 @@ def _verify_setting(value: Any, conn_id: str) -> bool | str:
 
 def _never_sent(exc: requests.RequestException) -> bool:
     """True when the request cannot have reached the server (refused, DNS, connect timeout)."""
+    requests = _requests()
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -187,6 +198,7 @@ def _never_sent(exc: requests.RequestException) -> bool:
 
 
 def _describe(exc: requests.RequestException) -> str:
+    requests = _requests()
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connecting timed out"
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -288,7 +300,7 @@ class ApiClient:
     def session(self) -> requests.Session:
         """The keep-alive session (created on first use, never at import or construction)."""
         if self._session is None:
-            self._session = requests.Session()
+            self._session = _requests().Session()
             self._session.headers["User-Agent"] = USER_AGENT
         return self._session
 
@@ -374,7 +386,7 @@ class ApiClient:
                     timeout=self.timeout,
                     verify=self.verify,
                 )
-            except requests.RequestException as exc:
+            except _requests().RequestException as exc:
                 reason = _describe(exc)
                 if not (idempotent or _never_sent(exc)):
                     raise SegmentsUnknownOutcomeError(

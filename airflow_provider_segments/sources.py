@@ -14,7 +14,12 @@ from typing import IO, Any
 
 from airflow_provider_segments._compat import ObjectStoragePath
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.user_ids import UniqueIds, collect_unique_ids, ids_from_csv, ids_from_lines
+from airflow_provider_segments.user_ids import (
+    UniqueIds,
+    collect_unique_ids,
+    ids_from_csv,
+    unique_ids_from_text,
+)
 
 
 def as_storage_path(path: Any) -> ObjectStoragePath | str:
@@ -28,29 +33,46 @@ def as_storage_path(path: Any) -> ObjectStoragePath | str:
     return ObjectStoragePath(text) if "://" in text else text
 
 
+#: Characters read at a time from an id file.
+BLOCK_CHARS = 4 * 1024 * 1024
+
+
 @contextmanager
-def open_text(path: Any) -> Iterator[IO[str]]:
-    """Open a local path or an object-storage URI for streaming text (UTF-8)."""
+def open_text(path: Any, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """Open a local path or an object-storage URI for streaming text (UTF-8).
+
+    ``newline=None`` turns ``\\r\\n`` into ``\\n``; the csv module wants ``newline=""``.
+    """
     target = as_storage_path(path)
     try:
         if isinstance(target, ObjectStoragePath):
-            handle = target.open("r", encoding="utf-8")
+            handle = target.open("r", encoding="utf-8", newline=newline)
         else:
-            handle = open(target, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+            handle = open(target, encoding="utf-8", newline=newline)  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise SegmentsValidationError(f"user_ids_path {str(path)!r} does not exist.") from None
     with handle:
         yield handle
 
 
+def read_blocks(handle: IO[str]) -> Iterator[str]:
+    """The text of ``handle`` in blocks of :data:`BLOCK_CHARS` characters."""
+    return iter(lambda: handle.read(BLOCK_CHARS), "")
+
+
 def read_unique_ids(path: Any, *, max_length: int, column: str | None = None) -> UniqueIds:
     """Validate and deduplicate the ids of a file in one streaming pass; errors name the line."""
     source = str(path)
-    with open_text(path) as handle:
-        records = ids_from_csv(handle, column, source=source) if column else ids_from_lines(handle)
-        try:
-            return collect_unique_ids(
-                records, max_length=max_length, where=lambda line: f"{source} line {line:,}"
-            )
-        except UnicodeDecodeError as err:
-            raise SegmentsValidationError(f"{source} is not UTF-8 text: {err}") from None
+
+    def where(line: int) -> str:
+        return f"{source} line {line:,}"
+
+    try:
+        if column:
+            with open_text(path, newline="") as handle:
+                records = ids_from_csv(handle, column, source=source)
+                return collect_unique_ids(records, max_length=max_length, where=where)
+        with open_text(path) as handle:
+            return unique_ids_from_text(read_blocks(handle), max_length=max_length, where=where)
+    except UnicodeDecodeError as err:
+        raise SegmentsValidationError(f"{source} is not UTF-8 text: {err}") from None

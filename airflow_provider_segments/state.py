@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_segments._compat import ObjectStoragePath
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.sources import as_storage_path, open_text
-from airflow_provider_segments.user_ids import UniqueIds
+from airflow_provider_segments.sources import as_storage_path, open_text, read_blocks
+from airflow_provider_segments.user_ids import unique_ids_from_text
 
 MAGIC = "#segments-snapshot"
 VERSION = 1
@@ -30,7 +31,7 @@ class Snapshot:
     segment_guid: str
     system_guid: str
     name: str | None
-    ids: UniqueIds
+    ids: Sequence[str] | dict[str, None]  #: in sync order (a dict when read back)
     synced_at: str | None = None
 
 
@@ -51,7 +52,8 @@ def read_snapshot(state_path: Any) -> Snapshot | None:
                 f"{MAGIC!r}); point state_path at a file of its own."
             )
         header = json.loads(first[len(MAGIC) :])
-        ids = UniqueIds(dict.fromkeys(line.rstrip("\r\n") for line in handle if line.strip()))
+        # A dict, not a list: the delta plan looks ids up in it without building a set of its own.
+        ids = unique_ids_from_text(read_blocks(handle), max_length=10**6, as_dict=True)
     if header.get("version") != VERSION or len(ids) != header.get("count"):
         raise SegmentsValidationError(
             f"Snapshot {str(state_path)!r} is incomplete or of another version; delete it or sync with "
@@ -89,8 +91,9 @@ def write_snapshot(state_path: Any, snapshot: Snapshot) -> None:
     try:
         with handle:
             handle.write(f"{MAGIC} {json.dumps(header)}\n")
-            for start in range(0, len(snapshot.ids), 10_000):
-                handle.write("\n".join(snapshot.ids[start : start + 10_000]))
+            ids = list(snapshot.ids) if isinstance(snapshot.ids, dict) else snapshot.ids
+            for start in range(0, len(ids), 10_000):
+                handle.write("\n".join(ids[start : start + 10_000]))
                 handle.write("\n")
         if isinstance(temporary, ObjectStoragePath):
             temporary.rename(target)  # a move within one store; the old snapshot stays until then

@@ -13,7 +13,7 @@ from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
-from airflow_provider_segments.user_ids import chunk_count, chunked, normalize_user_ids
+from airflow_provider_segments.user_ids import chunk_count, chunked, normalize_user_ids, unique_ids_from_text
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +82,42 @@ def test_any_invalid_id_anywhere_means_nothing_is_sent(before, bad, after, actio
         with pytest.raises(SegmentsValidationError, match=rf"user_ids\[{len(before)}\]"):
             WalkMeHook().update_segment(GUID, action, ids)
         assert mock.request_history == []
+
+
+# -- the block reader behind user_ids_path -------------------------------------------------------
+line_id = st.text(
+    alphabet=st.characters(blacklist_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+    min_size=1,
+    max_size=MAX_ID_LENGTH,
+).filter(lambda s: s.strip() == s)
+
+
+def _split(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts})
+    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True) if b > a]
+
+
+@given(
+    ids=st.lists(line_id, max_size=200),
+    blanks=st.lists(st.integers(min_value=0, max_value=200), max_size=10),
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+)
+def test_any_split_into_blocks_gives_the_deduped_ids_in_order(ids, blanks, cuts):
+    lines = list(ids)
+    for position in sorted(blanks, reverse=True):
+        lines.insert(min(position, len(lines)), "  " if position % 2 else "")
+    text = "\n".join(lines) + "\n"
+    assert unique_ids_from_text(_split(text, cuts), max_length=MAX_ID_LENGTH) == _dedupe(ids)
+
+
+@given(
+    before=st.lists(line_id, max_size=50),
+    bad=st.one_of(
+        st.text(alphabet="x", min_size=MAX_ID_LENGTH + 1, max_size=MAX_ID_LENGTH + 5), st.just(" padded")
+    ),
+    cuts=st.lists(st.integers(min_value=0), max_size=10),
+)
+def test_a_bad_line_is_named_by_its_number_whatever_the_blocks(before, bad, cuts):
+    text = "\n".join([*before, "", bad, "after"]) + "\n"
+    with pytest.raises(SegmentsValidationError, match=rf"^line {len(before) + 2:,} = "):
+        unique_ids_from_text(_split(text, cuts), max_length=MAX_ID_LENGTH)

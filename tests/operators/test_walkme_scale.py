@@ -113,7 +113,7 @@ def test_first_sync_is_full_then_only_the_difference_is_sent(sandbox, tmp_path):
     first = ids(60_000)
     result = sync(state, user_ids=first)
     assert (result["mode"], result["added"], result["removed"], result["requests"]) == ("full", 60_000, 0, 3)
-    assert read_snapshot(str(state)).ids == first
+    assert list(read_snapshot(str(state)).ids) == first
 
     second = first[500:] + ids(300, "new")  # 500 gone, 300 new
     sandbox.clear_request_log()
@@ -127,7 +127,7 @@ def test_first_sync_is_full_then_only_the_difference_is_sent(sandbox, tmp_path):
     )
     assert writes(sandbox) == [("add", 300), ("remove", 500)]
     assert set(members(sandbox, result["segment_guid"])) == set(second)
-    assert read_snapshot(str(state)).ids == second
+    assert list(read_snapshot(str(state)).ids) == second
 
 
 def test_full_refresh_overrides_even_with_a_snapshot(sandbox, tmp_path):
@@ -150,7 +150,7 @@ def test_failure_mid_sync_keeps_the_old_snapshot_and_a_rerun_converges(sandbox, 
     sandbox.clear_faults()
     result = sync(state, user_ids=target)
     assert result["mode"] == "delta" and set(members(sandbox, result["segment_guid"])) == set(target)
-    assert read_snapshot(str(state)).ids == target
+    assert list(read_snapshot(str(state)).ids) == target
 
 
 def test_dry_run_sends_nothing_and_leaves_the_snapshot_alone(sandbox, tmp_path):
@@ -181,7 +181,7 @@ def test_snapshot_on_object_storage(sandbox, tmp_path):
     sync(state, user_ids=["a", "b", "c"])
     result = sync(state, user_ids=["a", "b", "d"])
     assert (result["mode"], result["added"], result["removed"]) == ("delta", 1, 1)
-    assert read_snapshot(state).ids == ["a", "b", "d"]
+    assert list(read_snapshot(state).ids) == ["a", "b", "d"]
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["synced.snapshot"]  # no temp left
 
 
