@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 # This machine's pip configuration names local wheel folders that may be absent; hide that noise only.
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: demo test test-one sandbox clean docs system-deps
+.PHONY: demo test test-one sandbox clean docs system-deps benchmark
 .PRECIOUS: .venv-%/.installed
 
 .venv-%/.installed: pyproject.toml constraints/airflow-3.2.txt
@@ -29,6 +29,13 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
 demo: .venv-newest/.installed
 	.venv-newest/bin/python -m airflow_provider_segments.sandbox.demo
+
+# Sync time, requests, memory and import cost next to a plain-requests script (about 2 minutes;
+# BENCHMARK_ARGS=--quick for 100,000 ids only). Rendering cost of id lists: benchmarks/render_ids.py.
+BENCHMARK_ARGS ?=
+benchmark: .venv-newest/.installed
+	.venv-newest/bin/python benchmarks/sync_benchmark.py $(BENCHMARK_ARGS)
+	.venv-newest/bin/python benchmarks/render_ids.py
 
 sandbox: .venv-newest/.installed
 	.venv-newest/bin/python -m airflow_provider_segments.sandbox --port 8080
