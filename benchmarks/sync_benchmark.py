@@ -35,7 +35,6 @@ import json
 import math
 import os
 import platform
-import resource
 import select
 import shutil
 import signal
@@ -50,6 +49,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+# The baseline script sits beside this one (a script's folder is on sys.path): one memory probe for both.
+from baseline_plain_requests import memory_kib
 
 DEFAULT_SIZES = (100_000, 1_000_000, 3_000_000)
 QUICK_SIZE = 100_000
@@ -82,18 +84,6 @@ class BenchmarkError(RuntimeError):
 
 
 # -- measured in the subprocesses -------------------------------------------------------------------
-
-
-def memory_kib(field: str) -> int:
-    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in KiB; ``ru_maxrss`` where /proc is absent."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def provider_worker(argv: list[str]) -> None:
