@@ -60,8 +60,19 @@ def read_blocks(handle: IO[str]) -> Iterator[str]:
     return iter(lambda: handle.read(BLOCK_CHARS), "")
 
 
-def read_unique_ids(path: Any, *, max_length: int, column: str | None = None) -> UniqueIds:
-    """Validate and deduplicate the ids of a file in one streaming pass; errors name the line."""
+def read_unique_ids(
+    path: Any,
+    *,
+    max_length: int,
+    column: str | None = None,
+    keep_index: bool = False,
+    canonical: dict[str, str] | None = None,
+) -> UniqueIds:
+    """Validate and deduplicate the ids of a file in one streaming pass; errors name the line.
+
+    ``keep_index`` and ``canonical``: see :func:`~airflow_provider_segments.user_ids.unique_ids_from_text`
+    (a delta sync uses them to hold its input and its snapshot at little more than the cost of one).
+    """
     source = str(path)
 
     def where(line: int) -> str:
@@ -71,8 +82,17 @@ def read_unique_ids(path: Any, *, max_length: int, column: str | None = None) ->
         if column:
             with open_text(path, newline="") as handle:
                 records = ids_from_csv(handle, column, source=source)
-                return collect_unique_ids(records, max_length=max_length, where=where)
+                ids = collect_unique_ids(records, max_length=max_length, where=where)
+                if keep_index:
+                    ids.index = dict.fromkeys(ids)
+                return ids
         with open_text(path) as handle:
-            return unique_ids_from_text(read_blocks(handle), max_length=max_length, where=where)
+            return unique_ids_from_text(
+                read_blocks(handle),
+                max_length=max_length,
+                where=where,
+                keep_index=keep_index,
+                canonical=canonical,
+            )
     except UnicodeDecodeError as err:
         raise SegmentsValidationError(f"{source} is not UTF-8 text: {err}") from None

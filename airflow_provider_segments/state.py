@@ -31,7 +31,7 @@ class Snapshot:
     segment_guid: str
     system_guid: str
     name: str | None
-    ids: Sequence[str] | dict[str, None]  #: in sync order (a dict when read back)
+    ids: Sequence[str] | dict[str, str]  #: in sync order (a dict of id -> id when read back)
     synced_at: str | None = None
 
 
@@ -52,7 +52,8 @@ def read_snapshot(state_path: Any) -> Snapshot | None:
                 f"{MAGIC!r}); point state_path at a file of its own."
             )
         header = json.loads(first[len(MAGIC) :])
-        # A dict, not a list: the delta plan looks ids up in it without building a set of its own.
+        # A dict mapping each id to itself: the delta plan looks ids up in it without a set of its
+        # own, and the input file's reader reuses its strings for the ids both hold.
         ids = unique_ids_from_text(read_blocks(handle), max_length=10**6, as_dict=True)
     if header.get("version") != VERSION or len(ids) != header.get("count"):
         raise SegmentsValidationError(

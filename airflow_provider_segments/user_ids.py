@@ -58,7 +58,21 @@ def coerce_id_list(value: Any, *, field: str = "user_ids") -> Iterable[Any]:
 
 
 class UniqueIds(list):
-    """A list of ids already validated and deduplicated (validation is not repeated on it)."""
+    """A list of ids already validated and deduplicated (validation is not repeated on it).
+
+    ``index`` is the insertion-ordered dict of the same ids when the reader was asked to keep it
+    (a delta sync looks ids up in it instead of building a set of its own), else ``None``.
+    """
+
+    index: dict[str, None] | None = None
+
+    @classmethod
+    def from_dict(cls, seen: dict[str, None], *, keep_index: bool = False) -> UniqueIds:
+        """The ids of ``seen`` in order, keeping ``seen`` as :attr:`index` when asked."""
+        ids = cls(seen)
+        if keep_index:
+            ids.index = seen
+        return ids
 
 
 def _problem(raw: Any, max_length: int) -> tuple[str | None, str]:
@@ -116,34 +130,53 @@ def collect_unique_ids(
 
 
 def unique_ids_from_text(
-    blocks: Iterable[str], *, max_length: int, where: Any = None, as_dict: bool = False
+    blocks: Iterable[str],
+    *,
+    max_length: int,
+    where: Any = None,
+    as_dict: bool = False,
+    keep_index: bool = False,
+    canonical: dict[str, Any] | None = None,
 ) -> Any:
     """Validate and dedupe a text of one id per line, given as consecutive blocks (e.g. 4 MiB reads).
 
     Blank lines are skipped; line numbers in errors count every line. Each block is checked with
     built-in operations first (lengths, surrounding whitespace) and only a block that fails them is
     walked line by line to name the offending line, which keeps a million ids well under a second.
-    Returns a :class:`UniqueIds`, or with ``as_dict`` the insertion-ordered dict of ids itself.
+    Returns a :class:`UniqueIds` (with its :attr:`~UniqueIds.index` if ``keep_index``), or with
+    ``as_dict`` an insertion-ordered dict mapping each id to itself. Given such a dict as
+    ``canonical`` (ids already in memory, e.g. the last snapshot), an id equal to one of them shares
+    that string instead of a copy: two million-id sets that mostly overlap cost little more than one.
     """
-    seen: dict[str, None] = {}
+    seen: dict[str, Any] = {}
     carry = ""
     first_line = 1
     for block in blocks:
         lines = (carry + block if carry else block).split("\n")
         carry = lines.pop()  # the last line may continue in the next block
-        _add_lines(seen, lines, first_line, max_length, where)
+        _add_lines(seen, lines, first_line, max_length, where, canonical, as_dict)
         first_line += len(lines)
     if carry:
-        _add_lines(seen, [carry], first_line, max_length, where)
-    return seen if as_dict else UniqueIds(seen)
+        _add_lines(seen, [carry], first_line, max_length, where, canonical, as_dict)
+    return seen if as_dict else UniqueIds.from_dict(seen, keep_index=keep_index)
 
 
-def _add_lines(seen: dict[str, None], lines: list[str], first_line: int, max_length: int, where: Any) -> None:
+def _add_lines(
+    seen: dict[str, None],
+    lines: list[str],
+    first_line: int,
+    max_length: int,
+    where: Any,
+    canonical: dict[str, str] | None = None,
+    self_mapped: bool = False,
+) -> None:
     ids = [line for line in lines if line]
     if not ids:
         return
     if max(map(len, ids)) <= max_length and list(map(str.strip, ids)) == ids:
-        seen.update(dict.fromkeys(ids))
+        if canonical is not None:
+            ids = [canonical.get(i, i) for i in ids]  # the string already held, when there is one
+        seen.update(zip(ids, ids, strict=True) if self_mapped else dict.fromkeys(ids))
         return
     for offset, line in enumerate(lines):  # slow path: find and name the bad line
         if not line.strip():
@@ -152,7 +185,9 @@ def _add_lines(seen: dict[str, None], lines: list[str], first_line: int, max_len
         if user_id is None:
             label = where(first_line + offset) if where else f"line {first_line + offset:,}"
             raise SegmentsValidationError(f"{label} = {preview(line)} is not a valid user id: {reason}.")
-        seen[user_id] = None
+        if canonical is not None:
+            user_id = canonical.get(user_id, user_id)
+        seen[user_id] = user_id if self_mapped else None
 
 
 def ids_from_csv(lines: Iterable[str], column: str, *, source: str = "the CSV") -> Iterator[tuple[int, str]]:

@@ -121,3 +121,19 @@ def test_a_bad_line_is_named_by_its_number_whatever_the_blocks(before, bad, cuts
     text = "\n".join([*before, "", bad, "after"]) + "\n"
     with pytest.raises(SegmentsValidationError, match=rf"^line {len(before) + 2:,} = "):
         unique_ids_from_text(_split(text, cuts), max_length=MAX_ID_LENGTH)
+
+
+def test_ids_also_in_the_snapshot_share_its_strings_and_the_index_is_kept():
+    held = "".join(["user", "0001@example.com"])  # a string object built at run time
+    snapshot = unique_ids_from_text([f"{held}\nother@example.com\n"], max_length=MAX_ID_LENGTH, as_dict=True)
+    assert snapshot == {held: held, "other@example.com": "other@example.com"}
+    stored = next(iter(snapshot))
+    ids = unique_ids_from_text(
+        ["new@example.com\nuser0001@exa", "mple.com\n"],
+        max_length=MAX_ID_LENGTH,
+        keep_index=True,
+        canonical=snapshot,
+    )
+    assert ids == ["new@example.com", "user0001@example.com"]
+    assert ids[1] is stored  # one string for both sets, not a copy
+    assert ids.index == {"new@example.com": None, "user0001@example.com": None}

@@ -652,7 +652,7 @@ def _sync_plan(ids: Sequence[str], previous: Sequence[str] | None) -> dict[str, 
             "requests": requests,
         }
     before = previous if isinstance(previous, (set, frozenset, dict)) else set(previous)
-    wanted = set(ids)
+    wanted = getattr(ids, "index", None) or set(ids)
     added = [i for i in ids if i not in before]
     removed = [i for i in previous if i not in wanted]
     return {

@@ -66,13 +66,19 @@ class _WalkMeIdsOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
         self.user_ids_path = user_ids_path
         self.user_ids_column = user_ids_column
 
-    def input_ids(self) -> Any:
+    def input_ids(self, *, keep_index: bool = False, canonical: dict[str, str] | None = None) -> Any:
         """The ids to send: ``user_ids`` as given, or the validated, deduplicated ids of the file."""
         if self.user_ids_path is None:
             return self.user_ids
         what = f"column {self.user_ids_column!r} of " if self.user_ids_column else ""
         self.log.info("Reading user ids from %s%s", what, self.user_ids_path)
-        ids = read_unique_ids(self.user_ids_path, max_length=MAX_ID_LENGTH, column=self.user_ids_column)
+        ids = read_unique_ids(
+            self.user_ids_path,
+            max_length=MAX_ID_LENGTH,
+            column=self.user_ids_column,
+            keep_index=keep_index,
+            canonical=canonical,
+        )
         self.log.info("%s unique valid ids read.", f"{len(ids):,}")
         return ids
 
@@ -287,11 +293,15 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            ids = self.input_ids()
             snapshot = None if self.full_refresh else read_snapshot(self.state_path)
             if snapshot is not None and not self._same_segment(snapshot):
                 self.log.info("The snapshot at %s is of another segment: syncing in full.", self.state_path)
                 snapshot = None
+            # With a snapshot, the input shares its strings and keeps a lookup index for the plan.
+            ids = self.input_ids(
+                keep_index=snapshot is not None,
+                canonical=snapshot.ids if snapshot is not None and isinstance(snapshot.ids, dict) else None,
+            )
             result = self.hook.sync_segment(
                 ids,
                 segment_guid=self.segment_guid,
