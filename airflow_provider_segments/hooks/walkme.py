@@ -398,19 +398,17 @@ class WalkMeHook(BaseHook):
             return normalize_segment(self._call("POST", path, json_body=payload, idempotent=False))
         except SegmentsUnknownOutcomeError as err:
             self.log.warning("%s. Checking whether segment %r was created before trying again.", err, name)
-        matches = self.find_segments_by_name(name, system)
-        if len(matches) == 1:
-            self.log.info("The create had landed (%s); continuing with it.", matches[0]["segment_guid"])
-            # The lost response may hide a partial write; override makes the first chunk exact.
-            self._call(
-                "PUT",
-                f"{path}/{matches[0]['segment_guid']}",
-                json_body={"action": "override", "userIds": payload["userIds"]},
-            )
-            return matches[0]
-        if matches:
-            return self._existing_by_name(name, system, "update") or matches[0]  # raises: duplicates
-        return normalize_segment(self._call("POST", path, json_body=payload, idempotent=False))
+        landed = self._existing_by_name(name, system, "update")  # raises if two share the name
+        if landed is None:
+            return normalize_segment(self._call("POST", path, json_body=payload, idempotent=False))
+        self.log.info("The create had landed (%s); continuing with it.", landed["segment_guid"])
+        # The lost response may hide a partial write; override makes the first chunk exact.
+        self._call(
+            "PUT",
+            f"{path}/{landed['segment_guid']}",
+            json_body={"action": "override", "userIds": payload["userIds"]},
+        )
+        return landed
 
     def update_segment(
         self,
