@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, Literal
 
-from airflow_provider_segments._compat import BaseHook, mask_secret, timezone
+from airflow_provider_segments import sync
+from airflow_provider_segments._compat import BaseHook, mask_secret
 from airflow_provider_segments.exceptions import (
-    PartialUpdateError,
-    SegmentExistsError,
     SegmentsApiError,
     SegmentsAuthError,
     SegmentsConfigError,
@@ -26,7 +24,8 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._connection import normalized_extra, parse_base_url
 from airflow_provider_segments.http import ApiClient
-from airflow_provider_segments.user_ids import chunk_count, chunked, normalize_user_ids, preview
+from airflow_provider_segments.ids import preview
+from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 
 #: Limits stated by the Segments API document.
 MAX_IDS_PER_REQUEST = 25_000
@@ -44,25 +43,34 @@ REGION_HOSTS = {
 }
 TOKEN_PATH = "/accounts/connect/token"
 SEGMENTS_PATH = "/public/v1/user/system/{system_guid}/segment"
-#: Refresh a cached token this many seconds before WalkMe says it expires.
+#: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
+#: lifetime, so that a short-lived token is still reused).
 TOKEN_REFRESH_MARGIN = 300
+#: DELETE attempts whose outcome is unknown before giving up (each followed by a lookup).
+DELETE_ATTEMPTS = 3
 
 UpdateAction = Literal["add", "remove", "override"]
 UPDATE_ACTIONS: tuple[str, ...] = ("add", "remove", "override")
-IF_EXISTS_CHOICES = ("update", "error")
 SEGMENT_GUID_PATTERN = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+BARE_GUID_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
 SYSTEM_GUID_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
 MAX_NAME_LENGTH = 255
 
 
 def validate_segment_guid(value: Any) -> str:
-    """Return ``value`` if it is a hyphenated GUID, the form WalkMe puts in segment URLs."""
+    """Return ``value`` as a hyphenated GUID, the form WalkMe puts in segment URLs.
+
+    32 hex digits without hyphens (which one version of WalkMe's reference page shows) are accepted
+    and hyphenated.
+    """
+    if isinstance(value, str) and BARE_GUID_PATTERN.fullmatch(value):
+        value = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
     if not isinstance(value, str) or not SEGMENT_GUID_PATTERN.fullmatch(value):
         raise SegmentsValidationError(
             f"segment_guid {preview(value)} is not a hyphenated GUID like "
-            "12345aeb-123c-4d83-8b38-a5a456789d0a."
+            "12345aeb-123c-4d83-8b38-a5a456789d0a (or its 32 hex digits)."
         )
     return value
 
@@ -122,6 +130,8 @@ class WalkMeHook(BaseHook):
     """
 
     conn_name_attr = "walkme_conn_id"
+    #: WalkMe's limit of ids in one request (the sync module chunks to it).
+    max_ids_per_request = MAX_IDS_PER_REQUEST
     default_conn_name = "walkme_default"
     conn_type = "walkme"
     hook_name = "WalkMe"
@@ -242,7 +252,8 @@ class WalkMeHook(BaseHook):
         except (TypeError, ValueError):
             lifetime = 86400.0
         self._token = token
-        self._token_expires_at = time.monotonic() + max(0.0, lifetime - TOKEN_REFRESH_MARGIN)
+        margin = min(TOKEN_REFRESH_MARGIN, lifetime / 10)
+        self._token_expires_at = time.monotonic() + max(0.0, lifetime - margin)
         self.log.info("Fetched a WalkMe access token valid for %d s.", int(lifetime))
         return token
 
@@ -284,13 +295,47 @@ class WalkMeHook(BaseHook):
 
     def get_segment(self, segment_guid: str, system_guid: str | None = None) -> dict[str, Any] | None:
         """Return the segment with this GUID, or ``None`` when the system does not list it."""
-        validate_segment_guid(segment_guid)
-        wanted = segment_guid.lower()
+        wanted = validate_segment_guid(segment_guid).lower()
         for seg in self.list_segments(system_guid):
             if str(seg["segment_guid"]).lower() == wanted:
                 return seg
         return None
 
+    # -- plain API calls (the sync module builds membership changes out of these) ----------------
+    def post_segment(
+        self, system: str, name: str, user_ids: list[str], external_id: str | None = None
+    ) -> dict[str, Any]:
+        """POST one create (at most 25,000 ids); the new segment, normalised.
+
+        :raises SegmentsUnknownOutcomeError: when the server may or may not have created it.
+        """
+        payload: dict[str, Any] = {"name": name, "userIds": user_ids}
+        if external_id is not None:
+            payload["id"] = external_id
+        path = SEGMENTS_PATH.format(system_guid=system)
+        body = self._call("POST", path, json_body=payload, idempotent=False)
+        segment = normalize_segment(body) if isinstance(body, dict) else {"segment_guid": None}
+        if segment.get("segment_guid"):
+            segment["segment_guid"] = validate_segment_guid(segment["segment_guid"])
+        return segment
+
+    def put_users(self, system: str, segment_guid: str, action: str, user_ids: list[str]) -> None:
+        """PUT one ``add``/``remove``/``override`` of at most 25,000 ids (idempotent: safe to retry)."""
+        if len(user_ids) > self.max_ids_per_request:
+            raise SegmentsValidationError(
+                f"{len(user_ids):,} ids in one request; WalkMe allows {self.max_ids_per_request:,}."
+            )
+        self._call(
+            "PUT",
+            f"{SEGMENTS_PATH.format(system_guid=system)}/{segment_guid}",
+            json_body={"action": action, "userIds": user_ids},
+        )
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (through the client, so tests can make it instant)."""
+        self.client.sleep(seconds)
+
+    # -- membership changes (delegated to the sync module) -------------------------------------
     def create_segment(
         self,
         name: str,
@@ -298,117 +343,43 @@ class WalkMeHook(BaseHook):
         system_guid: str | None = None,
         external_id: str | None = None,
         if_exists: str = "update",
+        *,
+        allow_empty: bool = False,
+        max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        creation_token: str | None = None,
     ) -> dict[str, Any]:
         """Create a segment holding exactly ``user_ids``; safe to retry.
 
         Everything is validated before the first request. The name is looked up first: when a
         segment of that name exists, ``if_exists="update"`` overrides its users (so a retried task
-        never creates a duplicate) and ``"error"`` raises :class:`SegmentExistsError`. More than
-        25,000 ids are sent as a create with the first 25,000 followed by ``add`` chunks.
+        never creates a duplicate) and ``"error"`` raises :class:`SegmentExistsError`, unless the
+        segment carries this task's ``creation_token`` (an earlier try of the same task created it).
+        More than 25,000 ids are sent as a create with the first 25,000 followed by ``add`` chunks.
+        Without ``external_id`` the segment's external id is the creation token.
 
+        :param allow_empty: let an empty ``user_ids`` through (else refused before anything is sent).
+        :param max_removal_fraction: refuse overriding an existing segment when that would remove
+            more than this share of the members it lists (``None``: no limit).
+        :param creation_token: marks the segments this task creates (the operators derive it from
+            the DAG run and task); default: a new token per call.
         :return: ``segment_guid``, ``name``, ``system_guid``, ``external_id``, ``user_count``,
             ``requests`` (write requests sent), ``created`` and ``changed_at`` (ISO-8601 UTC).
         """
         validate_segment_name(name)
-        if if_exists not in IF_EXISTS_CHOICES:
-            raise SegmentsValidationError(
-                f"if_exists {preview(if_exists)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
-            )
         if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
             raise SegmentsValidationError(f"external_id {preview(external_id)} must be a non-empty string.")
-        ids = normalize_user_ids(user_ids, max_length=MAX_ID_LENGTH)
-        system = self.resolve_system_guid(system_guid)
-
-        existing = self._existing_by_name(name, system, if_exists)
-        if existing is not None:
-            guid = existing["segment_guid"]
-            self.log.info(
-                "Segment %r already exists in system %s (%s): overriding its users instead of creating "
-                "a duplicate (if_exists='update').",
-                name,
-                system,
-                guid,
-            )
-            result = self._apply(system, guid, "override", ids)
-            return {**result, "name": name, "external_id": existing.get("external_id"), "created": False}
-        return self._create_new(system, name, ids, external_id)
-
-    def _create_new(
-        self, system: str, name: str, ids: Sequence[str], external_id: str | None = None
-    ) -> dict[str, Any]:
-        """Create a segment known not to exist: the first chunk in the create, ``add`` for the rest."""
-        total_chunks = max(1, chunk_count(len(ids), MAX_IDS_PER_REQUEST))
-        first = ids[:MAX_IDS_PER_REQUEST]
-        payload: dict[str, Any] = {"name": name, "userIds": first}
-        if external_id is not None:
-            payload["id"] = external_id
-        self.log.info(
-            "Creating WalkMe segment %r in system %s with %s ids in %d request(s).",
+        guards = Guards(allow_empty, max_removal_fraction)
+        return sync.create_segment(
+            self,
+            self.resolve_system_guid(system_guid),
             name,
-            system,
-            f"{len(ids):,}",
-            total_chunks,
+            user_ids,
+            max_length=MAX_ID_LENGTH,
+            external_id=external_id,
+            if_exists=if_exists,
+            creation_token=creation_token,
+            guards=guards,
         )
-        segment = self._post_create(system, name, payload)
-        guid = segment["segment_guid"]
-        self.log.info("chunk 1/%d (create): %s/%s ids", total_chunks, f"{len(first):,}", f"{len(ids):,}")
-        steps = [("add", chunk) for chunk in chunked(ids[MAX_IDS_PER_REQUEST:], MAX_IDS_PER_REQUEST)]
-        self._send_chunks(
-            system,
-            guid,
-            steps,
-            total_chunks=total_chunks,
-            total_ids=len(ids),
-            applied_chunks=1,
-            applied_ids=len(first),
-            what=f"created segment {name!r} ({guid}) with the first {len(first):,} ids",
-        )
-        return {
-            "segment_guid": guid,
-            "name": name,
-            "system_guid": system,
-            "external_id": external_id,
-            "user_count": len(ids),
-            "requests": total_chunks,
-            "created": True,
-            "changed_at": _now_iso(),
-        }
-
-    def _existing_by_name(self, name: str, system: str, if_exists: str) -> dict[str, Any] | None:
-        matches = self.find_segments_by_name(name, system)
-        if not matches:
-            return None
-        guids = ", ".join(str(seg["segment_guid"]) for seg in matches)
-        if if_exists == "error":
-            raise SegmentExistsError(
-                f"A WalkMe segment named {name!r} already exists in system {system} ({guids}) and "
-                "if_exists='error'. Use WalkMeUpdateSegmentOperator, or if_exists='update'."
-            )
-        if len(matches) > 1:
-            raise SegmentsError(
-                f"{len(matches)} WalkMe segments are named {name!r} in system {system} ({guids}); "
-                "refusing to guess which to update. Delete the extras or update one by segment_guid."
-            )
-        return matches[0]
-
-    def _post_create(self, system: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST a create; when its outcome is unknown, look before sending it again."""
-        path = SEGMENTS_PATH.format(system_guid=system)
-        try:
-            return normalize_segment(self._call("POST", path, json_body=payload, idempotent=False))
-        except SegmentsUnknownOutcomeError as err:
-            self.log.warning("%s. Checking whether segment %r was created before trying again.", err, name)
-        landed = self._existing_by_name(name, system, "update")  # raises if two share the name
-        if landed is None:
-            return normalize_segment(self._call("POST", path, json_body=payload, idempotent=False))
-        self.log.info("The create had landed (%s); continuing with it.", landed["segment_guid"])
-        # The lost response may hide a partial write; override makes the first chunk exact.
-        self._call(
-            "PUT",
-            f"{path}/{landed['segment_guid']}",
-            json_body={"action": "override", "userIds": payload["userIds"]},
-        )
-        return landed
 
     def update_segment(
         self,
@@ -416,20 +387,32 @@ class WalkMeHook(BaseHook):
         action: str,
         user_ids: Any,
         system_guid: str | None = None,
+        *,
+        allow_empty: bool = False,
+        max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
     ) -> dict[str, Any]:
         """Add, remove or override the users of a segment, in chunks of at most 25,000 ids.
 
         ``override`` with more than 25,000 ids overrides with the first chunk and adds the rest, so
-        the final membership is exactly ``user_ids``. Validated before the first request.
+        the final membership is exactly ``user_ids``; an ``override`` with no ids, or one that would
+        remove more than ``max_removal_fraction`` of the members WalkMe lists, is refused unless
+        allowed. Validated before the first request.
 
         :return: ``segment_guid``, ``system_guid``, ``action``, ``user_count``, ``requests``,
             ``changed_at``.
         """
-        validate_segment_guid(segment_guid)
+        guid = validate_segment_guid(segment_guid)
         validate_update_action(action)
-        ids = normalize_user_ids(user_ids, max_length=MAX_ID_LENGTH)
-        system = self.resolve_system_guid(system_guid)
-        return self._apply(system, segment_guid, action, ids)
+        guards = Guards(allow_empty, max_removal_fraction)
+        return sync.update_segment(
+            self,
+            self.resolve_system_guid(system_guid),
+            guid,
+            action,
+            user_ids,
+            max_length=MAX_ID_LENGTH,
+            guards=guards,
+        )
 
     def sync_segment(
         self,
@@ -438,162 +421,45 @@ class WalkMeHook(BaseHook):
         segment_guid: str | None = None,
         name: str | None = None,
         system_guid: str | None = None,
-        previous: Sequence[str] | None = None,
+        state_path: Any = None,
+        full_refresh: bool = False,
         dry_run: bool = False,
+        allow_empty: bool = False,
+        max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        creation_token: str | None = None,
     ) -> dict[str, Any]:
         """Make a segment's membership equal ``user_ids``, sending only the difference when possible.
 
-        With ``previous`` (the membership the last successful sync left) only ``add`` chunks for the
-        new ids and ``remove`` chunks for the gone ones are sent ("delta"); without it the segment is
-        created, or overridden in chunks ("full"). The segment is ``segment_guid``, else the one
-        named ``name`` (created when absent). ``dry_run`` computes and logs the plan and contacts
-        nothing: the plan then assumes the segment exists exactly when ``previous`` is given.
+        With a snapshot at ``state_path`` (written by the last successful sync of the same segment)
+        only ``add`` chunks for new ids and ``remove`` chunks for gone ones are sent ("delta");
+        otherwise the segment is created, or overridden in chunks ("full"). The segment is
+        ``segment_guid``, else the one named ``name`` (created when absent). ``dry_run`` logs the
+        plan after read-only calls and writes nothing. What the snapshot and its journal promise:
+        :mod:`airflow_provider_segments.sync`.
 
         :return: ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged`` (``None`` when
-            unknown: a full override of a segment whose membership was not known), ``requests``
-            (write requests), ``user_count``, ``segment_guid``, ``system_guid``, ``name``,
-            ``changed_at``, ``dry_run``.
+            unknown), ``requests`` (write requests), ``user_count``, ``segment_guid``,
+            ``system_guid``, ``name``, ``changed_at`` (of the last change that sent anything),
+            ``dry_run``.
         """
-        if segment_guid is None and name is None:
-            raise SegmentsValidationError("Give segment_guid or name of the segment to sync.")
         if segment_guid is not None:
-            validate_segment_guid(segment_guid)
+            segment_guid = validate_segment_guid(segment_guid)
         if name is not None:
             validate_segment_name(name)
-        ids = normalize_user_ids(user_ids, max_length=MAX_ID_LENGTH)
-        system = self.resolve_system_guid(system_guid)
-        plan = _sync_plan(ids, previous)
-        summary = {
-            "mode": plan["mode"],
-            "added": plan["added_count"],
-            "removed": plan["removed_count"],
-            "unchanged": plan["unchanged"],
-            "requests": plan["requests"],
-            "user_count": len(ids),
-            "system_guid": system,
-            "name": name,
-            "dry_run": dry_run,
-        }
-        self.log.info(
-            "Sync plan (%s): %s to add, %s to remove, %s unchanged, %d write request(s).",
-            plan["mode"],
-            _count(plan["added_count"]),
-            _count(plan["removed_count"]),
-            _count(plan["unchanged"]),
-            plan["requests"],
+        guards = Guards(allow_empty, max_removal_fraction)
+        return sync.sync_segment(
+            self,
+            self.resolve_system_guid(system_guid),
+            user_ids,
+            max_length=MAX_ID_LENGTH,
+            segment_guid=segment_guid,
+            name=name,
+            state_path=state_path,
+            full_refresh=full_refresh,
+            dry_run=dry_run,
+            creation_token=creation_token,
+            guards=guards,
         )
-        if dry_run:
-            self.log.info("Dry run: nothing was sent.")
-            return {**summary, "segment_guid": segment_guid, "changed_at": None}
-
-        segment = self._sync_target(system, segment_guid, name)
-        if segment is None:  # a name nobody uses yet: create it, whatever the snapshot said
-            created = self._create_new(system, name, ids)
-            return {
-                **summary,
-                "mode": "full",
-                "added": len(ids),
-                "removed": 0,
-                "unchanged": 0,
-                "requests": created["requests"],
-                "segment_guid": created["segment_guid"],
-                "changed_at": created["changed_at"],
-            }
-        guid = segment["segment_guid"]
-        if plan["mode"] == "full":
-            applied = self._apply(system, guid, "override", ids)
-            return {
-                **summary,
-                "segment_guid": guid,
-                "name": segment["name"],
-                "changed_at": applied["changed_at"],
-            }
-        steps = [("add", c) for c in chunked(plan["added"], MAX_IDS_PER_REQUEST)]
-        steps += [("remove", c) for c in chunked(plan["removed"], MAX_IDS_PER_REQUEST)]
-        total = len(plan["added"]) + len(plan["removed"])
-        self._send_chunks(system, guid, steps, total_chunks=len(steps), total_ids=total)
-        return {**summary, "segment_guid": guid, "name": segment["name"], "changed_at": _now_iso()}
-
-    def _sync_target(self, system: str, segment_guid: str | None, name: str | None) -> dict[str, Any] | None:
-        if segment_guid is not None:
-            segment = self.get_segment(segment_guid, system)
-            if segment is None:
-                raise SegmentsNotFoundError(
-                    f"WalkMe segment {segment_guid} is not listed in system {system}; sync by name to "
-                    "create it.",
-                    platform="WalkMe",
-                    method="GET",
-                    endpoint=SEGMENTS_PATH.format(system_guid=system),
-                    status=None,
-                )
-            return segment
-        return self._existing_by_name(name, system, "update")
-
-    def _apply(self, system: str, guid: str, action: str, ids: Sequence[str]) -> dict[str, Any]:
-        chunks = list(chunked(ids, MAX_IDS_PER_REQUEST))
-        if action == "override":
-            # An empty override is one request that empties the segment.
-            steps = [("override" if i == 0 else "add", c) for i, c in enumerate(chunks or [[]])]
-        else:
-            steps = [(action, c) for c in chunks]
-        if not steps:
-            self.log.info("No ids to %s for segment %s: nothing sent.", action, guid)
-        else:
-            self.log.info(
-                "Updating WalkMe segment %s (%s) with %s ids in %d request(s).",
-                guid,
-                action,
-                f"{len(ids):,}",
-                len(steps),
-            )
-        self._send_chunks(system, guid, steps, total_chunks=len(steps), total_ids=len(ids))
-        return {
-            "segment_guid": guid,
-            "system_guid": system,
-            "action": action,
-            "user_count": len(ids),
-            "requests": len(steps),
-            "changed_at": _now_iso(),
-        }
-
-    def _send_chunks(
-        self,
-        system: str,
-        guid: str,
-        steps: Sequence[tuple[str, Sequence[str]]],
-        *,
-        total_chunks: int,
-        total_ids: int,
-        applied_chunks: int = 0,
-        applied_ids: int = 0,
-        what: str = "",
-    ) -> None:
-        path = f"{SEGMENTS_PATH.format(system_guid=system)}/{guid}"
-        for action, chunk in steps:
-            try:
-                self._call("PUT", path, json_body={"action": action, "userIds": list(chunk)})
-            except SegmentsError as err:
-                done = f"{what}; then " if what else ""
-                raise PartialUpdateError(
-                    f"WalkMe segment {guid}: {done}chunk {applied_chunks + 1}/{total_chunks} ({action}) "
-                    f"failed after {applied_chunks} of {total_chunks} chunks were applied "
-                    f"({applied_ids:,} of {total_ids:,} ids); {total_ids - applied_ids:,} ids were not "
-                    f"sent. Rerunning the task converges to the requested membership. Cause: {err}",
-                    applied_chunks=applied_chunks,
-                    total_chunks=total_chunks,
-                    applied_ids=applied_ids,
-                    total_ids=total_ids,
-                ) from err
-            applied_chunks += 1
-            applied_ids += len(chunk)
-            self.log.info(
-                "chunk %d/%d (%s): %s/%s ids",
-                applied_chunks,
-                total_chunks,
-                action,
-                f"{applied_ids:,}",
-                f"{total_ids:,}",
-            )
 
     def delete_segment(
         self, segment_guid: str, system_guid: str | None = None, missing_ok: bool = True
@@ -601,19 +467,34 @@ class WalkMeHook(BaseHook):
         """Delete a segment; one that is already gone counts as deleted unless ``missing_ok=False``.
 
         DELETE is not in WalkMe's Segments API document; this assumes
-        ``DELETE .../segment/{segmentGuid}`` as the natural counterpart of update.
+        ``DELETE .../segment/{segmentGuid}`` as the natural counterpart of update. When an attempt's
+        outcome is unknown (a lost response, a 5xx), the segment is looked up before trying again,
+        so a delete that landed is reported as done, not as "not found".
         """
-        validate_segment_guid(segment_guid)
+        guid = validate_segment_guid(segment_guid)
         system = self.resolve_system_guid(system_guid)
-        try:
-            self._call("DELETE", f"{SEGMENTS_PATH.format(system_guid=system)}/{segment_guid}")
-        except SegmentsNotFoundError:
-            if not missing_ok:
-                raise
-            self.log.info("WalkMe segment %s was already gone from system %s.", segment_guid, system)
-        else:
-            self.log.info("Deleted WalkMe segment %s from system %s.", segment_guid, system)
-        return segment_guid
+        path = f"{SEGMENTS_PATH.format(system_guid=system)}/{guid}"
+        for _attempt in range(DELETE_ATTEMPTS):
+            try:
+                # Not retried blindly: a retry after a delete that landed would answer 404.
+                self._call("DELETE", path, idempotent=False)
+            except SegmentsNotFoundError:
+                if not missing_ok:
+                    raise
+                self.log.info("WalkMe segment %s was already gone from system %s.", guid, system)
+                return guid
+            except SegmentsUnknownOutcomeError as err:
+                if self.get_segment(guid, system) is None:
+                    self.log.info("WalkMe segment %s is gone: the delete landed (%s).", guid, err)
+                    return guid
+                self.log.warning("%s; segment %s is still listed, deleting it again.", err, guid)
+                continue
+            self.log.info("Deleted WalkMe segment %s from system %s.", guid, system)
+            return guid
+        raise SegmentsError(
+            f"WalkMe segment {guid} is still listed in system {system} after {DELETE_ATTEMPTS} delete "
+            "attempts whose outcome was unknown; rerun the task."
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a token (and list the default system's segments, if one is set); never echo a secret."""
@@ -626,40 +507,3 @@ class WalkMeHook(BaseHook):
             return True, message + "."
         except SegmentsError as err:
             return False, str(err)
-
-
-def _now_iso() -> str:
-    return timezone.utcnow().isoformat()
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"
-
-
-def _sync_plan(ids: Sequence[str], previous: Sequence[str] | None) -> dict[str, Any]:
-    """What a sync sends: the whole list (no previous membership) or only the difference."""
-    if previous is None:
-        requests = max(1, chunk_count(len(ids), MAX_IDS_PER_REQUEST))
-        return {
-            "mode": "full",
-            "added": [],
-            "removed": [],
-            "added_count": len(ids),
-            "removed_count": None,
-            "unchanged": None,
-            "requests": requests,
-        }
-    before = previous if isinstance(previous, (set, frozenset, dict)) else set(previous)
-    wanted = getattr(ids, "index", None) or set(ids)
-    added = [i for i in ids if i not in before]
-    removed = [i for i in previous if i not in wanted]
-    return {
-        "mode": "delta",
-        "added": added,
-        "removed": removed,
-        "added_count": len(added),
-        "removed_count": len(removed),
-        "unchanged": len(ids) - len(added),
-        "requests": chunk_count(len(added), MAX_IDS_PER_REQUEST)
-        + chunk_count(len(removed), MAX_IDS_PER_REQUEST),
-    }

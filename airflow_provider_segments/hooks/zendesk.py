@@ -26,7 +26,7 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._connection import normalized_extra, parse_base_url
 from airflow_provider_segments.http import ApiClient
-from airflow_provider_segments.user_ids import coerce_id_list, preview
+from airflow_provider_segments.ids import as_list, preview
 
 API_PREFIX = "/api/v2/help_center"
 USER_SEGMENTS_PATH = f"{API_PREFIX}/user_segments.json"
@@ -40,6 +40,14 @@ USER_TYPES = ("signed_in_users", "staff")
 AUTH_TYPES = ("oauth_token", "api_token", "password")
 ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
 TAG_LIST_FIELDS = ("tags", "or_tags")
+#: What each list field holds, for error messages.
+ID_LIST_WHAT = {
+    "group_ids": "group ids",
+    "organization_ids": "organization ids",
+    "added_user_ids": "user ids",
+    "tags": "tags",
+    "or_tags": "tags",
+}
 IF_EXISTS_CHOICES = ("update", "error")
 #: Cursor pagination page size (Zendesk's maximum).
 PAGE_SIZE = 100
@@ -67,7 +75,7 @@ def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
 
 def _validate_id_list(field: str, value: Any) -> list[int]:
     result = []
-    for position, item in enumerate(coerce_id_list(value, field=field)):
+    for position, item in enumerate(as_list(value, field, ID_LIST_WHAT.get(field, "values"))):
         try:
             result.append(validate_user_segment_id(item, f"{field}[{position}]"))
         except SegmentsValidationError:
@@ -79,7 +87,7 @@ def _validate_id_list(field: str, value: Any) -> list[int]:
 
 def _validate_tag_list(field: str, value: Any) -> list[str]:
     result = []
-    for position, item in enumerate(coerce_id_list(value, field=field)):
+    for position, item in enumerate(as_list(value, field, ID_LIST_WHAT.get(field, "values"))):
         if not isinstance(item, str) or not item.strip():
             raise SegmentsValidationError(
                 f"{field}[{position}] = {preview(item)} is not valid: {field} holds non-empty strings."

@@ -6,21 +6,17 @@ what it returns for XCom. Validation, chunking and retries live in the hook and 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow_provider_segments._compat import BaseOperator, Context
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.hooks.walkme import (
-    IF_EXISTS_CHOICES,
-    MAX_ID_LENGTH,
-    WalkMeHook,
-    validate_update_action,
-)
+from airflow_provider_segments.hooks.walkme import WalkMeHook, validate_update_action
+from airflow_provider_segments.ids import IdSource
 from airflow_provider_segments.operators._base import LiteralIdsRenderingMixin, fail_fast_on_bad_input
-from airflow_provider_segments.sources import read_unique_ids
-from airflow_provider_segments.state import Snapshot, read_snapshot, write_snapshot
+from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, IF_EXISTS_CHOICES, Guards
 
 
 class _WalkMeOperator(BaseOperator):
@@ -46,7 +42,8 @@ class _WalkMeOperator(BaseOperator):
 
 
 class _WalkMeIdsOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
-    """Operators that take ids: a list (``user_ids``) or a file (``user_ids_path``), exactly one."""
+    """Operators that take ids: a list (``user_ids``) or a file (``user_ids_path``), exactly one, and
+    the mass-change guards (``allow_empty``, ``max_removal_fraction``)."""
 
     def __init__(
         self,
@@ -54,6 +51,8 @@ class _WalkMeIdsOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
         user_ids: Any = None,
         user_ids_path: Any = None,
         user_ids_column: str | None = None,
+        allow_empty: bool = False,
+        max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,25 +61,32 @@ class _WalkMeIdsOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
                 f"Task {kwargs.get('task_id')!r}: give exactly one of user_ids (a list) or user_ids_path "
                 "(a file of ids)."
             )
+        Guards(allow_empty, max_removal_fraction)  # a wrong value fails when the DAG is parsed
         self.user_ids = user_ids
         self.user_ids_path = user_ids_path
         self.user_ids_column = user_ids_column
+        self.allow_empty = allow_empty
+        self.max_removal_fraction = max_removal_fraction
 
-    def input_ids(self, *, keep_index: bool = False, canonical: dict[str, str] | None = None) -> Any:
-        """The ids to send: ``user_ids`` as given, or the validated, deduplicated ids of the file."""
+    def id_source(self) -> IdSource:
+        """The task's input, read when the change runs."""
         if self.user_ids_path is None:
-            return self.user_ids
-        what = f"column {self.user_ids_column!r} of " if self.user_ids_column else ""
-        self.log.info("Reading user ids from %s%s", what, self.user_ids_path)
-        ids = read_unique_ids(
-            self.user_ids_path,
-            max_length=MAX_ID_LENGTH,
-            column=self.user_ids_column,
-            keep_index=keep_index,
-            canonical=canonical,
-        )
-        self.log.info("%s unique valid ids read.", f"{len(ids):,}")
-        return ids
+            return IdSource(values=self.user_ids)
+        return IdSource(path=self.user_ids_path, column=self.user_ids_column)
+
+    def guard_kwargs(self) -> dict[str, Any]:
+        return {"allow_empty": self.allow_empty, "max_removal_fraction": self.max_removal_fraction}
+
+
+def creation_token(context: Context) -> str | None:
+    """A token naming this task in this DAG run (the same for every try): a segment created with it
+    as its external id is known to be this task's own when a retry finds it."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    run_id = context.get("run_id") if hasattr(context, "get") else None
+    if ti is None or not run_id:
+        return None
+    key = f"{ti.dag_id}/{ti.task_id}/{run_id}/{getattr(ti, 'map_index', -1)}"
+    return f"airflow-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
 class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
@@ -146,10 +152,12 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
         with fail_fast_on_bad_input():
             result = self.hook.create_segment(
                 name=self.name,
-                user_ids=self.input_ids(),
+                user_ids=self.id_source(),
                 system_guid=self.system_guid,
                 external_id=self.external_id,
                 if_exists=self.if_exists,
+                creation_token=creation_token(context),
+                **self.guard_kwargs(),
             )
         verb = "Created" if result["created"] else "Updated existing"
         self.log.info(
@@ -216,8 +224,9 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
             return self.hook.update_segment(
                 segment_guid=self.segment_guid,
                 action=self.action,
-                user_ids=self.input_ids(),
+                user_ids=self.id_source(),
                 system_guid=self.system_guid,
+                **self.guard_kwargs(),
             )
 
 
@@ -293,44 +302,17 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            snapshot = None if self.full_refresh else read_snapshot(self.state_path)
-            if snapshot is not None and not self._same_segment(snapshot):
-                self.log.info("The snapshot at %s is of another segment: syncing in full.", self.state_path)
-                snapshot = None
-            # With a snapshot, the input shares its strings and keeps a lookup index for the plan.
-            ids = self.input_ids(
-                keep_index=snapshot is not None,
-                canonical=snapshot.ids if snapshot is not None and isinstance(snapshot.ids, dict) else None,
-            )
-            result = self.hook.sync_segment(
-                ids,
+            return self.hook.sync_segment(
+                self.id_source(),
                 segment_guid=self.segment_guid,
                 name=self.name,
                 system_guid=self.system_guid,
-                previous=snapshot.ids if snapshot else None,
+                state_path=self.state_path,
+                full_refresh=self.full_refresh,
                 dry_run=self.dry_run,
+                creation_token=creation_token(context),
+                **self.guard_kwargs(),
             )
-        if not self.dry_run:
-            write_snapshot(
-                self.state_path,
-                Snapshot(
-                    segment_guid=result["segment_guid"],
-                    system_guid=result["system_guid"],
-                    name=result["name"],
-                    ids=ids,
-                    synced_at=result["changed_at"],
-                ),
-            )
-            self.log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", self.state_path)
-        return result
-
-    def _same_segment(self, snapshot: Snapshot) -> bool:
-        system = self.hook.resolve_system_guid(self.system_guid)
-        if snapshot.system_guid.lower() != system.lower():
-            return False
-        if self.segment_guid is not None:
-            return snapshot.segment_guid.lower() == self.segment_guid.lower()
-        return snapshot.name == self.name
 
 
 class WalkMeDeleteSegmentOperator(_WalkMeOperator):

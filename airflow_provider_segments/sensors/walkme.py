@@ -12,8 +12,8 @@ import pendulum
 from airflow_provider_segments._compat import BaseSensorOperator, Context, DateTimeTrigger, timezone
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook, validate_segment_guid
+from airflow_provider_segments.ids import preview
 from airflow_provider_segments.operators._base import fail_fast_on_bad_input
-from airflow_provider_segments.user_ids import preview
 
 
 def parse_changed_at(value: Any) -> datetime | None:

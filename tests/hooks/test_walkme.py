@@ -18,6 +18,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsAuthError,
     SegmentsConfigError,
     SegmentsNotFoundError,
+    SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks.walkme import MAX_IDS_PER_REQUEST, WalkMeHook
@@ -44,7 +45,7 @@ def hook(walkme_conn: str) -> WalkMeHook:
 def api(requests_mock):
     """The WalkMe endpoints as requests-mock routes, with a token and one empty system."""
     requests_mock.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 86400, "token_type": "Bearer"})
-    requests_mock.get(SEGMENTS_URL, json=[])
+    requests_mock.get(SEGMENTS_URL, json=[{"guid": GUID, "name": "n", "usersCount": 0}])
     requests_mock.post(SEGMENTS_URL, status_code=201, json={"guid": GUID, "name": "n", "usersCount": 0})
     requests_mock.put(f"{SEGMENTS_URL}/{GUID}", json={"guid": GUID, "name": "n"})
     requests_mock.delete(f"{SEGMENTS_URL}/{GUID}", status_code=204)
@@ -77,11 +78,25 @@ def test_token_is_cached_across_calls(hook, api):
     assert api.request_history[1].headers["Authorization"] == f"Bearer {TOKEN}"
 
 
-def test_token_about_to_expire_is_refreshed(hook, api):
-    api.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 60})  # inside the refresh margin
+def test_token_about_to_expire_is_refreshed(hook, api, monkeypatch):
+    import airflow_provider_segments.hooks.walkme as walkme
+
+    api.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 60})
+    now = [1000.0]
+    monkeypatch.setattr(walkme.time, "monotonic", lambda: now[0])
     hook.list_segments()
+    now[0] += 53  # inside the refresh margin (a tenth of the lifetime)
+    hook.list_segments()
+    now[0] += 1
     hook.list_segments()
     assert [r.url for r in api.request_history].count(TOKEN_URL) == 2
+
+
+def test_a_short_lived_token_is_reused_until_it_nearly_expires(hook, api):
+    api.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 300})  # the old margin was 300 s
+    for _ in range(3):
+        hook.list_segments()
+    assert [r.url for r in api.request_history].count(TOKEN_URL) == 1
 
 
 def test_401_fetches_a_new_token_once_and_retries_the_call(hook, api):
@@ -185,7 +200,7 @@ def test_test_connection_reports_success_and_failure_without_secret(hook, api):
 @pytest.mark.parametrize(("n", "expected_writes"), [(0, 1), (1, 1), (25_000, 1), (25_001, 2), (60_000, 3)])
 def test_create_sends_first_chunk_then_adds_the_rest(hook, api, n, expected_writes):
     users = ids(n)
-    result = hook.create_segment("Enterprise", users, external_id="ext-1")
+    result = hook.create_segment("Enterprise", users, external_id="ext-1", allow_empty=n == 0)
     sent = writes(api)
     assert len(sent) == expected_writes == result["requests"]
     method, body = sent[0]
@@ -225,7 +240,7 @@ def test_create_whose_response_was_lost_is_not_sent_twice_when_it_landed(hook, a
     assert result["segment_guid"] == GUID
 
 
-def test_create_whose_response_was_lost_is_sent_again_when_it_did_not_land(hook, api):
+def test_create_whose_outcome_stays_unknown_is_not_resent_and_says_rerun(hook, api):
     api.post(
         SEGMENTS_URL,
         [
@@ -233,9 +248,10 @@ def test_create_whose_response_was_lost_is_sent_again_when_it_did_not_land(hook,
             {"status_code": 201, "json": {"guid": GUID, "name": "Enterprise"}},
         ],
     )
-    result = hook.create_segment("Enterprise", ids(3))
-    assert [m for m, _ in writes(api)] == ["POST", "POST"]
-    assert result["segment_guid"] == GUID
+    with pytest.raises(SegmentsUnknownOutcomeError, match=r"unknown outcome.*Nothing was resent.*rerun"):
+        hook.create_segment("Enterprise", ids(3))
+    assert [m for m, _ in writes(api)] == ["POST"]  # a resend could duplicate a slow create
+    assert len(hook.sleeps) == 5  # it looked six times, waiting in between
 
 
 def test_two_segments_with_the_name_are_refused(hook, api):
@@ -265,7 +281,7 @@ def test_two_segments_with_the_name_are_refused(hook, api):
 )
 def test_update_chunks_by_action(hook, api, action, n, expected_actions):
     users = ids(n)
-    result = hook.update_segment(GUID, action, users)
+    result = hook.update_segment(GUID, action, users, allow_empty=n == 0)
     sent = writes(api)
     assert [b["action"] for _, b in sent] == expected_actions
     assert [u for _, b in sent for u in b["userIds"]] == users

@@ -89,7 +89,8 @@ SYNC_TASK = textwrap.dedent(
     from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 
     WalkMeSyncSegmentOperator(
-        task_id="sync", name="Synced", user_ids_path=sys.argv[1], state_path=sys.argv[2]
+        task_id="sync", name="Synced", user_ids_path=sys.argv[1], state_path=sys.argv[2],
+        max_removal_fraction=1.0,
     ).execute({})
     """
 )

@@ -1,5 +1,5 @@
-"""Property-based tests: for any ids, chunks cover the deduped input in order, none over the limit;
-for any invalid id anywhere, nothing is sent."""
+"""The id collection: for any ids, chunks cover the deduped input in order, none over the limit; for any
+invalid id anywhere (a control character, a BOM, a separator, padding, a wrong type), nothing is sent."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
-from airflow_provider_segments.user_ids import chunk_count, chunked, normalize_user_ids, unique_ids_from_text
+from airflow_provider_segments.ids import UserIds
 
 pytestmark = pytest.mark.slow
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
 
-valid_id = st.text(min_size=1, max_size=MAX_ID_LENGTH).filter(lambda s: s.strip() == s and s.strip() != "")
+FORBIDDEN = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0xFEFF, 0x2028, 0x2029]))
+valid_id = st.text(
+    alphabet=st.characters(blacklist_characters=FORBIDDEN), min_size=1, max_size=MAX_ID_LENGTH
+).filter(lambda s: s.strip() == s and s.strip() != "")
 invalid_id = st.one_of(
     st.just(""),
     st.text(alphabet=" \t\n", min_size=1, max_size=5),
@@ -29,6 +32,7 @@ invalid_id = st.one_of(
     st.floats(allow_nan=False),
     st.booleans(),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.builds(lambda a, c, b: a + c + b, valid_id, st.sampled_from(list(FORBIDDEN)), valid_id),
 )
 
 
@@ -38,12 +42,12 @@ def _dedupe(items):
 
 @given(ids=st.lists(valid_id, max_size=300), size=st.integers(min_value=1, max_value=40))
 def test_chunks_cover_the_deduped_input_in_order_and_respect_the_size(ids, size):
-    unique = normalize_user_ids(ids, max_length=MAX_ID_LENGTH)
-    assert unique == _dedupe(ids)
-    chunks = list(chunked(unique, size))
-    assert [i for chunk in chunks for i in chunk] == unique
+    unique = UserIds.from_values(ids, max_length=MAX_ID_LENGTH)
+    assert list(unique) == _dedupe(ids)
+    chunks = list(unique.chunks(size))
+    assert [i for chunk in chunks for i in chunk] == list(unique)
     assert all(1 <= len(chunk) <= size for chunk in chunks)
-    assert len(chunks) == chunk_count(len(unique), size)
+    assert len(chunks) == -(-len(unique) // size)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -58,7 +62,8 @@ def test_every_request_holds_at_most_25000_ids_and_together_exactly_the_input(n,
         mp.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json())
         mock.post(f"{WALKME_TEST_URL}/accounts/connect/token", json={"access_token": "tok-0123456789"})
         mock.put(f"{SEGMENTS_URL}/{GUID}", json={})
-        WalkMeHook().update_segment(GUID, action, ids)
+        mock.get(SEGMENTS_URL, json=[{"guid": GUID, "name": "n"}])
+        WalkMeHook().update_segment(GUID, action, ids, allow_empty=True)
         bodies = [json.loads(r.text) for r in mock.request_history if r.method == "PUT"]
     assert all(len(body["userIds"]) <= MAX_IDS_PER_REQUEST for body in bodies)
     assert [u for body in bodies for u in body["userIds"]] == _dedupe(ids)
@@ -86,7 +91,7 @@ def test_any_invalid_id_anywhere_means_nothing_is_sent(before, bad, after, actio
 
 # -- the block reader behind user_ids_path -------------------------------------------------------
 line_id = st.text(
-    alphabet=st.characters(blacklist_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+    alphabet=st.characters(blacklist_characters=FORBIDDEN),
     min_size=1,
     max_size=MAX_ID_LENGTH,
 ).filter(lambda s: s.strip() == s)
@@ -107,33 +112,33 @@ def test_any_split_into_blocks_gives_the_deduped_ids_in_order(ids, blanks, cuts)
     for position in sorted(blanks, reverse=True):
         lines.insert(min(position, len(lines)), "  " if position % 2 else "")
     text = "\n".join(lines) + "\n"
-    assert unique_ids_from_text(_split(text, cuts), max_length=MAX_ID_LENGTH) == _dedupe(ids)
+    assert list(_read(_split(text, cuts))) == _dedupe(ids)
 
 
 @given(
     before=st.lists(line_id, max_size=50),
     bad=st.one_of(
-        st.text(alphabet="x", min_size=MAX_ID_LENGTH + 1, max_size=MAX_ID_LENGTH + 5), st.just(" padded")
+        st.text(alphabet="x", min_size=MAX_ID_LENGTH + 1, max_size=MAX_ID_LENGTH + 5),
+        st.just(" padded"),
+        st.sampled_from(["a\rb", "a\x00b", "\ufeffa", "a\u2028b", "a\x85b", "\x1c"]),
     ),
     cuts=st.lists(st.integers(min_value=0), max_size=10),
 )
 def test_a_bad_line_is_named_by_its_number_whatever_the_blocks(before, bad, cuts):
     text = "\n".join([*before, "", bad, "after"]) + "\n"
-    with pytest.raises(SegmentsValidationError, match=rf"^line {len(before) + 2:,} = "):
-        unique_ids_from_text(_split(text, cuts), max_length=MAX_ID_LENGTH)
+    with pytest.raises(SegmentsValidationError, match=rf"^ids.txt line {len(before) + 2:,} = "):
+        _read(_split(text, cuts))
 
 
-def test_ids_also_in_the_snapshot_share_its_strings_and_the_index_is_kept():
+def _read(blocks: list[str]) -> UserIds:
+    return UserIds.from_lines_text(blocks, max_length=MAX_ID_LENGTH, source="ids.txt")
+
+
+def test_ids_also_held_elsewhere_share_their_strings(tmp_path):
     held = "".join(["user", "0001@example.com"])  # a string object built at run time
-    snapshot = unique_ids_from_text([f"{held}\nother@example.com\n"], max_length=MAX_ID_LENGTH, as_dict=True)
-    assert snapshot == {held: held, "other@example.com": "other@example.com"}
-    stored = next(iter(snapshot))
-    ids = unique_ids_from_text(
-        ["new@example.com\nuser0001@exa", "mple.com\n"],
-        max_length=MAX_ID_LENGTH,
-        keep_index=True,
-        canonical=snapshot,
-    )
-    assert ids == ["new@example.com", "user0001@example.com"]
-    assert ids[1] is stored  # one string for both sets, not a copy
-    assert ids.index == {"new@example.com": None, "user0001@example.com": None}
+    snapshot = UserIds.from_values([held, "other@example.com"], max_length=MAX_ID_LENGTH)
+    path = tmp_path / "ids.txt"
+    path.write_text("new@example.com\nuser0001@example.com\n")
+    ids = UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, share=snapshot)
+    assert list(ids) == ["new@example.com", "user0001@example.com"]
+    assert list(ids)[1] is held  # one string for both collections, not a copy

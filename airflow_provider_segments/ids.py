@@ -1,0 +1,377 @@
+"""The one id collection: :class:`UserIds`, validated and deduplicated, whatever the input path.
+
+Every way a DAG hands over user ids ends here: a list (or an XCom rendered to one, or a JSON list
+in a string), a file of one id per line, a CSV column, on local disk or in object storage. Each
+produces the same :class:`UserIds`: strings of 1 to ``max_length`` characters, without surrounding
+whitespace, control characters, byte-order marks or line/paragraph separators, each once, in the
+order first seen. A bad id fails the whole input before anything is sent, naming its position.
+
+No Airflow import at module level: object-storage URIs are opened through Airflow's
+``ObjectStoragePath`` on first use only.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+from typing import IO, Any
+
+from airflow_provider_segments.exceptions import SegmentsValidationError
+
+PREVIEW_CHARS = 60
+#: Characters read at a time from an id file.
+BLOCK_CHARS = 4 * 1024 * 1024
+#: Characters never valid in an id: C0 and C1 controls, DEL, the byte-order mark and the Unicode
+#: line/paragraph separators. Each would split, hide or corrupt an id in a file, a log or a snapshot.
+_FORBIDDEN = "\x00-\x1f\x7f-\x9f\ufeff\u2028\u2029"
+_FORBIDDEN_CHAR = re.compile(f"[{_FORBIDDEN}]")
+#: The same inside a text of lines, where ``\n`` separates ids (and ``\r\n`` was folded first).
+_FORBIDDEN_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ufeff\u2028\u2029]")
+#: A line with leading or trailing white space (a whitespace-only line is a blank line, skipped).
+_PADDED_LINE = re.compile(r"(?m)^[^\S\n]|[^\S\n]$")
+
+
+def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters, for error messages and logs."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _problem(user_id: str, max_length: int) -> str:
+    """Why ``user_id`` (a string) is not a valid id; ``""`` when it is."""
+    bad = _FORBIDDEN_CHAR.search(user_id)
+    if bad:
+        return (
+            f"it holds the control character U+{ord(bad.group()):04X} at position {bad.start()} "
+            "(clean it at the source: such characters split or hide ids)"
+        )
+    if not user_id.strip():
+        return "it is empty"
+    if len(user_id) > max_length:
+        return f"it has {len(user_id)} characters, the limit is {max_length}"
+    if user_id != user_id.strip():
+        return "it has leading or trailing whitespace (strip it at the source if it is not part of the id)"
+    return ""
+
+
+class UserIds:
+    """Validated user ids, each once, in the order first seen.
+
+    Membership tests are O(1) and iteration follows the input's order. Build one with
+    :meth:`from_values` (a list, tuple, set, an XCom or a JSON list in a string) or :meth:`from_file`
+    (lines or a CSV column, local or object storage); a :class:`UserIds` passed to either is kept.
+    """
+
+    __slots__ = ("_ids",)
+
+    def __init__(self, ids: dict[str, str] | None = None) -> None:
+        # Each id maps to itself, so another reader can reuse the very same string (see ``share``).
+        self._ids: dict[str, str] = ids if ids is not None else {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._ids
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, UserIds):
+            return list(self._ids) == list(other._ids)
+        if isinstance(other, list):
+            return list(self._ids) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"UserIds({len(self):,} ids)"
+
+    def chunks(self, size: int) -> Iterator[list[str]]:
+        """Consecutive lists of at most ``size`` ids, in order (none for no ids)."""
+        if size < 1:
+            raise ValueError(f"chunk size must be positive, got {size}")
+        ids = iter(self._ids)
+        while chunk := list(islice(ids, size)):
+            yield chunk
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def from_values(cls, values: Any, *, max_length: int, field: str = "user_ids") -> UserIds:
+        """Validate and dedupe ids given as values; an ``int`` becomes its decimal string.
+
+        A string is the usual sign of a templated XCom pull rendered without native rendering: one
+        holding a JSON or Python list literal is parsed, any other string is refused (iterating it
+        would send one id per character). Errors name the position: ``user_ids[4711] = ...``.
+        """
+        if isinstance(values, UserIds):
+            return values
+        values = as_list(values, field)
+        if not values:
+            return cls()
+        # C-speed checks of the whole list; the slow walk below only runs to name a bad id.
+        if set(map(type, values)) == {str} and (
+            max(map(len, values)) <= max_length
+            and min(map(len, values)) > 0
+            and not _FORBIDDEN_CHAR.search("".join(values))
+            and list(map(str.strip, values)) == values
+        ):
+            return cls(dict(zip(values, values, strict=True)))
+        ids: dict[str, str] = {}
+        for position, raw in enumerate(values):
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                raw = str(raw)
+            if not isinstance(raw, str):
+                raise SegmentsValidationError(
+                    f"{field}[{position}] = {preview(raw)} is not a valid user id: expected a string, "
+                    f"got {type(raw).__name__}."
+                )
+            _add_one(ids, raw, max_length, f"{field}[{position}]")
+        return cls(ids)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: Any,
+        *,
+        max_length: int,
+        column: str | None = None,
+        share: UserIds | None = None,
+    ) -> UserIds:
+        """Validate and dedupe the ids of a file in one streaming pass; errors name the line.
+
+        ``path`` is a local path or an object-storage URI (``s3://``, ``gs://``, ``file://``...). The
+        file is UTF-8 (a leading byte-order mark is dropped) with one id per line (blank lines are
+        skipped; ``\\r\\n`` endings are fine), or a CSV with a header row when ``column`` names the
+        id column. ``share``: ids already in memory (e.g. the last snapshot); an id both hold uses
+        the same string, so two large, mostly equal collections cost little more than one.
+        """
+        source = str(path)
+
+        def where(line: int) -> str:
+            return f"{source} line {line:,}"
+
+        try:
+            with open_text(path) as handle:
+                if column:
+                    return cls._from_csv(handle, column, source, max_length, where)
+                ids = cls._from_blocks(read_blocks(handle), max_length, where, share)
+        except UnicodeDecodeError as err:
+            raise SegmentsValidationError(f"{source} is not UTF-8 text: {err}") from None
+        return ids
+
+    @classmethod
+    def from_lines_text(cls, blocks: Iterable[str], *, max_length: int, source: str) -> UserIds:
+        """Ids of a text given as consecutive blocks, one id per line (a snapshot's body)."""
+        return cls._from_blocks(blocks, max_length, lambda line: f"{source} line {line:,}", None)
+
+    @classmethod
+    def _from_blocks(
+        cls,
+        blocks: Iterable[str],
+        max_length: int,
+        where: Callable[[int], str],
+        share: UserIds | None,
+    ) -> UserIds:
+        ids: dict[str, str] = {}
+        shared = share._ids if share is not None else None
+        carry = ""
+        first_line = 1
+        for block in blocks:
+            text = carry + block if carry else block
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            lines = text.split("\n")
+            carry = lines.pop()  # the last line may continue in the next block
+            _add_lines(ids, lines, text, first_line, max_length, where, shared)
+            first_line += len(lines)
+        if carry:
+            carry = carry.removesuffix("\r")
+            _add_lines(ids, [carry], carry, first_line, max_length, where, shared)
+        return cls(ids)
+
+    @classmethod
+    def _from_csv(
+        cls, handle: IO[str], column: str, source: str, max_length: int, where: Callable[[int], str]
+    ) -> UserIds:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise SegmentsValidationError(
+                f"{source} is empty: a CSV needs a header row naming the column {column!r}."
+            )
+        names = [name.strip() for name in header]
+        if column not in names:
+            raise SegmentsValidationError(
+                f"{source} has no column {column!r}; its header has: {', '.join(map(preview, names))}."
+            )
+        index = names.index(column)
+        ids: dict[str, str] = {}
+        for row in reader:
+            if not row or not any(cell.strip() for cell in row):
+                continue  # blank line
+            _add_one(ids, row[index] if index < len(row) else "", max_length, where(reader.line_num))
+        return cls(ids)
+
+
+def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
+    """``value`` as a list of ``what``, refusing shapes that would be silently wrong (see
+    :meth:`UserIds.from_values`); a string holding a JSON or Python list literal is parsed."""
+    if value is None:
+        raise SegmentsValidationError(f"{field} is required: pass a list of {what} (it was None).")
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                try:
+                    parsed = ast.literal_eval(stripped)
+                except (ValueError, SyntaxError):
+                    parsed = None
+            if isinstance(parsed, list):
+                return parsed
+        raise SegmentsValidationError(
+            f"{field} must be a list of {what}, got the string {preview(text)}. If it comes from a "
+            "template, set render_template_as_native_obj=True on the DAG or pass a list."
+        )
+    if isinstance(value, dict):
+        raise SegmentsValidationError(f"{field} must be a list of {what}, got a dict: {preview(value)}.")
+    if not isinstance(value, Iterable):
+        raise SegmentsValidationError(
+            f"{field} must be a list of {what}, got {type(value).__name__}: {preview(value)}."
+        )
+    return value if isinstance(value, list) else list(value)
+
+
+def _add_lines(
+    ids: dict[str, str],
+    lines: list[str],
+    text: str,
+    first_line: int,
+    max_length: int,
+    where: Callable[[int], str],
+    shared: dict[str, str] | None,
+) -> None:
+    """Add the ids of ``lines`` (``text`` is the same lines joined, for C-speed checks)."""
+    present = list(filter(None, lines))
+    if not present:
+        return
+    if (
+        max(map(len, present)) <= max_length
+        and not _FORBIDDEN_IN_LINES.search(text)
+        and not _PADDED_LINE.search(text)
+    ):
+        if shared is not None:
+            present = [shared.get(i, i) for i in present]  # the string already held, when there is one
+        ids.update(zip(present, present, strict=True))
+        return
+    for offset, line in enumerate(lines):  # slow path: find and name the bad line
+        if not line.strip() and not _FORBIDDEN_CHAR.search(line):
+            continue  # a blank (or whitespace-only) line
+        _add_one(ids, line, max_length, where(first_line + offset), shared)
+
+
+def _add_one(
+    ids: dict[str, str], raw: str, max_length: int, label: str, shared: dict[str, str] | None = None
+) -> None:
+    """Add one id, or raise naming it by ``label`` (``user_ids[4]``, ``ids.txt line 4,000,001``)."""
+    reason = _problem(raw, max_length)
+    if reason:
+        raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
+    if shared is not None:
+        raw = shared.get(raw, raw)
+    ids.setdefault(raw, raw)
+
+
+# -- files -----------------------------------------------------------------------------------
+def is_uri(path: Any) -> bool:
+    """True for an object-storage URI (``s3://...``), false for a local path."""
+    return not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path)
+
+
+def storage_path(path: Any) -> Any:
+    """A local path as a string, or an object-storage URI as Airflow's ``ObjectStoragePath``."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if isinstance(text, str):
+        if not text.strip():
+            raise SegmentsValidationError(f"path {text!r} is not a path or URI.")
+        if "://" not in text:
+            return text
+    from airflow_provider_segments._compat import ObjectStoragePath  # Airflow, on first use only
+
+    if isinstance(text, ObjectStoragePath):
+        return text
+    if not isinstance(text, str):
+        raise SegmentsValidationError(f"path {preview(text)} is not a path or URI.")
+    return ObjectStoragePath(text)
+
+
+@contextmanager
+def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
+    """Open a local path or an object-storage URI as UTF-8 text, lines kept as they are.
+
+    Reading drops a leading byte-order mark (spreadsheet exports start with one); ``newline=""``
+    keeps ``\\r`` visible so that a stray one is refused instead of silently splitting an id.
+    """
+    target = storage_path(path)
+    encoding = "utf-8-sig" if mode == "r" else "utf-8"
+    try:
+        if isinstance(target, str):
+            handle = open(target, mode, encoding=encoding, newline="")  # noqa: SIM115 - closed below
+        else:
+            handle = target.open(mode, encoding=encoding, newline="")
+    except FileNotFoundError:
+        raise SegmentsValidationError(f"{str(path)!r} does not exist.") from None
+    with handle:
+        yield handle
+
+
+def read_blocks(handle: IO[str]) -> Iterator[str]:
+    """The text of ``handle`` in blocks of :data:`BLOCK_CHARS` characters."""
+    return iter(lambda: handle.read(BLOCK_CHARS), "")
+
+
+class IdSource:
+    """Where a task's ids come from: values (a list, an XCom) or a file (lines, or a CSV column).
+
+    Operators describe their input with one and hand it on; it is read only when the change that
+    needs it runs, so a sync can read its snapshot first and let the input share its strings.
+    """
+
+    __slots__ = ("column", "path", "values")
+
+    def __init__(self, *, values: Any = None, path: Any = None, column: str | None = None) -> None:
+        if (values is None) == (path is None):
+            raise SegmentsValidationError(
+                "Give exactly one of user_ids (a list) or user_ids_path (a file of ids)."
+            )
+        self.values = values
+        self.path = path
+        self.column = column
+
+    def describe(self) -> str:
+        """Where the ids come from, for logs: ``column 'email' of s3://b/k.csv`` or ``an inline list``."""
+        if self.path is None:
+            return "an inline list"
+        return f"column {self.column!r} of {self.path}" if self.column else str(self.path)
+
+    def load(self, *, max_length: int, share: UserIds | None = None) -> UserIds:
+        """Read and validate the ids (see :meth:`UserIds.from_values` and :meth:`UserIds.from_file`)."""
+        if self.path is None:
+            return UserIds.from_values(self.values, max_length=max_length)
+        return UserIds.from_file(self.path, max_length=max_length, column=self.column, share=share)
+
+
+def load_ids(user_ids: Any, *, max_length: int, share: UserIds | None = None) -> UserIds:
+    """The :class:`UserIds` of any input: an :class:`IdSource`, a :class:`UserIds` or values."""
+    if isinstance(user_ids, IdSource):
+        return user_ids.load(max_length=max_length, share=share)
+    return UserIds.from_values(user_ids, max_length=max_length)

@@ -1,0 +1,310 @@
+"""A segment's membership is exactly what the task was asked for, or the task fails and says so:
+after failed runs with other inputs, hostile text, slow or lost creates, deletes whose answer was
+lost, and (model-based) any sequence of failures followed by one clean run. Against the sandbox
+over HTTP; every assertion is on what the sandbox holds or received."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from types import SimpleNamespace
+
+import pytest
+from support import sandbox_conn_env
+
+from airflow_provider_segments import sync as sync_module
+from airflow_provider_segments._compat import AirflowFailException
+from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsError
+from airflow_provider_segments.hooks import walkme as walkme_hooks
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeDeleteSegmentOperator,
+    WalkMeSyncSegmentOperator,
+    WalkMeUpdateSegmentOperator,
+)
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+
+SEGMENTS = f"/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    with SandboxServer() as server:
+        for name, value in sandbox_conn_env(server.url, timeout=1, max_attempts=2).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.5)
+        yield server
+
+
+def segments_named(sandbox, name: str) -> list[dict]:
+    return [s for s in sandbox.walkme.segments(SANDBOX_SYSTEM_GUID) if s["name"] == name]
+
+
+def members_of(sandbox, name: str) -> set[str]:
+    (segment,) = segments_named(sandbox, name)
+    return set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]))
+
+
+def writes(sandbox) -> list[dict]:
+    return [
+        r for r in sandbox.requests if r["method"] in ("POST", "PUT", "DELETE") and "segment" in r["path"]
+    ]
+
+
+def sync(state, name="Audience", **kwargs):
+    kwargs.setdefault("max_removal_fraction", 1.0)  # the guards have tests of their own
+    return WalkMeSyncSegmentOperator(task_id="sync", name=name, state_path=str(state), **kwargs).execute({})
+
+
+# -- 1. a delta after a failed run with other input ---------------------------------------------
+def test_a_failed_delta_then_a_run_with_new_input_leaves_exactly_the_new_input(sandbox, tmp_path):
+    state = tmp_path / "audience.snapshot"
+    sync(state, user_ids=["a", "b", "c", "d"])
+    # Yesterday's run: its `add` (e, f) lands, its `remove` (a, b) is refused.
+    sandbox.inject_fault(f"{SEGMENTS}/", 400, method="PUT", skip=1)
+    with pytest.raises(PartialUpdateError):
+        sync(state, user_ids=["c", "d", "e", "f"])
+    sandbox.clear_faults()
+    sync(state, user_ids=["c", "d", "g"])  # today's audience
+    assert members_of(sandbox, "Audience") == {"c", "d", "g"}
+
+
+def test_ids_a_failed_run_removed_with_a_lost_answer_are_added_back(sandbox, tmp_path):
+    state = tmp_path / "audience.snapshot"
+    sync(state, user_ids=["a", "b", "c", "d"])
+    # The `remove` of a and b is applied, but every answer is lost: the run fails.
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", skip=1, lose_response=True, count=5)
+    with pytest.raises(PartialUpdateError):
+        sync(state, user_ids=["c", "d", "e"])
+    sandbox.clear_faults()
+    sync(state, user_ids=["a", "c", "d"])
+    assert members_of(sandbox, "Audience") == {"a", "c", "d"}
+
+
+def test_a_killed_full_sync_makes_the_next_run_full(sandbox, tmp_path, monkeypatch):
+    state = tmp_path / "audience.snapshot"
+    sync(state, user_ids=["a", "b"])
+    original = WalkMeHook.put_users
+
+    def killed_after_override(self, system, guid, action, user_ids):
+        original(self, system, guid, action, user_ids)
+        raise KeyboardInterrupt  # the process dies between two chunks
+
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
+    monkeypatch.setattr(WalkMeHook, "put_users", killed_after_override)
+    with pytest.raises(KeyboardInterrupt):
+        sync(state, user_ids=["x", "y", "z"], full_refresh=True)
+    monkeypatch.setattr(WalkMeHook, "put_users", original)
+    result = sync(state, user_ids=["a", "b", "q"])
+    assert result["mode"] == "full"
+    assert members_of(sandbox, "Audience") == {"a", "b", "q"}
+
+
+# -- 2. byte-order marks ---------------------------------------------------------------------------
+def test_a_byte_order_mark_is_not_part_of_the_first_id(sandbox, tmp_path):
+    lines = tmp_path / "audience.txt"
+    lines.write_bytes(b"\xef\xbb\xbfuser1\r\nuser2\r\n")
+    csv_file = tmp_path / "audience.csv"
+    csv_file.write_bytes(b"\xef\xbb\xbfemail,plan\r\nuser3,pro\r\n")
+    state = tmp_path / "audience.snapshot"
+    sync(state, user_ids_path=str(lines))
+    assert members_of(sandbox, "Audience") == {"user1", "user2"}
+    sync(state, user_ids_path=str(csv_file), user_ids_column="email")
+    assert members_of(sandbox, "Audience") == {"user3"}
+
+
+# -- 3. the snapshot holds the normalised ids --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        pytest.param(["a", "b", "a"], {"a", "b"}, id="duplicates"),
+        pytest.param([1, 2, 2], {"1", "2"}, id="ints"),
+        pytest.param('["ab", "cd"]', {"ab", "cd"}, id="json-string"),
+    ],
+)
+def test_the_snapshot_stores_the_validated_ids_and_the_next_run_works(sandbox, tmp_path, given, expected):
+    state = tmp_path / "audience.snapshot"
+    sync(state, user_ids=given)
+    assert state.read_text().splitlines()[1:] == sorted(expected, key=str)
+    result = sync(state, user_ids=[*sorted(expected), "new"])
+    assert (result["mode"], result["added"], result["removed"]) == ("delta", 1, 0)
+    assert members_of(sandbox, "Audience") == {*expected, "new"}
+
+
+# -- 4. a snapshot of a deleted and recreated segment -----------------------------------------------
+def test_a_by_name_sync_after_the_segment_was_recreated_is_full(sandbox, tmp_path):
+    state = tmp_path / "audience.snapshot"
+    first = sync(state, user_ids=["a", "b"])
+    WalkMeHook().delete_segment(first["segment_guid"])
+    sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Audience", ["stranger"])
+    result = sync(state, user_ids=["a", "b"])
+    assert result["mode"] == "full"
+    assert members_of(sandbox, "Audience") == {"a", "b"}
+
+
+# -- 5. control characters -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        ("a\rb", "U+000D"),
+        ("a\nb", "U+000A"),
+        ("a\x00b", "U+0000"),
+        ("\ufeffa", "U+FEFF"),
+        ("a\u2028b", "U+2028"),
+        ("a\u2029b", "U+2029"),
+        ("a\x85b", "U+0085"),
+        ("a\x7fb", "U+007F"),
+    ],
+)
+def test_control_characters_are_refused_naming_the_id_before_anything_is_sent(sandbox, tmp_path, bad, code):
+    with pytest.raises(
+        AirflowFailException, match=rf"user_ids\[1\] = .* control character {re.escape(code)}"
+    ):
+        WalkMeCreateSegmentOperator(task_id="c", name="A", user_ids=["ok", bad]).execute({})
+    path = tmp_path / "ids.txt"
+    path.write_text(f"ok\n{bad}\n", newline="")
+    line = 3 if bad == "a\nb" else 2  # a newline in a file is a line break: its second half is line 3
+    if bad != "a\nb":
+        with pytest.raises(
+            AirflowFailException, match=rf"ids.txt line {line} = .* control character {re.escape(code)}"
+        ):
+            WalkMeCreateSegmentOperator(task_id="c", name="A", user_ids_path=str(path)).execute({})
+    assert writes(sandbox) == []
+
+
+# -- 6. a slow create is not duplicated ---------------------------------------------------------
+def test_a_create_slower_than_the_read_timeout_is_found_not_sent_again(sandbox):
+    # The server takes 2.5 s (the client gives up after 1 s) and then creates the segment.
+    sandbox.inject_fault(SEGMENTS, method="POST", delay=2.5)
+    started = time.monotonic()
+    result = WalkMeCreateSegmentOperator(task_id="c", name="Slow", user_ids=["a", "b"]).execute({})
+    time.sleep(max(0.0, started + 2.7 - time.monotonic()))  # until the slow create has surely landed
+    assert len(segments_named(sandbox, "Slow")) == 1
+    assert result["segment_guid"] == segments_named(sandbox, "Slow")[0]["guid"]
+    assert members_of(sandbox, "Slow") == {"a", "b"}
+    assert sum(1 for r in writes(sandbox) if r["method"] == "POST") == 1
+
+
+def test_a_create_that_never_shows_up_fails_as_unknown_without_a_resend(sandbox, monkeypatch):
+    monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.01)
+    sandbox.inject_fault(SEGMENTS, method="POST", drop_connection=True)  # dropped: never applied
+    with pytest.raises(SegmentsError, match=r"unknown outcome.*rerun"):
+        WalkMeCreateSegmentOperator(task_id="c", name="Lost", user_ids=["a"]).execute({})
+    assert [r["method"] for r in writes(sandbox)] == ["POST"]
+    result = WalkMeCreateSegmentOperator(task_id="c", name="Lost", user_ids=["a"]).execute({})  # the rerun
+    assert result["created"] and members_of(sandbox, "Lost") == {"a"}
+
+
+# -- 7. a partial create with if_exists="error" converges ----------------------------------------------
+def _context(run_id: str) -> dict:
+    return {"ti": SimpleNamespace(dag_id="dag", task_id="create", map_index=-1), "run_id": run_id}
+
+
+def test_a_retry_of_a_partial_create_with_if_exists_error_converges(sandbox):
+    ids = [f"user{i:05d}" for i in range(30_000)]
+    operator = WalkMeCreateSegmentOperator(task_id="create", name="Big", user_ids=ids, if_exists="error")
+    sandbox.inject_fault(f"{SEGMENTS}/", 400, method="PUT")  # the `add` of the last 5,000 ids
+    with pytest.raises(PartialUpdateError, match="1 of 2 chunks"):
+        operator.execute(_context("run-1"))
+    sandbox.clear_faults()
+    result = operator.execute(_context("run-1"))  # Airflow's retry of the same task in the same run
+    assert members_of(sandbox, "Big") == set(ids) and len(segments_named(sandbox, "Big")) == 1
+    assert result["segment_guid"] == segments_named(sandbox, "Big")[0]["guid"]
+    with pytest.raises(AirflowFailException, match="already exists"):
+        operator.execute(_context("run-2"))  # another run: the segment is not its own
+
+
+# -- 8. a delete whose answer was lost --------------------------------------------------------------
+def test_a_delete_whose_answer_was_lost_is_reported_done_with_missing_ok_false(sandbox):
+    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Old", ["a"])["guid"]
+    sandbox.inject_fault(f"{SEGMENTS}/", method="DELETE", lose_response=True)
+    assert WalkMeDeleteSegmentOperator(task_id="d", segment_guid=guid, missing_ok=False).execute({}) == guid
+    assert segments_named(sandbox, "Old") == []
+    with pytest.raises(SegmentsError, match="404"):  # a segment that really is not there
+        WalkMeDeleteSegmentOperator(task_id="d", segment_guid=guid, missing_ok=False).execute({})
+
+
+# -- 9. GUIDs: none in a create answer, none hyphenated --------------------------------------------
+def test_a_create_answer_without_a_guid_never_sends_to_segment_none(sandbox, monkeypatch):
+    monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.01)
+    sandbox.inject_fault(SEGMENTS, 201, method="POST", body="{}")
+    with pytest.raises(SegmentsError, match="unknown outcome"):
+        WalkMeCreateSegmentOperator(task_id="c", name="A", user_ids=["a", "b"]).execute({})
+    assert not any("None" in r["path"] for r in sandbox.requests)
+
+
+def test_a_segment_guid_of_32_hex_digits_is_sent_hyphenated(sandbox):
+    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Hex", ["a"])["guid"]
+    WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid.replace("-", "").upper(), action="add", user_ids=["b"]
+    ).execute({})
+    assert members_of(sandbox, "Hex") == {"a", "b"}
+    assert [r["path"] for r in writes(sandbox)] == [f"{SEGMENTS}/{guid.upper()}"]
+
+
+# -- model-based: any sequence of failing runs, then one clean run ---------------------------------
+class Killed(BaseException):
+    """The task process dies: nothing of the provider's error handling runs."""
+
+
+FAILURES = ("none", "4xx", "5xx", "lost-response", "kill")
+SEQUENCES = int(os.environ.get("MODEL_SEQUENCES", "300"))
+
+
+@pytest.mark.slow
+def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_input(
+    sandbox, tmp_path, monkeypatch
+):
+    """Hundreds of random sequences: runs with random inputs, each failing at a random write (or not),
+    then one clean run; after it the segment holds exactly that run's input, every time."""
+    rng = random.Random(20261126)
+    universe = [f"u{i}" for i in range(12)]
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 3)  # several chunks from a dozen ids
+    monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.0)
+    # Each run fetches a new token; Airflow's masker recompiles one pattern of every secret it was
+    # given, which over a thousand runs in one process costs more than the runs (a task is a process).
+    monkeypatch.setattr(walkme_hooks, "mask_secret", lambda secret: None)
+    original_put = WalkMeHook.put_users
+    kill_after: list[int] = []
+
+    def put_users(self, system, guid, action, user_ids):
+        if kill_after and kill_after[0] == 0:
+            raise Killed
+        original_put(self, system, guid, action, user_ids)
+        if kill_after:
+            kill_after[0] -= 1
+
+    monkeypatch.setattr(WalkMeHook, "put_users", put_users)
+    outcomes: dict[str, int] = dict.fromkeys(FAILURES, 0)
+    for sequence in range(SEQUENCES):
+        sandbox.reset()  # a fresh system per sequence keeps every list call small
+        name = f"Model {sequence}"
+        state = tmp_path / f"model-{sequence}.snapshot"
+        for _run in range(rng.randint(1, 4)):
+            wanted = rng.sample(universe, rng.randint(1, len(universe)))
+            failure = rng.choice(FAILURES)
+            at = rng.randint(0, 4)
+            method = rng.choice(["PUT", "PUT", "POST"])
+            kill_after[:] = []
+            if failure == "4xx":
+                sandbox.inject_fault(SEGMENTS, 400, method=method, skip=at)
+            elif failure == "5xx":
+                sandbox.inject_fault(SEGMENTS, 500, method=method, skip=at, count=5)
+            elif failure == "lost-response":
+                sandbox.inject_fault(SEGMENTS, method=method, skip=at, lose_response=True, count=5)
+            elif failure == "kill":
+                kill_after[:] = [at]
+            try:
+                sync(state, name=name, user_ids=wanted, full_refresh=rng.random() < 0.1)
+                outcomes[failure] += 1
+            except (SegmentsError, AirflowFailException, Killed):
+                pass
+            sandbox.clear_faults()
+        kill_after[:] = []
+        final = rng.sample(universe, rng.randint(1, len(universe)))
+        sync(state, name=name, user_ids=final)
+        assert members_of(sandbox, name) == set(final), f"sequence {sequence}"
+    assert all(outcomes.values()), outcomes  # every kind of run happened and some succeeded
