@@ -146,16 +146,15 @@ def _profiled(out: str | None) -> Iterator[None]:
 def _tracemalloc_checkpoints(out: str | None) -> Iterator[None]:
     """Trace allocations; report the top sites when the hook starts and when the snapshot is written.
 
-    The checkpoints wrap ``WalkMeHook.sync_segment`` and the operator module's ``write_snapshot`` in
-    this process only (benchmark instrumentation; the package is not changed).
+    The checkpoints wrap the sync module's plan functions and the snapshot write in this process only
+    (benchmark instrumentation; the package is not changed).
     """
     if not out:
         yield
         return
     import tracemalloc
 
-    from airflow_provider_segments.hooks.walkme import WalkMeHook
-    from airflow_provider_segments.operators import walkme as operators
+    from airflow_provider_segments import sync
 
     lines: list[str] = []
 
@@ -176,8 +175,9 @@ def _tracemalloc_checkpoints(out: str | None) -> Iterator[None]:
 
         setattr(owner, name, wrapper)
 
-    wrap(WalkMeHook, "sync_segment", "ids read, before the hook's sync_segment")
-    wrap(operators, "write_snapshot", "requests sent, before write_snapshot")
+    wrap(sync, "full_plan", "ids read, before the full plan")
+    wrap(sync, "delta_plan", "ids read, before the delta plan")
+    wrap(sync.StateStore, "write_snapshot", "requests sent, before the snapshot is written")
     tracemalloc.start()
     try:
         yield

@@ -1,0 +1,163 @@
+"""Mass-change guards: an empty or collapsed audience sends nothing and says why, on every input path
+(list, XCom, local file, CSV, object storage); ``allow_empty`` / a raised ``max_removal_fraction`` let
+it through. Asserted on the sandbox: what it holds and which writes it received."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import sandbox_conn_env
+
+from airflow_provider_segments._compat import AirflowFailException
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeSyncSegmentOperator,
+    WalkMeUpdateSegmentOperator,
+)
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+
+BEFORE = [f"member{i}" for i in range(10)]
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    with SandboxServer() as server:
+        for name, value in sandbox_conn_env(server.url).items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+def _list(ids, tmp_path):
+    return {"user_ids": list(ids)}
+
+
+def _xcom(ids, tmp_path):  # an XCom pulled by a template without native rendering: a JSON string
+    return {"user_ids": json.dumps(list(ids))}
+
+
+def _file(ids, tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text("".join(f"{i}\n" for i in ids) or "\n\n")  # empty: blank lines only
+    return {"user_ids_path": str(path)}
+
+
+def _csv(ids, tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("email,plan\n" + "".join(f"{i},pro\n" for i in ids))
+    return {"user_ids_path": str(path), "user_ids_column": "email"}
+
+
+def _object_storage(ids, tmp_path):
+    path = tmp_path / "bucket" / "ids.txt"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(f"{i}\n" for i in ids))  # empty: a 0-byte object
+    return {"user_ids_path": f"file://{path}"}
+
+
+INPUTS = [_list, _xcom, _file, _csv, _object_storage]
+
+
+def _writes(sandbox) -> list[str]:
+    return [r["action"] for r in sandbox.requests if r.get("action")]
+
+
+def _members(sandbox, guid) -> set[str]:
+    return set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid))
+
+
+def _synced(sandbox, tmp_path) -> tuple[str, str]:
+    state = str(tmp_path / "audience.snapshot")
+    guid = WalkMeSyncSegmentOperator(task_id="s", name="Audience", state_path=state, user_ids=BEFORE).execute(
+        {}
+    )["segment_guid"]
+    sandbox.clear_request_log()
+    return state, guid
+
+
+@pytest.mark.parametrize("given", INPUTS)
+def test_an_empty_input_sends_nothing_unless_allowed(sandbox, tmp_path, given):
+    state, guid = _synced(sandbox, tmp_path)
+    operator = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=state, **given([], tmp_path)
+    )
+    with pytest.raises(AirflowFailException, match=r"holds no user ids.*nothing was sent.*allow_empty=True"):
+        operator.execute({})
+    assert _writes(sandbox) == [] and _members(sandbox, guid) == set(BEFORE)
+
+    allowed = WalkMeSyncSegmentOperator(
+        task_id="s",
+        name="Audience",
+        state_path=state,
+        allow_empty=True,
+        max_removal_fraction=None,
+        **given([], tmp_path),
+    )
+    assert allowed.execute({})["removed"] == len(BEFORE)
+    assert _members(sandbox, guid) == set()
+
+
+@pytest.mark.parametrize("given", INPUTS)
+def test_a_collapsed_audience_sends_nothing_unless_the_fraction_is_raised(sandbox, tmp_path, given):
+    state, guid = _synced(sandbox, tmp_path)
+    kept = BEFORE[:3]  # 7 of 10 members would go
+    operator = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=state, **given(kept, tmp_path)
+    )
+    with pytest.raises(AirflowFailException, match=r"would remove 7 of its 10 members \(70%\)"):
+        operator.execute({})
+    assert _writes(sandbox) == [] and _members(sandbox, guid) == set(BEFORE)
+    dry = WalkMeSyncSegmentOperator(
+        task_id="s",
+        name="Audience",
+        state_path=state,
+        dry_run=True,
+        max_removal_fraction=0.7,
+        **given(kept, tmp_path),
+    ).execute({})
+    assert (dry["removed"], dry["requests"]) == (7, 1) and _writes(sandbox) == []
+
+    raised = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=state, max_removal_fraction=0.7, **given(kept, tmp_path)
+    )
+    assert raised.execute({})["removed"] == 7
+    assert _members(sandbox, guid) == set(kept)
+
+
+def test_an_override_that_collapses_the_segment_is_refused_from_the_listed_count(sandbox):
+    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Listed", BEFORE)["guid"]
+    with pytest.raises(AirflowFailException, match=r"would remove 9 of its 10 members"):
+        WalkMeUpdateSegmentOperator(
+            task_id="u", segment_guid=guid, action="override", user_ids=["x"]
+        ).execute({})
+    with pytest.raises(AirflowFailException, match=r"would remove 8 of its 10 members"):
+        WalkMeCreateSegmentOperator(task_id="c", name="Listed", user_ids=["x", "y"]).execute({})
+    assert _writes(sandbox) == [] and _members(sandbox, guid) == set(BEFORE)
+    WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action="override", user_ids=["x"], max_removal_fraction=1.0
+    ).execute({})
+    assert _members(sandbox, guid) == {"x"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", r"ids.csv is empty: a CSV needs a header row naming the column 'email'"),
+        ("user1\nuser2\n", r"ids.csv has no column 'email'; its header has: 'user1'"),
+    ],
+)
+def test_a_csv_without_a_header_or_the_column_fails_naming_the_file(sandbox, tmp_path, content, message):
+    path = tmp_path / "ids.csv"
+    path.write_text(content)
+    with pytest.raises(AirflowFailException, match=message):
+        WalkMeCreateSegmentOperator(
+            task_id="c", name="A", user_ids_path=str(path), user_ids_column="email"
+        ).execute({})
+    assert sandbox.requests == []
+
+
+def test_guard_settings_are_checked_when_the_dag_is_parsed():
+    with pytest.raises(ValueError, match=r"max_removal_fraction 1\.5 must be a number from 0 to 1"):
+        WalkMeSyncSegmentOperator(
+            task_id="s", name="A", state_path="s", user_ids=["a"], max_removal_fraction=1.5
+        )
