@@ -33,8 +33,6 @@ _FORBIDDEN = "\x00-\x1f\x7f-\x9f\ufeff\u2028\u2029"
 _FORBIDDEN_CHAR = re.compile(f"[{_FORBIDDEN}]")
 #: The same inside a text of lines, where ``\n`` separates ids (and ``\r\n`` was folded first).
 _FORBIDDEN_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ufeff\u2028\u2029]")
-#: A line with leading or trailing white space (a whitespace-only line is a blank line, skipped).
-_PADDED_LINE = re.compile(r"(?m)^[^\S\n]|[^\S\n]$")
 
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
@@ -70,9 +68,10 @@ class UserIds:
 
     __slots__ = ("_ids",)
 
-    def __init__(self, ids: dict[str, str] | None = None) -> None:
-        # Each id maps to itself, so another reader can reuse the very same string (see ``share``).
-        self._ids: dict[str, str] = ids if ids is not None else {}
+    def __init__(self, ids: dict[str, Any] | None = None) -> None:
+        # Insertion-ordered keys. A collection read to be shared (a snapshot) maps each id to itself,
+        # so that another reader can reuse the very same string (see ``from_file(share=...)``).
+        self._ids: dict[str, Any] = ids if ids is not None else {}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -122,8 +121,8 @@ class UserIds:
             and not _FORBIDDEN_CHAR.search("".join(values))
             and list(map(str.strip, values)) == values
         ):
-            return cls(dict(zip(values, values, strict=True)))
-        ids: dict[str, str] = {}
+            return cls(dict.fromkeys(values))
+        ids: dict[str, Any] = {}
         for position, raw in enumerate(values):
             if isinstance(raw, int) and not isinstance(raw, bool):
                 raw = str(raw)
@@ -168,8 +167,10 @@ class UserIds:
 
     @classmethod
     def from_lines_text(cls, blocks: Iterable[str], *, max_length: int, source: str) -> UserIds:
-        """Ids of a text given as consecutive blocks, one id per line (a snapshot's body)."""
-        return cls._from_blocks(blocks, max_length, lambda line: f"{source} line {line:,}", None)
+        """Ids of a text given as consecutive blocks, one id per line (a snapshot's body); the result
+        can be passed as ``share`` to :meth:`from_file`."""
+        where = lambda line: f"{source} line {line:,}"  # noqa: E731
+        return cls._from_blocks(blocks, max_length, where, None, self_mapped=True)
 
     @classmethod
     def _from_blocks(
@@ -178,9 +179,10 @@ class UserIds:
         max_length: int,
         where: Callable[[int], str],
         share: UserIds | None,
+        *,
+        self_mapped: bool = False,
     ) -> UserIds:
-        ids: dict[str, str] = {}
-        shared = share._ids if share is not None else None
+        collected: list[str] = []
         carry = ""
         first_line = 1
         for block in blocks:
@@ -189,12 +191,15 @@ class UserIds:
                 text = text.replace("\r\n", "\n")
             lines = text.split("\n")
             carry = lines.pop()  # the last line may continue in the next block
-            _add_lines(ids, lines, text, first_line, max_length, where, shared)
+            collected += _checked_lines(lines, first_line, max_length, where)
             first_line += len(lines)
         if carry:
-            carry = carry.removesuffix("\r")
-            _add_lines(ids, [carry], carry, first_line, max_length, where, shared)
-        return cls(ids)
+            collected += _checked_lines([carry.removesuffix("\r")], first_line, max_length, where)
+        shared = share._ids if share is not None and next(iter(share._ids.values()), None) else None
+        if shared is not None:
+            collected = [shared.get(i, i) for i in collected]  # the string already held, when there is one
+        # One dict built from one list: the cheapest dedupe CPython offers (no per-block merges).
+        return cls(dict(zip(collected, collected, strict=True)) if self_mapped else dict.fromkeys(collected))
 
     @classmethod
     def _from_csv(
@@ -212,7 +217,7 @@ class UserIds:
                 f"{source} has no column {column!r}; its header has: {', '.join(map(preview, names))}."
             )
         index = names.index(column)
-        ids: dict[str, str] = {}
+        ids: dict[str, Any] = {}
         for row in reader:
             if not row or not any(cell.strip() for cell in row):
                 continue  # blank line
@@ -251,44 +256,35 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
     return value if isinstance(value, list) else list(value)
 
 
-def _add_lines(
-    ids: dict[str, str],
-    lines: list[str],
-    text: str,
-    first_line: int,
-    max_length: int,
-    where: Callable[[int], str],
-    shared: dict[str, str] | None,
-) -> None:
-    """Add the ids of ``lines`` (``text`` is the same lines joined, for C-speed checks)."""
+def _checked_lines(
+    lines: list[str], first_line: int, max_length: int, where: Callable[[int], str]
+) -> list[str]:
+    """The ids of ``lines`` (blank lines skipped), or raise naming the first bad line."""
     present = list(filter(None, lines))
     if not present:
-        return
+        return present
+    # C-speed checks of the whole block first; a printable block needs no regex, and the slow walk
+    # below only runs to name the offending line.
     if (
         max(map(len, present)) <= max_length
-        and not _FORBIDDEN_IN_LINES.search(text)
-        and not _PADDED_LINE.search(text)
+        and (all(map(str.isprintable, present)) or not _FORBIDDEN_IN_LINES.search("\n".join(present)))
+        and list(map(str.strip, present)) == present
     ):
-        if shared is not None:
-            present = [shared.get(i, i) for i in present]  # the string already held, when there is one
-        ids.update(zip(present, present, strict=True))
-        return
-    for offset, line in enumerate(lines):  # slow path: find and name the bad line
+        return present
+    checked: dict[str, Any] = {}
+    for offset, line in enumerate(lines):
         if not line.strip() and not _FORBIDDEN_CHAR.search(line):
             continue  # a blank (or whitespace-only) line
-        _add_one(ids, line, max_length, where(first_line + offset), shared)
+        _add_one(checked, line, max_length, where(first_line + offset))
+    return list(checked)
 
 
-def _add_one(
-    ids: dict[str, str], raw: str, max_length: int, label: str, shared: dict[str, str] | None = None
-) -> None:
+def _add_one(ids: dict[str, Any], raw: str, max_length: int, label: str) -> None:
     """Add one id, or raise naming it by ``label`` (``user_ids[4]``, ``ids.txt line 4,000,001``)."""
     reason = _problem(raw, max_length)
     if reason:
         raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
-    if shared is not None:
-        raw = shared.get(raw, raw)
-    ids.setdefault(raw, raw)
+    ids[raw] = None
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -134,11 +134,13 @@ def _read(blocks: list[str]) -> UserIds:
     return UserIds.from_lines_text(blocks, max_length=MAX_ID_LENGTH, source="ids.txt")
 
 
-def test_ids_also_held_elsewhere_share_their_strings(tmp_path):
-    held = "".join(["user", "0001@example.com"])  # a string object built at run time
-    snapshot = UserIds.from_values([held, "other@example.com"], max_length=MAX_ID_LENGTH)
+def test_ids_also_in_the_snapshot_share_its_strings(tmp_path):
+    snapshot = UserIds.from_lines_text(
+        ["user0001@example.com\nother@", "example.com\n"], max_length=MAX_ID_LENGTH, source="s"
+    )
+    stored = next(iter(snapshot))
     path = tmp_path / "ids.txt"
     path.write_text("new@example.com\nuser0001@example.com\n")
     ids = UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, share=snapshot)
     assert list(ids) == ["new@example.com", "user0001@example.com"]
-    assert list(ids)[1] is held  # one string for both collections, not a copy
+    assert list(ids)[1] is stored  # one string for both collections, not a copy
