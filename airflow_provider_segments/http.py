@@ -8,16 +8,23 @@ the platform knowledge (URLs, payloads, auth) and hand it the hints that make er
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import email.utils
+import functools
+import ipaddress
 import json
 import logging
+import math
 import random
+import socket
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 from airflow_provider_segments import __version__
 
@@ -41,7 +48,51 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 API_MESSAGE_CHARS = 500
+#: How much of a 2xx body that is not JSON an error quotes.
+BODY_SNIPPET_CHARS = 120
 RATE_LIMIT_LOW_WATERMARK = 10
+#: The deadline of one attempt's whole answer is the read timeout plus this share of it (at least
+#: DEADLINE_GRACE_MIN seconds), so a server that is merely silent still shows as a read timeout.
+DEADLINE_GRACE = 0.1
+DEADLINE_GRACE_MIN = 0.1
+#: Shorter values are not treated as secrets: redacting them would blank out ordinary words.
+MIN_SECRET_CHARS = 4
+#: Hosts plain http may reach without ``allow_insecure_http``: nothing leaves the machine.
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+@dataclass(frozen=True)
+class ExtraRange:
+    """The values a numeric connection extra may take (documented in docs/connections.md)."""
+
+    low: float
+    high: float
+    low_excluded: bool = False
+    whole: bool = False
+
+    def describe(self) -> str:
+        if self.whole:
+            return f"a whole number from {self.low:g} to {self.high:g}"
+        low = f"{self.low:g} (excluded)" if self.low_excluded else f"{self.low:g}"
+        return f"a number of seconds from {low} to {self.high:g}"
+
+    def admits(self, number: float) -> bool:
+        if not math.isfinite(number) or (self.whole and number != int(number)):
+            return False
+        above_low = number > self.low if self.low_excluded else number >= self.low
+        return above_low and number <= self.high
+
+
+#: Every numeric extra must be finite and in its range: an "inf" budget would let one Retry-After
+#: hold a worker for a year, an "inf" timeout would never time out.
+EXTRA_RANGES: dict[str, ExtraRange] = {
+    "max_attempts": ExtraRange(1, 20, whole=True),
+    "backoff_initial": ExtraRange(0, 60),
+    "backoff_max": ExtraRange(0, 600),
+    "max_total_wait": ExtraRange(0, 3600),
+    "timeout": ExtraRange(0, 600, low_excluded=True),
+    "connect_timeout": ExtraRange(0, 120, low_excluded=True),
+}
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +125,15 @@ class RetryPolicy:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any], *, conn_id: str) -> RetryPolicy:
-        """Build a policy from a connection's ``extra`` (keys as the parameters); defaults otherwise."""
+        """Build a policy from a connection's ``extra`` (keys as the parameters); defaults otherwise.
+
+        Each value must be finite and within :data:`EXTRA_RANGES`, else :class:`SegmentsConfigError`.
+        """
         values: dict[str, Any] = {}
         for key in cls.EXTRA_KEYS:
-            if extra.get(key) in (None, ""):
-                continue
-            try:
-                number = float(extra[key])
-            except (TypeError, ValueError):
-                raise SegmentsConfigError(
-                    f"Connection {conn_id!r}: extra field {key!r} must be a number, got {extra[key]!r}."
-                ) from None
-            if number < 0 or (key == "max_attempts" and number < 1):
-                raise SegmentsConfigError(
-                    f"Connection {conn_id!r}: extra field {key!r} is out of range: {extra[key]!r}."
-                )
-            values[key] = int(number) if key == "max_attempts" else number
+            number = _number_extra(extra, key, conn_id)
+            if number is not None:
+                values[key] = int(number) if key == "max_attempts" else number
         return cls(**values)
 
     def backoff(self, attempt: int) -> float:
@@ -104,9 +148,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "nan" is no answer; "inf" is more than any budget, so the call gives up.
+        return None if math.isnan(seconds) else max(0.0, seconds)
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -117,52 +164,101 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (moment - now).total_seconds())
 
 
-def extract_api_message(response: requests.Response) -> str:
+def extract_api_message(response: requests.Response, redact: Callable[[str], str] | None = None) -> str:
     """Say in one line what an error body says, whatever shape the platform gives it.
 
     Understands ``{"message": ...}``, OAuth's ``{"error", "error_description"}``, Zendesk's
-    ``{"error", "description"}`` and ``{"errors": {field: [messages]}}``; falls back to the text.
+    ``{"error", "description"}`` with field-level ``details`` (``{field: [{"description", "error"}]}``),
+    ``{"errors": {field: [messages]}}``, lists of ``{"title", "message"}`` objects and nested error
+    objects; falls back to the text. ``redact`` runs on the whole message before it is cut to
+    :data:`API_MESSAGE_CHARS`, so a secret straddling the cut cannot leave its prefix behind.
     """
+    redact = redact or _unchanged
     try:
         body = response.json()
     except ValueError:
-        return " ".join(response.text.split())[:API_MESSAGE_CHARS]
+        return _cut(" ".join(redact(response.text).split()), API_MESSAGE_CHARS)
     parts: list[str] = []
     if isinstance(body, dict):
         for key in ("error", "message", "error_description", "description", "detail", "title"):
+            _add_part(parts, _reason_text(body.get(key)))
+        for key in ("errors", "details"):
             value = body.get(key)
-            if isinstance(value, str) and value and value not in parts:
-                parts.append(value)
-            elif isinstance(value, dict):
-                parts.append(extract_nested(value))
-        errors = body.get("errors")
-        if isinstance(errors, dict):
-            for name, messages in errors.items():
-                text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
-                parts.append(f"{name}: {text}")
-        elif isinstance(errors, list):
-            parts.extend(str(item) for item in errors)
-    message = " - ".join(part for part in parts if part) or json.dumps(body)
-    return message[:API_MESSAGE_CHARS]
+            if isinstance(value, dict):
+                for name, reasons in value.items():
+                    items = reasons if isinstance(reasons, list) else [reasons]
+                    _add_part(parts, f"{name}: " + "; ".join(filter(None, map(_reason_text, items))))
+            elif isinstance(value, list):
+                _add_part(parts, "; ".join(filter(None, map(_reason_text, value))))
+            else:
+                _add_part(parts, _reason_text(value))
+    elif isinstance(body, list):
+        _add_part(parts, "; ".join(filter(None, map(_reason_text, body))))
+    message = " - ".join(parts) or json.dumps(body)
+    return _cut(" ".join(redact(message).split()), API_MESSAGE_CHARS)
 
 
 def extract_nested(value: dict[str, Any]) -> str:
     """Flatten a nested error object (``{"title": ..., "message": ...}``) into one line."""
-    return " - ".join(str(v) for k, v in value.items() if k in ("title", "message", "description") and v)
+    return _reason_text(value)
 
 
-def _positive_number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) -> float:
+def _reason_text(value: Any) -> str:
+    """One reason as text: a string as it is; an object as its texts, its error code in brackets."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        texts = [
+            str(value[key])
+            for key in ("title", "message", "description", "detail")
+            if value.get(key) not in (None, "")
+        ]
+        code = next((value[key] for key in ("error", "code") if isinstance(value.get(key), str)), "")
+        text = " - ".join(texts)
+        if text and code and code not in texts:
+            return f"{text} ({code})"
+        return text or code or json.dumps(value)
+    if isinstance(value, list):
+        return "; ".join(filter(None, map(_reason_text, value)))
+    return json.dumps(value)
+
+
+def _add_part(parts: list[str], text: str) -> None:
+    if text and text not in parts:
+        parts.append(text)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text[:limit]
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _number_extra(extra: Mapping[str, Any], key: str, conn_id: str) -> float | None:
+    """The extra ``key`` as a number within :data:`EXTRA_RANGES`; ``None`` when it is not set."""
     value = extra.get(key)
-    if value in (None, ""):
-        return default
-    try:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    allowed = EXTRA_RANGES[key]
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):  # True is not 1 attempt
         number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if number <= 0:
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    if number is None or not allowed.admits(number):
         raise SegmentsConfigError(
-            f"Connection {conn_id!r}: extra field {key!r} must be a positive number of seconds, "
-            f"got {value!r}."
+            f"Connection {conn_id!r}: extra field {key!r} must be {allowed.describe()}, "
+            f"got {_preview(value)}."
         )
     return number
 
@@ -183,33 +279,247 @@ def _verify_setting(value: Any, conn_id: str) -> bool | str:
     )
 
 
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the request cannot have reached the server (refused, DNS, connect timeout)."""
+def _flag_setting(extra: Mapping[str, Any], key: str, conn_id: str) -> bool:
+    """A true/false extra (absent or empty: false)."""
+    value = extra.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    lowered = str(value).strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise SegmentsConfigError(
+        f"Connection {conn_id!r}: extra field {key!r} must be true or false, got {_preview(value)}."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_plain_http(base_url: str, extra: Mapping[str, Any], conn_id: str, logger: Any) -> None:
+    """Refuse plain http beyond this machine unless the connection allows it, loudly."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parsed = parse_url(base_url)
+    except (LocationParseError, ValueError):
+        raise SegmentsConfigError(f"Connection {conn_id!r}: {base_url!r} is not a base URL.") from None
+    if parsed.scheme not in ("http", "https"):
+        raise SegmentsConfigError(f"Connection {conn_id!r}: {base_url!r} is not an http(s) URL.")
+    if parsed.scheme == "https" or _is_loopback(parsed.host or ""):
+        return
+    if not _flag_setting(extra, "allow_insecure_http", conn_id):
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: host {base_url!r} uses plain http to a host that is not this "
+            "machine, which would send the credentials unencrypted: use https, or set the extra "
+            "allow_insecure_http to true if the network path is trusted."
+        )
+    logger.warning(
+        "Connection %r sends its credentials over plain http to %s (extra.allow_insecure_http=true): "
+        "anyone on the network path can read or change them and the data; use https.",
+        conn_id,
+        parsed.host,
+    )
+
+
+def _secret_forms(secret: str) -> set[str]:
+    """The ways a secret may come back in an error body: raw, URL-encoded, JSON-escaped, base64."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+    }
+    data = secret.encode()
+    forms.add(base64.b64encode(data).decode())
+    forms.add(base64.urlsafe_b64encode(data).decode())
+    # The base64 of a longer string holding the secret (an unknown user name before it) contains one
+    # of three cores, depending on where the secret starts modulo 3: register the long-enough ones.
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode()
+        core = encoded[4 if offset else 0 : 4 * ((offset + len(data)) // 3)]
+        if len(core) >= 8:
+            forms.add(core)
+    return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: causes, contexts, exception args and urllib3's ``reason``."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending and len(seen) < 64:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, *current.args]
+        linked += [getattr(current, "reason", None), getattr(current, "original_error", None)]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the request cannot have reached the server: connection refused, the host name not
+    resolved, connecting timed out. Decided by exception type, as urllib3's own Retry does, not by
+    the wording of the operating system's message."""
     requests = _requests()
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = repr(exc)
-        return any(
-            marker in text
-            for marker in ("NewConnectionError", "Connection refused", "Name or service not known")
-        )
-    return False
+    # NameResolutionError is a NewConnectionError, which is a ConnectTimeoutError.
+    return any(isinstance(item, ConnectTimeoutError | NewConnectionError) for item in _exception_chain(exc))
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _name_not_resolved(exc: BaseException) -> bool:
+    from urllib3 import exceptions
+
+    kind = getattr(exceptions, "NameResolutionError", None)  # urllib3 2.x
+    return kind is not None and any(isinstance(item, kind) for item in _exception_chain(exc))
+
+
+class AttemptDeadlineExceeded(Exception):
+    """One attempt did not receive its whole answer within its deadline (the read timeout)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"no whole answer within {timeout:g} s")
+        self.timeout = timeout
+
+
+def _describe(exc: BaseException) -> str:
     requests = _requests()
+    if isinstance(exc, AttemptDeadlineExceeded):
+        return (
+            f"the server did not send its whole answer within the {exc.timeout:g} s timeout "
+            "(extra 'timeout', a deadline per attempt)"
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connecting timed out"
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "the server did not answer within the read timeout"
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS verification failed"
+    if _name_not_resolved(exc):
+        return "the host name could not be resolved"
     if _never_sent(exc):
         return "connection refused or host unreachable"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return "the connection broke before a full response arrived"
     return type(exc).__name__
+
+
+# -- the per-attempt deadline ------------------------------------------------------------------------
+# A read timeout bounds each socket read, not the answer: a server sending one byte per second holds
+# a worker for as long as it likes. Each attempt therefore arms a watchdog when the request has been
+# sent; when it fires it shuts the socket down, so the blocked read returns at once (headers or body).
+_ATTEMPT = threading.local()
+
+
+class _AttemptDeadline:
+    """The deadline of one attempt: a timer that shuts down the sockets the answer is read from."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._done = False
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Called by the connection when it starts reading an answer from ``sock``."""
+        with self._lock:
+            if self._done:
+                return
+            if self.fired:
+                _shut(sock)
+                return
+            self._sockets.append(sock)
+            if self._timer is None:
+                self._timer = threading.Timer(self.seconds, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def finish(self) -> bool:
+        """Disarm; True when the deadline fired during the attempt."""
+        with self._lock:
+            self._done = True
+            if self._timer is not None:
+                self._timer.cancel()
+            return self.fired
+
+
+def _shut(sock: Any) -> None:
+    # The plain socket's shutdown, also for a TLS socket: ssl.SSLSocket.shutdown would tear down
+    # the TLS state under the reading thread; this only ends the stream, so the read returns.
+    # (TLS through an https proxy reads through urllib3's SSLTransport, which wraps the socket.)
+    raw = sock if isinstance(sock, socket.socket) else getattr(sock, "socket", None)
+    if isinstance(raw, socket.socket):
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(raw, socket.SHUT_RDWR)
+
+
+@functools.cache
+def _deadline_adapter_class() -> type:
+    """A requests adapter whose connections report to the current attempt's deadline (built on
+    first use: requests and urllib3 are not imported at DAG parse time)."""
+    import urllib3.connection
+    import urllib3.connectionpool
+    import urllib3.poolmanager
+    from requests.adapters import HTTPAdapter
+
+    class _Watched:
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            deadline = getattr(_ATTEMPT, "deadline", None)
+            sock = getattr(self, "sock", None)
+            if deadline is not None and sock is not None:
+                deadline.watch(sock)
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+    class WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+        pass
+
+    class WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+        pass
+
+    class WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    pools = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+    class DeadlineAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+            if type(manager) is urllib3.poolmanager.ProxyManager:  # not SOCKS: it has its own pools
+                manager.pool_classes_by_scheme = pools
+            return manager
+
+    return DeadlineAdapter
 
 
 @dataclass
@@ -219,7 +529,8 @@ class ApiClient:
     :param platform: name used in messages ("WalkMe", "Zendesk").
     :param base_url: scheme, host and optional port (and path prefix) the paths are joined to.
     :param retry: the retry policy.
-    :param timeout: (connect, read) seconds.
+    :param timeout: (connect, read) seconds. The read timeout is also the deadline of one attempt's
+        whole answer, counted from when the request has been sent.
     :param verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
     :param hints: extra sentence appended to errors of a given status (e.g. which connection to fix).
     :param logger: where retries and warnings go (a hook passes its ``self.log``).
@@ -234,6 +545,7 @@ class ApiClient:
     logger: Any = None
     sleep: Callable[[float], None] = time.sleep
     _secrets: set[str] = field(default_factory=set, repr=False)
+    _registered: set[Any] = field(default_factory=set, repr=False)
     _session: requests.Session | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -258,12 +570,15 @@ class ApiClient:
         """Build a client whose retry budget, timeouts and TLS settings come from a connection's extra.
 
         Keys: ``max_attempts``, ``backoff_initial``, ``backoff_max``, ``max_total_wait`` (see
-        :class:`RetryPolicy`), ``timeout`` (read seconds), ``connect_timeout`` and ``verify``
-        (``true``/``false`` or a CA bundle path).
+        :class:`RetryPolicy`), ``timeout`` (read seconds, and the deadline of one attempt's whole
+        answer), ``connect_timeout``, ``verify`` (``true``/``false`` or a CA bundle path) and
+        ``allow_insecure_http``. Numbers must be finite and within :data:`EXTRA_RANGES`. Plain
+        ``http://`` is refused unless the host is this machine (localhost, 127.0.0.0/8, ::1) or
+        ``allow_insecure_http`` is true, which logs a warning.
         """
         timeout = (
-            _positive_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, conn_id),
-            _positive_number(extra, "timeout", DEFAULT_READ_TIMEOUT, conn_id),
+            _number_extra(extra, "connect_timeout", conn_id) or DEFAULT_CONNECT_TIMEOUT,
+            _number_extra(extra, "timeout", conn_id) or DEFAULT_READ_TIMEOUT,
         )
         verify = _verify_setting(extra.get("verify", True), conn_id)
         client = cls(
@@ -275,6 +590,7 @@ class ApiClient:
             hints=dict(hints or {}),
             logger=logger,
         )
+        _check_plain_http(client.base_url, extra, conn_id, client.logger)
         if verify is False:
             client.logger.warning(
                 "Connection %r turns TLS certificate verification off (extra.verify=false): "
@@ -285,9 +601,21 @@ class ApiClient:
 
     # -- secrets -------------------------------------------------------------------------------
     def add_secret(self, value: str | None) -> None:
-        """Remember a secret so that no message this client builds can contain it."""
-        if value and len(value) >= 4:
-            self._secrets.add(value)
+        """Remember a secret so that no message this client builds can contain it: neither the
+        value, nor its URL-encoded, JSON-escaped or base64 forms."""
+        if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
+            self._registered.add(value)
+            self._secrets.update(_secret_forms(value))
+
+    def add_credentials(self, user: str, password: str) -> None:
+        """Remember HTTP Basic credentials: the password, and the header value built from both."""
+        if (user, password) in self._registered:
+            return
+        self._registered.add((user, password))
+        self.add_secret(password)
+        if password:
+            pair = f"{user}:{password}"
+            self._secrets.update({pair, base64.b64encode(pair.encode()).decode()})
 
     def redact(self, text: str) -> str:
         """Replace every known secret in ``text`` with ``***``."""
@@ -300,8 +628,12 @@ class ApiClient:
     def session(self) -> requests.Session:
         """The keep-alive session (created on first use, never at import or construction)."""
         if self._session is None:
-            self._session = _requests().Session()
-            self._session.headers["User-Agent"] = USER_AGENT
+            session = _requests().Session()
+            session.headers["User-Agent"] = USER_AGENT
+            adapter = _deadline_adapter_class()
+            session.mount("https://", adapter())
+            session.mount("http://", adapter())
+            self._session = session
         return self._session
 
     def close(self) -> None:
@@ -320,13 +652,16 @@ class ApiClient:
         """Send one call, retrying what is safe to retry, and return the successful response.
 
         :param params: query parameters. :param json_body: JSON body. :param data: form body.
-        :param headers: extra headers. :param auth: HTTP Basic ``(user, password)``.
+        :param headers: extra headers. :param auth: HTTP Basic ``(user, password)``; the password
+            and the header built from it are redacted from every message.
         :param idempotent: whether repeating the call is harmless; by default true for GET, PUT,
             DELETE. A non-idempotent call is retried only when the server cannot have applied it
-            (connection refused, 429, 503); otherwise :class:`SegmentsUnknownOutcomeError` is raised.
+            (connection refused, name not resolved, 429, 503); otherwise
+            :class:`SegmentsUnknownOutcomeError` is raised.
         :raises SegmentsAuthError: on 401/403 (never retried).
         :raises SegmentsNotFoundError: on 404.
-        :raises SegmentsApiError: on any other failure once the retry budget is spent.
+        :raises SegmentsApiError: on a redirect (3xx: never followed, never retried), and on any
+            other failure once the retry budget is spent.
         """
         return self._perform(method, path, parse_json=False, **kwargs)[0]
 
@@ -338,6 +673,29 @@ class ApiClient:
         an error naming the call.
         """
         return self._perform(method, path, parse_json=True, **kwargs)[1]
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One attempt, cut off when its whole answer has not arrived within the read timeout.
+
+        Redirects are never followed: the credentials go to the validated host and nowhere else.
+        """
+        read_timeout = self.timeout[1]
+        deadline = _AttemptDeadline(read_timeout + max(DEADLINE_GRACE_MIN, read_timeout * DEADLINE_GRACE))
+        _ATTEMPT.deadline = deadline
+        try:
+            response = self.session.request(
+                method, url, timeout=self.timeout, verify=self.verify, allow_redirects=False, **kwargs
+            )
+        except Exception as exc:
+            if deadline.finish():
+                raise AttemptDeadlineExceeded(read_timeout) from exc
+            raise
+        finally:
+            _ATTEMPT.deadline = None
+        if deadline.finish():  # a body read until the connection closed ends early, not in error
+            response.close()
+            raise AttemptDeadlineExceeded(read_timeout)
+        return response
 
     def _perform(
         self,
@@ -355,6 +713,11 @@ class ApiClient:
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
+        if auth is not None:
+            self.add_credentials(*auth)
+        for name, value in (headers or {}).items():
+            if name.lower() == "authorization":  # e.g. a bearer token the hook built: never echo it
+                self.add_secret(str(value).partition(" ")[2].strip())
         url = self.url(path)
         endpoint = urlsplit(url).path
         waited = 0.0
@@ -375,7 +738,7 @@ class ApiClient:
             attempt += 1
             started = time.monotonic()
             try:
-                response = self.session.request(
+                response = self._send(
                     method,
                     url,
                     params=params,
@@ -383,10 +746,8 @@ class ApiClient:
                     data=data,
                     headers=dict(headers or {}),
                     auth=auth,
-                    timeout=self.timeout,
-                    verify=self.verify,
                 )
-            except _requests().RequestException as exc:
+            except (_requests().RequestException, AttemptDeadlineExceeded) as exc:
                 reason = _describe(exc)
                 if not (idempotent or _never_sent(exc)):
                     raise SegmentsUnknownOutcomeError(
@@ -413,6 +774,10 @@ class ApiClient:
                 status,
                 time.monotonic() - started,
             )
+            if 300 <= status < 400:
+                # Not followed and not retried: the target got nothing, so a write was not applied there.
+                response.close()
+                raise self._redirect_error(method, endpoint, url, response, attempt)
             if status < 400:
                 self._watch_rate_limit(response)
                 if not parse_json or not response.content:
@@ -420,7 +785,8 @@ class ApiClient:
                 try:
                     return response, response.json()
                 except ValueError:
-                    snippet = self.redact(" ".join(response.text.split())[:120])
+                    # Redact the whole body first: a secret cut in half would no longer match.
+                    snippet = _cut(" ".join(self.redact(response.text).split()), BODY_SNIPPET_CHARS)
                     detail = f"answered with a body that is not valid JSON: {snippet!r}"
                     if not idempotent:
                         raise SegmentsUnknownOutcomeError(
@@ -439,7 +805,7 @@ class ApiClient:
                         endpoint=endpoint,
                         status=status,
                     ) from None
-            api_message = self.redact(extract_api_message(response))
+            api_message = extract_api_message(response, redact=self.redact)
             if status in RETRYABLE_STATUSES:
                 if not idempotent and status not in NOT_PROCESSED_STATUSES:
                     raise SegmentsUnknownOutcomeError(
@@ -519,6 +885,24 @@ class ApiClient:
             what += f". {hint}"
         return self.redact(what)
 
+    def _redirect_error(
+        self, method: str, endpoint: str, url: str, response: requests.Response, attempts: int
+    ) -> SegmentsApiError:
+        target = self.redact(_redirect_target(url, response.headers.get("Location")))
+        detail = (
+            f"the server redirects to {target}; redirects are not followed, so nothing (no credential) "
+            "was sent there and the request was not applied by the redirect target. If the API has "
+            "moved, set the connection's host to its new base URL"
+        )
+        return SegmentsApiError(
+            self._message(method, endpoint, response, detail, attempts),
+            platform=self.platform,
+            method=method,
+            endpoint=endpoint,
+            status=response.status_code,
+            api_message=f"redirect to {target}",
+        )
+
     def _error(
         self, method: str, endpoint: str, response: requests.Response, api_message: str, attempts: int
     ) -> SegmentsApiError:
@@ -536,3 +920,19 @@ class ApiClient:
             status=status,
             api_message=api_message,
         )
+
+
+def _redirect_target(url: str, location: str | None) -> str:
+    """Name the host a redirect points at (never its path or query: they may carry a token)."""
+    if not location or not location.strip():
+        return "nowhere (no Location header)"
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        target = parse_url(urljoin(url, location.strip()))
+    except (LocationParseError, ValueError):
+        return "an unreadable Location"
+    host = target.host or "?"
+    netloc = f"{host}:{target.port}" if target.port else host
+    return f"host {_cut(netloc, 100)!r} ({target.scheme or 'no scheme'})"

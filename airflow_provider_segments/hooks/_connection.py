@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
 
@@ -26,22 +27,81 @@ def normalized_extra(extra: dict[str, Any] | None, conn_type: str) -> dict[str, 
 def parse_base_url(url: str, port: int | None, *, conn_id: str, example: str) -> str:
     """Return ``scheme://host[:port][/path]`` from a connection's host URL, or refuse it.
 
-    Only http(s) with a host and no credentials, query or fragment is accepted, so a malformed
-    connection cannot send requests (and their credentials) somewhere unexpected. The connection's
+    Only http(s), a host name or IP address, an optional port and an optional plain path are
+    accepted: no credentials, query, fragment, backslash, percent-escape or anything else a URL
+    parser might read in two ways. The result is then read back the way the HTTP stack (urllib3)
+    will read it, and refused unless it names the very same scheme, host and port, so the host
+    validated here is the host that receives the request and its credentials. The connection's
     ``port`` is added when the URL has none.
     """
-    parts = urlsplit(url)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or "@" in parts.netloc
-        or parts.query
-        or parts.fragment
-    ):
+    match = _BASE_URL.fullmatch(url)
+    reason = _refusal(match, port)
+    if match is None or reason:
         raise SegmentsConfigError(
-            f"Connection {conn_id!r}: host {url!r} is not a base URL like {example} or http://127.0.0.1:8080."
+            f"Connection {conn_id!r}: host {url!r} is not a base URL like {example} or "
+            f"http://127.0.0.1:8080: {reason or _SHAPE}."
         )
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
-    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    scheme, host = match["scheme"].lower(), match["host"].lower()
+    url_port = int(match["port"]) if match["port"] else None
+    effective_port = url_port if url_port is not None else port
+    path = (match["path"] or "").rstrip("/")
+    netloc = f"{host}:{effective_port}" if effective_port else host
+    base = f"{scheme}://{netloc}{path}"
+    if not _read_alike(base, scheme, host, effective_port, path):
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: host {url!r} would be read differently by the HTTP client; {_SHAPE}."
+        )
+    return base
+
+
+#: A host label: letters, digits and inner hyphens (RFC 1123); no underscore, no IDN.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_BASE_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"
+    rf"(?P<host>{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?P<path>/[A-Za-z0-9._~/-]*)?"
+)
+_SHAPE = (
+    "give http(s)://, a host name or IP address (letters, digits, '-', '.', or an IPv6 address in "
+    "brackets), an optional :port and an optional path of letters, digits and '-._~/'"
+)
+
+
+def _refusal(match: re.Match[str] | None, port: int | None) -> str:
+    """Why a URL matching the shape is still refused ('' when it is fine)."""
+    if match is None:
+        return ""
+    if match["scheme"].lower() not in ("http", "https"):
+        return f"the scheme must be http or https, not {match['scheme']!r}"
+    host = match["host"]
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host} is not an IPv6 address"
+    for value in (match["port"], port):
+        if value not in (None, "") and not 1 <= int(value) <= 65535:
+            return f"port {value} is not between 1 and 65535"
+    segments = (match["path"] or "").rstrip("/").split("/")[1:]
+    if any(segment in ("", ".", "..") for segment in segments):
+        return "the path may not hold empty, '.' or '..' segments"
+    return ""
+
+
+def _read_alike(base: str, scheme: str, host: str, port: int | None, path: str) -> bool:
+    """True when urllib3 (what requests sends with) reads ``base`` as the same scheme, host, port."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parsed = parse_url(base)
+    except (LocationParseError, ValueError):
+        return False
+    return (
+        parsed.scheme == scheme
+        and (parsed.host or "").lower() == host
+        and parsed.port == port
+        and (parsed.path or "") == path
+        and not (parsed.auth or parsed.query or parsed.fragment)
+    )

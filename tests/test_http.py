@@ -1,0 +1,301 @@
+"""Unit tests of the HTTP core's rules: which base URLs, schemes and extras are accepted, how error
+bodies are read and redacted, and how "was the request sent?" is decided. What these rules do on the
+wire is proved in tests/reliability/test_transport.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+from urllib.parse import quote, quote_plus
+
+import pytest
+import requests
+import urllib3.exceptions
+
+from airflow_provider_segments.exceptions import SegmentsConfigError
+from airflow_provider_segments.hooks._connection import parse_base_url
+from airflow_provider_segments.http import (
+    API_MESSAGE_CHARS,
+    ApiClient,
+    RetryPolicy,
+    _never_sent,
+    extract_api_message,
+)
+
+
+def _parse(url: str, port: int | None = None) -> str:
+    return parse_base_url(url, port, conn_id="my_conn", example="https://api.example.com")
+
+
+# -- base URLs -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "port", "expected"),
+    [
+        ("https://api.walkme.com", None, "https://api.walkme.com"),
+        ("https://API.WalkMe.com/", None, "https://api.walkme.com"),
+        ("https://eu-api.walkme.com/prefix/v1/", None, "https://eu-api.walkme.com/prefix/v1"),
+        ("http://127.0.0.1:8080", None, "http://127.0.0.1:8080"),
+        ("http://127.0.0.1", 8080, "http://127.0.0.1:8080"),
+        ("http://localhost:9000/api", 1234, "http://localhost:9000/api"),
+        ("http://[::1]:8080", None, "http://[::1]:8080"),
+        ("HTTPS://acme.zendesk.com", None, "https://acme.zendesk.com"),
+        ("https://acme.zendesk.com/a_b-c.d~e", None, "https://acme.zendesk.com/a_b-c.d~e"),
+    ],
+)
+def test_a_plain_base_url_is_accepted_as_the_http_stack_reads_it(url, port, expected):
+    assert _parse(url, port) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8080\\acme.zendesk.com",
+        "https://acme.zendesk.com\\@evil.test",
+        "https://evil.test\\.acme.zendesk.com",
+        "https://acme.zendesk.com%5C.evil.test",
+        "https://user:pw@api.walkme.com",
+        "https://api.walkme.com@evil.test",
+        "https://api.walkme.com?x=1",
+        "https://api.walkme.com#x",
+        "https://api.walkme.com/a b",
+        "https://api.walkme.com/a%2Fb",
+        "https://api.walkme.com/a/../b",
+        "https://api.walkme.com/a\\b",
+        "https://api.walkme.com:99999",
+        "https://api.walkme.com:0",
+        "https://api.walkme.com:80x",
+        "https://api.walkme.com\t",
+        "https://api .walkme.com",
+        "https://api_walkme.com",
+        "https://-api.walkme.com",
+        "https://api..walkme.com",
+        "https://[::1",
+        "https://[fe80::1%25eth0]",
+        "https://[not-ipv6]",
+        "https://\u0430pi.walkme.com",  # Cyrillic a
+        "ftp://api.walkme.com",
+        "javascript:alert(1)",
+        "https://",
+        "https:///path",
+    ],
+)
+def test_a_base_url_with_anything_but_host_port_and_safe_path_is_refused(url):
+    with pytest.raises(SegmentsConfigError) as err:
+        _parse(url)
+    assert "'my_conn'" in str(err.value) and repr(url)[1:-1][:20] in str(err.value)
+
+
+# -- plain http ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.9.8.7",
+        "http://localhost:1",
+        "http://LOCALHOST",
+        "http://[::1]:80",
+    ],
+)
+def test_plain_http_to_a_loopback_host_is_accepted_silently(base_url, caplog):
+    caplog.set_level(logging.WARNING)
+    client = ApiClient.from_extra(platform="T", base_url=base_url, extra={}, conn_id="c")
+    assert client.base_url == base_url and "plain http" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://10.0.0.5", "http://api.walkme.com", "http://localhost.evil.test", "http://[::2]"]
+)
+def test_plain_http_to_another_host_needs_the_extra(base_url, caplog):
+    with pytest.raises(SegmentsConfigError, match=r"'c'.*https.*allow_insecure_http"):
+        ApiClient.from_extra(platform="T", base_url=base_url, extra={}, conn_id="c")
+    for off in (False, "false", ""):
+        with pytest.raises(SegmentsConfigError):
+            ApiClient.from_extra(
+                platform="T", base_url=base_url, extra={"allow_insecure_http": off}, conn_id="c"
+            )
+    caplog.set_level(logging.WARNING)
+    ApiClient.from_extra(platform="T", base_url=base_url, extra={"allow_insecure_http": "true"}, conn_id="c")
+    assert "plain http" in caplog.text and "'c'" in caplog.text
+
+
+def test_allow_insecure_http_must_be_a_boolean():
+    with pytest.raises(SegmentsConfigError, match="allow_insecure_http"):
+        ApiClient.from_extra(
+            platform="T", base_url="http://10.0.0.5", extra={"allow_insecure_http": "maybe"}, conn_id="c"
+        )
+
+
+def test_https_to_any_host_needs_no_extra():
+    assert ApiClient.from_extra(platform="T", base_url="https://10.0.0.5", extra={}, conn_id="c")
+
+
+# -- numeric extras --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"max_attempts": "20", "backoff_initial": 60, "backoff_max": "600", "max_total_wait": 3600},
+            (20, 60, 600, 3600),
+        ),
+        ({"max_attempts": 1.0, "backoff_initial": 0, "backoff_max": 0, "max_total_wait": "0"}, (1, 0, 0, 0)),
+        ({}, (5, 1.0, 30.0, 300.0)),
+    ],
+)
+def test_retry_extras_at_their_bounds_are_accepted(extra, expected):
+    policy = RetryPolicy.from_extra(extra, conn_id="c")
+    assert (
+        policy.max_attempts,
+        policy.backoff_initial,
+        policy.backoff_max,
+        policy.max_total_wait,
+    ) == expected
+    assert isinstance(policy.max_attempts, int)
+
+
+def test_timeouts_at_their_bounds_are_accepted():
+    client = ApiClient.from_extra(
+        platform="T", base_url="https://x.test", extra={"timeout": "600", "connect_timeout": 120}, conn_id="c"
+    )
+    assert client.timeout == (120.0, 600.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_attempts", "0"),
+        ("max_attempts", "1e3"),
+        ("max_attempts", "-inf"),
+        ("max_attempts", [3]),
+        ("backoff_initial", 60.5),
+        ("backoff_max", "NaN"),
+        ("max_total_wait", -0.1),
+        ("max_total_wait", False),
+        ("timeout", "-1"),
+        ("timeout", 600.1),
+        ("connect_timeout", "0"),
+        ("connect_timeout", "Infinity"),
+        ("connect_timeout", "soon"),
+    ],
+)
+def test_an_extra_out_of_its_range_names_connection_field_and_range(key, value):
+    with pytest.raises(SegmentsConfigError) as err:
+        ApiClient.from_extra(platform="T", base_url="https://x.test", extra={key: value}, conn_id="c")
+    assert f"'{key}'" in str(err.value) and "'c'" in str(err.value) and " to " in str(err.value)
+
+
+# -- redaction -------------------------------------------------------------------------------------
+def test_every_form_of_a_secret_is_redacted():
+    client = ApiClient(platform="T", base_url="https://x.test")
+    secret = "s3cret/va lue+&=?"
+    client.add_secret(secret)
+    client.add_credentials("user@x.test/token", secret)
+    forms = [
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        base64.b64encode(secret.encode()).decode(),
+        base64.b64encode(f"user@x.test/token:{secret}".encode()).decode(),
+    ]
+    for form in forms:
+        assert client.redact(f"before {form} after") == "before *** after", form
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "ab", "abc", "someone@example.com/token:"])
+@pytest.mark.parametrize("suffix", ["", "x", "xy"])
+def test_the_base64_of_a_secret_inside_any_credential_string_is_redacted(prefix, suffix):
+    """Whatever precedes the secret (an unknown user name), its base64 core is the same."""
+    client = ApiClient(platform="T", base_url="https://x.test")
+    secret = "0123456789-long-enough-secret"
+    client.add_secret(secret)
+    encoded = base64.b64encode(f"{prefix}{secret}{suffix}".encode()).decode()
+    redacted = client.redact(encoded)
+    assert "***" in redacted
+    # What is left is the encoding of the prefix and suffix, and at most a few edge characters.
+    assert len(redacted.replace("***", "")) <= (len(prefix) + len(suffix)) * 4 // 3 + 12
+
+
+def test_short_values_are_not_registered_as_secrets():
+    client = ApiClient(platform="T", base_url="https://x.test")
+    client.add_secret("abc")
+    assert client.redact("abc abcd") == "abc abcd"
+
+
+# -- error bodies ----------------------------------------------------------------------------------
+def _response(body: object, status: int = 422) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    response.encoding = "utf-8"
+    return response
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {
+                "error": "RecordInvalid",
+                "description": "Record validation errors",
+                "details": {"name": [{"description": "Name: is already taken", "error": "DuplicateValue"}]},
+            },
+            "RecordInvalid - Record validation errors - name: Name: is already taken (DuplicateValue)",
+        ),
+        (
+            {
+                "errors": [
+                    {"title": "Invalid attribute", "message": "name is blank"},
+                    {"code": "X", "detail": "d"},
+                ]
+            },
+            "Invalid attribute - name is blank; d (X)",
+        ),
+        ({"errors": {"name": ["is blank", "is too short"]}}, "name: is blank; is too short"),
+        (
+            {"error": {"title": "Forbidden", "message": "Built-in segments are read-only"}},
+            "Forbidden - Built-in segments are read-only",
+        ),
+        ({"message": "Unauthorized"}, "Unauthorized"),
+        ({"error": "invalid_client", "error_description": "bad secret"}, "invalid_client - bad secret"),
+        ({"details": {"base": ["Too many segments"]}}, "base: Too many segments"),
+        ({"unknown": 1}, '{"unknown": 1}'),
+        ("<html> gateway\n error </html>", "<html> gateway error </html>"),
+    ],
+)
+def test_the_api_message_carries_field_level_reasons(body, expected):
+    assert extract_api_message(_response(body)) == expected
+
+
+def test_the_api_message_is_redacted_before_it_is_cut():
+    secret = "SECRET-" + "x" * 100
+    body = {"error": "RecordInvalid", "details": {f"f{i}": [{"description": "v" * 30}] for i in range(30)}}
+    body["details"]["f9"] = [{"description": secret}]
+    message = extract_api_message(_response(body), redact=lambda text: text.replace(secret, "***"))
+    assert (
+        len(message) <= API_MESSAGE_CHARS and "SECRET" not in message and message.startswith("RecordInvalid")
+    )
+
+
+# -- was the request sent? ---------------------------------------------------------------------------
+def _wrapped(reason: Exception) -> requests.exceptions.ConnectionError:
+    """The chain requests builds: ConnectionError(MaxRetryError(reason=...))."""
+    return requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/x", reason=reason))
+
+
+def test_never_sent_is_decided_by_exception_type_not_wording():
+    gaierror = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    assert _never_sent(_wrapped(urllib3.exceptions.NameResolutionError("h", None, gaierror)))
+    assert _never_sent(_wrapped(urllib3.exceptions.NewConnectionError(None, "Verbindung verweigert")))
+    assert _never_sent(_wrapped(urllib3.exceptions.ConnectTimeoutError(None, "slow")))
+    assert _never_sent(requests.exceptions.ConnectTimeout("connect timed out"))
+    proxy = urllib3.exceptions.ProxyError("proxy", urllib3.exceptions.NewConnectionError(None, "x"))
+    assert _never_sent(_wrapped(proxy))
+    # The wording alone is not enough: a reset after sending is not "never sent".
+    assert not _never_sent(
+        requests.exceptions.ConnectionError("Connection refused Name or service not known")
+    )
+    assert not _never_sent(
+        _wrapped(urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()))
+    )
