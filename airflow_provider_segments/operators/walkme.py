@@ -13,10 +13,11 @@ from typing import Any
 
 from airflow_provider_segments._compat import BaseOperator, Context
 from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.walkme import WalkMeHook, validate_update_action
 from airflow_provider_segments.ids import IdSource
 from airflow_provider_segments.operators._base import LiteralIdsRenderingMixin, fail_fast_on_bad_input
-from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, IF_EXISTS_CHOICES, Guards
+from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 
 
 class _WalkMeOperator(BaseOperator):
@@ -106,7 +107,14 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
     :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's ``extra.system_guid``. Templated.
     :param external_id: your own id for the segment (the API's optional ``id``). Templated.
-    :param if_exists: ``"update"`` or ``"error"``: what to do when the name is already taken.
+    :param if_exists: ``"update"`` or ``"error"``: what to do when the name is already taken (a segment
+        an earlier try of this task created counts as this task's own). Without ``external_id``, the
+        segment's external id is a creation token of this task in this DAG run.
+    :param allow_empty: let an empty input through (it empties the segment); by default an empty list
+        or file fails the task before anything is sent: an empty export is more often a failed one.
+    :param max_removal_fraction: refuse, before any write, a change that would remove more than this
+        share of the members known before (snapshot, or the count WalkMe lists); default 0.5, 1.0
+        allows any removal, ``None`` turns the check off.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
@@ -140,10 +148,7 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
             walkme_conn_id=walkme_conn_id,
             **kwargs,
         )
-        if if_exists not in IF_EXISTS_CHOICES:
-            raise SegmentsValidationError(
-                f"if_exists={if_exists!r} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
-            )
+        check_if_exists(if_exists)  # a wrong literal fails when the DAG is parsed
         self.name = name
         self.external_id = external_id
         self.if_exists = if_exists
@@ -185,6 +190,11 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
         (one per line, or a CSV with ``user_ids_column``), streamed and validated first. Templated.
     :param user_ids_column: the CSV column holding the ids. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
+    :param allow_empty: let an empty input through (it empties the segment); by default an empty list
+        or file fails the task before anything is sent: an empty export is more often a failed one.
+    :param max_removal_fraction: refuse, before any write, an ``override`` that would remove more than this
+        share of the members known before (snapshot, or the count WalkMe lists); default 0.5, 1.0
+        allows any removal, ``None`` turns the check off.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
@@ -236,9 +246,12 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
     A snapshot of the last successfully synced membership is kept at ``state_path`` (a local path or
     an object-storage URI). With a snapshot of the same segment, only ``add`` chunks for new ids and
     ``remove`` chunks for gone ones are sent; without one (or with ``full_refresh=True``) the segment
-    is created, or overridden in chunks. The snapshot is replaced only after every chunk succeeded,
-    so a failed sync keeps the old one and a rerun converges. Changes made to the segment outside
-    this task are not seen by a delta sync: run with ``full_refresh=True`` to reset.
+    is created, or overridden in chunks. Before the first write a journal beside the snapshot records
+    what the change may alter; the snapshot is replaced only after every chunk succeeded. A run after
+    a failed, killed or retried one treats the journal's ids as unknown, so it leaves the segment
+    holding exactly its own input, whatever input the failed run had. Changes made to the segment
+    outside this task are not seen by a delta sync: run with ``full_refresh=True`` to reset. Two runs
+    sharing one ``state_path`` at the same time are not supported (use ``max_active_runs=1``).
 
     Returns (XCom) ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged``, ``requests``,
     ``user_count``, ``segment_guid``, ``name``, ``system_guid``, ``changed_at``, ``dry_run``.
@@ -251,8 +264,13 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
     :param user_ids_column: the CSV column holding the ids. Templated.
     :param state_path: where the snapshot lives (local path or URI). Templated.
     :param full_refresh: ignore the snapshot and override the whole membership.
-    :param dry_run: compute and log the plan (counts, requests) and send nothing; the snapshot is not
-        touched.
+    :param dry_run: compute and log the plan (counts, requests) after read-only calls (the token and
+        the segment list) and write nothing; the snapshot is not touched.
+    :param allow_empty: let an empty input through (it empties the segment); by default an empty list
+        or file fails the task before anything is sent: an empty export is more often a failed one.
+    :param max_removal_fraction: refuse, before any write, a change that would remove more than this
+        share of the members known before (snapshot, or the count WalkMe lists); default 0.5, 1.0
+        allows any removal, ``None`` turns the check off.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
