@@ -45,7 +45,6 @@ DEFAULT_MAX_REMOVAL_FRACTION = 0.5
 #: creating it), and how long to wait between two looks: about 20 s in all.
 CREATE_LOOKUPS = 6
 CREATE_LOOKUP_INTERVAL = 4.0
-IF_EXISTS_CHOICES = ("update", "error")
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
 JOURNAL_MAGIC = "#segments-journal"
@@ -296,10 +295,6 @@ def create_segment(
 ) -> dict[str, Any]:
     """Make the segment named ``name`` hold exactly ``user_ids``, creating it when no segment has
     the name (see :meth:`~..hooks.walkme.WalkMeHook.create_segment`)."""
-    if if_exists not in IF_EXISTS_CHOICES:
-        raise SegmentsValidationError(
-            f"if_exists {preview(if_exists)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
-        )
     ids = load_ids(user_ids, max_length=max_length)
     guards.check_input(ids, _source(user_ids))
     token = creation_token or new_creation_token()

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import re
 import time
-from functools import cached_property
 from typing import Any, Literal
 
 from airflow_provider_segments import sync
-from airflow_provider_segments._compat import BaseHook, mask_secret
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
@@ -22,8 +20,8 @@ from airflow_provider_segments.exceptions import (
     SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._connection import normalized_extra, parse_base_url
-from airflow_provider_segments.http import ApiClient
+from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
+from airflow_provider_segments.hooks._connection import parse_base_url
 from airflow_provider_segments.ids import preview
 from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 
@@ -118,7 +116,7 @@ def normalize_segment(raw: Any) -> dict[str, Any]:
     }
 
 
-class WalkMeHook(BaseHook):
+class WalkMeHook(SegmentsHook):
     """Talk to the WalkMe Segments API through an Airflow connection of type ``walkme``.
 
     Connection fields: ``host`` is the API base URL (empty: the ``extra.region`` host, else
@@ -130,11 +128,12 @@ class WalkMeHook(BaseHook):
     """
 
     conn_name_attr = "walkme_conn_id"
-    #: WalkMe's limit of ids in one request (the sync module chunks to it).
-    max_ids_per_request = MAX_IDS_PER_REQUEST
     default_conn_name = "walkme_default"
     conn_type = "walkme"
     hook_name = "WalkMe"
+    platform = "WalkMe"
+    #: WalkMe's limit of ids in one request (the sync module chunks to it).
+    max_ids_per_request = MAX_IDS_PER_REQUEST
 
     def __init__(self, walkme_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -142,29 +141,26 @@ class WalkMeHook(BaseHook):
         self._token: str | None = None
         self._token_expires_at = 0.0
 
-    def __repr__(self) -> str:
-        return f"WalkMeHook(walkme_conn_id={self.walkme_conn_id!r})"
-
     # -- connection ----------------------------------------------------------------------------
-    @cached_property
-    def _settings(self) -> dict[str, Any]:
-        conn = self.get_connection(self.walkme_conn_id)
-        extra = normalized_extra(conn.extra_dejson, self.conn_type)
+    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
         if not conn.login:
-            raise SegmentsConfigError(
-                f"Connection {self.walkme_conn_id!r} has no Client ID: set its login field."
-            )
-        if not conn.password:
-            raise SegmentsConfigError(
-                f"Connection {self.walkme_conn_id!r} has no Client Secret: set its password field."
-            )
-        mask_secret(conn.password)
+            raise SegmentsConfigError(f"Connection {self.conn_id!r} has no Client ID: set its login field.")
+        return ConnectionSettings(
+            base_url=self._base_url(conn.host, conn.port, extra.get("region")),
+            secret=conn.password,
+            login=conn.login,
+            extra=extra,
+            options={"system_guid": extra.get("system_guid") or None},
+        )
+
+    def secret_label(self) -> str:
+        return "Client Secret"
+
+    def error_hints(self) -> dict[int, str]:
         return {
-            "base_url": self._base_url(conn.host, conn.port, extra.get("region")),
-            "client_id": conn.login,
-            "client_secret": conn.password,
-            "system_guid": extra.get("system_guid") or None,
-            "extra": extra,
+            401: f"Check the Client ID and Client Secret of Airflow connection {self.conn_id!r}.",
+            403: f"Check that the API key of connection {self.conn_id!r} has Segments API read and write "
+            "access.",
         }
 
     def _base_url(self, host: str | None, port: int | None, region: Any) -> str:
@@ -173,7 +169,7 @@ class WalkMeHook(BaseHook):
             key = str(region).strip().lower()
             if key not in REGION_HOSTS:
                 raise SegmentsConfigError(
-                    f"Connection {self.walkme_conn_id!r}: extra field 'region' is {region!r}; "
+                    f"Connection {self.conn_id!r}: extra field 'region' is {region!r}; "
                     f"known regions are {', '.join(REGION_HOSTS)} (or set the host to a full URL)."
                 )
             region_url = REGION_HOSTS[key]
@@ -181,37 +177,13 @@ class WalkMeHook(BaseHook):
         if not host:
             return region_url or DEFAULT_HOST
         if region_url:
-            self.log.info("Connection %r sets both host and region; the host wins.", self.walkme_conn_id)
+            self.log.info("Connection %r sets both host and region; the host wins.", self.conn_id)
         url = host if "://" in host else f"https://{host}"
-        return parse_base_url(url, port, conn_id=self.walkme_conn_id, example=DEFAULT_HOST)
-
-    @cached_property
-    def client(self) -> ApiClient:
-        """The HTTP client (built on first use: nothing is read or sent at construction)."""
-        settings = self._settings
-        client = ApiClient.from_extra(
-            platform="WalkMe",
-            base_url=settings["base_url"],
-            extra=settings["extra"],
-            conn_id=self.walkme_conn_id,
-            hints={
-                401: f"Check the Client ID and Client Secret of Airflow connection {self.walkme_conn_id!r}.",
-                403: f"Check that the API key of connection {self.walkme_conn_id!r} has Segments API "
-                "read and write access.",
-            },
-            logger=self.log,
-        )
-        client.add_secret(settings["client_secret"])
-        return client
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL this hook talks to."""
-        return self._settings["base_url"]
+        return parse_base_url(url, port, conn_id=self.conn_id, example=DEFAULT_HOST)
 
     def resolve_system_guid(self, system_guid: str | None = None) -> str:
         """Return the task's system GUID, else the connection's default; refuse a malformed one."""
-        value = system_guid or self._settings["system_guid"]
+        value = system_guid or self.settings.options["system_guid"]
         if not value:
             raise SegmentsValidationError(
                 f"No WalkMe system GUID: pass system_guid to the task or set extra.system_guid on "
@@ -229,12 +201,12 @@ class WalkMeHook(BaseHook):
         """Return a bearer token, fetching a new one when none is cached or it is about to expire."""
         if not force_refresh and self._token and time.monotonic() < self._token_expires_at:
             return self._token
-        settings = self._settings
+        settings = self.settings
         body = self.client.request_json(
             "POST",
             TOKEN_PATH,
             data={"grant_type": "client_credentials"},
-            auth=(settings["client_id"], settings["client_secret"]),
+            auth=(settings.login, settings.secret),
             idempotent=True,  # asking for a token changes nothing on the server
         )
         token = body.get("access_token") if isinstance(body, dict) else None
@@ -245,8 +217,7 @@ class WalkMeHook(BaseHook):
                 method="POST",
                 endpoint=TOKEN_PATH,
             )
-        mask_secret(token)
-        self.client.add_secret(token)
+        self.register_secret(token)
         try:
             lifetime = float(body.get("expires_in", 86400))
         except (TypeError, ValueError):
@@ -366,6 +337,7 @@ class WalkMeHook(BaseHook):
             ``requests`` (write requests sent), ``created`` and ``changed_at`` (ISO-8601 UTC).
         """
         validate_segment_name(name)
+        check_if_exists(if_exists)
         if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
             raise SegmentsValidationError(f"external_id {preview(external_id)} must be a non-empty string.")
         guards = Guards(allow_empty, max_removal_fraction)
@@ -496,14 +468,11 @@ class WalkMeHook(BaseHook):
             "attempts whose outcome was unknown; rerun the task."
         )
 
-    def test_connection(self) -> tuple[bool, str]:
-        """Fetch a token (and list the default system's segments, if one is set); never echo a secret."""
-        try:
-            self.get_access_token(force_refresh=True)
-            message = f"Got a WalkMe access token from {self.base_url}"
-            if self._settings["system_guid"]:
-                count = len(self.list_segments())
-                message += f"; system {self._settings['system_guid']} lists {count} segment(s)"
-            return True, message + "."
-        except SegmentsError as err:
-            return False, str(err)
+    def check_connection(self) -> str:
+        """Fetch a token (and list the default system's segments, if one is set)."""
+        self.get_access_token(force_refresh=True)
+        message = f"Got a WalkMe access token from {self.base_url}"
+        system = self.settings.options["system_guid"]
+        if system:
+            message += f"; system {system} lists {len(self.list_segments())} segment(s)"
+        return message + "."

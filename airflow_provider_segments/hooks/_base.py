@@ -1,0 +1,138 @@
+"""What every platform hook shares: connection -> settings -> client, ``get_conn()``,
+``test_connection()``, secret registration and the ``if_exists`` choices.
+
+A platform hook adds only its API knowledge: how its connection's fields read
+(:meth:`SegmentsHook.read_connection`), which sentence helps with a 401/403
+(:meth:`SegmentsHook.error_hints`), what a cheap authenticated call is
+(:meth:`SegmentsHook.check_connection`), and its calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+from airflow_provider_segments._compat import BaseHook, mask_secret
+from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsError, SegmentsValidationError
+from airflow_provider_segments.hooks._connection import normalized_extra
+from airflow_provider_segments.http import ApiClient
+from airflow_provider_segments.ids import preview
+
+#: What a create does when the name is taken: update that segment, or fail.
+IF_EXISTS_CHOICES = ("update", "error")
+
+
+def check_if_exists(value: Any) -> str:
+    """Return ``value`` if it is one of :data:`IF_EXISTS_CHOICES`; refuse anything else by name."""
+    if value not in IF_EXISTS_CHOICES:
+        raise SegmentsValidationError(
+            f"if_exists {preview(value)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """A connection as a hook reads it: where to send, what to send with, and the extras.
+
+    :param base_url: scheme, host, optional port and path; validated (see ``parse_base_url``).
+    :param secret: the credential every call carries; registered with the masker and the client.
+    :param login: the user part of the credential, if any.
+    :param extra: the connection's ``extra`` with legacy prefixes dropped (retry budget, TLS...).
+    :param options: what else the platform reads from the connection (default system, auth style).
+    """
+
+    base_url: str
+    secret: str
+    login: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never the secret
+        return f"ConnectionSettings(base_url={self.base_url!r}, login={self.login!r})"
+
+
+class SegmentsHook(BaseHook):
+    """Base of the platform hooks: reads the connection once, builds the one HTTP client.
+
+    Nothing is read or sent at construction: the connection is read on first use.
+    """
+
+    #: Platform name in messages ("WalkMe").
+    platform: ClassVar[str] = ""
+    conn_name_attr: ClassVar[str] = ""
+
+    @property
+    def conn_id(self) -> str:
+        """The Airflow connection id this hook uses."""
+        return getattr(self, self.conn_name_attr)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.conn_name_attr}={self.conn_id!r})"
+
+    # -- what a platform hook provides -----------------------------------------------------------
+    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
+        """Validate a connection's fields and say what they mean for this platform."""
+        raise NotImplementedError
+
+    def error_hints(self) -> dict[int, str]:
+        """A sentence per HTTP status that tells a DAG author what to fix (401, 403)."""
+        return {}
+
+    def check_connection(self) -> str:
+        """Make one cheap authenticated call; return what it showed."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        """The connection, read and validated on first use; its secret goes to the masker at once."""
+        conn = self.get_connection(self.conn_id)
+        extra = normalized_extra(conn.extra_dejson, self.conn_type)  # type: ignore[attr-defined]
+        if not conn.password:
+            raise SegmentsConfigError(
+                f"Connection {self.conn_id!r} has no {self.secret_label()}: set its password field."
+            )
+        mask_secret(conn.password)
+        return self.read_connection(conn, extra)
+
+    def secret_label(self) -> str:
+        """What the password field holds, for messages."""
+        return "secret"
+
+    @cached_property
+    def client(self) -> ApiClient:
+        """The HTTP client (built on first use): retry budget, timeouts and TLS from the extras."""
+        settings = self.settings
+        client = ApiClient.from_extra(
+            platform=self.platform,
+            base_url=settings.base_url,
+            extra=settings.extra,
+            conn_id=self.conn_id,
+            hints=self.error_hints(),
+            logger=self.log,
+        )
+        client.add_secret(settings.secret)
+        return client
+
+    def get_conn(self) -> ApiClient:
+        """The HTTP client every call goes through, as the official providers' hooks return theirs."""
+        return self.client
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL this hook talks to."""
+        return self.settings.base_url
+
+    def register_secret(self, value: str) -> None:
+        """A secret obtained at run time (an access token): masked in logs, redacted in messages."""
+        mask_secret(value)
+        self.client.add_secret(value)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """What Airflow's "Test" button shows: one cheap authenticated call; never echoes a secret."""
+        try:
+            return True, self.check_connection()
+        except SegmentsError as err:
+            return False, str(err)
