@@ -135,7 +135,7 @@ def test_wrong_client_secret_fails_fast_without_echoing_it(hook, api):
 
 def test_token_is_masked_and_never_in_error_messages(walkme_conn, api, monkeypatch):
     masked: list[str] = []
-    monkeypatch.setattr("airflow_provider_segments.hooks.walkme.mask_secret", masked.append)
+    monkeypatch.setattr("airflow_provider_segments.hooks._base.mask_secret", masked.append)
     hook = WalkMeHook()
     api.get(SEGMENTS_URL, status_code=400, json={"message": f"bad token {TOKEN}"}, reason="Bad Request")
     with pytest.raises(SegmentsApiError) as err:

@@ -17,7 +17,7 @@ from support import sandbox_conn_env
 from airflow_provider_segments import sync as sync_module
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsError
-from airflow_provider_segments.hooks import walkme as walkme_hooks
+from airflow_provider_segments.hooks import _base as base_hooks
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
@@ -266,7 +266,7 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
     monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.0)
     # Each run fetches a new token; Airflow's masker recompiles one pattern of every secret it was
     # given, which over a thousand runs in one process costs more than the runs (a task is a process).
-    monkeypatch.setattr(walkme_hooks, "mask_secret", lambda secret: None)
+    monkeypatch.setattr(base_hooks, "mask_secret", lambda secret: None)
     original_put = WalkMeHook.put_users
     kill_after: list[int] = []
 
