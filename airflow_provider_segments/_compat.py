@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Context, ObjectStoragePath, timezone
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import (
+    BaseHook,
+    BaseOperator,
+    BaseSensorOperator,
+    Context,
+    ObjectStoragePath,
+    PokeReturnValue,
+    timezone,
+)
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from airflow.sdk.log import mask_secret
 
 if TYPE_CHECKING:
@@ -28,11 +37,15 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
     "Context",
     "ObjectStoragePath",
+    "PokeReturnValue",
+    "conf",
     "mask_secret",
     "timezone",
 ]
