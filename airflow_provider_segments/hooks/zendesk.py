@@ -65,6 +65,15 @@ def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
     return number
 
 
+def validate_if_exists(value: Any) -> str:
+    """Return ``value`` if it is one of :data:`IF_EXISTS_CHOICES`; refuse anything else."""
+    if value not in IF_EXISTS_CHOICES:
+        raise SegmentsValidationError(
+            f"if_exists {preview(value)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
+        )
+    return value
+
+
 def _validate_id_list(field: str, value: Any) -> list[int]:
     result = []
     for position, item in enumerate(coerce_id_list(value, field=field)):
@@ -325,10 +334,7 @@ class ZendeskHelpCenterHook(BaseHook):
         A custom segment with the same name is updated with the given fields instead
         (``if_exists="update"``, the default) or refused (``"error"``).
         """
-        if if_exists not in IF_EXISTS_CHOICES:
-            raise SegmentsValidationError(
-                f"if_exists {preview(if_exists)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
-            )
+        validate_if_exists(if_exists)
         fields = {
             "name": name,
             "user_type": user_type,

@@ -22,7 +22,7 @@ from airflow_provider_segments._compat import (
 )
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook, validate_segment_guid
-from airflow_provider_segments.operators._base import fail_fast_on_bad_input
+from airflow_provider_segments.operators._base import TemplateRenderingMixin, fail_fast_on_bad_input
 from airflow_provider_segments.user_ids import preview
 
 #: How far in the future a ``changed_at`` may lie (clocks of two machines disagree a little). More
@@ -75,7 +75,7 @@ def parse_changed_at(value: Any, *, now: datetime | None = None) -> datetime | N
     return moment
 
 
-class WalkMeSegmentPropagationSensor(BaseSensorOperator):
+class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator):
     """Hold downstream tasks until WalkMe's editor can use a changed segment.
 
     WalkMe needs up to 10 minutes after a change before the segment shows in the condition builder.
@@ -107,6 +107,7 @@ class WalkMeSegmentPropagationSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("segment_guid", "system_guid", "changed_at")
+    text_fields = ("segment_guid", "system_guid", "changed_at")
     ui_color = "#e8f0ff"
 
     def __init__(

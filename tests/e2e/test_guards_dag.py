@@ -116,3 +116,39 @@ def test_sensor_fails_at_once_when_the_window_ends_after_its_timeout(run):
 def test_sensor_refuses_a_changed_at_in_the_future_naming_it(run):
     assert run.states["sensor_changed_at_in_the_future"] == "failed"
     assert re.search(r"changed_at '[^']+' is \d+ min in the future", run.output)
+
+
+# -- text stays text under native rendering -------------------------------------------------------
+@pytest.mark.parametrize(
+    "task_id", ["walkme_list_literal_digit_prefix", "walkme_list_templated_digit_prefix"]
+)
+def test_a_name_prefix_of_digits_stays_text(run, task_id):
+    assert run.states[task_id] == "success", run.task_output(task_id)[-3000:]
+    names = [s["name"] for s in run.xcoms[task_id]]
+    assert SENSOR_SEGMENT in names and all(name.startswith("2026") for name in names)
+
+
+def test_walkme_name_and_external_id_of_digits_reach_the_api_as_text(run):
+    task = "walkme_create_digit_name_and_external_id"
+    assert run.states[task] == "success", run.task_output(task)[-3000:]
+    (created,) = [s for s in run.walkme_segments if s["name"] == "2026"]
+    assert created["id"] == "4711"
+
+
+def test_zendesk_name_and_templated_tag_of_digits_reach_the_api_as_written(run):
+    task = "zendesk_create_digit_name_and_tag"
+    assert run.states[task] == "success", run.task_output(task)[-3000:]
+    (created,) = [s for s in run.zendesk_segments if s["name"] == "2026"]
+    assert created["tags"] == ["1.10", "007"]
+
+
+# -- templated booleans ---------------------------------------------------------------------------
+def test_a_templated_built_in_false_lists_only_custom_segments(run):
+    listed = run.xcoms["zendesk_list_custom_only"]
+    assert listed and not any(s["built_in"] for s in listed)
+
+
+def test_a_templated_applicable_false_lists_all_segments_not_the_applicable_ones(run):
+    assert run.states["zendesk_list_not_applicable"] == "success"
+    assert not any(r["path"].endswith("/applicable.json") for r in run.requests)
+    assert any(s["built_in"] for s in run.xcoms["zendesk_list_not_applicable"])

@@ -1,4 +1,4 @@
-"""One DAG run, many guards: the propagation sensor's modes and limits.
+"""One DAG run, many guards: the propagation sensor's modes and limits, and templated arguments.
 
 Run by ``tests/e2e/test_guards_dag.py`` with ``airflow dags test`` against the sandbox, with
 Airflow's default time zone set to Asia/Tokyo (UTC+9, no daylight saving) and the DAG rendering
@@ -13,6 +13,14 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeListSegmentsOperator,
+)
+from airflow_provider_segments.operators.zendesk import (
+    ZendeskCreateUserSegmentOperator,
+    ZendeskListUserSegmentsOperator,
+)
 from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
 
 GUID = os.environ.get("SEGMENTS_GUARDS_GUID", "12345aeb-123c-4d83-8b38-a5a456789d0a")
@@ -24,6 +32,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     render_template_as_native_obj=True,
+    params={"year": "2026", "tag": "1.10", "external_id": "4711", "false": "false"},
 ) as dag:
     # -- the propagation sensor --------------------------------------------------------------------
     WalkMeSegmentPropagationSensor(
@@ -72,3 +81,23 @@ with DAG(
         changed_at="{{ (ti.start_date + macros.timedelta(hours=2)).isoformat() }}",
         deferrable=True,
     )
+
+    # -- text stays text under native rendering ----------------------------------------------------
+    WalkMeListSegmentsOperator(task_id="walkme_list_literal_digit_prefix", name_prefix="2026")
+    WalkMeListSegmentsOperator(task_id="walkme_list_templated_digit_prefix", name_prefix="{{ params.year }}")
+    WalkMeCreateSegmentOperator(
+        task_id="walkme_create_digit_name_and_external_id",
+        name="{{ params.year }}",
+        external_id="{{ params.external_id }}",
+        user_ids=["u1", "u2"],
+    )
+    ZendeskCreateUserSegmentOperator(
+        task_id="zendesk_create_digit_name_and_tag",
+        name="{{ params.year }}",
+        user_type="staff",
+        tags=["{{ params.tag }}", "007"],
+    )
+
+    # -- templated booleans ------------------------------------------------------------------------
+    ZendeskListUserSegmentsOperator(task_id="zendesk_list_custom_only", built_in="{{ params.false }}")
+    ZendeskListUserSegmentsOperator(task_id="zendesk_list_not_applicable", applicable="{{ params.false }}")
