@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Context, ObjectStoragePath, timezone
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import (
+    BaseHook,
+    BaseOperator,
+    BaseSensorOperator,
+    Context,
+    ObjectStoragePath,
+    PokeReturnValue,
+    timezone,
+)
+from airflow.sdk.configuration import conf
+from airflow.sdk.definitions.context import render_template_to_string
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from airflow.sdk.log import mask_secret
 
 if TYPE_CHECKING:
@@ -26,13 +36,28 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def string_template_env(task: Any) -> Any:
+    """The Jinja environment ``task`` renders with, minus native rendering (so every result is text)."""
+    if task.has_dag():
+        return task.dag.get_template_env(force_sandboxed=True)
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(cache_size=0)
+
+
 __all__ = [
     "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
     "Context",
     "ObjectStoragePath",
+    "PokeReturnValue",
+    "conf",
     "mask_secret",
+    "render_template_to_string",
+    "string_template_env",
     "timezone",
 ]

@@ -95,6 +95,7 @@ with DAG(
         segment_guid="{{ ti.xcom_pull(task_ids='sync_segment')['segment_guid'] }}",
         changed_at="{{ ti.xcom_pull(task_ids='sync_segment')['changed_at'] }}",
         propagation_window=PROPAGATION,
+        deferrable=True,  # explicit: the default follows Airflow's [operators] default_deferrable
     )
 
     @task

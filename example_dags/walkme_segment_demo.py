@@ -64,7 +64,7 @@ with DAG(
         segment_guid="{{ ti.xcom_pull(task_ids='create_segment')['segment_guid'] }}",
         changed_at="{{ ti.xcom_pull(task_ids='create_segment')['changed_at'] }}",
         propagation_window=PROPAGATION,
-        deferrable=True,
+        deferrable=True,  # explicit: the default follows Airflow's [operators] default_deferrable
     )
 
     @task

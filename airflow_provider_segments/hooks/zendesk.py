@@ -40,15 +40,19 @@ USER_TYPES = ("signed_in_users", "staff")
 AUTH_TYPES = ("oauth_token", "api_token", "password")
 ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
 TAG_LIST_FIELDS = ("tags", "or_tags")
+IF_EXISTS_CHOICES = ("update", "error")
 #: What each list field holds, for error messages.
-ID_LIST_WHAT = {
+LIST_MEANINGS = {
     "group_ids": "group ids",
     "organization_ids": "organization ids",
     "added_user_ids": "user ids",
     "tags": "tags",
     "or_tags": "tags",
 }
-IF_EXISTS_CHOICES = ("update", "error")
+#: A list longer than this is logged as its length (no long id lists in logs).
+SHOWN_LIST_ITEMS = 10
+#: The fields that decide who belongs to a segment (all but its name).
+CRITERIA_FIELDS = ("user_type", *ID_LIST_FIELDS, *TAG_LIST_FIELDS)
 #: Cursor pagination page size (Zendesk's maximum).
 PAGE_SIZE = 100
 #: A list that has not ended after this many pages is a server bug, not data: stop with an error.
@@ -73,9 +77,23 @@ def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
     return number
 
 
+def validate_if_exists(value: Any) -> str:
+    """Return ``value`` if it is one of :data:`IF_EXISTS_CHOICES`; refuse anything else."""
+    if value not in IF_EXISTS_CHOICES:
+        raise SegmentsValidationError(
+            f"if_exists {preview(value)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
+        )
+    return value
+
+
+def _coerce_list(field: str, value: Any) -> list[Any]:
+    """``value`` as a list (a JSON/Python list literal string is parsed); refuse other shapes."""
+    return as_list(value, field, LIST_MEANINGS[field])
+
+
 def _validate_id_list(field: str, value: Any) -> list[int]:
     result = []
-    for position, item in enumerate(as_list(value, field, ID_LIST_WHAT.get(field, "values"))):
+    for position, item in enumerate(_coerce_list(field, value)):
         try:
             result.append(validate_user_segment_id(item, f"{field}[{position}]"))
         except SegmentsValidationError:
@@ -87,7 +105,7 @@ def _validate_id_list(field: str, value: Any) -> list[int]:
 
 def _validate_tag_list(field: str, value: Any) -> list[str]:
     result = []
-    for position, item in enumerate(as_list(value, field, ID_LIST_WHAT.get(field, "values"))):
+    for position, item in enumerate(_coerce_list(field, value)):
         if not isinstance(item, str) or not item.strip():
             raise SegmentsValidationError(
                 f"{field}[{position}] = {preview(item)} is not valid: {field} holds non-empty strings."
@@ -268,6 +286,12 @@ class ZendeskHelpCenterHook(BaseHook):
                 next_url = links["next"]
             elif body.get("next_page"):
                 next_url = body["next_page"]
+            elif meta.get("has_more"):
+                raise SegmentsError(
+                    f"Zendesk's answer to GET {path} says more pages follow (meta.has_more is true) but "
+                    "gives no next link (links.next); stopping instead of returning part of the list, "
+                    "which could make a name lookup miss a segment and create a duplicate."
+                )
             else:
                 return
             target = urlsplit(next_url)
@@ -330,13 +354,11 @@ class ZendeskHelpCenterHook(BaseHook):
     ) -> dict[str, Any]:
         """Create a custom user segment; a retried task never creates a duplicate.
 
-        A custom segment with the same name is updated with the given fields instead
-        (``if_exists="update"``, the default) or refused (``"error"``).
+        A custom segment with the same name is refused with ``if_exists="error"``; with ``"update"``
+        (the default) it is made equal to what this create would make: the list fields left out
+        (``None``) are cleared, and the criteria that change are logged (before -> after).
         """
-        if if_exists not in IF_EXISTS_CHOICES:
-            raise SegmentsValidationError(
-                f"if_exists {preview(if_exists)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
-            )
+        validate_if_exists(if_exists)
         fields = {
             "name": name,
             "user_type": user_type,
@@ -354,12 +376,7 @@ class ZendeskHelpCenterHook(BaseHook):
                     f"A Zendesk user segment named {name!r} already exists (id {existing['id']}) and "
                     "if_exists='error'."
                 )
-            self.log.info(
-                "User segment %r already exists (id %s): updating it instead of creating a duplicate.",
-                name,
-                existing["id"],
-            )
-            return self._put(existing["id"], body)
+            return self._replace(existing, body, "already exists")
         try:
             created = self._call(
                 "POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False
@@ -370,13 +387,30 @@ class ZendeskHelpCenterHook(BaseHook):
             )
             existing = self._find_custom_by_name(name)
             if existing is not None:
-                return self._put(existing["id"], body)
+                return self._replace(existing, body, "exists after the unanswered create")
             created = self._call(
                 "POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False
             )
         segment = _unwrap(created, USER_SEGMENTS_PATH)
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
         return segment
+
+    def _replace(self, existing: dict[str, Any], body: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
+        full = {**{field: [] for field in (*ID_LIST_FIELDS, *TAG_LIST_FIELDS)}, **body}
+        changes = [
+            f"{field} {_show(existing.get(field))} -> {_show(full[field])}"
+            for field in CRITERIA_FIELDS
+            if not _same(existing.get(field), full[field])
+        ]
+        self.log.info(
+            "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",
+            existing.get("name"),
+            reason,
+            existing["id"],
+            "criteria changed: " + "; ".join(changes) if changes else "no criteria change",
+        )
+        return self._put(existing["id"], full)
 
     def _find_custom_by_name(self, name: str) -> dict[str, Any] | None:
         matches = [s for s in self.iter_user_segments(built_in=False) if s.get("name") == name]
@@ -430,15 +464,29 @@ class ZendeskHelpCenterHook(BaseHook):
         return segment
 
     def delete_user_segment(self, user_segment_id: int | str, missing_ok: bool = True) -> int:
-        """Delete a user segment; one already gone counts as deleted unless ``missing_ok=False``."""
+        """Delete a user segment; one already gone counts as deleted unless ``missing_ok=False``.
+
+        With ``missing_ok=False`` the segment is looked up first (a 404 there fails the call). The
+        DELETE is retried after a lost answer or a 5xx, and a retry then meets a 404 when an earlier
+        attempt did delete it: as the segment existed a moment before, that 404 counts as deleted.
+        """
         segment_id = validate_user_segment_id(user_segment_id)
         self._refuse_built_in(segment_id, "delete")
+        if not missing_ok:
+            self.get_user_segment(segment_id)  # SegmentsNotFoundError when it does not exist
+            self._refuse_built_in(segment_id, "delete")
         try:
             self._call("DELETE", USER_SEGMENT_PATH.format(id=segment_id))
         except SegmentsNotFoundError:
-            if not missing_ok:
-                raise
-            self.log.info("Zendesk user segment %s was already gone.", segment_id)
+            if missing_ok:
+                self.log.info("Zendesk user segment %s was already gone.", segment_id)
+            else:
+                self.log.warning(
+                    "Zendesk answered 404 to the DELETE of user segment %s, which existed a moment "
+                    "before: an earlier attempt of this DELETE (whose answer was lost) or another "
+                    "client deleted it; counting it as deleted.",
+                    segment_id,
+                )
         except SegmentsAuthError as err:
             raise self._built_in_refusal(err, segment_id, "delete") from err
         else:
@@ -489,6 +537,20 @@ class ZendeskHelpCenterHook(BaseHook):
             )
         except SegmentsError as err:
             return False, str(err)
+
+
+def _same(before: Any, after: Any) -> bool:
+    if isinstance(before, list) and isinstance(after, list):
+        return sorted(before, key=repr) == sorted(after, key=repr)
+    return before == after
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(not listed)"
+    if isinstance(value, list) and len(value) > SHOWN_LIST_ITEMS:
+        return f"[{len(value):,} items]"
+    return preview(value, 120)
 
 
 def _unwrap(body: Any, path: str) -> dict[str, Any]:

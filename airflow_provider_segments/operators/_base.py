@@ -1,10 +1,12 @@
-"""What every operator of this provider shares: fail-fast input errors and cheap id rendering."""
+"""What every operator of this provider shares: fail-fast input errors, template rendering that keeps
+text as text and literal ids as they are, and strict booleans."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, ClassVar
 
 from airflow_provider_segments._compat import AirflowFailException, Context
 from airflow_provider_segments.exceptions import (
@@ -12,9 +14,17 @@ from airflow_provider_segments.exceptions import (
     SegmentsConfigError,
     SegmentsValidationError,
 )
+from airflow_provider_segments.ids import preview
 
 #: Jinja only does something with a string holding one of these (default delimiters).
 _JINJA_MARKERS = ("{{", "{%", "{#")
+_TRUE_WORDS = frozenset({"true"})
+_FALSE_WORDS = frozenset({"false"})
+
+#: Which kind of template field is being rendered right now (see TemplateRenderingMixin).
+_TEXT = "text"
+_TEXT_ITEMS = "text items"
+_field_kind: ContextVar[str | None] = ContextVar("segments_template_field_kind", default=None)
 
 
 @contextmanager
@@ -35,16 +45,101 @@ def may_hold_jinja(value: str) -> bool:
     return "{" in value and any(marker in value for marker in _JINJA_MARKERS)
 
 
-class LiteralIdsRenderingMixin:
-    """Render templated collections without compiling the strings that hold no Jinja syntax.
+def is_template(value: Any) -> bool:
+    """True for a string that Airflow will render before ``execute`` (so it cannot be checked yet)."""
+    return isinstance(value, str) and may_hold_jinja(value)
 
-    Airflow compiles every string of a templated list as a Jinja template, about 150 µs each
-    (measured with Airflow 3.3.2 on the project's 2-core machine): 60,000 literal ids cost ~10 s and
-    1,000,000 ids ~3 min before the first request. Strings without a Jinja delimiter render to
-    themselves (bar native rendering turning "12345" into 12345, which for ids is a bug), so they are
-    kept as they are; other elements, and top-level strings such as an XCom-pull expression, render
-    exactly as Airflow would.
+
+def coerce_bool(value: Any, field: str, *, allow_none: bool = False) -> bool | None:
+    """Read a boolean argument strictly: ``True``/``False``, or ``"true"``/``"false"`` in any case.
+
+    A template renders a boolean to the string ``"False"`` unless the DAG renders natively, and
+    ``bool("False")`` is ``True``: anything but the four spellings (and ``None`` where allowed) is
+    refused, naming the field, before anything is sent.
     """
+    if isinstance(value, bool) or (value is None and allow_none):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    allowed = "True or False (or the strings 'true'/'false')" + (", or None" if allow_none else "")
+    raise SegmentsValidationError(f"{field} {preview(value)} is not valid: use {allowed}.")
+
+
+def check_unless_templated(value: Any, check: Callable[[Any], Any]) -> Any:
+    """Validate a literal argument when the DAG is parsed; a Jinja string is checked at run time.
+
+    Returns what ``check`` returns for a literal (e.g. the coerced value), else ``value`` unchanged.
+    """
+    return value if is_template(value) else check(value)
+
+
+class TemplateRenderingMixin:
+    """Template rendering for this provider's operators: text stays text, literal ids stay as they are.
+
+    **Text fields.** With ``render_template_as_native_obj=True`` Airflow turns any rendered string that
+    looks like a Python literal into that literal: a segment name ``"2026"`` becomes the int ``2026``,
+    an external id ``"1e3"`` the float ``1000.0``. The template fields named in ``text_fields`` render
+    to text instead, under either rendering mode: a string without Jinja syntax is not rendered at
+    all, and a Jinja expression whose native result is a number or a boolean is rendered again as
+    the string the template wrote (so ``"007"``, ``"1e3"`` and ``"1.10"`` survive as written). Other
+    native results are kept: ``None`` (an optional field left unset), a datetime, an
+    ``ObjectStoragePath``, or a list (which validation then refuses for a name).
+
+    **Lists of text.** In the fields named in ``text_item_fields`` (Zendesk ``tags``), a literal list's
+    Jinja items render to text in the same way, while an expression that renders the whole list
+    (``"{{ ti.xcom_pull(...) }}"``) stays native, so it gives a list.
+
+    **Literal list items.** In every templated list, strings without Jinja syntax are kept as they are
+    instead of being compiled as templates: Airflow compiles each one, about 150 µs each (measured
+    with Airflow 3.3.2 on the project's 2-core machine), so 60,000 literal ids cost ~10 s and
+    1,000,000 ids ~3 min before the first request; and native rendering would turn ``"12345"`` into
+    ``12345``. Other elements render exactly as Airflow would.
+
+    Ids (``user_ids``, Zendesk ids) are not text fields: an id list may be an expression giving a list,
+    and Zendesk ids are integers.
+    """
+
+    #: Template fields whose value is one piece of text (a name, a GUID, a path, a timestamp...).
+    text_fields: ClassVar[Collection[str]] = ()
+    #: Template fields holding a list of text items (Zendesk tags).
+    text_item_fields: ClassVar[Collection[str]] = ()
+
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Any,
+        context: Context,
+        jinja_env: Any,
+        seen_oids: set[int],
+    ) -> None:
+        # Airflow's own hook for operators that customise rendering: BaseOperator.render_template_fields
+        # and MappedOperator.render_template_fields (expanded tasks) both call it.
+        render = super()._do_render_template_fields  # type: ignore[misc]
+        if parent is not self:  # a nested object's own template fields: Airflow's rules
+            token = _field_kind.set(None)
+            try:
+                render(parent, template_fields, context, jinja_env, seen_oids)
+            finally:
+                _field_kind.reset(token)
+            return
+        fields = list(template_fields)
+        groups = (
+            (None, [f for f in fields if f not in self.text_fields and f not in self.text_item_fields]),
+            (_TEXT, [f for f in fields if f in self.text_fields]),
+            (_TEXT_ITEMS, [f for f in fields if f in self.text_item_fields and f not in self.text_fields]),
+        )
+        for kind, names in groups:
+            if not names:
+                continue
+            token = _field_kind.set(kind)
+            try:
+                render(parent, names, context, jinja_env, seen_oids)
+            finally:
+                _field_kind.reset(token)
 
     def render_template(
         self,
@@ -53,10 +148,13 @@ class LiteralIdsRenderingMixin:
         jinja_env: Any = None,
         seen_oids: set[int] | None = None,
     ) -> Any:
+        kind = _field_kind.get()
+        if kind == _TEXT and isinstance(content, str):
+            return self._render_text(content, context, jinja_env, seen_oids)
         if type(content) in (list, tuple, set):
             if jinja_env is None:
                 jinja_env = self.get_template_env()  # type: ignore[attr-defined]
-            render = super().render_template  # type: ignore[misc]
+            render = self._render_text if kind in (_TEXT, _TEXT_ITEMS) else super().render_template  # type: ignore[misc]
             rendered = (
                 item
                 if isinstance(item, str) and not may_hold_jinja(item)
@@ -65,3 +163,22 @@ class LiteralIdsRenderingMixin:
             )
             return type(content)(rendered)
         return super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
+
+    def _render_text(self, content: Any, context: Context, jinja_env: Any, seen_oids: set[int] | None) -> Any:
+        if not isinstance(content, str):
+            return super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
+        if not may_hold_jinja(content):
+            return content
+        rendered = super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
+        if isinstance(rendered, (int, float, complex)):  # bool is an int: "True" comes back as text too
+            return self._render_as_string(content, context)
+        return rendered
+
+    def _render_as_string(self, content: str, context: Context) -> str:
+        from airflow_provider_segments._compat import render_template_to_string, string_template_env
+
+        return render_template_to_string(string_template_env(self).from_string(content), context)
+
+
+#: The name this mixin had when it only kept literal ids (imported by other modules).
+LiteralIdsRenderingMixin = TemplateRenderingMixin

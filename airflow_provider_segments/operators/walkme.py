@@ -16,14 +16,30 @@ from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.walkme import WalkMeHook, validate_update_action
 from airflow_provider_segments.ids import IdSource
-from airflow_provider_segments.operators._base import LiteralIdsRenderingMixin, fail_fast_on_bad_input
+from airflow_provider_segments.operators._base import (
+    LiteralIdsRenderingMixin,
+    check_unless_templated,
+    coerce_bool,
+    fail_fast_on_bad_input,
+)
 from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 
 
-class _WalkMeOperator(BaseOperator):
+class _WalkMeOperator(LiteralIdsRenderingMixin, BaseOperator):
     """Shared connection handling of the WalkMe operators."""
 
     ui_color = "#d3e4ff"
+    #: The template fields that are text: they render to strings under native rendering too.
+    text_fields = (
+        "name",
+        "name_prefix",
+        "segment_guid",
+        "system_guid",
+        "external_id",
+        "user_ids_path",
+        "user_ids_column",
+        "state_path",
+    )
 
     def __init__(
         self,
@@ -42,7 +58,7 @@ class _WalkMeOperator(BaseOperator):
         return WalkMeHook(walkme_conn_id=self.walkme_conn_id)
 
 
-class _WalkMeIdsOperator(LiteralIdsRenderingMixin, _WalkMeOperator):
+class _WalkMeIdsOperator(_WalkMeOperator):
     """Operators that take ids: a list (``user_ids``) or a file (``user_ids_path``), exactly one, and
     the mass-change guards (``allow_empty``, ``max_removal_fraction``)."""
 
@@ -340,11 +356,12 @@ class WalkMeDeleteSegmentOperator(_WalkMeOperator):
 
     :param segment_guid: hyphenated segment GUID. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
-    :param missing_ok: succeed when the segment does not exist (the desired state holds).
+    :param missing_ok: succeed when the segment does not exist (the desired state holds). ``True`` or
+        ``False`` (the strings ``"true"``/``"false"`` too, any case); anything else fails. Templated.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
-    template_fields: Sequence[str] = ("segment_guid", "system_guid")
+    template_fields: Sequence[str] = ("segment_guid", "system_guid", "missing_ok")
 
     def __init__(
         self,
@@ -357,12 +374,14 @@ class WalkMeDeleteSegmentOperator(_WalkMeOperator):
     ) -> None:
         super().__init__(system_guid=system_guid, walkme_conn_id=walkme_conn_id, **kwargs)
         self.segment_guid = segment_guid
-        self.missing_ok = missing_ok
+        self.missing_ok = check_unless_templated(missing_ok, lambda v: coerce_bool(v, "missing_ok"))
 
     def execute(self, context: Context) -> str:
         with fail_fast_on_bad_input():
             return self.hook.delete_segment(
-                segment_guid=self.segment_guid, system_guid=self.system_guid, missing_ok=self.missing_ok
+                segment_guid=self.segment_guid,
+                system_guid=self.system_guid,
+                missing_ok=coerce_bool(self.missing_ok, "missing_ok"),
             )
 
 

@@ -1,6 +1,7 @@
 """Operators that create, update, delete and list Zendesk Help Center user segments.
 
-Thin by design: every argument is templated, validation and pagination live in the hook.
+Thin by design: every argument but the connection id is templated; validation and pagination live
+in the hook.
 """
 
 from __future__ import annotations
@@ -10,17 +11,25 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_segments._compat import BaseOperator, Context
-from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.hooks.zendesk import IF_EXISTS_CHOICES, ZendeskHelpCenterHook
-from airflow_provider_segments.operators._base import LiteralIdsRenderingMixin, fail_fast_on_bad_input
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook, validate_if_exists
+from airflow_provider_segments.operators._base import (
+    TemplateRenderingMixin,
+    check_unless_templated,
+    coerce_bool,
+    fail_fast_on_bad_input,
+)
 
 _SEGMENT_FIELDS = ("name", "user_type", "group_ids", "organization_ids", "tags", "or_tags", "added_user_ids")
 
 
-class _ZendeskOperator(LiteralIdsRenderingMixin, BaseOperator):
+class _ZendeskOperator(TemplateRenderingMixin, BaseOperator):
     """Shared connection handling of the Zendesk operators."""
 
     ui_color = "#d1f2eb"
+    #: Template fields that are text (they render to strings under native rendering too); ids and
+    #: booleans are not, and tags are lists of text.
+    text_fields = ("name", "user_type")
+    text_item_fields = ("tags", "or_tags")
 
     def __init__(
         self, *, zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name, **kwargs: Any
@@ -50,11 +59,12 @@ class ZendeskCreateUserSegmentOperator(_ZendeskOperator):
     :param tags: tags a user must all have. Templated.
     :param or_tags: tags of which a user must have at least one. Templated.
     :param added_user_ids: users added regardless of the criteria. Templated.
-    :param if_exists: ``"update"`` or ``"error"``.
+    :param if_exists: ``"update"`` or ``"error"``. Templated (a literal is checked when the DAG is
+        parsed, a template when the task runs).
     :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
     """
 
-    template_fields: Sequence[str] = _SEGMENT_FIELDS
+    template_fields: Sequence[str] = (*_SEGMENT_FIELDS, "if_exists")
 
     def __init__(
         self,
@@ -71,10 +81,7 @@ class ZendeskCreateUserSegmentOperator(_ZendeskOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
-        if if_exists not in IF_EXISTS_CHOICES:
-            raise SegmentsValidationError(
-                f"if_exists={if_exists!r} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
-            )
+        check_unless_templated(if_exists, validate_if_exists)
         self.name = name
         self.user_type = user_type
         self.group_ids = group_ids
@@ -143,11 +150,12 @@ class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):
     Returns (XCom) the deleted id.
 
     :param user_segment_id: the segment's id. Templated.
-    :param missing_ok: succeed when the segment does not exist (the desired state holds).
+    :param missing_ok: succeed when the segment does not exist (the desired state holds). ``True`` or
+        ``False`` (the strings ``"true"``/``"false"`` too, any case); anything else fails. Templated.
     :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
     """
 
-    template_fields: Sequence[str] = ("user_segment_id",)
+    template_fields: Sequence[str] = ("user_segment_id", "missing_ok")
 
     def __init__(
         self,
@@ -159,11 +167,12 @@ class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):
     ) -> None:
         super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
         self.user_segment_id = user_segment_id
-        self.missing_ok = missing_ok
+        self.missing_ok = check_unless_templated(missing_ok, lambda v: coerce_bool(v, "missing_ok"))
 
     def execute(self, context: Context) -> int:
         with fail_fast_on_bad_input():
-            return self.hook.delete_user_segment(self.user_segment_id, missing_ok=self.missing_ok)
+            missing_ok = coerce_bool(self.missing_ok, "missing_ok")
+            return self.hook.delete_user_segment(self.user_segment_id, missing_ok=missing_ok)
 
 
 class ZendeskListUserSegmentsOperator(_ZendeskOperator):
@@ -171,6 +180,9 @@ class ZendeskListUserSegmentsOperator(_ZendeskOperator):
 
     :param built_in: ``True`` only built-in, ``False`` only custom, ``None`` both. Templated.
     :param applicable: only the segments applicable on the account's Guide plan. Templated.
+
+    The booleans accept ``True``/``False`` or the strings ``"true"``/``"false"`` in any case (what a
+    template renders to); anything else fails the task, naming the field, before a request is sent.
     :param user_id: only the segments this user belongs to. Templated.
     :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
     """
@@ -187,14 +199,18 @@ class ZendeskListUserSegmentsOperator(_ZendeskOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
-        self.built_in = built_in
-        self.applicable = applicable
+        self.built_in = check_unless_templated(
+            built_in, lambda v: coerce_bool(v, "built_in", allow_none=True)
+        )
+        self.applicable = check_unless_templated(applicable, lambda v: coerce_bool(v, "applicable"))
         self.user_id = user_id
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         with fail_fast_on_bad_input():
             segments = self.hook.list_user_segments(
-                built_in=self.built_in, applicable=self.applicable, user_id=self.user_id
+                built_in=coerce_bool(self.built_in, "built_in", allow_none=True),
+                applicable=coerce_bool(self.applicable, "applicable"),
+                user_id=self.user_id,
             )
         self.log.info("Zendesk lists %d user segment(s).", len(segments))
         return segments

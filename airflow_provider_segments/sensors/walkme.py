@@ -4,27 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from functools import cached_property
 from typing import Any
 
 import pendulum
 
-from airflow_provider_segments._compat import BaseSensorOperator, Context, DateTimeTrigger, timezone
+from airflow_provider_segments._compat import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    Context,
+    DateTimeTrigger,
+    PokeReturnValue,
+    conf,
+    timezone,
+)
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook, validate_segment_guid
 from airflow_provider_segments.ids import preview
-from airflow_provider_segments.operators._base import fail_fast_on_bad_input
+from airflow_provider_segments.operators._base import TemplateRenderingMixin, fail_fast_on_bad_input
+
+#: How far in the future a ``changed_at`` may lie (clocks of two machines disagree a little). More
+#: than this is a time-zone mistake, not skew: the sensor refuses it.
+CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
 
 
-def parse_changed_at(value: Any) -> datetime | None:
-    """Read ``changed_at`` (ISO-8601 string or datetime; naive means UTC) as an aware datetime."""
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(dt_timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_changed_at(value: Any, *, now: datetime | None = None) -> datetime | None:
+    """Read ``changed_at`` as an aware datetime; refuse one more than a clock skew in the future.
+
+    An ISO-8601 string or a datetime. One without an offset is read in Airflow's default time zone
+    (``[core] default_timezone``), as Airflow reads naive times. One more than
+    :data:`CLOCK_SKEW_TOLERANCE` ahead of ``now`` is refused: a change cannot have happened in the
+    future, so the value was written in another time zone than it says, and the same mistake in the
+    other direction would let content go live before the window is over.
+    """
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
         try:
-            moment = pendulum.parse(value)
+            moment = pendulum.parse(value, tz=None)
         except (ValueError, pendulum.parsing.exceptions.ParserError):
             moment = None
         if not isinstance(moment, datetime):
@@ -36,30 +61,53 @@ def parse_changed_at(value: Any) -> datetime | None:
             f"changed_at {preview(value)} must be an ISO-8601 string or a datetime, "
             f"not {type(value).__name__}."
         )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=pendulum.UTC)
+    moment = timezone.coerce_datetime(moment)  # naive: in the default time zone
+    now = now or timezone.utcnow()
+    ahead = moment - now
+    if ahead > CLOCK_SKEW_TOLERANCE:
+        raise SegmentsValidationError(
+            f"changed_at {preview(value)} is {int(ahead.total_seconds() // 60)} min in the future "
+            f"({_utc(moment)}, now {_utc(now)}): "
+            "a change cannot lie ahead, so the value is probably in another time zone than it says. "
+            "Pass it with its offset (the create/update operators' changed_at has one); a value without "
+            "an offset is read in Airflow's default time zone."
+        )
     return moment
 
 
-class WalkMeSegmentPropagationSensor(BaseSensorOperator):
+class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator):
     """Hold downstream tasks until WalkMe's editor can use a changed segment.
 
     WalkMe needs up to 10 minutes after a change before the segment shows in the condition builder.
     This sensor waits until ``changed_at + propagation_window`` and then confirms that the system
-    still lists the segment. It also checks the segment at the start, so a wrong GUID fails at once
-    rather than after the window. With ``deferrable=True`` (default) it defers to a time trigger
-    and holds no worker slot while it waits; with ``deferrable=False`` it pokes in reschedule mode.
+    still lists the segment; it returns (XCom) ``{"segment_guid", "name"}`` in every mode. It also
+    checks the segment at the start, so a wrong GUID fails at once rather than after the window.
+
+    With ``deferrable=True`` it defers to a time trigger and holds no worker slot while it waits;
+    otherwise it pokes, in ``reschedule`` mode unless ``mode`` says otherwise. The default of
+    ``deferrable`` is Airflow's ``[operators] default_deferrable`` setting (off unless configured), as
+    for Airflow's own sensors.
+
+    The sensor's ``timeout`` (Airflow's sensor argument, default ``[sensors] default_timeout``) bounds
+    the wait in every mode: a window that ends after the sensor's start plus ``timeout`` fails the task
+    at once, saying when the window ends, instead of waiting to time out; a deferred wait carries
+    the same deadline.
 
     :param segment_guid: the segment to wait for. Templated (e.g. from the create task's XCom).
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
     :param changed_at: when the segment was last changed (ISO-8601 or datetime; the ``changed_at``
-        the create/update operators return). Default: when this sensor starts. Templated.
+        the create/update/sync operators return). Without an offset it is read in Airflow's default
+        time zone (``[core] default_timezone``). More than 5 minutes in the future is refused (a
+        time-zone mistake). Default: when the sensor started (its first poke in reschedule mode).
+        Templated.
     :param propagation_window: how long WalkMe needs; default 10 minutes.
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot. Default: Airflow's
+        ``[operators] default_deferrable``.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
     template_fields: Sequence[str] = ("segment_guid", "system_guid", "changed_at")
+    text_fields = ("segment_guid", "system_guid", "changed_at")
     ui_color = "#e8f0ff"
 
     def __init__(
@@ -69,10 +117,12 @@ class WalkMeSegmentPropagationSensor(BaseSensorOperator):
         system_guid: str | None = None,
         changed_at: str | datetime | None = None,
         propagation_window: timedelta = timedelta(minutes=PROPAGATION_MINUTES),
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         if not deferrable:
             kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
@@ -92,15 +142,18 @@ class WalkMeSegmentPropagationSensor(BaseSensorOperator):
         """The hook for ``walkme_conn_id``."""
         return WalkMeHook(walkme_conn_id=self.walkme_conn_id)
 
-    def _ready_at(self, context: Context) -> datetime:
-        changed = parse_changed_at(self.changed_at)
-        if changed is None:
-            # In reschedule mode every poke is a fresh run: count from the first one.
-            first = None
+    def _started_at(self, context: Context) -> datetime:
+        """When this sensor started waiting: its first poke in reschedule mode, else this try's start."""
+        ti = context.get("ti")
+        started = None
+        if ti is not None:
             if self.reschedule:
-                first = context["ti"].get_first_reschedule_date(context)
-            changed = first or timezone.utcnow()
-        return changed + self.propagation_window
+                started = ti.get_first_reschedule_date(context)
+            started = started or getattr(ti, "start_date", None)
+        return timezone.coerce_datetime(started) if started else timezone.utcnow()
+
+    def _result(self, segment: dict[str, Any]) -> dict[str, Any]:
+        return {"segment_guid": self.segment_guid, "name": segment["name"]}
 
     def _confirm_listed(self) -> dict[str, Any]:
         segment = self.hook.get_segment(self.segment_guid, self.system_guid)
@@ -112,33 +165,57 @@ class WalkMeSegmentPropagationSensor(BaseSensorOperator):
             )
         return segment
 
+    def _timed_out(self, message: str) -> Exception:
+        if self.soft_fail:
+            return AirflowSkipException(message)
+        return AirflowSensorTimeout(message)
+
     def execute(self, context: Context) -> Any:
         with fail_fast_on_bad_input():
             validate_segment_guid(self.segment_guid)
-            ready_at = self._ready_at(context)
-        segment = self._confirm_listed()
-        if timezone.utcnow() >= ready_at:
-            self.log.info("Propagation window of segment %s already over (%s).", self.segment_guid, ready_at)
-            return {"segment_guid": self.segment_guid, "name": segment["name"]}
+            changed = parse_changed_at(self.changed_at)
+        started = self._started_at(context)
+        ready_at = (changed or started) + self.propagation_window
+        deadline = started + timedelta(seconds=self.timeout)
+        if ready_at > deadline:
+            raise self._timed_out(
+                f"The propagation window of segment {self.segment_guid} ends at "
+                f"{_utc(ready_at)}, after this sensor's timeout (timeout of {self.timeout:g} s from "
+                f"its start at {_utc(started)}, so at {_utc(deadline)}): "
+                "it could only time out. Raise the sensor's timeout or check changed_at."
+            )
+        self._ready_at = ready_at
+        first_run = not (self.reschedule and context.get("task_reschedule_count", 0))
+        segment = self._confirm_listed() if first_run else None
+        now = timezone.utcnow()
+        if now >= ready_at:
+            segment = segment or self._confirm_listed()
+            self.log.info(
+                "Propagation window of segment %s already over (%s).", self.segment_guid, _utc(ready_at)
+            )
+            return self._result(segment)
         if self.deferrable:
             self.log.info(
                 "Segment %s is listed; deferring until %s, when WalkMe's editor can use it.",
                 self.segment_guid,
-                ready_at.isoformat(),
+                _utc(ready_at),
             )
             self.defer(
                 trigger=DateTimeTrigger(moment=ready_at),
                 method_name="execute_complete",
+                timeout=deadline - now,
             )
         return super().execute(context)
 
-    def poke(self, context: Context) -> bool:
-        ready_at = self._ready_at(context)
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        ready_at = getattr(self, "_ready_at", None)
+        if ready_at is None:  # poke() called on its own: work the window out as execute() does
+            changed = parse_changed_at(self.changed_at)
+            ready_at = (changed or self._started_at(context)) + self.propagation_window
         if timezone.utcnow() < ready_at:
-            self.log.info("Waiting for WalkMe propagation of %s until %s.", self.segment_guid, ready_at)
+            self.log.info("Waiting for WalkMe propagation of %s until %s.", self.segment_guid, _utc(ready_at))
             return False
-        self._confirm_listed()
-        return True
+        return PokeReturnValue(is_done=True, xcom_value=self._result(self._confirm_listed()))
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the window: confirm the segment is still listed."""
@@ -146,4 +223,4 @@ class WalkMeSegmentPropagationSensor(BaseSensorOperator):
         self.log.info(
             "Propagation window over; segment %r (%s) is listed.", segment["name"], self.segment_guid
         )
-        return {"segment_guid": self.segment_guid, "name": segment["name"]}
+        return self._result(segment)

@@ -135,11 +135,6 @@ def test_offset_pagination_next_page_is_followed(hook, requests_mock):
     assert [s["id"] for s in hook.list_user_segments()] == [1, 2]
 
 
-def test_a_last_page_without_next_link_ends_the_list(hook, requests_mock):
-    requests_mock.get(LIST_URL, json={"user_segments": [segment(1)], "meta": {"has_more": True}, "links": {}})
-    assert [s["id"] for s in hook.list_user_segments()] == [1]
-
-
 def test_pages_are_streamed_lazily(hook, requests_mock):
     requests_mock.get(LIST_URL, json=page([segment(1)], f"{LIST_URL}?page[after]=x"))
     requests_mock.get(f"{LIST_URL}?page[after]=x", json=page([segment(2)]))
@@ -282,8 +277,10 @@ def test_delete_of_a_missing_segment_succeeds_unless_missing_ok_false(hook, requ
     url = f"{BASE}/user_segments/5.json"
     requests_mock.delete(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
     assert hook.delete_user_segment(5) == 5
+    requests_mock.get(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
     with pytest.raises(SegmentsNotFoundError):
         hook.delete_user_segment(5, missing_ok=False)
+    assert [r.method for r in requests_mock.request_history] == ["DELETE", "GET"]
 
 
 # -- validation: nothing is sent -----------------------------------------------------------------
@@ -368,3 +365,82 @@ def test_request_bodies_are_json_with_the_wrapper(hook, requests_mock):
     assert json.loads(requests_mock.request_history[0].text) == {
         "user_segment": {"user_type": "signed_in_users"}
     }
+
+
+# -- create or update: the segment of that name ends up as a fresh create would make it ------------
+def test_create_over_an_existing_name_clears_the_criteria_it_leaves_out(hook, requests_mock, capsys, caplog):
+    before = segment(
+        5,
+        "VIP agents",
+        user_type="signed_in_users",
+        group_ids=[12],
+        organization_ids=[42],
+        tags=["old"],
+        or_tags=["gold"],
+        added_user_ids=[7],
+    )
+    requests_mock.get(LIST_URL, json=page([before]))
+    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5, "VIP agents")})
+    hook.create_user_segment("VIP agents", "staff", tags=["vip"])
+    assert requests_mock.request_history[-1].json() == {
+        "user_segment": {
+            "name": "VIP agents",
+            "user_type": "staff",
+            "group_ids": [],
+            "organization_ids": [],
+            "tags": ["vip"],
+            "or_tags": [],
+            "added_user_ids": [],
+        }
+    }
+    logged = capsys.readouterr().out + caplog.text
+    assert "user_type 'signed_in_users' -> 'staff'" in logged
+    assert "group_ids [12] -> []" in logged and "tags ['old'] -> ['vip']" in logged
+    assert "added_user_ids [7] -> []" in logged and "or_tags ['gold'] -> []" in logged
+
+
+def test_create_after_an_unknown_outcome_replaces_the_segment_it_finds_in_full(hook, requests_mock):
+    found = segment(5, "VIP", tags=["old"], group_ids=[3])
+    requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([found])}])
+    requests_mock.post(LIST_URL, status_code=504, reason="Gateway Timeout", text="timeout")
+    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5, "VIP")})
+    hook.create_user_segment("VIP", "staff", or_tags=["a"])
+    assert requests_mock.request_history[-1].json()["user_segment"] == {
+        "name": "VIP",
+        "user_type": "staff",
+        "group_ids": [],
+        "organization_ids": [],
+        "tags": [],
+        "or_tags": ["a"],
+        "added_user_ids": [],
+    }
+
+
+def test_has_more_without_a_next_link_is_an_error_not_the_end_of_the_list(hook, requests_mock):
+    requests_mock.get(LIST_URL, json={"user_segments": [segment(1)], "meta": {"has_more": True}, "links": {}})
+    with pytest.raises(
+        SegmentsError, match=r"/api/v2/help_center/user_segments\.json .*has_more.*no next link"
+    ):
+        hook.list_user_segments()
+    # A name lookup on such a list must not conclude the name is free and create a duplicate.
+    with pytest.raises(SegmentsError, match="has_more"):
+        hook.create_user_segment("VIP", "staff")
+    assert [r.method for r in requests_mock.request_history] == ["GET", "GET"]
+
+
+@pytest.mark.parametrize(
+    ("field", "meaning"),
+    [
+        ("tags", "tags"),
+        ("or_tags", "tags"),
+        ("group_ids", "group ids"),
+        ("organization_ids", "organization ids"),
+        ("added_user_ids", "user ids"),
+    ],
+)
+def test_a_string_for_a_list_field_is_refused_naming_what_the_list_holds(hook, requests_mock, field, meaning):
+    with pytest.raises(
+        SegmentsValidationError, match=rf"^{field} must be a list of {meaning}, got the string 'vip'"
+    ):
+        hook.create_user_segment("VIP", "staff", **{field: "vip"})
+    assert requests_mock.request_history == []

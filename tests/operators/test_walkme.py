@@ -10,7 +10,7 @@ from airflow.sdk import DAG
 from support import WALKME_SYSTEM, WALKME_TEST_URL
 
 from airflow_provider_segments._compat import AirflowFailException
-from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.exceptions import SegmentsNotFoundError, SegmentsValidationError
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeDeleteSegmentOperator,
@@ -122,3 +122,16 @@ def test_native_rendering_of_an_xcom_expression_still_gives_a_list():
         )
     op.render_template_fields({"params": {"ids": ["007", "2"]}})
     assert op.user_ids == ["007", "2"]
+
+
+def test_delete_missing_ok_is_a_strict_boolean_checked_at_parse_or_run_time(api):
+    with pytest.raises(SegmentsValidationError, match="missing_ok 'maybe' is not valid"):
+        WalkMeDeleteSegmentOperator(task_id="d", segment_guid=GUID, missing_ok="maybe")
+    api.delete(f"{SEGMENTS_URL}/{GUID}", status_code=404, reason="Not Found", json={"message": "not found"})
+    op = WalkMeDeleteSegmentOperator(task_id="d", segment_guid=GUID, missing_ok="{{ params.ok }}")
+    op.missing_ok = "False"  # what a template renders to without native rendering: not truthy
+    with pytest.raises(SegmentsNotFoundError):
+        op.execute({})
+    op.missing_ok = "maybe"
+    with pytest.raises(AirflowFailException, match="missing_ok 'maybe' is not valid"):
+        op.execute({})

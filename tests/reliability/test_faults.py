@@ -11,7 +11,7 @@ from email.utils import format_datetime
 import pytest
 from support import sandbox_conn_env
 
-from airflow_provider_segments.exceptions import SegmentsApiError, SegmentsAuthError
+from airflow_provider_segments.exceptions import SegmentsApiError, SegmentsAuthError, SegmentsNotFoundError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
@@ -177,6 +177,40 @@ def test_zendesk_create_retried_after_a_lost_response_does_not_duplicate(sandbox
     created = ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["vip"])
     customs = [s for s in sandbox.zendesk.segments() if not s["built_in"]]
     assert [(s["id"], s["name"], s["tags"]) for s in customs] == [(created["id"], "VIP", ["vip"])]
+
+
+def test_zendesk_delete_with_missing_ok_false_survives_a_lost_response(sandbox, capsys, caplog):
+    segment_id = sandbox.zendesk.create_segment(name="VIP", user_type="staff")["id"]
+    path = f"/api/v2/help_center/user_segments/{segment_id}.json"
+    sandbox.inject_fault(path, method="DELETE", lose_response=True)  # applied, then the answer is lost
+    assert ZendeskHelpCenterHook().delete_user_segment(segment_id, missing_ok=False) == segment_id
+    assert sandbox.zendesk.segment(segment_id) is None
+    assert _attempts(sandbox, "DELETE", path) >= 2  # the retry met a 404: the first attempt had applied it
+    assert "counting it as deleted" in capsys.readouterr().out + caplog.text
+
+
+def test_zendesk_delete_with_missing_ok_false_still_fails_for_a_segment_that_never_existed(sandbox):
+    with pytest.raises(SegmentsNotFoundError, match="404"):
+        ZendeskHelpCenterHook().delete_user_segment(999_999, missing_ok=False)
+    assert _attempts(sandbox, "DELETE", "/api/v2/help_center/user_segments/999999.json") == 0
+
+
+def test_zendesk_create_over_an_existing_name_leaves_it_as_a_fresh_create_would(sandbox):
+    zendesk = sandbox.zendesk
+    old = zendesk.create_segment(
+        name="VIP",
+        user_type="signed_in_users",
+        group_ids=[12],
+        organization_ids=[42],
+        tags=["old"],
+        or_tags=["gold"],
+        added_user_ids=[7],
+    )
+    ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["vip"])
+    fresh = ZendeskHelpCenterHook().create_user_segment("VIP fresh", "staff", tags=["vip"])
+    criteria = ("user_type", "group_ids", "organization_ids", "tags", "or_tags", "added_user_ids")
+    updated = zendesk.segment(old["id"])
+    assert {k: updated[k] for k in criteria} == {k: zendesk.segment(fresh["id"])[k] for k in criteria}
 
 
 def test_zendesk_persistent_5xx_names_platform_endpoint_status_and_message(sandbox):

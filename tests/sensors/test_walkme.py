@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 
 import pendulum
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 from support import WALKME_SYSTEM, WALKME_TEST_URL
 
 from airflow_provider_segments._compat import AirflowFailException, DateTimeTrigger
@@ -24,20 +25,35 @@ def api(requests_mock, walkme_conn):
     return requests_mock
 
 
-def test_defers_to_a_time_trigger_at_changed_at_plus_window(api):
+def test_defers_to_a_time_trigger_at_changed_at_plus_window_within_the_timeout(api):
     changed = pendulum.now("UTC").subtract(minutes=3)
-    sensor = WalkMeSegmentPropagationSensor(task_id="wait", segment_guid=GUID, changed_at=changed.isoformat())
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="wait", segment_guid=GUID, changed_at=changed.isoformat(), deferrable=True, timeout=3600
+    )
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     trigger = deferred.value.trigger
     assert isinstance(trigger, DateTimeTrigger)
     assert abs((trigger.moment - (changed + timedelta(minutes=10))).total_seconds()) < 1
     assert deferred.value.method_name == "execute_complete"
+    # The trigger may not outlive the sensor's timeout (counted from the sensor's start, i.e. now).
+    assert timedelta(minutes=59) < deferred.value.timeout <= timedelta(hours=1)
+
+
+def test_deferrable_defaults_to_airflows_default_deferrable_setting(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    sensor = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID)
+    assert (sensor.deferrable, sensor.mode) == (False, "reschedule")
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    sensor = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID)
+    assert (sensor.deferrable, sensor.mode) == (True, "poke")
+    explicit = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID, deferrable=False)
+    assert explicit.mode == "reschedule"
 
 
 def test_without_changed_at_the_window_starts_now(api):
     sensor = WalkMeSegmentPropagationSensor(
-        task_id="wait", segment_guid=GUID, propagation_window=timedelta(minutes=2)
+        task_id="wait", segment_guid=GUID, propagation_window=timedelta(minutes=2), deferrable=True
     )
     before = pendulum.now("UTC")
     with pytest.raises(TaskDeferred) as deferred:
@@ -74,17 +90,39 @@ def test_malformed_inputs_fail_fast_before_any_request(api):
     assert api.request_history == []
 
 
-def test_non_deferrable_mode_reschedules_and_pokes_until_ready(api):
+def test_non_deferrable_mode_reschedules_and_pokes_until_ready_returning_the_segment(api):
     sensor = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID, deferrable=False)
     assert sensor.mode == "reschedule"
-    future = pendulum.now("UTC").isoformat()
-    sensor.changed_at = future
-    assert sensor.poke({}) is False
+    sensor.changed_at = pendulum.now("UTC").isoformat()
+    assert not sensor.poke({})
     sensor.changed_at = pendulum.now("UTC").subtract(minutes=11).isoformat()
-    assert sensor.poke({}) is True
+    done = sensor.poke({})
+    assert done and done.xcom_value == {"segment_guid": GUID, "name": "Enterprise"}
 
 
-def test_parse_changed_at_treats_naive_as_utc():
+def test_a_window_ending_after_the_timeout_fails_at_once_saying_when(api):
+    sensor = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID, deferrable=True, timeout=60)
+    ends = r"ends at .*, after this sensor's timeout \(timeout of 60 s"
+    with pytest.raises(AirflowSensorTimeout, match=ends):
+        sensor.execute({})
+    assert api.request_history == []
+    sensor.soft_fail = True
+    with pytest.raises(AirflowSkipException):
+        sensor.execute({})
+
+
+def test_changed_at_beyond_a_clock_skew_in_the_future_is_refused_naming_it(api):
+    soon = pendulum.now("UTC").add(minutes=4)
+    assert parse_changed_at(soon.isoformat()) == soon  # within the 5 min tolerance: clock skew
+    later = pendulum.now("UTC").add(hours=9).isoformat()
+    refused = rf"changed_at '{re.escape(later)}' is 5\d\d min in the future"
+    with pytest.raises(AirflowFailException, match=refused):
+        WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID, changed_at=later).execute({})
+    assert api.request_history == []
+
+
+def test_parse_changed_at_reads_naive_in_the_default_time_zone_here_utc():
     assert parse_changed_at("2026-01-31T12:00:00").utcoffset() == timedelta(0)
     assert parse_changed_at("2026-01-31T13:00:00+01:00") == pendulum.datetime(2026, 1, 31, 12)
+    assert parse_changed_at(datetime(2026, 1, 31, 12)) == pendulum.datetime(2026, 1, 31, 12)
     assert parse_changed_at(None) is None

@@ -1,0 +1,103 @@
+"""One DAG run, many guards: the propagation sensor's modes and limits, and templated arguments.
+
+Run by ``tests/e2e/test_guards_dag.py`` with ``airflow dags test`` against the sandbox, with
+Airflow's default time zone set to Asia/Tokyo (UTC+9, no daylight saving) and the DAG rendering
+templates as native objects. Every task is independent; the test reads each one's state and XCom.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeListSegmentsOperator,
+)
+from airflow_provider_segments.operators.zendesk import (
+    ZendeskCreateUserSegmentOperator,
+    ZendeskListUserSegmentsOperator,
+)
+from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
+
+GUID = os.environ.get("SEGMENTS_GUARDS_GUID", "12345aeb-123c-4d83-8b38-a5a456789d0a")
+SHORT = timedelta(seconds=2)
+
+with DAG(
+    dag_id="segments_guards",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    render_template_as_native_obj=True,
+    params={"year": "2026", "tag": "1.10", "external_id": "4711", "false": "false"},
+) as dag:
+    # -- the propagation sensor --------------------------------------------------------------------
+    WalkMeSegmentPropagationSensor(
+        task_id="sensor_poke_without_changed_at",
+        segment_guid=GUID,
+        propagation_window=SHORT,
+        deferrable=False,
+        mode="poke",
+        poke_interval=0.5,
+        timeout=60,
+    )
+    WalkMeSegmentPropagationSensor(
+        task_id="sensor_reschedule_without_changed_at",
+        segment_guid=GUID,
+        propagation_window=SHORT,
+        deferrable=False,
+        poke_interval=1,
+        timeout=60,
+    )
+    WalkMeSegmentPropagationSensor(  # deferrable from [operators] default_deferrable (unset: False)
+        task_id="sensor_deferrable_from_config",
+        segment_guid=GUID,
+        propagation_window=SHORT,
+        poke_interval=1,
+        timeout=60,
+    )
+    WalkMeSegmentPropagationSensor(  # a naive local time of the default time zone, as Airflow reads it
+        task_id="sensor_deferred_naive_changed_at",
+        segment_guid=GUID,
+        # The task's start as a wall-clock time in Tokyo (UTC+9 all year), without an offset.
+        changed_at="{{ (ti.start_date + macros.timedelta(hours=9)).replace(tzinfo=None).isoformat() }}",
+        propagation_window=SHORT,
+        deferrable=True,
+        timeout=60,
+    )
+    WalkMeSegmentPropagationSensor(
+        task_id="sensor_window_beyond_timeout",
+        segment_guid=GUID,
+        propagation_window=timedelta(hours=1),
+        deferrable=True,
+        timeout=30,
+    )
+    WalkMeSegmentPropagationSensor(
+        task_id="sensor_changed_at_in_the_future",
+        segment_guid=GUID,
+        changed_at="{{ (ti.start_date + macros.timedelta(hours=2)).isoformat() }}",
+        deferrable=True,
+    )
+
+    # -- text stays text under native rendering ----------------------------------------------------
+    WalkMeListSegmentsOperator(task_id="walkme_list_literal_digit_prefix", name_prefix="2026")
+    WalkMeListSegmentsOperator(task_id="walkme_list_templated_digit_prefix", name_prefix="{{ params.year }}")
+    WalkMeCreateSegmentOperator(
+        task_id="walkme_create_digit_name_and_external_id",
+        name="{{ params.year }}",
+        external_id="{{ params.external_id }}",
+        user_ids=["u1", "u2"],
+    )
+    ZendeskCreateUserSegmentOperator(
+        task_id="zendesk_create_digit_name_and_tag",
+        name="{{ params.year }}",
+        user_type="staff",
+        tags=["{{ params.tag }}", "007"],
+    )
+
+    # -- templated booleans ------------------------------------------------------------------------
+    ZendeskListUserSegmentsOperator(task_id="zendesk_list_custom_only", built_in="{{ params.false }}")
+    ZendeskListUserSegmentsOperator(task_id="zendesk_list_not_applicable", applicable="{{ params.false }}")
