@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_segments._compat import BaseHook, mask_secret
 from airflow_provider_segments.exceptions import (
     SegmentExistsError,
     SegmentsApiError,
@@ -24,8 +22,8 @@ from airflow_provider_segments.exceptions import (
     SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._connection import normalized_extra, parse_base_url
-from airflow_provider_segments.http import ApiClient
+from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
+from airflow_provider_segments.hooks._connection import parse_base_url
 from airflow_provider_segments.ids import as_list, preview
 
 API_PREFIX = "/api/v2/help_center"
@@ -40,7 +38,6 @@ USER_TYPES = ("signed_in_users", "staff")
 AUTH_TYPES = ("oauth_token", "api_token", "password")
 ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
 TAG_LIST_FIELDS = ("tags", "or_tags")
-IF_EXISTS_CHOICES = ("update", "error")
 #: What each list field holds, for error messages.
 LIST_MEANINGS = {
     "group_ids": "group ids",
@@ -75,15 +72,6 @@ def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
             f"{field} {preview(value)} is not valid: expected a positive integer id."
         )
     return number
-
-
-def validate_if_exists(value: Any) -> str:
-    """Return ``value`` if it is one of :data:`IF_EXISTS_CHOICES`; refuse anything else."""
-    if value not in IF_EXISTS_CHOICES:
-        raise SegmentsValidationError(
-            f"if_exists {preview(value)} is not valid: use one of {', '.join(IF_EXISTS_CHOICES)}."
-        )
-    return value
 
 
 def _coerce_list(field: str, value: Any) -> list[Any]:
@@ -141,7 +129,7 @@ def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dic
     return body
 
 
-class ZendeskHelpCenterHook(BaseHook):
+class ZendeskHelpCenterHook(SegmentsHook):
     """Talk to the Zendesk Help Center User Segments API through a ``zendesk_help_center`` connection.
 
     Connection fields: ``host`` is a bare subdomain (``acme`` means ``https://acme.zendesk.com``) or a
@@ -157,23 +145,16 @@ class ZendeskHelpCenterHook(BaseHook):
     default_conn_name = "zendesk_help_center_default"
     conn_type = "zendesk_help_center"
     hook_name = "Zendesk Help Center"
+    platform = "Zendesk"
 
     def __init__(self, zendesk_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.zendesk_conn_id = zendesk_conn_id
         self._built_in_ids: set[int] = set()
 
-    def __repr__(self) -> str:
-        return f"ZendeskHelpCenterHook(zendesk_conn_id={self.zendesk_conn_id!r})"
-
     # -- connection ----------------------------------------------------------------------------
-    @cached_property
-    def _settings(self) -> dict[str, Any]:
-        conn = self.get_connection(self.zendesk_conn_id)
-        extra = normalized_extra(conn.extra_dejson, self.conn_type)
-        name = self.zendesk_conn_id
-        if not conn.password:
-            raise SegmentsConfigError(f"Connection {name!r} has no secret: set its password field.")
+    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
+        name = self.conn_id
         auth_type = extra.get("auth_type") or ("api_token" if conn.login else "oauth_token")
         if auth_type not in AUTH_TYPES:
             raise SegmentsConfigError(
@@ -191,63 +172,44 @@ class ZendeskHelpCenterHook(BaseHook):
                 "servers).",
                 name,
             )
-        mask_secret(conn.password)
+        return ConnectionSettings(
+            base_url=self._base_url(conn.host, conn.port),
+            secret=conn.password,
+            login=conn.login,
+            extra=extra,
+            options={"auth_type": auth_type},
+        )
+
+    def error_hints(self) -> dict[int, str]:
         return {
-            "base_url": self._base_url(conn.host, conn.port),
-            "auth_type": auth_type,
-            "login": conn.login,
-            "secret": conn.password,
-            "extra": extra,
+            401: f"Check the login, secret and auth_type of Airflow connection {self.conn_id!r}.",
+            403: "Built-in user segments are read-only, and managing segments needs a Help Center manager.",
         }
 
     def _base_url(self, host: str | None, port: int | None) -> str:
         host = (host or "").strip()
         if not host:
             raise SegmentsConfigError(
-                f"Connection {self.zendesk_conn_id!r} has no host: set it to your subdomain (acme) or a "
+                f"Connection {self.conn_id!r} has no host: set it to your subdomain (acme) or a "
                 "base URL (https://acme.zendesk.com)."
             )
         if "://" not in host:
             if not SUBDOMAIN_PATTERN.fullmatch(host):
                 raise SegmentsConfigError(
-                    f"Connection {self.zendesk_conn_id!r}: host {host!r} is neither a Zendesk subdomain "
+                    f"Connection {self.conn_id!r}: host {host!r} is neither a Zendesk subdomain "
                     "(letters, digits, hyphens) nor a base URL with a scheme (https://acme.zendesk.com)."
                 )
             return f"https://{host.lower()}.zendesk.com"
-        return parse_base_url(host, port, conn_id=self.zendesk_conn_id, example="https://acme.zendesk.com")
-
-    @cached_property
-    def client(self) -> ApiClient:
-        """The HTTP client (built on first use: nothing is read or sent at construction)."""
-        settings = self._settings
-        fix = f"Check the login, secret and auth_type of Airflow connection {self.zendesk_conn_id!r}."
-        client = ApiClient.from_extra(
-            platform="Zendesk",
-            base_url=settings["base_url"],
-            extra=settings["extra"],
-            conn_id=self.zendesk_conn_id,
-            hints={
-                401: fix,
-                403: "Built-in user segments are read-only, and managing segments needs a Help Center "
-                "manager.",
-            },
-            logger=self.log,
-        )
-        client.add_secret(settings["secret"])
-        return client
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL this hook talks to."""
-        return self._settings["base_url"]
+        return parse_base_url(host, port, conn_id=self.conn_id, example="https://acme.zendesk.com")
 
     def _auth_kwargs(self) -> dict[str, Any]:
-        settings = self._settings
-        if settings["auth_type"] == "oauth_token":
-            return {"headers": {"Authorization": f"Bearer {settings['secret']}"}}
-        if settings["auth_type"] == "api_token":
-            return {"auth": (f"{settings['login']}/token", settings["secret"])}
-        return {"auth": (settings["login"], settings["secret"])}
+        settings = self.settings
+        auth_type = settings.options["auth_type"]
+        if auth_type == "oauth_token":
+            return {"headers": {"Authorization": f"Bearer {settings.secret}"}}
+        if auth_type == "api_token":
+            return {"auth": (f"{settings.login}/token", settings.secret)}
+        return {"auth": (settings.login, settings.secret)}
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.client.request_json(method, path, **self._auth_kwargs(), **kwargs)
@@ -358,7 +320,7 @@ class ZendeskHelpCenterHook(BaseHook):
         (the default) it is made equal to what this create would make: the list fields left out
         (``None``) are cleared, and the criteria that change are logged (before -> after).
         """
-        validate_if_exists(if_exists)
+        check_if_exists(if_exists)
         fields = {
             "name": name,
             "user_type": user_type,
@@ -527,16 +489,11 @@ class ZendeskHelpCenterHook(BaseHook):
         """The topics restricted to this user segment, across all pages."""
         return list(self.iter_topics(user_segment_id))
 
-    def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated call (first page of one user segment); never echo the secret."""
-        try:
-            self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
-            return (
-                True,
-                f"Authenticated to Zendesk Help Center at {self.base_url} ({self._settings['auth_type']}).",
-            )
-        except SegmentsError as err:
-            return False, str(err)
+    def check_connection(self) -> str:
+        """One cheap authenticated call: the first page of one user segment."""
+        self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
+        auth_type = self.settings.options["auth_type"]
+        return f"Authenticated to Zendesk Help Center at {self.base_url} ({auth_type})."
 
 
 def _same(before: Any, after: Any) -> bool:

@@ -11,7 +11,8 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_segments._compat import BaseOperator, Context
-from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook, validate_if_exists
+from airflow_provider_segments.hooks._base import check_if_exists
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators._base import (
     TemplateRenderingMixin,
     check_unless_templated,
@@ -81,7 +82,7 @@ class ZendeskCreateUserSegmentOperator(_ZendeskOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
-        check_unless_templated(if_exists, validate_if_exists)
+        check_unless_templated(if_exists, check_if_exists)
         self.name = name
         self.user_type = user_type
         self.group_ids = group_ids
