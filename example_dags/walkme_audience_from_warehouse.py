@@ -94,6 +94,7 @@ with DAG(
         task_id="wait_for_propagation",
         segment_guid="{{ ti.xcom_pull(task_ids='sync_segment')['segment_guid'] }}",
         changed_at="{{ ti.xcom_pull(task_ids='sync_segment')['changed_at'] }}",
+        expected_user_count="{{ ti.xcom_pull(task_ids='sync_segment')['user_count'] }}",
         propagation_window=PROPAGATION,
         deferrable=True,  # explicit: the default follows Airflow's [operators] default_deferrable
     )

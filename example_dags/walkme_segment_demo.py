@@ -2,21 +2,22 @@
 
 The main example of the provider, and what ``make demo`` runs against the local sandbox:
 
-1. ``build_audience`` stands in for the warehouse query (60,000 ids here).
+1. ``build_audience`` stands in for the warehouse export: it writes 60,000 ids to a file and hands
+   on the file's path (a small XCom: the ids themselves never go through the metadata DB or the log).
 2. ``create_segment`` creates the segment, or overrides its users if a segment of that name exists
    (so a rerun never duplicates it); more than 25,000 ids go out in chunks.
 3. ``wait_for_propagation`` defers (no worker slot) until ``changed_at`` + the propagation window,
-   then checks the segment is listed.
-4. ``publish_content`` runs only after the window: here it prints a summary.
-
-``user_ids`` is an XCom-pull expression, so the DAG renders templates as native objects.
+   then gates: the segment must be listed with exactly the ``user_count`` the create left.
+4. ``publish_content`` runs only after the window and the gate: here it prints a summary.
 Set ``SEGMENTS_DEMO_PROPAGATION_SECONDS`` to shorten WalkMe's 10 minutes for a local run.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, task
@@ -45,16 +46,19 @@ with DAG(
 ) as dag:
 
     @task
-    def build_audience() -> list[str]:
-        """Stand-in for the warehouse query."""
-        return demo_audience()
+    def build_audience(run_id: str | None = None) -> str:
+        """Stand-in for the warehouse export: the ids go to a file, only its path to XCom."""
+        path = Path(tempfile.gettempdir()) / "segments-demo" / f"audience-{run_id or 'manual'}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(demo_audience()) + "\n")
+        return str(path)
 
     audience = build_audience()
 
     create_segment = WalkMeCreateSegmentOperator(
         task_id="create_segment",
         name="{{ params.segment_name }}",
-        user_ids="{{ ti.xcom_pull(task_ids='build_audience') }}",
+        user_ids_path="{{ ti.xcom_pull(task_ids='build_audience') }}",
         retries=2,
         retry_delay=timedelta(seconds=10),
     )
@@ -63,6 +67,7 @@ with DAG(
         task_id="wait_for_propagation",
         segment_guid="{{ ti.xcom_pull(task_ids='create_segment')['segment_guid'] }}",
         changed_at="{{ ti.xcom_pull(task_ids='create_segment')['changed_at'] }}",
+        expected_user_count="{{ ti.xcom_pull(task_ids='create_segment')['user_count'] }}",
         propagation_window=PROPAGATION,
         deferrable=True,  # explicit: the default follows Airflow's [operators] default_deferrable
     )

@@ -11,6 +11,7 @@ from typing import Any
 import pendulum
 
 from airflow_provider_segments._compat import (
+    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
@@ -101,12 +102,18 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         time-zone mistake). Default: when the sensor started (its first poke in reschedule mode).
         Templated.
     :param propagation_window: how long WalkMe needs; default 10 minutes.
+    :param expected_user_count: the gate: the number of members the segment must hold, e.g. the
+        ``user_count`` a create, sync or ``override`` returned (an ``add``/``remove`` does not know the
+        total). After the window the sensor compares it with the count WalkMe lists for the segment
+        and fails on a mismatch with both numbers, so content never goes live on a wrong audience
+        (say, after a killed try's late write). Where WalkMe lists no count it says so and only
+        confirms the segment is listed. ``None`` (default): no count check. Templated.
     :param deferrable: wait in the triggerer instead of a worker slot. Default: Airflow's
         ``[operators] default_deferrable``.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
-    template_fields: Sequence[str] = ("segment_guid", "system_guid", "changed_at")
+    template_fields: Sequence[str] = ("segment_guid", "system_guid", "changed_at", "expected_user_count")
     text_fields = ("segment_guid", "system_guid", "changed_at")
     ui_color = "#e8f0ff"
 
@@ -117,6 +124,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         system_guid: str | None = None,
         changed_at: str | datetime | None = None,
         propagation_window: timedelta = timedelta(minutes=PROPAGATION_MINUTES),
+        expected_user_count: int | str | None = None,
         deferrable: bool | None = None,
         walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
@@ -134,6 +142,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         self.system_guid = system_guid
         self.changed_at = changed_at
         self.propagation_window = propagation_window
+        self.expected_user_count = expected_user_count
         self.deferrable = deferrable
         self.walkme_conn_id = walkme_conn_id
 
@@ -153,7 +162,39 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         return timezone.coerce_datetime(started) if started else timezone.utcnow()
 
     def _result(self, segment: dict[str, Any]) -> dict[str, Any]:
-        return {"segment_guid": self.segment_guid, "name": segment["name"]}
+        """After the window: the gate, then what the task returns."""
+        listed = segment.get("user_count")
+        expected = self._expected_count()
+        if expected is not None:
+            if listed is None:
+                self.log.warning(
+                    "WalkMe lists no member count for segment %s: the gate can only confirm that the "
+                    "segment is listed, not that it holds %s users.",
+                    self.segment_guid,
+                    f"{expected:,}",
+                )
+            elif listed != expected:
+                raise AirflowFailException(
+                    f"WalkMe lists {listed:,} members for segment {self.segment_guid}, not the "
+                    f"{expected:,} the change that this sensor gates left: the segment changed after it "
+                    "(a late write of a killed or timed-out try, or an edit elsewhere). Content must not "
+                    "go live on this audience: rerun the sync (or create/override) task, then this sensor."
+                )
+            else:
+                self.log.info("Gate passed: WalkMe lists %s members, as expected.", f"{listed:,}")
+        return {"segment_guid": self.segment_guid, "name": segment["name"], "user_count": listed}
+
+    def _expected_count(self) -> int | None:
+        value = self.expected_user_count
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise AirflowFailException(
+            f"expected_user_count {preview(value)} is not a whole number of users (or None)."
+        )
 
     def _confirm_listed(self) -> dict[str, Any]:
         segment = self.hook.get_segment(self.segment_guid, self.system_guid)
@@ -174,6 +215,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         with fail_fast_on_bad_input():
             validate_segment_guid(self.segment_guid)
             changed = parse_changed_at(self.changed_at)
+        self._expected_count()  # a bad gate value fails before any request
         started = self._started_at(context)
         ready_at = (changed or started) + self.propagation_window
         deadline = started + timedelta(seconds=self.timeout)

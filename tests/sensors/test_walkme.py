@@ -65,7 +65,7 @@ def test_without_changed_at_the_window_starts_now(api):
 def test_window_already_over_returns_without_deferring(api):
     old = pendulum.now("UTC").subtract(hours=1).isoformat()
     result = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID, changed_at=old).execute({})
-    assert result == {"segment_guid": GUID, "name": "Enterprise"}
+    assert result == {"segment_guid": GUID, "name": "Enterprise", "user_count": None}
 
 
 def test_resume_confirms_the_segment_is_still_listed(api):
@@ -97,7 +97,7 @@ def test_non_deferrable_mode_reschedules_and_pokes_until_ready_returning_the_seg
     assert not sensor.poke({})
     sensor.changed_at = pendulum.now("UTC").subtract(minutes=11).isoformat()
     done = sensor.poke({})
-    assert done and done.xcom_value == {"segment_guid": GUID, "name": "Enterprise"}
+    assert done and done.xcom_value == {"segment_guid": GUID, "name": "Enterprise", "user_count": None}
 
 
 def test_a_window_ending_after_the_timeout_fails_at_once_saying_when(api):
@@ -126,3 +126,65 @@ def test_parse_changed_at_reads_naive_in_the_default_time_zone_here_utc():
     assert parse_changed_at("2026-01-31T13:00:00+01:00") == pendulum.datetime(2026, 1, 31, 12)
     assert parse_changed_at(datetime(2026, 1, 31, 12)) == pendulum.datetime(2026, 1, 31, 12)
     assert parse_changed_at(None) is None
+
+
+# -- the gate: the listed member count must be what the sync left ----------------------------------
+@pytest.fixture
+def sandbox_segment(monkeypatch):
+    from support import sandbox_conn_env
+
+    from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+
+    with SandboxServer() as server:
+        for name, value in sandbox_conn_env(server.url).items():
+            monkeypatch.setenv(name, value)
+        guid = server.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Gated", [f"u{i}" for i in range(25)])[
+            "guid"
+        ]
+        yield server, guid
+
+
+@pytest.mark.parametrize("expected", [25, "25"])  # native rendering gives an int, plain rendering a string
+def test_the_gate_passes_when_walkme_lists_the_expected_count(sandbox_segment, expected):
+    _, guid = sandbox_segment
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate", segment_guid=guid, changed_at="2020-01-01T00:00:00Z", expected_user_count=expected
+    )
+    assert sensor.execute({}) == {"segment_guid": guid, "name": "Gated", "user_count": 25}
+
+
+def test_the_gate_fails_with_both_counts_when_a_stale_write_changed_the_segment(sandbox_segment):
+    _, guid = sandbox_segment
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate",
+        segment_guid=guid,
+        deferrable=True,
+        propagation_window=timedelta(0),
+        expected_user_count=60,
+    )
+    with pytest.raises(AirflowFailException, match=r"lists 25 members.*60.*rerun the sync"):
+        sensor.execute({})
+    # The same check after a deferred wait: a late `override` cut the segment during the window.
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate", segment_guid=guid, deferrable=True, expected_user_count=25, timeout=3600
+    )
+    with pytest.raises(TaskDeferred):
+        sensor.execute({})
+    hook = sensor.hook
+    hook.update_segment(guid, "override", ["late"], max_removal_fraction=None)
+    with pytest.raises(AirflowFailException, match=r"lists 1 members for segment .*, not the 25"):
+        sensor.execute_complete({}, event=None)
+
+
+def test_without_a_listed_count_the_gate_says_so_and_confirms_the_listing(api, caplog):
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate", segment_guid=GUID, changed_at="2020-01-01T00:00:00Z", expected_user_count=3
+    )
+    assert sensor.execute({})["segment_guid"] == GUID
+
+
+def test_a_bad_expected_user_count_is_refused_naming_it():
+    with pytest.raises(AirflowFailException, match=r"expected_user_count 'many' is not a whole number"):
+        WalkMeSegmentPropagationSensor(task_id="gate", segment_guid=GUID, expected_user_count="many").execute(
+            {}
+        )
