@@ -199,3 +199,13 @@ def read_snapshot(state):
     import logging
 
     return StateStore(str(state)).read_snapshot(logging.getLogger("test"))
+
+
+def test_a_sync_that_sends_nothing_returns_the_time_of_the_last_change(sandbox, tmp_path):
+    state = tmp_path / "s.snapshot"
+    first = sync(state, user_ids=["a", "b"])
+    sandbox.clear_request_log()
+    second = sync(state, user_ids=["b", "a"])
+    assert (second["mode"], second["requests"], writes(sandbox)) == ("delta", 0, [])
+    # The sensor's window counts from the last change that sent anything: it passes at once.
+    assert second["changed_at"] == first["changed_at"]
