@@ -24,7 +24,9 @@ from airflow_provider_segments.operators.zendesk import (
 from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
 
 GUID = os.environ.get("SEGMENTS_GUARDS_GUID", "12345aeb-123c-4d83-8b38-a5a456789d0a")
-SHORT = timedelta(seconds=2)
+#: Without changed_at the window starts at the task's start; Airflow 3.2 takes ~3 s from there to
+#: execute(), so the window must be longer for the sensor to really wait.
+SHORT = timedelta(seconds=6)
 
 with DAG(
     dag_id="segments_guards",
@@ -49,22 +51,22 @@ with DAG(
         segment_guid=GUID,
         propagation_window=SHORT,
         deferrable=False,
-        poke_interval=1,
+        poke_interval=3,
         timeout=60,
     )
     WalkMeSegmentPropagationSensor(  # deferrable from [operators] default_deferrable (unset: False)
         task_id="sensor_deferrable_from_config",
         segment_guid=GUID,
         propagation_window=SHORT,
-        poke_interval=1,
+        poke_interval=3,
         timeout=60,
     )
     WalkMeSegmentPropagationSensor(  # a naive local time of the default time zone, as Airflow reads it
         task_id="sensor_deferred_naive_changed_at",
         segment_guid=GUID,
-        # The task's start as a wall-clock time in Tokyo (UTC+9 all year), without an offset.
-        changed_at="{{ (ti.start_date + macros.timedelta(hours=9)).replace(tzinfo=None).isoformat() }}",
-        propagation_window=SHORT,
+        # Now (when the template renders) as a wall-clock time in Tokyo (UTC+9 all year), no offset.
+        changed_at="{{ (macros.datetime.utcnow() + macros.timedelta(hours=9)).isoformat() }}",
+        propagation_window=timedelta(seconds=3),
         deferrable=True,
         timeout=60,
     )
