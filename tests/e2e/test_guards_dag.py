@@ -86,7 +86,11 @@ def run(tmp_path_factory) -> Run:
 )
 def test_sensor_succeeds_in_every_mode_with_the_segment_as_xcom(run, task_id):
     assert run.states[task_id] == "success", run.task_output(task_id)[-3000:]
-    assert run.xcoms[task_id] == {"segment_guid": run.guid, "name": SENSOR_SEGMENT}
+    assert run.xcoms[task_id] == {
+        "segment_guid": run.guid,
+        "name": SENSOR_SEGMENT,
+        "user_count": 1,  # the count WalkMe lists for the seeded segment
+    }
 
 
 def test_sensor_defers_only_when_deferrable_which_defaults_to_the_airflow_setting(run):

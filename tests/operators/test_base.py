@@ -33,6 +33,7 @@ NOT_TEXT = {
     "applicable",
     "missing_ok",
     "if_exists",
+    "expected_user_count",  # a count: a native int or its digits
 }
 OPERATORS = [
     cls
