@@ -331,8 +331,8 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
         self.name = name
         self.segment_guid = segment_guid
         self.state_path = state_path
-        self.full_refresh = full_refresh
-        self.dry_run = dry_run
+        self.full_refresh = coerce_bool(full_refresh, "full_refresh")
+        self.dry_run = coerce_bool(dry_run, "dry_run")
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
