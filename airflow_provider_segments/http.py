@@ -12,10 +12,12 @@ import base64
 import contextlib
 import email.utils
 import functools
+import heapq
 import ipaddress
 import json
 import logging
 import math
+import os
 import random
 import socket
 import threading
@@ -426,14 +428,14 @@ _ATTEMPT = threading.local()
 
 
 class _AttemptDeadline:
-    """The deadline of one attempt: a timer that shuts down the sockets the answer is read from."""
+    """The deadline of one attempt: when it passes, the sockets the answer is read from are shut down."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.fired = False
         self._done = False
+        self._armed = False
         self._sockets: list[socket.socket] = []
-        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
     def watch(self, sock: socket.socket) -> None:
@@ -445,12 +447,11 @@ class _AttemptDeadline:
                 _shut(sock)
                 return
             self._sockets.append(sock)
-            if self._timer is None:
-                self._timer = threading.Timer(self.seconds, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+            if not self._armed:
+                self._armed = True
+                _WATCHDOG.arm(time.monotonic() + self.seconds, self)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
             if self._done:
                 return
@@ -462,9 +463,51 @@ class _AttemptDeadline:
         """Disarm; True when the deadline fired during the attempt."""
         with self._lock:
             self._done = True
-            if self._timer is not None:
-                self._timer.cancel()
             return self.fired
+
+
+class _Watchdog:
+    """One thread for every attempt's deadline: a thread per request costs milliseconds each on a
+    busy two-core worker (its start handshake), a heap entry costs nothing. Entries of finished
+    attempts are dropped when they come due."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, _AttemptDeadline]] = []
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._serial = 0
+        if hasattr(os, "register_at_fork"):  # a forked task process has no watchdog thread yet
+            os.register_at_fork(after_in_child=self._forget_thread)
+
+    def _forget_thread(self) -> None:
+        self._thread = None
+        self._due = []
+        self._condition = threading.Condition()
+
+    def arm(self, when: float, deadline: _AttemptDeadline) -> None:
+        with self._condition:
+            self._serial += 1
+            heapq.heappush(self._due, (when, self._serial, deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="segments-deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._due:
+                    self._condition.wait()
+                when, _, deadline = self._due[0]
+                wait = when - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                heapq.heappop(self._due)
+            deadline.fire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shut(sock: Any) -> None:

@@ -19,7 +19,6 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
@@ -66,12 +65,34 @@ class UserIds:
     (lines or a CSV column, local or object storage); a :class:`UserIds` passed to either is kept.
     """
 
-    __slots__ = ("_ids",)
+    __slots__ = ("_ids", "_lookup")
 
-    def __init__(self, ids: dict[str, Any] | None = None) -> None:
-        # Insertion-ordered keys. A collection read to be shared (a snapshot) maps each id to itself,
-        # so that another reader can reuse the very same string (see ``from_file(share=...)``).
-        self._ids: dict[str, Any] = ids if ids is not None else {}
+    def __init__(self, ids: list[str] | None = None, lookup: set[str] | dict[str, Any] | None = None) -> None:
+        # ``_ids``: the unique ids in order; ``_lookup``: the same ids for O(1) membership (built on
+        # first use). A collection read to be shared (a snapshot) looks up through a dict mapping each
+        # id to itself, so another reader can reuse the very same string (``from_file(share=...)``).
+        self._ids: list[str] = ids if ids is not None else []
+        self._lookup = lookup
+
+    @classmethod
+    def _unique(cls, ids: list[str], *, self_mapped: bool = False) -> UserIds:
+        """``ids`` without repeats, in first order: one set when there are none (the common case, and
+        the cheapest check CPython offers), an ordered dict otherwise."""
+        if self_mapped:
+            strings = dict(zip(ids, ids, strict=True))
+            return cls(ids if len(strings) == len(ids) else list(strings), strings)
+        seen = set(ids)
+        if len(seen) == len(ids):
+            return cls(ids, seen)
+        ordered = dict.fromkeys(ids)
+        return cls(list(ordered), ordered)
+
+    @property
+    def lookup(self) -> set[str] | dict[str, Any]:
+        """The ids as a set-like collection: what plans use for O(1) ``in`` at C speed."""
+        if self._lookup is None:
+            self._lookup = set(self._ids)
+        return self._lookup
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -80,13 +101,13 @@ class UserIds:
         return iter(self._ids)
 
     def __contains__(self, user_id: object) -> bool:
-        return user_id in self._ids
+        return user_id in self.lookup
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, UserIds):
-            return list(self._ids) == list(other._ids)
+            return self._ids == other._ids
         if isinstance(other, list):
-            return list(self._ids) == other
+            return self._ids == other
         return NotImplemented
 
     def __repr__(self) -> str:
@@ -96,9 +117,8 @@ class UserIds:
         """Consecutive lists of at most ``size`` ids, in order (none for no ids)."""
         if size < 1:
             raise ValueError(f"chunk size must be positive, got {size}")
-        ids = iter(self._ids)
-        while chunk := list(islice(ids, size)):
-            yield chunk
+        for start in range(0, len(self._ids), size):
+            yield self._ids[start : start + size]
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -121,7 +141,7 @@ class UserIds:
             and not _FORBIDDEN_CHAR.search("".join(values))
             and list(map(str.strip, values)) == values
         ):
-            return cls(dict.fromkeys(values))
+            return cls._unique(list(values))  # a copy: the caller keeps its list
         ids: dict[str, Any] = {}
         for position, raw in enumerate(values):
             if isinstance(raw, int) and not isinstance(raw, bool):
@@ -132,7 +152,7 @@ class UserIds:
                     f"got {type(raw).__name__}."
                 )
             _add_one(ids, raw, max_length, f"{field}[{position}]")
-        return cls(ids)
+        return cls(list(ids), ids)
 
     @classmethod
     def from_file(
@@ -195,11 +215,10 @@ class UserIds:
             first_line += len(lines)
         if carry:
             collected += _checked_lines([carry.removesuffix("\r")], first_line, max_length, where)
-        shared = share._ids if share is not None and next(iter(share._ids.values()), None) else None
-        if shared is not None:
-            collected = [shared.get(i, i) for i in collected]  # the string already held, when there is one
-        # One dict built from one list: the cheapest dedupe CPython offers (no per-block merges).
-        return cls(dict(zip(collected, collected, strict=True)) if self_mapped else dict.fromkeys(collected))
+        strings = share.lookup if share is not None else None
+        if isinstance(strings, dict) and next(iter(strings.values()), None) is not None:
+            collected = list(map(strings.get, collected, collected))  # the string already held, if any
+        return cls._unique(collected, self_mapped=self_mapped)
 
     @classmethod
     def _from_csv(
@@ -222,7 +241,7 @@ class UserIds:
             if not row or not any(cell.strip() for cell in row):
                 continue  # blank line
             _add_one(ids, row[index] if index < len(row) else "", max_length, where(reader.line_num))
-        return cls(ids)
+        return cls(list(ids), ids)
 
 
 def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
