@@ -31,6 +31,7 @@ BLOCK_CHARS = 4 * 1024 * 1024
 _FORBIDDEN = "\x00-\x1f\x7f-\x9f\ufeff\u2028\u2029"
 _FORBIDDEN_CHAR = re.compile(f"[{_FORBIDDEN}]")
 #: The same inside a text of lines, where ``\n`` separates ids (and ``\r\n`` was folded first).
+_PRINTABLE_ASCII_AND_NEWLINE = bytes(range(0x20, 0x7F)) + b"\n"
 _FORBIDDEN_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ufeff\u2028\u2029]")
 
 
@@ -211,10 +212,11 @@ class UserIds:
                 text = text.replace("\r\n", "\n")
             lines = text.split("\n")
             carry = lines.pop()  # the last line may continue in the next block
-            collected += _checked_lines(lines, first_line, max_length, where)
+            collected += _checked_lines(lines, text, first_line, max_length, where)
             first_line += len(lines)
         if carry:
-            collected += _checked_lines([carry.removesuffix("\r")], first_line, max_length, where)
+            carry = carry.removesuffix("\r")
+            collected += _checked_lines([carry], carry, first_line, max_length, where)
         strings = share.lookup if share is not None else None
         if isinstance(strings, dict) and next(iter(strings.values()), None) is not None:
             collected = list(map(strings.get, collected, collected))  # the string already held, if any
@@ -275,18 +277,25 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
     return value if isinstance(value, list) else list(value)
 
 
+def _free_of_forbidden(text: str) -> bool:
+    """True when ``text`` (ids separated by ``\n``) holds no forbidden character, at C speed."""
+    if text.isascii():  # most ids: only C0 controls and DEL can be wrong; bytes.translate is fastest
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_NEWLINE)
+    return not _FORBIDDEN_IN_LINES.search(text)
+
+
 def _checked_lines(
-    lines: list[str], first_line: int, max_length: int, where: Callable[[int], str]
+    lines: list[str], text: str, first_line: int, max_length: int, where: Callable[[int], str]
 ) -> list[str]:
-    """The ids of ``lines`` (blank lines skipped), or raise naming the first bad line."""
+    """The ids of ``lines`` (blank lines skipped; ``text`` holds them joined by ``\n``), or raise
+    naming the first bad line."""
     present = list(filter(None, lines))
     if not present:
         return present
-    # C-speed checks of the whole block first; a printable block needs no regex, and the slow walk
-    # below only runs to name the offending line.
+    # C-speed checks of the whole block first; the slow walk below only runs to name the bad line.
     if (
         max(map(len, present)) <= max_length
-        and (all(map(str.isprintable, present)) or not _FORBIDDEN_IN_LINES.search("\n".join(present)))
+        and _free_of_forbidden(text)
         and list(map(str.strip, present)) == present
     ):
         return present
