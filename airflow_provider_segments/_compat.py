@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import (
+    Asset,
     BaseHook,
     BaseOperator,
     BaseSensorOperator,
@@ -49,6 +50,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
