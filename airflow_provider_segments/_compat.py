@@ -25,6 +25,7 @@ from airflow.sdk.log import mask_secret
 
 if TYPE_CHECKING:
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger  # noqa: F401 - see below
+    from airflow.sdk.lineage import get_hook_lineage_collector  # noqa: F401 - see below
 
 
 def __getattr__(name: str) -> Any:
@@ -34,6 +35,11 @@ def __getattr__(name: str) -> Any:
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         return DateTimeTrigger
+    # Hook lineage is only needed when a task has changed a segment, never at DAG parse time.
+    if name == "get_hook_lineage_collector":
+        from airflow.sdk.lineage import get_hook_lineage_collector
+
+        return get_hook_lineage_collector
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
