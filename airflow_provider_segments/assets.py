@@ -164,7 +164,7 @@ def parse_walkme_segment_uri(uri: str | SplitResult) -> WalkMeSegmentRef:
         return walkme_segment_ref(parts.netloc, path, by="guid")
     except SegmentsValidationError as err:
         raise SegmentsValidationError(
-            f"{WALKME_SEGMENT_SCHEME} URI {preview(_unsplit(parts))} is not valid: {err} The forms are "
+            f"{WALKME_SEGMENT_SCHEME} URI {preview(parts.geturl())} is not valid: {err} The forms are "
             f"{WALKME_SEGMENT_SCHEME}://<system guid>/<segment guid> and .../{BY_NAME}/<segment name>."
         ) from None
 
@@ -180,13 +180,9 @@ def parse_zendesk_user_segment_uri(uri: str | SplitResult) -> ZendeskUserSegment
         return zendesk_user_segment_ref(parts.netloc, parts.path.strip("/"))
     except SegmentsValidationError as err:
         raise SegmentsValidationError(
-            f"{ZENDESK_USER_SEGMENT_SCHEME} URI {preview(_unsplit(parts))} is not valid: {err} The form is "
+            f"{ZENDESK_USER_SEGMENT_SCHEME} URI {preview(parts.geturl())} is not valid: {err} The form is "
             f"{ZENDESK_USER_SEGMENT_SCHEME}://<subdomain or host>/<user segment id>."
         ) from None
-
-
-def _unsplit(parts: SplitResult) -> str:
-    return parts.geturl()
 
 
 # -- what Airflow calls (registered under "asset-uris" in the provider info) --------------------------

@@ -110,9 +110,10 @@ def walkme_change(source: Any, result: dict[str, Any]) -> SegmentChange:
     )
 
 
-def zendesk_change(host: str, segment: dict[str, Any]) -> SegmentChange:
-    """The change a Zendesk create or update made (its criteria, no id list)."""
-    ref = zendesk_user_segment_ref(host, segment["id"])
+def zendesk_change(base_url: str, segment: dict[str, Any]) -> SegmentChange:
+    """The change a Zendesk create or update made (its criteria, no id list) on the hook's base URL
+    (a path a proxy or self-hosted server puts before ``/api`` is not part of the segment's name)."""
+    ref = zendesk_user_segment_ref(urlsplit(base_url).netloc or base_url, segment["id"])
     return SegmentChange(
         platform="zendesk", output_uri=ref.uri, facts={"user_type": segment.get("user_type")}
     )

@@ -15,7 +15,7 @@ from support import ZENDESK_TEST_URL, sandbox_conn_env
 from airflow_provider_segments._compat import ObjectStoragePath
 from airflow_provider_segments.assets import walkme_segment_asset, zendesk_user_segment_asset
 from airflow_provider_segments.ids import IdSource
-from airflow_provider_segments.lineage import input_uri
+from airflow_provider_segments.lineage import input_uri, zendesk_change
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeSyncSegmentOperator,
@@ -103,6 +103,11 @@ def test_the_input_uri_of_object_storage_leaves_the_connection_id_out():
     assert input_uri(IdSource(path="s3://aws_prod@bucket/audiences/a.csv")) == "s3://bucket/audiences/a.csv"
     assert input_uri(IdSource(path="relative/a.txt")).startswith("file:///")
     assert input_uri(IdSource(values=["a"])) is None
+
+
+def test_a_zendesk_segment_is_named_by_the_host_of_the_connections_base_url_without_its_path():
+    proxied = zendesk_change("https://help.internal:8443/zendesk", {"id": 3, "user_type": "staff"})
+    assert proxied.output_uri == "zendesk-user-segment://help.internal:8443/3"
 
 
 def test_a_dry_run_reports_nothing_it_did_not_write(sandbox, collector, tmp_path):
