@@ -61,6 +61,24 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_segments.hooks.zendesk"],
             },
         ],
+        # Asset URIs (docs/data-aware.md): Airflow normalises them with the handler, hook lineage
+        # builds them with the factory, and the OpenLineage provider names them with the converter.
+        "asset-uris": [
+            {
+                "schemes": ["walkme-segment"],
+                "handler": "airflow_provider_segments.assets.sanitize_walkme_segment_uri",
+                "factory": "airflow_provider_segments.assets.create_walkme_segment_asset",
+                "to_openlineage_converter": "airflow_provider_segments.assets."
+                "convert_segment_asset_to_openlineage",
+            },
+            {
+                "schemes": ["zendesk-user-segment"],
+                "handler": "airflow_provider_segments.assets.sanitize_zendesk_user_segment_uri",
+                "factory": "airflow_provider_segments.assets.create_zendesk_user_segment_asset",
+                "to_openlineage_converter": "airflow_provider_segments.assets."
+                "convert_segment_asset_to_openlineage",
+            },
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_segments.hooks.walkme.WalkMeHook",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import (
+    Asset,
     BaseHook,
     BaseOperator,
     BaseSensorOperator,
@@ -24,6 +25,7 @@ from airflow.sdk.log import mask_secret
 
 if TYPE_CHECKING:
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger  # noqa: F401 - see below
+    from airflow.sdk.lineage import get_hook_lineage_collector  # noqa: F401 - see below
 
 
 def __getattr__(name: str) -> Any:
@@ -33,6 +35,11 @@ def __getattr__(name: str) -> Any:
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         return DateTimeTrigger
+    # Hook lineage is only needed when a task has changed a segment, never at DAG parse time.
+    if name == "get_hook_lineage_collector":
+        from airflow.sdk.lineage import get_hook_lineage_collector
+
+        return get_hook_lineage_collector
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -49,6 +56,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

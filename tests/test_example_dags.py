@@ -14,6 +14,8 @@ EXPECTED = {
     "zendesk_user_segments_demo",
     "zendesk_restrict_help_center",
     "segments_housekeeping",
+    "walkme_audience_asset_producer",
+    "walkme_audience_content",
 }
 
 

@@ -341,7 +341,7 @@ class WalkMeHook(SegmentsHook):
         if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
             raise SegmentsValidationError(f"external_id {preview(external_id)} must be a non-empty string.")
         guards = Guards(allow_empty, max_removal_fraction)
-        return sync.create_segment(
+        result = sync.create_segment(
             self,
             self.resolve_system_guid(system_guid),
             name,
@@ -352,6 +352,7 @@ class WalkMeHook(SegmentsHook):
             creation_token=creation_token,
             guards=guards,
         )
+        return self._reported(user_ids, result)
 
     def update_segment(
         self,
@@ -376,7 +377,7 @@ class WalkMeHook(SegmentsHook):
         guid = validate_segment_guid(segment_guid)
         validate_update_action(action)
         guards = Guards(allow_empty, max_removal_fraction)
-        return sync.update_segment(
+        result = sync.update_segment(
             self,
             self.resolve_system_guid(system_guid),
             guid,
@@ -385,6 +386,7 @@ class WalkMeHook(SegmentsHook):
             max_length=MAX_ID_LENGTH,
             guards=guards,
         )
+        return self._reported(user_ids, result)
 
     def sync_segment(
         self,
@@ -419,7 +421,7 @@ class WalkMeHook(SegmentsHook):
         if name is not None:
             validate_segment_name(name)
         guards = Guards(allow_empty, max_removal_fraction)
-        return sync.sync_segment(
+        result = sync.sync_segment(
             self,
             self.resolve_system_guid(system_guid),
             user_ids,
@@ -432,6 +434,14 @@ class WalkMeHook(SegmentsHook):
             creation_token=creation_token,
             guards=guards,
         )
+        return self._reported(user_ids, result)
+
+    def _reported(self, user_ids: Any, result: dict[str, Any]) -> dict[str, Any]:
+        """Report a change that went through to Airflow's hook lineage (input file -> segment)."""
+        from airflow_provider_segments import lineage  # only after a change: not at DAG parse time
+
+        lineage.report_hook_lineage(self, lambda: lineage.walkme_change(user_ids, result))
+        return result
 
     def delete_segment(
         self, segment_guid: str, system_guid: str | None = None, missing_ok: bool = True

@@ -355,7 +355,7 @@ class ZendeskHelpCenterHook(SegmentsHook):
             )
         segment = _unwrap(created, USER_SEGMENTS_PATH)
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
-        return segment
+        return self._reported(segment)
 
     def _replace(self, existing: dict[str, Any], body: dict[str, Any], reason: str) -> dict[str, Any]:
         """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
@@ -423,6 +423,13 @@ class ZendeskHelpCenterHook(SegmentsHook):
             raise self._built_in_refusal(err, segment_id, "update") from err
         segment = _unwrap(answer, USER_SEGMENT_PATH)
         self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
+        return self._reported(segment)
+
+    def _reported(self, segment: dict[str, Any]) -> dict[str, Any]:
+        """Report a created or updated segment to Airflow's hook lineage as an output."""
+        from airflow_provider_segments import lineage  # only after a change: not at DAG parse time
+
+        lineage.report_hook_lineage(self, lambda: lineage.zendesk_change(self.base_url, segment))
         return segment
 
     def delete_user_segment(self, user_segment_id: int | str, missing_ok: bool = True) -> int:

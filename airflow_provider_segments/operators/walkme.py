@@ -94,6 +94,19 @@ class _WalkMeIdsOperator(_WalkMeOperator):
     def guard_kwargs(self) -> dict[str, Any]:
         return {"allow_empty": self.allow_empty, "max_removal_fraction": self.max_removal_fraction}
 
+    def done(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Keep what the change did for the lineage methods; return it for XCom."""
+        self._segments_change = (self.id_source(), result)
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """For the OpenLineage provider, where installed: the input (file or object-storage URI), the
+        segment as output and the counts as facets (see the "Data-aware pipelines" docs page)."""
+        from airflow_provider_segments.lineage import openlineage_facets, walkme_change
+
+        change = getattr(self, "_segments_change", None)
+        return None if change is None else openlineage_facets(walkme_change(*change))
+
 
 def creation_token(context: Context) -> str | None:
     """A token naming this task in this DAG run (the same for every try): a segment created with it
@@ -189,7 +202,7 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
             f"{result['user_count']:,}",
             result["requests"],
         )
-        return result
+        return self.done(result)
 
 
 class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
@@ -247,13 +260,14 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            return self.hook.update_segment(
+            result = self.hook.update_segment(
                 segment_guid=self.segment_guid,
                 action=self.action,
                 user_ids=self.id_source(),
                 system_guid=self.system_guid,
                 **self.guard_kwargs(),
             )
+        return self.done(result)
 
 
 class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
@@ -336,7 +350,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            return self.hook.sync_segment(
+            result = self.hook.sync_segment(
                 self.id_source(),
                 segment_guid=self.segment_guid,
                 name=self.name,
@@ -347,6 +361,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
                 creation_token=creation_token(context),
                 **self.guard_kwargs(),
             )
+        return self.done(result)
 
 
 class WalkMeDeleteSegmentOperator(_WalkMeOperator):

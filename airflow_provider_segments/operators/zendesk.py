@@ -47,7 +47,23 @@ class _ZendeskOperator(TemplateRenderingMixin, BaseOperator):
         return {field: getattr(self, field) for field in _SEGMENT_FIELDS}
 
 
-class ZendeskCreateUserSegmentOperator(_ZendeskOperator):
+class _ZendeskWriteOperator(_ZendeskOperator):
+    """Create and update: they report the segment they wrote to OpenLineage."""
+
+    def done(self, segment: dict[str, Any]) -> dict[str, Any]:
+        """Keep the written segment for the lineage methods; return it for XCom."""
+        self._segments_written = segment
+        return segment
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """For the OpenLineage provider, where installed: the user segment as output."""
+        from airflow_provider_segments.lineage import openlineage_facets, zendesk_change
+
+        segment = getattr(self, "_segments_written", None)
+        return None if segment is None else openlineage_facets(zendesk_change(self.hook.base_url, segment))
+
+
+class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
     """Create a Help Center user segment; a retried task never creates a duplicate.
 
     A custom segment with the same name is updated with these fields instead (``if_exists="update"``)
@@ -94,10 +110,11 @@ class ZendeskCreateUserSegmentOperator(_ZendeskOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            return self.hook.create_user_segment(**self._segment_fields(), if_exists=self.if_exists)
+            segment = self.hook.create_user_segment(**self._segment_fields(), if_exists=self.if_exists)
+        return self.done(segment)
 
 
-class ZendeskUpdateUserSegmentOperator(_ZendeskOperator):
+class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
     """Update the given fields of a user segment: ``None`` leaves a field as is, ``[]`` clears it.
 
     Built-in segments are read-only: updating one fails with a clear message. Returns (XCom) the
@@ -142,7 +159,8 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            return self.hook.update_user_segment(self.user_segment_id, **self._segment_fields())
+            segment = self.hook.update_user_segment(self.user_segment_id, **self._segment_fields())
+        return self.done(segment)
 
 
 class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):

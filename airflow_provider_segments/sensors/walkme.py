@@ -110,11 +110,24 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         confirms the segment is listed. ``None`` (default): no count check. Templated.
     :param deferrable: wait in the triggerer instead of a worker slot. Default: Airflow's
         ``[operators] default_deferrable``.
+    :param sync_mode: what changed the segment, for the asset event (``mode`` of the sync's XCom:
+        ``delta`` or ``full``; an update's ``action``). Templated.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
+
+    **Asset events.** When the task declares the segment's asset as an outlet
+    (``outlets=[walkme_segment_asset(system, guid or name)]``), the event Airflow emits on success
+    carries ``extra``: ``user_count`` (as WalkMe lists it), ``changed_at`` (ISO-8601 UTC, else the
+    listed ``updated_at``), ``mode`` (``sync_mode``), ``segment_guid``, ``name`` and ``system_guid``.
     """
 
-    template_fields: Sequence[str] = ("segment_guid", "system_guid", "changed_at", "expected_user_count")
-    text_fields = ("segment_guid", "system_guid", "changed_at")
+    template_fields: Sequence[str] = (
+        "segment_guid",
+        "system_guid",
+        "changed_at",
+        "expected_user_count",
+        "sync_mode",
+    )
+    text_fields = ("segment_guid", "system_guid", "changed_at", "sync_mode")
     ui_color = "#e8f0ff"
 
     def __init__(
@@ -126,6 +139,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         propagation_window: timedelta = timedelta(minutes=PROPAGATION_MINUTES),
         expected_user_count: int | str | None = None,
         deferrable: bool | None = None,
+        sync_mode: str | None = None,
         walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -144,6 +158,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         self.propagation_window = propagation_window
         self.expected_user_count = expected_user_count
         self.deferrable = deferrable
+        self.sync_mode = sync_mode
         self.walkme_conn_id = walkme_conn_id
 
     @cached_property
@@ -161,8 +176,14 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             started = started or getattr(ti, "start_date", None)
         return timezone.coerce_datetime(started) if started else timezone.utcnow()
 
+    def _finish(self, context: Context, segment: dict[str, Any]) -> dict[str, Any]:
+        """After the window: the gate first (a failed gate emits no asset event), then the event."""
+        result = self._result(segment)
+        self._record_outlet_events(context, segment)
+        return result
+
     def _result(self, segment: dict[str, Any]) -> dict[str, Any]:
-        """After the window: the gate, then what the task returns."""
+        """The gate, then what the task returns."""
         listed = segment.get("user_count")
         expected = self._expected_count()
         if expected is not None:
@@ -195,6 +216,40 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         raise AirflowFailException(
             f"expected_user_count {preview(value)} is not a whole number of users (or None)."
         )
+
+    def _record_outlet_events(self, context: Context, segment: dict[str, Any]) -> None:
+        """Put what consumers need into the event of each outlet asset naming this segment."""
+        if not self.outlets:
+            return
+        from airflow_provider_segments.assets import matching_walkme_outlets
+
+        system = self.hook.resolve_system_guid(self.system_guid)
+        guid = validate_segment_guid(self.segment_guid).lower()
+        mine, others = matching_walkme_outlets(
+            self.outlets, system_guid=system, segment_guid=guid, name=segment["name"]
+        )
+        for asset in others:
+            self.log.warning(
+                "Outlet %s names another WalkMe segment than %s (%r in system %s): its event carries "
+                "no extra.",
+                asset.uri,
+                self.segment_guid,
+                segment["name"],
+                system,
+            )
+        if not mine:
+            return
+        changed = parse_changed_at(self.changed_at)
+        extra = {
+            "user_count": segment.get("user_count"),
+            "changed_at": _utc(changed) if changed else segment.get("updated_at"),
+            "mode": self.sync_mode or None,
+            "segment_guid": guid,
+            "name": segment["name"],
+            "system_guid": system,
+        }
+        for asset in mine:
+            context["outlet_events"][asset].extra.update(extra)
 
     def _confirm_listed(self) -> dict[str, Any]:
         segment = self.hook.get_segment(self.segment_guid, self.system_guid)
@@ -235,7 +290,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             self.log.info(
                 "Propagation window of segment %s already over (%s).", self.segment_guid, _utc(ready_at)
             )
-            return self._result(segment)
+            return self._finish(context, segment)
         if self.deferrable:
             self.log.info(
                 "Segment %s is listed; deferring until %s, when WalkMe's editor can use it.",
@@ -257,7 +312,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         if timezone.utcnow() < ready_at:
             self.log.info("Waiting for WalkMe propagation of %s until %s.", self.segment_guid, _utc(ready_at))
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._result(self._confirm_listed()))
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, self._confirm_listed()))
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the window: confirm the segment is still listed."""
@@ -265,4 +320,4 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         self.log.info(
             "Propagation window over; segment %r (%s) is listed.", segment["name"], self.segment_guid
         )
-        return self._result(segment)
+        return self._finish(context, segment)
