@@ -58,7 +58,8 @@ def test_sdist_is_the_source_release_with_license_docs_and_tests(built_dists: Di
         "docs/index.md",
         "example_dags/walkme_segment_demo.py",
         "tests/conftest.py",
-        "tests/deployment/test_packaging.py",
+        "tests/deployment/test_production_shape.py",
+        "tests/deployment/dags/segments_deployment_check.py",
         "constraints/airflow-3.2.txt",
         "Makefile",
     ):
