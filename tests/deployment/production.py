@@ -1,9 +1,10 @@
 """The production shape for tests: built artifacts, a fresh venv, PostgreSQL, Airflow's components.
 
 Everything listens on 127.0.0.1 on free ports and lives in temporary directories. Every process is
-started in its own session with a marker in its environment; :meth:`Processes.stop_groups` ends
-each process group (SIGTERM, then SIGKILL) and :meth:`Processes.kill_marked` any process that still
-carries the marker, by its PID: task processes put themselves in process groups of their own.
+started in a session of its own, with a marker in its environment; :meth:`Processes.stop_groups`
+ends each process group (SIGTERM, then SIGKILL) and :meth:`Processes.kill_owned` any process still
+in one of those sessions or carrying the marker, by its PID: task processes put themselves in
+process groups of their own.
 """
 
 from __future__ import annotations
@@ -79,19 +80,39 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
 # -- processes -------------------------------------------------------------------------------------
 
 
-def marked_pids(marker: str) -> list[int]:
-    """PIDs of the processes whose environment carries ``MARKER_VAR=marker`` (read from /proc)."""
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, session id) of a process, from /proc/PID/stat; None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[3])
+
+
+def owned_pids(marker: str, sessions: set[int]) -> list[int]:
+    """Live processes that belong to a test: in one of its ``sessions``, or carrying its marker.
+
+    Both are needed. A process keeps its session id when it makes a process group of its own (task
+    processes do) and when its parent dies; but PostgreSQL's server starts a session of its own. The
+    marker variable is inherited by every child, but ``setproctitle`` (the Airflow components, their
+    task processes, PostgreSQL's workers) overwrites the memory /proc/PID/environ shows.
+    """
     needle = f"{MARKER_VAR}={marker}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        stat = _proc_stat(int(entry.name))
+        if stat is None or stat[0] == "Z":
+            continue
+        if stat[1] in sessions:
+            found.append(int(entry.name))
+            continue
         try:
             environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:  # gone, or not ours to read
             continue
-        if state != "Z" and needle in environ.split(b"\0"):
+        if needle in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
 
@@ -103,6 +124,8 @@ class Processes:
     marker: str
     log_dir: Path
     started: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: Session ids whose members are ours: each started process's, and any added (PostgreSQL's).
+    sessions: set[int] = field(default_factory=set)
 
     def start(
         self, name: str, argv: Sequence[str], env: Mapping[str, str], **kwargs: Any
@@ -119,28 +142,38 @@ class Processes:
                 **kwargs,
             )
         self.started[name] = proc
+        self.sessions.add(proc.pid)  # start_new_session: the session id is the child's PID
         return proc
+
+    def owned(self) -> list[int]:
+        """The live processes that are ours (see :func:`owned_pids`)."""
+        return owned_pids(self.marker, self.sessions)
 
     def log(self, name: str, tail: int = 4000) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace")[-tail:] if path.exists() else ""
 
-    def stop_groups(self, grace: float = 20.0) -> None:
-        """SIGTERM every process group started here, then SIGKILL what is left after ``grace`` s."""
+    def stop_groups(self, grace: float = 10.0) -> list[str]:
+        """SIGTERM every process group started here, then SIGKILL what is left after ``grace`` s.
+
+        Returns the names of the processes that were still running after the grace period.
+        """
         for proc in reversed(self.started.values()):
             _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in self.started.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        stubborn = [name for name, proc in self.started.items() if proc.poll() is None]
         for proc in self.started.values():
             _signal_group(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+        return stubborn
 
-    def kill_marked(self) -> list[int]:
-        """SIGKILL, by PID, every process still carrying the marker; return their PIDs."""
-        stragglers = marked_pids(self.marker)
+    def kill_owned(self) -> list[int]:
+        """SIGKILL, by PID, every process of ours still alive; return their PIDs."""
+        stragglers = self.owned()
         for pid in stragglers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -193,7 +226,7 @@ class PostgresServer:
             shutil.chown(self.root, "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        # pg_ctl's server inherits this environment, marker included: kill_marked finds a stray one.
+        # pg_ctl's server inherits this environment, marker included; its session is recorded below.
         env = {**os.environ, MARKER_VAR: self.processes.marker}
         self._run(
             "pg_ctl",
@@ -207,10 +240,14 @@ class PostgresServer:
             "start",
             env=env,
         )
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        stat = _proc_stat(postmaster)
+        if stat is not None:
+            self.processes.sessions.add(stat[1])
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
 
     def stop(self) -> None:
-        """``pg_ctl stop -m fast``; a server that will not stop is left to :meth:`Processes.kill_marked`."""
+        """``pg_ctl stop -m fast``; a server that will not stop is left to :meth:`Processes.kill_owned`."""
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
                 self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")

@@ -56,6 +56,7 @@ def test_sdist_is_the_source_release_with_license_docs_and_tests(built_dists: Di
         "pyproject.toml",
         "airflow_provider_segments/py.typed",
         "docs/index.md",
+        "docs/deploying.md",
         "example_dags/walkme_segment_demo.py",
         "tests/conftest.py",
         "tests/deployment/test_production_shape.py",

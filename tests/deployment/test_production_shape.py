@@ -45,7 +45,6 @@ from deployment.production import (
     Processes,
     free_port,
     json_lines,
-    marked_pids,
     parse_time,
     postgres_program,
     wait_for,
@@ -268,17 +267,22 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         raise
     finally:
         step = time.monotonic()
-        processes.stop_groups()  # Airflow's components and the sandbox
+        stubborn = processes.stop_groups()  # Airflow's components and the sandbox
         postgres.stop()
-        stragglers = processes.kill_marked()  # e.g. a task process in a group of its own
+        stragglers = processes.kill_owned()  # e.g. a task process in a group of its own
         time.sleep(0.5)
-        leftovers = marked_pids(marker)
+        leftovers = processes.owned()
         timings["stop everything"] = time.monotonic() - step
         timings["total"] = time.monotonic() - started
         print("\ndeployment test timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        if stubborn:
+            print(f"still running 10 s after SIGTERM, then SIGKILLed: {stubborn}")
         if stragglers:
             print(f"killed by PID after their process groups were stopped: {stragglers}")
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("SEGMENTS_DEPLOYMENT_KEEP"):  # to read the logs after a failure
+            print(f"kept {root} (SEGMENTS_DEPLOYMENT_KEEP)")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
         assert leftovers == [], f"processes of the deployment test still alive: {leftovers}"
 
 
@@ -355,7 +359,7 @@ def runs(deployment: Deployment) -> Runs:
             # The sandbox took the fault: the create is being held. Kill the task process itself.
             ti = api.task_instances(KILL_RETRY, run_ids[KILL_RETRY])["sync_segment"]
             assert ti["state"] == "running" and ti["try_number"] == 1 and ti["pid"], ti
-            assert ti["pid"] in marked_pids(deployment.processes.marker)  # one of ours, nobody else's
+            assert ti["pid"] in deployment.processes.owned()  # one of ours, nobody else's
             os.kill(ti["pid"], signal.SIGKILL)
             observed.killed_pid, observed.killed_at = ti["pid"], time.time()
         observed.states = {dag_id: api.run_state(dag_id, run_id) for dag_id, run_id in run_ids.items()}
@@ -525,8 +529,7 @@ def test_no_secret_in_any_log_the_metadata_db_or_the_apis_answers(runs: Runs, de
     # Every file under AIRFLOW_HOME: task and trigger logs, the components' own output, the config.
     files = leaked_secrets_in_files(deployment.home, found)
     assert files == {}, files
-    task_logs = list((deployment.home / "logs").rglob("*.log"))
-    assert len(task_logs) > 10 and any(".trigger." in p.name for p in task_logs)
+    assert len(list((deployment.home / "logs").rglob("*.log"))) > 10  # task, trigger, dag-processor logs
 
     # The metadata DB, XComs and rendered template fields included.
     dump = deployment.postgres.dump("airflow")
