@@ -1,8 +1,9 @@
 # Two commands on a fresh machine (Python 3.10+ and make):
 #   make demo   set up .venv-newest and run the example DAG in real Airflow against the local sandbox
 #   make test   set up a venv per supported Airflow (oldest and newest 3.x), run lint + the test suite in
-#               each (browser tests included), and build the docs site with warnings as errors; installs
-#               Debian's graphviz and chromium if missing (as root)
+#               each (browser tests included; the deployment test once, in newest), and build the docs
+#               site with warnings as errors; installs Debian's graphviz, chromium and postgresql if
+#               missing (as root)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -13,6 +14,10 @@ AIRFLOW_SPEC_newest := apache-airflow>=3.2.0,<4
 PIP_CONSTRAINTS_oldest := -c constraints/airflow-3.2.txt
 PIP_CONSTRAINTS_newest :=
 AIRFLOWS ?= oldest newest
+# The deployment tests (marker `deployment`: built artifacts, then the wheel in a fresh venv with
+# PostgreSQL and Airflow's separate components) run once, in the newest flavour only.
+PYTEST_MARKS_oldest := -m "not deployment"
+PYTEST_MARKS_newest :=
 PYTEST_ARGS ?=
 # This machine's pip configuration names local wheel folders that may be absent; hide that noise only.
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
@@ -45,11 +50,14 @@ test: system-deps
 	$(MAKE) --no-print-directory docs
 
 # Debian packages the docs and tests need: Graphviz's dot renders the docs' diagram; the browser
-# tests drive Chromium (Playwright's own browser download cannot work on a closed network).
+# tests drive Chromium (Playwright's own browser download cannot work on a closed network); the
+# deployment test runs a private PostgreSQL cluster (Debian keeps initdb in /usr/lib/postgresql/N/bin).
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+	  || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Please install:$$missing (apt-get install$$missing)" >&2; exit 1; fi; \
 	  echo "Installing Debian packages:$$missing"; \
@@ -71,7 +79,7 @@ test-one: .venv-$(AIRFLOW)/.installed
 	@echo "== lint and tests with $$(.venv-$(AIRFLOW)/bin/python -c 'import airflow; print("Airflow", airflow.__version__)')"
 	.venv-$(AIRFLOW)/bin/ruff check .
 	.venv-$(AIRFLOW)/bin/ruff format --check .
-	.venv-$(AIRFLOW)/bin/python -m pytest $(PYTEST_ARGS)
+	.venv-$(AIRFLOW)/bin/python -m pytest $(PYTEST_MARKS_$(AIRFLOW)) $(PYTEST_ARGS)
 
 clean:
 	rm -rf .venv-* .airflow-home .pytest_cache .ruff_cache *.egg-info docs/_build

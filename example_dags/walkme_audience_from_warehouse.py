@@ -87,7 +87,9 @@ with DAG(
         user_ids_path=audience_file,  # the path from XCom, rendered at run time
         state_path=STATE_PATH,
         retries=2,
-        retry_delay=timedelta(seconds=30),
+        # A retry must start after the failed try's requests can no longer land: longer than the
+        # connection's connect + read timeouts (10 s + 60 s by default, see docs/deploying.md).
+        retry_delay=timedelta(minutes=2),
     )
 
     wait_for_propagation = WalkMeSegmentPropagationSensor(

@@ -60,7 +60,9 @@ with DAG(
         name="{{ params.segment_name }}",
         user_ids_path="{{ ti.xcom_pull(task_ids='build_audience') }}",
         retries=2,
-        retry_delay=timedelta(seconds=10),
+        # A retry must start after the failed try's requests can no longer land: longer than the
+        # connection's connect + read timeouts (10 s + 60 s by default, see docs/deploying.md).
+        retry_delay=timedelta(minutes=2),
     )
 
     wait_for_propagation = WalkMeSegmentPropagationSensor(

@@ -25,9 +25,10 @@ Assumptions, because the document does not say (change them here if the real API
 - The order of checks: 405 wrong method, 401 token, 404 system, 415 content type, 400 body,
   404 segment.
 
-Test-only endpoints (under ``/_sandbox/walkme/``): ``POST revoke-tokens``, ``POST systems``
-(``{"guid": ...}``) and ``GET systems/{systemGuid}/segments/{segmentGuid}/users``
-(``{"userIds": [...]}``).
+Test-only endpoints (under ``/_sandbox/walkme/``): ``POST revoke-tokens``, ``GET tokens`` (every
+access token ever issued, ``{"tokens": [...]}``, so a test in another process can search its logs
+for them), ``POST systems`` (``{"guid": ...}``) and
+``GET systems/{systemGuid}/segments/{segmentGuid}/users`` (``{"userIds": [...]}``).
 """
 
 from __future__ import annotations
@@ -386,6 +387,11 @@ class WalkMeApp:
             if request.method != "POST":
                 return method_not_allowed(("POST",))
             return json_response(200, {"revoked": self.revoke_tokens()})
+        if path == "/_sandbox/walkme/tokens":
+            if request.method != "GET":
+                return method_not_allowed(("GET",))
+            with self._lock:
+                return json_response(200, {"tokens": list(self.issued_tokens)})
         if path == "/_sandbox/walkme/systems":
             if request.method == "GET":
                 return json_response(200, {"systems": self.systems()})

@@ -300,7 +300,9 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             self.defer(
                 trigger=DateTimeTrigger(moment=ready_at),
                 method_name="execute_complete",
-                timeout=deadline - now,
+                # A plain timedelta: pendulum's Interval (what subtracting its datetimes gives) fails
+                # the task supervisor's msgpack encoding, so the task could never defer.
+                timeout=timedelta(seconds=(deadline - now).total_seconds()),
             )
         return super().execute(context)
 

@@ -208,6 +208,19 @@ def test_revoked_tokens_get_401_and_a_new_token_works(sandbox: SandboxServer) ->
     assert requests.get(segments_url(sandbox), headers=second, timeout=5).status_code == 401
 
 
+def test_tokens_endpoint_lists_every_token_issued_even_after_a_revoke(sandbox: SandboxServer) -> None:
+    # A test whose Airflow runs in other processes reads them here, to search its logs for them.
+    first, second = get_token(sandbox), get_token(sandbox)
+    sandbox.walkme.revoke_tokens()
+
+    listed = requests.get(sandbox.url + "/_sandbox/walkme/tokens", timeout=5)
+
+    assert listed.status_code == 200
+    assert listed.json() == {"tokens": [first, second]}
+    assert requests.post(sandbox.url + "/_sandbox/walkme/tokens", timeout=5).status_code == 405
+    assert {entry["path"] for entry in sandbox.requests} == {TOKEN_PATH}  # control calls are not logged
+
+
 # -- segment calls ------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pendulum
 import pytest
@@ -38,6 +39,18 @@ def test_defers_to_a_time_trigger_at_changed_at_plus_window_within_the_timeout(a
     assert deferred.value.method_name == "execute_complete"
     # The trigger may not outlive the sensor's timeout (counted from the sensor's start, i.e. now).
     assert timedelta(minutes=59) < deferred.value.timeout <= timedelta(hours=1)
+
+
+def test_deferral_carries_only_types_the_task_supervisor_can_send(api):
+    # A task reports its deferral to the supervisor process in msgpack, which refuses pendulum's
+    # Interval: a timeout computed from pendulum datetimes failed every deferral in a real deployment
+    # (tests/deployment), while dag.test(), which runs in one process, passed.
+    sensor = WalkMeSegmentPropagationSensor(task_id="wait", segment_guid=GUID, deferrable=True, timeout=600)
+    started = pendulum.now("UTC")  # what Airflow gives as the task instance's start_date
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": SimpleNamespace(start_date=started)})
+    assert type(deferred.value.timeout) is timedelta
+    assert timedelta(minutes=9) < deferred.value.timeout <= timedelta(minutes=10)
 
 
 def test_deferrable_defaults_to_airflows_default_deferrable_setting(monkeypatch):
