@@ -67,8 +67,12 @@ pytestmark = pytest.mark.deployment
 DAGS = REPO / "tests" / "deployment" / "dags"
 PIPELINE = "segments_deployment_pipeline"
 KILL_RETRY = "segments_deployment_kill_retry"
+STALE = "segments_deployment_stale_write"
 ZENDESK = "zendesk_user_segments_demo"
 SECOND_SYSTEM = "0123456789abcdef0123456789abcdef"
+THIRD_SYSTEM = "fedcba9876543210fedcba9876543210"
+STALE_AUDIENCE = 3_000  # what the stale-write run syncs; the late write cuts it to STALE_LEFT
+STALE_LEFT = 100
 PROPAGATION_SECONDS = 20  # the DAG file's window
 HOLD_SECONDS = 8  # the sandbox holds the killed try's create this long
 RETRY_DELAY_SECONDS = 15  # the DAG file's retry_delay
@@ -313,7 +317,9 @@ def runs(deployment: Deployment) -> Runs:
     api, data = deployment.api, deployment.data
     (data / "pipeline.txt").write_text("".join(f"{i}\n" for i in _pipeline_ids()))
     (data / "kill-retry.txt").write_text("".join(f"{i}\n" for i in _kill_retry_ids()))
+    (data / "stale.txt").write_text("".join(f"stale{i:05d}\n" for i in range(STALE_AUDIENCE)))
     deployment.sandbox("POST", "/_sandbox/walkme/systems", json={"guid": SECOND_SYSTEM})
+    deployment.sandbox("POST", "/_sandbox/walkme/systems", json={"guid": THIRD_SYSTEM})
     # Hold the kill-retry DAG's create (and only it): the test kills the task while it is held.
     deployment.sandbox(
         "POST",
@@ -343,8 +349,18 @@ def runs(deployment: Deployment) -> Runs:
                 "system_guid": SECOND_SYSTEM,
             },
         ),
+        STALE: api.trigger(
+            STALE,
+            {
+                "segment_name": "Changed behind the gate",
+                "ids_path": str(data / "stale.txt"),
+                "state_path": str(data / "stale.snapshot"),
+                "system_guid": THIRD_SYSTEM,
+            },
+        ),
         ZENDESK: api.trigger(ZENDESK, {}),
     }
+    stale_written = False
     observed = Runs(run_ids=run_ids, states={}, sensor_states=[], sensor_triggers=[])
     deadline = time.monotonic() + RUNS_TIMEOUT
     while time.monotonic() < deadline:
@@ -362,6 +378,15 @@ def runs(deployment: Deployment) -> Runs:
             assert ti["pid"] in deployment.processes.owned()  # one of ours, nobody else's
             os.kill(ti["pid"], signal.SIGKILL)
             observed.killed_pid, observed.killed_at = ti["pid"], time.time()
+        if not stale_written:
+            stale_sensor = api.task_instances(STALE, run_ids[STALE]).get("wait_for_propagation") or {}
+            if stale_sensor.get("state") == "deferred":
+                # A killed try's late `override` lands while the sensor waits in the triggerer.
+                (segment,) = _segments(deployment, THIRD_SYSTEM)
+                _override(
+                    deployment, THIRD_SYSTEM, segment["guid"], [f"stale{i:05d}" for i in range(STALE_LEFT)]
+                )
+                stale_written = True
         observed.states = {dag_id: api.run_state(dag_id, run_id) for dag_id, run_id in run_ids.items()}
         if all(state in ("success", "failed") for state in observed.states.values()):
             break
@@ -377,7 +402,9 @@ def _task_log(deployment: Deployment, dag_id: str, run_id: str, task_id: str) ->
 
 
 def test_every_run_succeeds(runs: Runs, deployment: Deployment) -> None:
-    failed = {dag_id: state for dag_id, state in runs.states.items() if state != "success"}
+    failed = {
+        dag_id: state for dag_id, state in runs.states.items() if state != "success" and dag_id != STALE
+    }
     details = {
         dag_id: {
             t: ti["state"] for t, ti in deployment.api.task_instances(dag_id, runs.run_ids[dag_id]).items()
@@ -434,6 +461,34 @@ def _segments(deployment: Deployment, system_guid: str) -> list[dict[str, Any]]:
     )
     answer.raise_for_status()
     return answer.json()
+
+
+def _override(deployment: Deployment, system_guid: str, segment_guid: str, user_ids: list[str]) -> None:
+    token = requests.post(
+        f"{deployment.sandbox_url}/accounts/connect/token",
+        data={"grant_type": "client_credentials"},
+        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        timeout=30,
+    ).json()["access_token"]
+    requests.put(
+        f"{deployment.sandbox_url}/public/v1/user/system/{system_guid}/segment/{segment_guid}",
+        json={"action": "override", "userIds": user_ids},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ).raise_for_status()
+
+
+def test_a_write_behind_the_gates_back_stops_the_content(runs: Runs, deployment: Deployment) -> None:
+    """The sync left 3,000 members; a late override cut them to 100 during the window: the sensor
+    fails with both counts and the content task never runs (without the gate it would publish)."""
+    api, run_id = deployment.api, runs.run_ids[STALE]
+    tis = api.task_instances(STALE, run_id)
+    assert runs.states[STALE] == "failed", {task: ti["state"] for task, ti in tis.items()}
+    assert tis["sync_segment"]["state"] == "success"
+    assert tis["wait_for_propagation"]["state"] == "failed"
+    assert tis["publish_content"]["state"] == "upstream_failed"
+    log = _task_log(deployment, STALE, run_id, "wait_for_propagation").read_text()
+    assert f"lists {STALE_LEFT:,} members" in log and f"not the {STALE_AUDIENCE:,}" in log
 
 
 def _members(deployment: Deployment, system_guid: str, segment_guid: str) -> list[str]:
