@@ -97,6 +97,9 @@ def provider_worker(argv: list[str]) -> None:
     parser.add_argument("--tracemalloc-out")
     args = parser.parse_args(argv)
 
+    import requests  # noqa: F401 - imports are outside the clock, as in the baseline (which imports it
+
+    # at its top); the provider imports requests on first use, so that DAG parsing never pays for it.
     from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 
     operator = WalkMeSyncSegmentOperator(
