@@ -47,34 +47,11 @@ def zendesk_conn_json(
 
 
 def sandbox_conn_env(url: str, **extra: object) -> dict[str, str]:
-    """AIRFLOW_CONN_* values pointing both default connections at a sandbox, with fast retries."""
-    from airflow_provider_segments.sandbox import (
-        SANDBOX_CLIENT_ID,
-        SANDBOX_CLIENT_SECRET,
-        SANDBOX_SYSTEM_GUID,
-        SANDBOX_ZENDESK_API_TOKEN,
-        SANDBOX_ZENDESK_EMAIL,
-    )
+    """AIRFLOW_CONN_* values pointing both default connections at a sandbox, with fast retries (the
+    testing kit's own helper, which users' DAG tests call too)."""
+    from airflow_provider_segments.sandbox.pytest_plugin import sandbox_connection_env
 
-    fast = {"backoff_initial": 0.01, "backoff_max": 0.05, **extra}
-    walkme = {
-        "conn_type": "walkme",
-        "host": url,
-        "login": SANDBOX_CLIENT_ID,
-        "password": SANDBOX_CLIENT_SECRET,
-        "extra": {"system_guid": SANDBOX_SYSTEM_GUID, **fast},
-    }
-    zendesk = {
-        "conn_type": "zendesk_help_center",
-        "host": url,
-        "login": SANDBOX_ZENDESK_EMAIL,
-        "password": SANDBOX_ZENDESK_API_TOKEN,
-        "extra": {"auth_type": "api_token", **fast},
-    }
-    return {
-        "AIRFLOW_CONN_WALKME_DEFAULT": json.dumps(walkme),
-        "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT": json.dumps(zendesk),
-    }
+    return sandbox_connection_env(url, **{"backoff_initial": 0.01, "backoff_max": 0.05, **extra})
 
 
 #: Airflow's own supervisor prints the secrets a task registers with the masker at DEBUG
