@@ -330,34 +330,20 @@ def runs(deployment: Deployment) -> Runs:
             "delay": HOLD_SECONDS,
         },
     )
+
+    def sync_run(dag_id: str, segment_name: str, stem: str, system_guid: str) -> str:
+        params = {
+            "segment_name": segment_name,
+            "ids_path": str(data / f"{stem}.txt"),
+            "state_path": str(data / f"{stem}.snapshot"),
+            "system_guid": system_guid,
+        }
+        return api.trigger(dag_id, params)
+
     run_ids = {
-        PIPELINE: api.trigger(
-            PIPELINE,
-            {
-                "segment_name": "Deployed audience",
-                "ids_path": str(data / "pipeline.txt"),
-                "state_path": str(data / "pipeline.snapshot"),
-                "system_guid": SANDBOX_SYSTEM_GUID,
-            },
-        ),
-        KILL_RETRY: api.trigger(
-            KILL_RETRY,
-            {
-                "segment_name": "Killed and retried",
-                "ids_path": str(data / "kill-retry.txt"),
-                "state_path": str(data / "kill-retry.snapshot"),
-                "system_guid": SECOND_SYSTEM,
-            },
-        ),
-        STALE: api.trigger(
-            STALE,
-            {
-                "segment_name": "Changed behind the gate",
-                "ids_path": str(data / "stale.txt"),
-                "state_path": str(data / "stale.snapshot"),
-                "system_guid": THIRD_SYSTEM,
-            },
-        ),
+        PIPELINE: sync_run(PIPELINE, "Deployed audience", "pipeline", SANDBOX_SYSTEM_GUID),
+        KILL_RETRY: sync_run(KILL_RETRY, "Killed and retried", "kill-retry", SECOND_SYSTEM),
+        STALE: sync_run(STALE, "Changed behind the gate", "stale", THIRD_SYSTEM),
         ZENDESK: api.trigger(ZENDESK, {}),
     }
     stale_written = False
@@ -447,16 +433,19 @@ def test_sensor_defers_to_the_triggerer_and_the_downstream_task_runs_after_the_w
     }
 
 
-def _segments(deployment: Deployment, system_guid: str) -> list[dict[str, Any]]:
-    token = requests.post(
+def _sandbox_token(deployment: Deployment) -> str:
+    return requests.post(
         f"{deployment.sandbox_url}/accounts/connect/token",
         data={"grant_type": "client_credentials"},
         auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
         timeout=30,
     ).json()["access_token"]
+
+
+def _segments(deployment: Deployment, system_guid: str) -> list[dict[str, Any]]:
     answer = requests.get(
         f"{deployment.sandbox_url}/public/v1/user/system/{system_guid}/segment",
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {_sandbox_token(deployment)}"},
         timeout=30,
     )
     answer.raise_for_status()
@@ -464,16 +453,10 @@ def _segments(deployment: Deployment, system_guid: str) -> list[dict[str, Any]]:
 
 
 def _override(deployment: Deployment, system_guid: str, segment_guid: str, user_ids: list[str]) -> None:
-    token = requests.post(
-        f"{deployment.sandbox_url}/accounts/connect/token",
-        data={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
-        timeout=30,
-    ).json()["access_token"]
     requests.put(
         f"{deployment.sandbox_url}/public/v1/user/system/{system_guid}/segment/{segment_guid}",
         json={"action": "override", "userIds": user_ids},
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {_sandbox_token(deployment)}"},
         timeout=30,
     ).raise_for_status()
 
