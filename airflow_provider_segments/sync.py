@@ -59,9 +59,9 @@ class SegmentsApi(Protocol):
     max_ids_per_request: int
     log: Any
 
-    def list_segments(self, system_guid: str | None = None) -> list[dict[str, Any]]: ...
-
     def get_segment(self, segment_guid: str, system_guid: str | None = None) -> dict[str, Any] | None: ...
+
+    def find_segments_by_name(self, name: str, system_guid: str | None = None) -> list[dict[str, Any]]: ...
 
     def post_segment(
         self, system: str, name: str, user_ids: list[str], external_id: str | None
@@ -259,7 +259,7 @@ def find_by_name(
     :raises SegmentExistsError: the name is taken by a segment this task did not create and
         ``if_exists="error"``.
     """
-    matches = [seg for seg in api.list_segments(system) if seg["name"] == name]
+    matches = api.find_segments_by_name(name, system)
     if not matches:
         return None
     own = [seg for seg in matches if creation_token and seg.get("external_id") == creation_token]
@@ -397,7 +397,7 @@ def _post_create(
 
 
 def _landed(api: SegmentsApi, system: str, name: str, external_id: str, token: str) -> dict[str, Any] | None:
-    matches = [seg for seg in api.list_segments(system) if seg["name"] == name]
+    matches = api.find_segments_by_name(name, system)
     mine = [seg for seg in matches if seg.get("external_id") in (external_id, token)]
     if len(mine) == 1 or (not mine and len(matches) == 1):
         return (mine or matches)[0]
