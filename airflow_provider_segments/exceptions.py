@@ -84,3 +84,22 @@ class PartialUpdateError(SegmentsError):
         self.total_chunks = total_chunks
         self.applied_ids = applied_ids
         self.total_ids = total_ids
+
+
+class MembershipMismatchError(SegmentsError):
+    """After a change, the platform lists another member count than the change was to leave.
+
+    Retried like a network error: the next try (or run) syncs the whole membership again.
+
+    :param listed_count: the member count the platform lists.
+    :param expected_count: the count the change was to leave (``None`` where only a bound applied).
+    """
+
+    def __init__(self, message: str, *, listed_count: int | None, expected_count: int | None) -> None:
+        super().__init__(message)
+        self.listed_count = listed_count
+        self.expected_count = expected_count
+
+
+class SegmentsBusyError(SegmentsError):
+    """Another sync of the same ``state_path`` is running (it holds the lease); nothing was sent."""

@@ -157,7 +157,7 @@ def _tracemalloc_checkpoints(out: str | None) -> Iterator[None]:
         return
     import tracemalloc
 
-    from airflow_provider_segments import sync
+    from airflow_provider_segments.membership import engine, state
 
     lines: list[str] = []
 
@@ -178,9 +178,9 @@ def _tracemalloc_checkpoints(out: str | None) -> Iterator[None]:
 
         setattr(owner, name, wrapper)
 
-    wrap(sync, "full_plan", "ids read, before the full plan")
-    wrap(sync, "delta_plan", "ids read, before the delta plan")
-    wrap(sync.StateStore, "write_snapshot", "requests sent, before the snapshot is written")
+    wrap(engine, "full_plan", "ids read, before the full plan")
+    wrap(engine, "delta_plan", "ids read, before the delta plan")
+    wrap(state.StateStore, "write_snapshot", "requests sent, before the snapshot is written")
     tracemalloc.start()
     try:
         yield

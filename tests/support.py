@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 WALKME_TEST_URL = "https://walkme.test"
 WALKME_SYSTEM = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
@@ -82,3 +84,81 @@ def leaked_secrets_in_files(root, secrets: list[str], skip: tuple[str, ...] = ()
         if hits:
             found[str(path)] = hits
     return found
+
+
+class WalkMeSegmentMock:
+    """One WalkMe segment as requests-mock routes (list, create, update, delete) whose listed
+    ``usersCount`` follows the writes, so the read-back after a change sees what was sent.
+
+    ``members`` is its membership, ``name`` its listed name; ``updated`` is the PUT callback (for a
+    response list that fails first, then answers as the segment would).
+    """
+
+    def __init__(self, requests_mock: Any, segments_url: str, guid: str, name: str) -> None:
+        self.mock, self.guid, self.name = requests_mock, guid, name
+        self.members: dict[str, None] = {}
+        requests_mock.get(segments_url, json=self.listed)
+        requests_mock.post(segments_url, json=self.created)
+        requests_mock.put(f"{segments_url}/{guid}", json=self.updated)
+        requests_mock.delete(f"{segments_url}/{guid}", status_code=204)
+
+    def __getattr__(self, name: str) -> Any:  # request_history, get, put... of the mocker
+        return getattr(self.mock, name)
+
+    def listed(self, request: Any, context: Any) -> list[dict[str, Any]]:
+        return [{"guid": self.guid, "name": self.name, "usersCount": len(self.members)}]
+
+    def created(self, request: Any, context: Any) -> dict[str, Any]:
+        self.members = dict.fromkeys(request.json()["userIds"])
+        context.status_code = 201
+        return {"guid": self.guid, "name": self.name, "usersCount": len(self.members)}
+
+    def updated(self, request: Any, context: Any) -> dict[str, Any]:
+        body = request.json()
+        if body["action"] == "override":
+            self.members = {}
+        for user_id in body["userIds"]:
+            if body["action"] == "remove":
+                self.members.pop(user_id, None)
+            else:
+                self.members[user_id] = None
+        return {"guid": self.guid, "name": self.name}
+
+
+class ZendeskSegmentStore:
+    """``GET``/``PUT`` of ``/user_segments/<id>.json`` (and a create) on an in-memory store, so the
+    read-back after a change sees what was sent."""
+
+    def __init__(self, requests_mock: Any, base: str, *segments: dict[str, Any]) -> None:
+        self.url = re.compile(rf"{re.escape(base)}/user_segments/(\d+)\.json")
+        self.segments = {s["id"]: dict(s) for s in segments}
+        requests_mock.get(self.url, json=self.get)
+        requests_mock.put(self.url, json=self.put)
+
+    def _id(self, request: Any) -> int:
+        return int(self.url.search(request.url).group(1))
+
+    def _new(self, id_: int) -> dict[str, Any]:
+        return {"id": id_, "name": "VIP", "user_type": "staff", "built_in": False}
+
+    def get(self, request: Any, context: Any) -> dict[str, Any]:
+        found = self.segments.get(self._id(request))
+        if found is None:
+            context.status_code, context.reason = 404, "Not Found"
+            return {"error": "RecordNotFound"}
+        return {"user_segment": found}
+
+    def put(self, request: Any, context: Any) -> dict[str, Any]:
+        found = self.segments.setdefault(self._id(request), self._new(self._id(request)))
+        found.update(request.json()["user_segment"])
+        return {"user_segment": found}
+
+    def create(self, id_: int) -> Any:
+        """A POST callback that creates segment ``id_`` from the body."""
+
+        def created(request: Any, context: Any) -> dict[str, Any]:
+            context.status_code = 201
+            self.segments[id_] = {**self._new(id_), **request.json()["user_segment"]}
+            return {"user_segment": self.segments[id_]}
+
+        return created

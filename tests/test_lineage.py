@@ -10,7 +10,7 @@ import sys
 import pytest
 from airflow.sdk import Asset
 from airflow.sdk.lineage import HookLineageCollector
-from support import ZENDESK_TEST_URL, sandbox_conn_env
+from support import ZENDESK_TEST_URL, ZendeskSegmentStore, sandbox_conn_env
 
 from airflow_provider_segments._compat import ObjectStoragePath
 from airflow_provider_segments.assets import walkme_segment_asset, zendesk_user_segment_asset
@@ -122,10 +122,8 @@ def test_a_dry_run_reports_nothing_it_did_not_write(sandbox, collector, tmp_path
 
 def test_zendesk_create_and_update_report_the_user_segment(requests_mock, zendesk_conn, collector):
     base = f"{ZENDESK_TEST_URL}/api/v2/help_center"
-    segment = {"id": 5, "name": "VIP", "user_type": "staff", "built_in": False}
     requests_mock.get(f"{base}/user_segments.json", json={"user_segments": [], "meta": {"has_more": False}})
-    requests_mock.post(f"{base}/user_segments.json", status_code=201, json={"user_segment": segment})
-    requests_mock.put(f"{base}/user_segments/5.json", json={"user_segment": segment})
+    requests_mock.post(f"{base}/user_segments.json", json=ZendeskSegmentStore(requests_mock, base).create(5))
     ZendeskCreateUserSegmentOperator(task_id="c", name="VIP", user_type="staff").execute({})
     update = ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=5, tags=["vip"])
     update.execute({})

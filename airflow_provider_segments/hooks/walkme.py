@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Any, Literal
 
-from airflow_provider_segments import sync
+from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
     SegmentsConfigError,
     SegmentsError,
-    SegmentsNotFoundError,
-    SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks._connection import parse_base_url
 from airflow_provider_segments.ids import preview
-from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 
 #: Limits stated by the Segments API document.
 MAX_IDS_PER_REQUEST = 25_000
@@ -44,8 +43,6 @@ SEGMENTS_PATH = "/public/v1/user/system/{system_guid}/segment"
 #: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
 #: lifetime, so that a short-lived token is still reused).
 TOKEN_REFRESH_MARGIN = 300
-#: DELETE attempts whose outcome is unknown before giving up (each followed by a lookup).
-DELETE_ATTEMPTS = 3
 
 UpdateAction = Literal["add", "remove", "override"]
 UPDATE_ACTIONS: tuple[str, ...] = ("add", "remove", "override")
@@ -132,7 +129,7 @@ class WalkMeHook(SegmentsHook):
     conn_type = "walkme"
     hook_name = "WalkMe"
     platform = "WalkMe"
-    #: WalkMe's limit of ids in one request (the sync module chunks to it).
+    #: WalkMe's limit of ids in one request (the membership engine chunks to it).
     max_ids_per_request = MAX_IDS_PER_REQUEST
 
     def __init__(self, walkme_conn_id: str = default_conn_name, **kwargs: Any) -> None:
@@ -272,7 +269,7 @@ class WalkMeHook(SegmentsHook):
                 return seg
         return None
 
-    # -- plain API calls (the sync module builds membership changes out of these) ----------------
+    # -- plain API calls (the membership engine builds changes out of these)  ----------------
     def post_segment(
         self, system: str, name: str, user_ids: list[str], external_id: str | None = None
     ) -> dict[str, Any]:
@@ -290,8 +287,15 @@ class WalkMeHook(SegmentsHook):
             segment["segment_guid"] = validate_segment_guid(segment["segment_guid"])
         return segment
 
-    def put_users(self, system: str, segment_guid: str, action: str, user_ids: list[str]) -> None:
-        """PUT one ``add``/``remove``/``override`` of at most 25,000 ids (idempotent: safe to retry)."""
+    def put_users(
+        self, system: str, segment_guid: str, action: str, user_ids: list[str], *, idempotent: bool = True
+    ) -> None:
+        """PUT one ``add``/``remove``/``override`` of at most 25,000 ids.
+
+        :param idempotent: let the HTTP client retry it when its outcome is unknown (right for one
+            write on its own; the membership engine sends an ``override`` followed by other writes
+            with ``False`` and handles the unknown outcome itself).
+        """
         if len(user_ids) > self.max_ids_per_request:
             raise SegmentsValidationError(
                 f"{len(user_ids):,} ids in one request; WalkMe allows {self.max_ids_per_request:,}."
@@ -300,13 +304,20 @@ class WalkMeHook(SegmentsHook):
             "PUT",
             f"{SEGMENTS_PATH.format(system_guid=system)}/{segment_guid}",
             json_body={"action": action, "userIds": user_ids},
+            idempotent=idempotent,
         )
+
+    @property
+    def late_write_grace(self) -> float:
+        """Seconds after which a write whose answer was lost is taken to have landed or died: twice
+        the read timeout, on top of the read timeout the lost attempt already waited."""
+        return 2 * self.client.timeout[1]
 
     def sleep(self, seconds: float) -> None:
         """Wait (through the client, so tests can make it instant)."""
         self.client.sleep(seconds)
 
-    # -- membership changes (delegated to the sync module) -------------------------------------
+    # -- membership changes (delegated to the membership engine) -------------------------------------
     def create_segment(
         self,
         name: str,
@@ -318,6 +329,7 @@ class WalkMeHook(SegmentsHook):
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
         creation_token: str | None = None,
+        created_after: datetime | None = None,
     ) -> dict[str, Any]:
         """Create a segment holding exactly ``user_ids``; safe to retry.
 
@@ -333,15 +345,18 @@ class WalkMeHook(SegmentsHook):
             more than this share of the members it lists (``None``: no limit).
         :param creation_token: marks the segments this task creates (the operators derive it from
             the DAG run and task); default: a new token per call.
+        :param created_after: when this DAG run started: with ``external_id``, a segment of this name
+            and external id created since then is this task's own (an earlier try's).
         :return: ``segment_guid``, ``name``, ``system_guid``, ``external_id``, ``user_count``,
-            ``requests`` (write requests sent), ``created`` and ``changed_at`` (ISO-8601 UTC).
+            ``requests`` (write requests sent), ``created``, ``changed_at`` (ISO-8601 UTC), and the
+            read-back: ``listed_user_count`` and ``verified`` (``False`` where WalkMe lists no count).
         """
         validate_segment_name(name)
         check_if_exists(if_exists)
         if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
             raise SegmentsValidationError(f"external_id {preview(external_id)} must be a non-empty string.")
         guards = Guards(allow_empty, max_removal_fraction)
-        result = sync.create_segment(
+        result = membership.create_segment(
             self,
             self.resolve_system_guid(system_guid),
             name,
@@ -350,6 +365,7 @@ class WalkMeHook(SegmentsHook):
             external_id=external_id,
             if_exists=if_exists,
             creation_token=creation_token,
+            created_after=created_after,
             guards=guards,
         )
         return self._reported(user_ids, result)
@@ -371,13 +387,16 @@ class WalkMeHook(SegmentsHook):
         remove more than ``max_removal_fraction`` of the members WalkMe lists, is refused unless
         allowed. Validated before the first request.
 
+        After the change the segment is read back: an ``override`` must list exactly as many members
+        as ``user_ids`` holds, an ``add`` at least that many, else :class:`MembershipMismatchError`.
+
         :return: ``segment_guid``, ``system_guid``, ``action``, ``user_count``, ``requests``,
-            ``changed_at``.
+            ``changed_at``, ``listed_user_count``, ``verified``.
         """
         guid = validate_segment_guid(segment_guid)
         validate_update_action(action)
         guards = Guards(allow_empty, max_removal_fraction)
-        result = sync.update_segment(
+        result = membership.update_segment(
             self,
             self.resolve_system_guid(system_guid),
             guid,
@@ -401,27 +420,31 @@ class WalkMeHook(SegmentsHook):
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
         creation_token: str | None = None,
+        created_after: datetime | None = None,
     ) -> dict[str, Any]:
         """Make a segment's membership equal ``user_ids``, sending only the difference when possible.
 
         With a snapshot at ``state_path`` (written by the last successful sync of the same segment)
-        only ``add`` chunks for new ids and ``remove`` chunks for gone ones are sent ("delta");
-        otherwise the segment is created, or overridden in chunks ("full"). The segment is
-        ``segment_guid``, else the one named ``name`` (created when absent). ``dry_run`` logs the
-        plan after read-only calls and writes nothing. What the snapshot and its journal promise:
-        :mod:`airflow_provider_segments.sync`.
+        that WalkMe's listed member count and update time still agree with, only ``add`` chunks for
+        new ids and ``remove`` chunks for gone ones are sent ("delta"); otherwise the segment is
+        created, or overridden in chunks ("full"). After the writes the segment is read back and must
+        list exactly as many members as the input holds. The segment is ``segment_guid``, else the
+        one named ``name`` (created when absent). ``dry_run`` logs the plan after read-only calls
+        and writes nothing. What the snapshot, journal and lease promise:
+        :mod:`airflow_provider_segments.membership.state`.
 
         :return: ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged`` (``None`` when
             unknown), ``requests`` (write requests), ``user_count``, ``segment_guid``,
             ``system_guid``, ``name``, ``changed_at`` (of the last change that sent anything),
-            ``dry_run``.
+            ``dry_run``, ``listed_user_count`` (the count WalkMe lists after the change) and
+            ``verified`` (``False`` where WalkMe lists no count, or on a dry run).
         """
         if segment_guid is not None:
             segment_guid = validate_segment_guid(segment_guid)
         if name is not None:
             validate_segment_name(name)
         guards = Guards(allow_empty, max_removal_fraction)
-        result = sync.sync_segment(
+        result = membership.sync_segment(
             self,
             self.resolve_system_guid(system_guid),
             user_ids,
@@ -432,6 +455,7 @@ class WalkMeHook(SegmentsHook):
             full_refresh=full_refresh,
             dry_run=dry_run,
             creation_token=creation_token,
+            created_after=created_after,
             guards=guards,
         )
         return self._reported(user_ids, result)
@@ -451,32 +475,21 @@ class WalkMeHook(SegmentsHook):
         DELETE is not in WalkMe's Segments API document; this assumes
         ``DELETE .../segment/{segmentGuid}`` as the natural counterpart of update. When an attempt's
         outcome is unknown (a lost response, a 5xx), the segment is looked up before trying again,
-        so a delete that landed is reported as done, not as "not found".
+        so a delete that landed is reported as done, not as "not found"
+        (:func:`~airflow_provider_segments.membership.writes.delete_confirmed`).
         """
         guid = validate_segment_guid(segment_guid)
         system = self.resolve_system_guid(system_guid)
         path = f"{SEGMENTS_PATH.format(system_guid=system)}/{guid}"
-        for _attempt in range(DELETE_ATTEMPTS):
-            try:
-                # Not retried blindly: a retry after a delete that landed would answer 404.
-                self._call("DELETE", path, idempotent=False)
-            except SegmentsNotFoundError:
-                if not missing_ok:
-                    raise
-                self.log.info("WalkMe segment %s was already gone from system %s.", guid, system)
-                return guid
-            except SegmentsUnknownOutcomeError as err:
-                if self.get_segment(guid, system) is None:
-                    self.log.info("WalkMe segment %s is gone: the delete landed (%s).", guid, err)
-                    return guid
-                self.log.warning("%s; segment %s is still listed, deleting it again.", err, guid)
-                continue
-            self.log.info("Deleted WalkMe segment %s from system %s.", guid, system)
-            return guid
-        raise SegmentsError(
-            f"WalkMe segment {guid} is still listed in system {system} after {DELETE_ATTEMPTS} delete "
-            "attempts whose outcome was unknown; rerun the task."
+        membership.delete_confirmed(
+            # Not retried blindly: a retry after a delete that landed would answer 404.
+            delete=lambda: self._call("DELETE", path, idempotent=False),
+            still_listed=lambda: self.get_segment(guid, system) is not None,
+            what=f"WalkMe segment {guid} of system {system}",
+            missing_ok=missing_ok,
+            log=self.log,
         )
+        return guid
 
     def check_connection(self) -> str:
         """Fetch a token (and list the default system's segments, if one is set)."""

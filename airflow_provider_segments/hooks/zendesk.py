@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_segments.exceptions import (
-    SegmentExistsError,
+    MembershipMismatchError,
     SegmentsApiError,
     SegmentsAuthError,
     SegmentsConfigError,
     SegmentsError,
     SegmentsNotFoundError,
-    SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks._connection import parse_base_url
 from airflow_provider_segments.ids import as_list, preview
+from airflow_provider_segments.membership.writes import (
+    Creation,
+    CreationMark,
+    delete_confirmed,
+    existing_segment,
+    post_once,
+)
 
 API_PREFIX = "/api/v2/help_center"
 USER_SEGMENTS_PATH = f"{API_PREFIX}/user_segments.json"
@@ -313,12 +320,18 @@ class ZendeskHelpCenterHook(SegmentsHook):
         or_tags: list[str] | None = None,
         added_user_ids: list[int] | None = None,
         if_exists: str = "update",
+        created_after: datetime | None = None,
     ) -> dict[str, Any]:
         """Create a custom user segment; a retried task never creates a duplicate.
 
         A custom segment with the same name is refused with ``if_exists="error"``; with ``"update"``
         (the default) it is made equal to what this create would make: the list fields left out
-        (``None``) are cleared, and the criteria that change are logged (before -> after).
+        (``None``) are cleared, and the criteria that change are logged (before -> after). The
+        create follows the same rules as WalkMe's (:mod:`airflow_provider_segments.membership.writes`):
+        the name is looked up first, an unanswered create is looked for during a grace period and
+        never resent, and a segment of this name created after ``created_after`` (when this DAG run
+        started) is this task's own, even with ``if_exists="error"``. The segment is read back
+        afterwards and must list the criteria sent.
         """
         check_if_exists(if_exists)
         fields = {
@@ -331,31 +344,30 @@ class ZendeskHelpCenterHook(SegmentsHook):
             "added_user_ids": added_user_ids,
         }
         body = build_user_segment_payload(fields, creating=True)
-        existing = self._find_custom_by_name(name)
+        creation = Creation(
+            platform=self.platform,
+            kind="Zendesk user segment",
+            name=name,
+            where="in the Help Center",
+            mark=CreationMark(created_after=created_after),
+            find=lambda: [s for s in self.iter_user_segments(built_in=False) if s.get("name") == name],
+            post=lambda: _unwrap(
+                self._call("POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False),
+                USER_SEGMENTS_PATH,
+            ),
+            segment_id=lambda segment: segment.get("id"),
+            sleep=self.client.sleep,
+            log=self.log,
+            advice="Use ZendeskUpdateUserSegmentOperator, or if_exists='update'.",
+        )
+        existing = existing_segment(creation, if_exists)
         if existing is not None:
-            if if_exists == "error":
-                raise SegmentExistsError(
-                    f"A Zendesk user segment named {name!r} already exists (id {existing['id']}) and "
-                    "if_exists='error'."
-                )
             return self._replace(existing, body, "already exists")
-        try:
-            created = self._call(
-                "POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False
-            )
-        except SegmentsUnknownOutcomeError as err:
-            self.log.warning(
-                "%s. Checking whether user segment %r was created before trying again.", err, name
-            )
-            existing = self._find_custom_by_name(name)
-            if existing is not None:
-                return self._replace(existing, body, "exists after the unanswered create")
-            created = self._call(
-                "POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False
-            )
-        segment = _unwrap(created, USER_SEGMENTS_PATH)
+        segment, unconfirmed = post_once(creation)
+        if unconfirmed:  # the lost create's content is not known for sure: make it exact
+            return self._replace(segment, body, "exists after the unanswered create")
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
-        return self._reported(segment)
+        return self._reported(self._verified(segment["id"], body))
 
     def _replace(self, existing: dict[str, Any], body: dict[str, Any], reason: str) -> dict[str, Any]:
         """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
@@ -373,16 +385,6 @@ class ZendeskHelpCenterHook(SegmentsHook):
             "criteria changed: " + "; ".join(changes) if changes else "no criteria change",
         )
         return self._put(existing["id"], full)
-
-    def _find_custom_by_name(self, name: str) -> dict[str, Any] | None:
-        matches = [s for s in self.iter_user_segments(built_in=False) if s.get("name") == name]
-        if len(matches) > 1:
-            ids = ", ".join(str(s.get("id")) for s in matches)
-            raise SegmentsError(
-                f"{len(matches)} Zendesk user segments are named {name!r} (ids {ids}); refusing to guess "
-                "which one to update. Update one by id."
-            )
-        return matches[0] if matches else None
 
     def update_user_segment(
         self,
@@ -421,9 +423,32 @@ class ZendeskHelpCenterHook(SegmentsHook):
             )
         except SegmentsAuthError as err:
             raise self._built_in_refusal(err, segment_id, "update") from err
-        segment = _unwrap(answer, USER_SEGMENT_PATH)
+        _unwrap(answer, USER_SEGMENT_PATH)
         self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
-        return self._reported(segment)
+        return self._reported(self._verified(segment_id, body))
+
+    def _verified(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Read the segment back and compare every field sent with what Zendesk lists.
+
+        :raises MembershipMismatchError: a field differs (another client changed it meanwhile, or a
+            late write landed); the task fails instead of reporting a change that did not hold.
+        """
+        listed = self.get_user_segment(segment_id)
+        differences = [
+            f"{field} {_show(listed.get(field))} (sent {_show(value)})"
+            for field, value in body.items()
+            if not _same(listed.get(field), value)
+        ]
+        if differences:
+            raise MembershipMismatchError(
+                f"After the change, Zendesk lists user segment {segment_id} with "
+                f"{'; '.join(differences)}. Someone changed it meanwhile, or a late write landed; the "
+                "task fails so that this is not reported as success. Rerun it.",
+                listed_count=None,
+                expected_count=None,
+            )
+        self.log.info("Read back Zendesk user segment %s: it lists the criteria sent.", segment_id)
+        return listed
 
     def _reported(self, segment: dict[str, Any]) -> dict[str, Any]:
         """Report a created or updated segment to Airflow's hook lineage as an output."""
@@ -435,32 +460,31 @@ class ZendeskHelpCenterHook(SegmentsHook):
     def delete_user_segment(self, user_segment_id: int | str, missing_ok: bool = True) -> int:
         """Delete a user segment; one already gone counts as deleted unless ``missing_ok=False``.
 
-        With ``missing_ok=False`` the segment is looked up first (a 404 there fails the call). The
-        DELETE is retried after a lost answer or a 5xx, and a retry then meets a 404 when an earlier
-        attempt did delete it: as the segment existed a moment before, that 404 counts as deleted.
+        The same rule as WalkMe's (:func:`~airflow_provider_segments.membership.writes.delete_confirmed`):
+        the DELETE is not retried blindly; when its outcome is unknown the segment is looked up, and
+        one that is gone was deleted.
         """
         segment_id = validate_user_segment_id(user_segment_id)
         self._refuse_built_in(segment_id, "delete")
-        if not missing_ok:
-            self.get_user_segment(segment_id)  # SegmentsNotFoundError when it does not exist
-            self._refuse_built_in(segment_id, "delete")
+        path = USER_SEGMENT_PATH.format(id=segment_id)
         try:
-            self._call("DELETE", USER_SEGMENT_PATH.format(id=segment_id))
-        except SegmentsNotFoundError:
-            if missing_ok:
-                self.log.info("Zendesk user segment %s was already gone.", segment_id)
-            else:
-                self.log.warning(
-                    "Zendesk answered 404 to the DELETE of user segment %s, which existed a moment "
-                    "before: an earlier attempt of this DELETE (whose answer was lost) or another "
-                    "client deleted it; counting it as deleted.",
-                    segment_id,
-                )
+            delete_confirmed(
+                delete=lambda: self._call("DELETE", path, idempotent=False),
+                still_listed=lambda: self._exists(segment_id),
+                what=f"Zendesk user segment {segment_id}",
+                missing_ok=missing_ok,
+                log=self.log,
+            )
         except SegmentsAuthError as err:
             raise self._built_in_refusal(err, segment_id, "delete") from err
-        else:
-            self.log.info("Deleted Zendesk user segment %s.", segment_id)
         return segment_id
+
+    def _exists(self, segment_id: int) -> bool:
+        try:
+            self.get_user_segment(segment_id)
+        except SegmentsNotFoundError:
+            return False
+        return True
 
     def _refuse_built_in(self, segment_id: int, verb: str) -> None:
         if segment_id in self._built_in_ids:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any, ClassVar
 
 from airflow_provider_segments._compat import AirflowFailException, Context
@@ -38,6 +39,14 @@ def fail_fast_on_bad_input() -> Iterator[None]:
         yield
     except (SegmentsValidationError, SegmentsConfigError, SegmentExistsError) as err:
         raise AirflowFailException(str(err)) from err
+
+
+def run_started_at(context: Context) -> datetime | None:
+    """When this DAG run started (the same for every try of a task): a segment a create finds that
+    was made since then, with this task's name (and external id), is an earlier try's own."""
+    dag_run = context.get("dag_run") if hasattr(context, "get") else None
+    started = getattr(dag_run, "start_date", None)
+    return started if isinstance(started, datetime) else None
 
 
 def may_hold_jinja(value: str) -> bool:

@@ -16,13 +16,14 @@ from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.walkme import WalkMeHook, validate_update_action
 from airflow_provider_segments.ids import IdSource
+from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.operators._base import (
     LiteralIdsRenderingMixin,
     check_unless_templated,
     coerce_bool,
     fail_fast_on_bad_input,
+    run_started_at,
 )
-from airflow_provider_segments.sync import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 
 
 class _WalkMeOperator(LiteralIdsRenderingMixin, BaseOperator):
@@ -191,6 +192,7 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
                 external_id=self.external_id,
                 if_exists=self.if_exists,
                 creation_token=creation_token(context),
+                created_after=run_started_at(context),
                 **self.guard_kwargs(),
             )
         verb = "Created" if result["created"] else "Updated existing"
@@ -359,6 +361,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
                 full_refresh=self.full_refresh,
                 dry_run=self.dry_run,
                 creation_token=creation_token(context),
+                created_after=run_started_at(context),
                 **self.guard_kwargs(),
             )
         return self.done(result)

@@ -18,6 +18,7 @@ from airflow_provider_segments.operators._base import (
     check_unless_templated,
     coerce_bool,
     fail_fast_on_bad_input,
+    run_started_at,
 )
 
 _SEGMENT_FIELDS = ("name", "user_type", "group_ids", "organization_ids", "tags", "or_tags", "added_user_ids")
@@ -110,7 +111,9 @@ class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            segment = self.hook.create_user_segment(**self._segment_fields(), if_exists=self.if_exists)
+            segment = self.hook.create_user_segment(
+                **self._segment_fields(), if_exists=self.if_exists, created_after=run_started_at(context)
+            )
         return self.done(segment)
 
 

@@ -9,7 +9,14 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs
 
 import pytest
-from support import WALKME_CLIENT_ID, WALKME_CLIENT_SECRET, WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
+from support import (
+    WALKME_CLIENT_ID,
+    WALKME_CLIENT_SECRET,
+    WALKME_SYSTEM,
+    WALKME_TEST_URL,
+    WalkMeSegmentMock,
+    walkme_conn_json,
+)
 
 from airflow_provider_segments.exceptions import (
     PartialUpdateError,
@@ -43,13 +50,10 @@ def hook(walkme_conn: str) -> WalkMeHook:
 
 @pytest.fixture
 def api(requests_mock):
-    """The WalkMe endpoints as requests-mock routes, with a token and one empty system."""
+    """The WalkMe endpoints as requests-mock routes, with a token and one segment ``n`` (GUID) whose
+    listed ``usersCount`` follows the writes, so the read-back after a change sees what was sent."""
     requests_mock.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 86400, "token_type": "Bearer"})
-    requests_mock.get(SEGMENTS_URL, json=[{"guid": GUID, "name": "n", "usersCount": 0}])
-    requests_mock.post(SEGMENTS_URL, status_code=201, json={"guid": GUID, "name": "n", "usersCount": 0})
-    requests_mock.put(f"{SEGMENTS_URL}/{GUID}", json={"guid": GUID, "name": "n"})
-    requests_mock.delete(f"{SEGMENTS_URL}/{GUID}", status_code=204)
-    return requests_mock
+    return WalkMeSegmentMock(requests_mock, SEGMENTS_URL, GUID, "n")
 
 
 def writes(mock) -> list[tuple[str, dict]]:
@@ -217,7 +221,8 @@ def test_create_sends_first_chunk_then_adds_the_rest(hook, api, n, expected_writ
 
 
 def test_create_with_existing_name_overrides_instead_of_duplicating(hook, api):
-    api.get(SEGMENTS_URL, json=[{"guid": GUID, "name": "Enterprise", "usersCount": 5}])
+    api.name = "Enterprise"
+    api.members.update(dict.fromkeys(ids(5, "old")))
     result = hook.create_segment("Enterprise", ids(30_000))
     sent = writes(api)
     assert [m for m, _ in sent] == ["PUT", "PUT"]
@@ -370,7 +375,7 @@ def test_429_with_an_http_date_retry_after_is_honoured(hook, api):
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
     api.put(
         f"{SEGMENTS_URL}/{GUID}",
-        [{"status_code": 429, "headers": {"Retry-After": when}, "reason": "Too Many"}, {"json": {}}],
+        [{"status_code": 429, "headers": {"Retry-After": when}, "reason": "Too Many"}, {"json": api.updated}],
     )
     hook.update_segment(GUID, "add", ["a"])
     assert len(hook.sleeps) == 1 and 25 <= hook.sleeps[0] <= 30

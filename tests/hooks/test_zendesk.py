@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from support import ZENDESK_EMAIL, ZENDESK_SECRET, ZENDESK_TEST_URL, zendesk_conn_json
+from support import ZENDESK_EMAIL, ZENDESK_SECRET, ZENDESK_TEST_URL, ZendeskSegmentStore, zendesk_conn_json
 
 from airflow_provider_segments.exceptions import (
     SegmentExistsError,
@@ -209,12 +209,12 @@ def test_sections_and_topics_using_a_segment(hook, requests_mock):
 # -- create / update / delete --------------------------------------------------------------------
 def test_create_sends_the_user_segment_body(hook, requests_mock):
     requests_mock.get(LIST_URL, json=page([]))
-    requests_mock.post(LIST_URL, status_code=201, json={"user_segment": segment(5, "VIP agents")})
+    requests_mock.post(LIST_URL, json=ZendeskSegmentStore(requests_mock, BASE).create(5))
     created = hook.create_user_segment(
         "VIP agents", "staff", group_ids=[12], organization_ids=[42], tags=["vip"], added_user_ids=[7]
     )
-    assert created["id"] == 5
-    post = requests_mock.request_history[-1]
+    assert created["id"] == 5 and created["tags"] == ["vip"]
+    post = requests_mock.request_history[-2]  # then the read-back
     assert post.method == "POST" and post.headers["Content-Type"] == "application/json"
     assert post.json() == {
         "user_segment": {
@@ -231,9 +231,9 @@ def test_create_sends_the_user_segment_body(hook, requests_mock):
 
 def test_create_with_an_existing_name_updates_instead(hook, requests_mock):
     requests_mock.get(LIST_URL, json=page([segment(5, "VIP agents")]))
-    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5, "VIP agents")})
+    ZendeskSegmentStore(requests_mock, BASE, segment(5, "VIP agents"))
     hook.create_user_segment("VIP agents", "staff", tags=["vip"])
-    assert [r.method for r in requests_mock.request_history] == ["GET", "PUT"]
+    assert [r.method for r in requests_mock.request_history] == ["GET", "PUT", "GET"]
     with pytest.raises(SegmentExistsError, match="id 5"):
         hook.create_user_segment("VIP agents", "staff", if_exists="error")
 
@@ -241,13 +241,13 @@ def test_create_with_an_existing_name_updates_instead(hook, requests_mock):
 def test_create_whose_response_was_lost_checks_before_resending(hook, requests_mock):
     requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([segment(5, "VIP")])}])
     requests_mock.post(LIST_URL, status_code=504, reason="Gateway Timeout", text="timeout")
-    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5, "VIP")})
+    ZendeskSegmentStore(requests_mock, BASE, segment(5, "VIP"))
     assert hook.create_user_segment("VIP", "staff")["id"] == 5
-    assert [r.method for r in requests_mock.request_history] == ["GET", "POST", "GET", "PUT"]
+    assert [r.method for r in requests_mock.request_history] == ["GET", "POST", "GET", "PUT", "GET"]
 
 
 def test_update_sends_only_the_given_fields_and_empty_lists_clear(hook, requests_mock):
-    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5)})
+    ZendeskSegmentStore(requests_mock, BASE, segment(5, tags=["x"]))
     hook.update_user_segment(5, tags=[], or_tags=["a", "b"])
     assert requests_mock.request_history[0].json() == {"user_segment": {"tags": [], "or_tags": ["a", "b"]}}
 
@@ -277,10 +277,9 @@ def test_delete_of_a_missing_segment_succeeds_unless_missing_ok_false(hook, requ
     url = f"{BASE}/user_segments/5.json"
     requests_mock.delete(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
     assert hook.delete_user_segment(5) == 5
-    requests_mock.get(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
     with pytest.raises(SegmentsNotFoundError):
         hook.delete_user_segment(5, missing_ok=False)
-    assert [r.method for r in requests_mock.request_history] == ["DELETE", "GET"]
+    assert [r.method for r in requests_mock.request_history] == ["DELETE", "DELETE"]
 
 
 # -- validation: nothing is sent -----------------------------------------------------------------
@@ -360,7 +359,7 @@ def test_test_connection_reports_without_echoing_the_secret(hook, requests_mock)
 
 
 def test_request_bodies_are_json_with_the_wrapper(hook, requests_mock):
-    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5)})
+    ZendeskSegmentStore(requests_mock, BASE, segment(5))
     hook.update_user_segment("5", user_type="signed_in_users")
     assert json.loads(requests_mock.request_history[0].text) == {
         "user_segment": {"user_type": "signed_in_users"}
@@ -380,9 +379,9 @@ def test_create_over_an_existing_name_clears_the_criteria_it_leaves_out(hook, re
         added_user_ids=[7],
     )
     requests_mock.get(LIST_URL, json=page([before]))
-    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5, "VIP agents")})
+    ZendeskSegmentStore(requests_mock, BASE, before)
     hook.create_user_segment("VIP agents", "staff", tags=["vip"])
-    assert requests_mock.request_history[-1].json() == {
+    assert requests_mock.request_history[-2].json() == {
         "user_segment": {
             "name": "VIP agents",
             "user_type": "staff",
@@ -403,9 +402,9 @@ def test_create_after_an_unknown_outcome_replaces_the_segment_it_finds_in_full(h
     found = segment(5, "VIP", tags=["old"], group_ids=[3])
     requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([found])}])
     requests_mock.post(LIST_URL, status_code=504, reason="Gateway Timeout", text="timeout")
-    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": segment(5, "VIP")})
+    ZendeskSegmentStore(requests_mock, BASE, found)
     hook.create_user_segment("VIP", "staff", or_tags=["a"])
-    assert requests_mock.request_history[-1].json()["user_segment"] == {
+    assert requests_mock.request_history[-2].json()["user_segment"] == {
         "name": "VIP",
         "user_type": "staff",
         "group_ids": [],

@@ -7,7 +7,7 @@ import time
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from support import WALKME_SYSTEM, WALKME_TEST_URL
+from support import WALKME_SYSTEM, WALKME_TEST_URL, WalkMeSegmentMock
 
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsNotFoundError, SegmentsValidationError
@@ -25,11 +25,9 @@ GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 @pytest.fixture
 def api(requests_mock, walkme_conn):
     requests_mock.post(f"{WALKME_TEST_URL}/accounts/connect/token", json={"access_token": "tok-0123456789"})
-    requests_mock.get(SEGMENTS_URL, json=[{"guid": GUID, "name": "Existing", "usersCount": 2}])
-    requests_mock.post(SEGMENTS_URL, status_code=201, json={"guid": GUID, "name": "New"})
-    requests_mock.put(f"{SEGMENTS_URL}/{GUID}", json={})
-    requests_mock.delete(f"{SEGMENTS_URL}/{GUID}", status_code=204)
-    return requests_mock
+    api = WalkMeSegmentMock(requests_mock, SEGMENTS_URL, GUID, "Existing")
+    api.members = dict.fromkeys(["old1", "old2"])
+    return api
 
 
 def test_template_fields_are_the_documented_ones():

@@ -7,13 +7,13 @@ from support import sandbox_conn_env
 
 from airflow_provider_segments._compat import AirflowFailException, ObjectStoragePath
 from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsValidationError
+from airflow_provider_segments.membership import StateStore
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
 from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
-from airflow_provider_segments.sync import StateStore
 
 N = 60_001
 

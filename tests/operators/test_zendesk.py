@@ -7,7 +7,7 @@ import inspect
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from support import ZENDESK_TEST_URL
+from support import ZENDESK_TEST_URL, ZendeskSegmentStore
 
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsNotFoundError, SegmentsValidationError
@@ -24,10 +24,8 @@ BASE = f"{ZENDESK_TEST_URL}/api/v2/help_center"
 
 @pytest.fixture
 def api(requests_mock, zendesk_conn):
-    segment = {"id": 5, "name": "VIP", "user_type": "staff", "built_in": False}
     requests_mock.get(f"{BASE}/user_segments.json", json={"user_segments": [], "meta": {"has_more": False}})
-    requests_mock.post(f"{BASE}/user_segments.json", status_code=201, json={"user_segment": segment})
-    requests_mock.put(f"{BASE}/user_segments/5.json", json={"user_segment": {**segment, "tags": ["vip"]}})
+    requests_mock.post(f"{BASE}/user_segments.json", json=ZendeskSegmentStore(requests_mock, BASE).create(5))
     requests_mock.delete(f"{BASE}/user_segments/5.json", status_code=204)
     requests_mock.get(f"{BASE}/user_segments/5/sections.json", json={"sections": [{"id": 1}]})
     requests_mock.get(f"{BASE}/user_segments/5/topics.json", json={"topics": [{"id": 2}]})
@@ -54,7 +52,7 @@ def test_create_update_delete_list_return_xcom_values(api):
     assert created["id"] == 5
     updated = ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=5, tags=["vip"]).execute({})
     assert updated["tags"] == ["vip"]
-    assert api.request_history[-1].json() == {"user_segment": {"tags": ["vip"]}}
+    assert api.request_history[-2].json() == {"user_segment": {"tags": ["vip"]}}  # then the read-back
     assert ZendeskDeleteUserSegmentOperator(task_id="d", user_segment_id="5").execute({}) == 5
     assert ZendeskListUserSegmentsOperator(task_id="l", built_in=False).execute({}) == []
     usage = ZendeskListUserSegmentUsageOperator(task_id="s", user_segment_id=5).execute({})

@@ -14,11 +14,11 @@ from types import SimpleNamespace
 import pytest
 from support import sandbox_conn_env
 
-from airflow_provider_segments import sync as sync_module
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsError
 from airflow_provider_segments.hooks import _base as base_hooks
 from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.membership import writes as sync_module
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeDeleteSegmentOperator,
@@ -89,8 +89,8 @@ def test_a_killed_full_sync_makes_the_next_run_full(sandbox, tmp_path, monkeypat
     sync(state, user_ids=["a", "b"])
     original = WalkMeHook.put_users
 
-    def killed_after_override(self, system, guid, action, user_ids):
-        original(self, system, guid, action, user_ids)
+    def killed_after_override(self, system, guid, action, user_ids, **kwargs):
+        original(self, system, guid, action, user_ids, **kwargs)
         raise KeyboardInterrupt  # the process dies between two chunks
 
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
@@ -270,10 +270,10 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
     original_put = WalkMeHook.put_users
     kill_after: list[int] = []
 
-    def put_users(self, system, guid, action, user_ids):
+    def put_users(self, system, guid, action, user_ids, **kwargs):
         if kill_after and kill_after[0] == 0:
             raise Killed
-        original_put(self, system, guid, action, user_ids)
+        original_put(self, system, guid, action, user_ids, **kwargs)
         if kill_after:
             kill_after[0] -= 1
 

@@ -112,6 +112,9 @@ def test_a_redirected_walkme_chunk_is_an_error_and_the_target_gets_nothing(monke
         def api(request):
             if request.path.endswith("/connect/token"):
                 return TOKEN_ANSWER
+            if request.method == "GET":  # the segment is listed; its write is redirected
+                listed = json.dumps([{"guid": GUID, "name": "A", "usersCount": 0}]).encode()
+                return Answer(200, listed, {"Content-Type": "application/json"})
             return Answer(302, b"", {"Location": landing})
 
         with LocalServer(api) as server:
@@ -119,7 +122,7 @@ def test_a_redirected_walkme_chunk_is_an_error_and_the_target_gets_nothing(monke
             with pytest.raises(SegmentsError) as err:
                 WalkMeHook().update_segment(GUID, "add", ["a", "b"])
             assert f"localhost:{target.port}" in str(err.value) and "HTTP 302" in str(err.value)
-            assert [r.method for r in server.received] == ["POST", "PUT"]  # not retried
+            assert [r.method for r in server.received] == ["POST", "GET", "PUT"]  # not retried
         assert target.received == []  # not followed: no request, no credential, no "applied" 200
 
 

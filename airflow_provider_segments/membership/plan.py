@@ -1,0 +1,103 @@
+"""The plan: what a membership change sends, *full* (override the first chunk, add the rest) or
+*delta* (add the new ids, remove the gone ones) against a snapshot the platform's evidence agrees with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from airflow_provider_segments.ids import UserIds
+
+FULL = "full"
+DELTA = "delta"
+
+
+@dataclass
+class Plan:
+    """What a change sends. ``full``: the whole input; ``delta``: only ``adds`` and ``removes``."""
+
+    mode: str
+    ids: UserIds
+    chunk_size: int
+    adds: list[str] = field(default_factory=list)
+    removes: list[str] = field(default_factory=list)
+    unchanged: int | None = None
+
+    @property
+    def requests(self) -> int:
+        """Write requests the plan sends (a full change always sends at least one)."""
+        if self.mode == FULL:
+            return max(1, chunk_count(len(self.ids), self.chunk_size))
+        size = self.chunk_size
+        return chunk_count(len(self.adds), size) + chunk_count(len(self.removes), size)
+
+    @property
+    def total_ids(self) -> int:
+        """Ids the plan sends, over all its requests."""
+        return len(self.ids) if self.mode == FULL else len(self.adds) + len(self.removes)
+
+    def counts(self) -> tuple[int | None, int | None]:
+        """``(added, removed)``; ``None`` where a full change cannot know it."""
+        if self.mode == FULL:
+            return len(self.ids), None
+        return len(self.adds), len(self.removes)
+
+    def describe(self) -> str:
+        added, removed = self.counts()
+        parts = [f"{show_count(added)} to add"]
+        if removed is not None:
+            parts.append(f"{show_count(removed)} to remove")
+        if self.unchanged is not None:
+            parts.append(f"{show_count(self.unchanged)} unchanged")
+        return f"Sync plan ({self.mode}): {', '.join(parts)}, {self.requests} write request(s)."
+
+    def steps(self) -> Iterator[tuple[str, list[str]]]:
+        """``(action, chunk)`` pairs: a full plan overrides with its first chunk and adds the rest."""
+        if self.mode == FULL:
+            first = True
+            for chunk in self.ids.chunks(self.chunk_size):
+                yield ("override" if first else "add"), chunk
+                first = False
+            if first:
+                yield "override", []  # an allowed empty input: one request that empties the segment
+            return
+        yield from (("add", chunk) for chunk in slices(self.adds, self.chunk_size))
+        yield from (("remove", chunk) for chunk in slices(self.removes, self.chunk_size))
+
+
+def full_plan(ids: UserIds, chunk_size: int) -> Plan:
+    """Send the whole membership (the platform's membership before is unknown)."""
+    return Plan(FULL, ids, chunk_size)
+
+
+def delta_plan(ids: UserIds, known: UserIds, uncertain: UserIds | None, chunk_size: int) -> Plan:
+    """Send only the difference between ``ids`` and ``known``; ids in ``uncertain`` are sent either way.
+
+    ``uncertain`` holds the ids a failed run may or may not have changed: each is added if the input
+    holds it and removed otherwise, which is right whatever the failed run applied.
+    """
+    wanted, before = ids.lookup, known.lookup  # set-like: `in` at C speed
+    if uncertain is not None and len(uncertain):
+        unknown = uncertain.lookup
+        adds = [i for i in ids if i not in before or i in unknown]
+        removes = [i for i in known if i not in wanted]
+        removes += [i for i in uncertain if i not in wanted and i not in before]
+    else:
+        adds = [i for i in ids if i not in before]
+        removes = [i for i in known if i not in wanted]
+    return Plan(DELTA, ids, chunk_size, adds, removes, unchanged=len(ids) - len(adds))
+
+
+def chunk_count(total: int, size: int) -> int:
+    """Requests needed for ``total`` ids at ``size`` a request."""
+    return -(-total // size)
+
+
+def slices(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    """Consecutive lists of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def show_count(value: int | None) -> str:
+    return "unknown" if value is None else f"{value:,}"

@@ -1,0 +1,436 @@
+"""The snapshot, its journal and the lease: what a sync remembers between runs, and what it promises.
+
+**The snapshot** (at ``state_path``) records the membership the last successful sync left and the
+platform's evidence read back after it: the member count and update time the platform listed. It is
+a cache, never the truth: a sync uses it for a delta only while the platform still lists that count
+and that update time (see :mod:`.engine`). Any other version of the file reads as "no snapshot".
+
+**The journal** (``state_path + ".journal"``) is written, atomically, before the first write of a
+change: the segment and every id whose membership the change may alter (or that the whole
+membership is in play). It is removed after the change was verified. A run that finds one treats its
+ids as unknown.
+
+**The lease** (``state_path + ".lease"``) is taken before anything is sent, so two syncs of one
+``state_path`` at the same time are detected: the second fails saying who holds it. A retry of the
+same task takes its own lease over, and so does any sync when the holder was a process on this
+machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning (its
+holder was killed on another machine). On local disk the lease is created exclusively (``O_EXCL``); object
+stores without conditional writes get a write-then-read-back check, which narrows the race but
+cannot close it: give such syncs a pool of one slot (see the Deploying docs).
+
+Every file is written to a temporary sibling, flushed to disk (``fsync``) and moved over the old
+one, so a reader sees the old version or the new one, never half a file; a torn or undecodable file
+of ours reads as absent (a full sync then makes the segment exact), a file that is not ours is
+refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
+from airflow_provider_segments.ids import UserIds, preview, read_blocks, storage_path
+
+SNAPSHOT_MAGIC = "#segments-snapshot"
+JOURNAL_MAGIC = "#segments-journal"
+#: Version 3 records the platform's evidence (listed count and update time). Older snapshots lack it,
+#: so they read as "no snapshot": one full sync, then this format.
+STATE_VERSION = 3
+JOURNAL_SUFFIX = ".journal"
+LEASE_SUFFIX = ".lease"
+#: A lease older than this belongs to a sync that was killed: it is taken over (with a warning).
+LEASE_SECONDS = 3600
+#: The first line of a state file (its header) is at most this long.
+MAX_HEADER_BYTES = 64 * 1024
+#: Ids written per line block.
+WRITE_BLOCK_IDS = 10_000
+
+
+@dataclass
+class Snapshot:
+    """The membership a sync left and the platform's evidence read back after it.
+
+    ``listed_count`` / ``listed_updated_at``: the member count and update time the platform listed
+    for the segment once the change was done (``None`` where it lists none).
+    """
+
+    segment_guid: str
+    system_guid: str
+    name: str | None
+    ids: UserIds
+    changed_at: str | None = None
+    listed_count: int | None = None
+    listed_updated_at: str | None = None
+
+
+@dataclass
+class Journal:
+    """A change in flight on ``segment_guid``: the ``ids`` it may alter (``mode="full"``: all of them)."""
+
+    segment_guid: str | None
+    system_guid: str
+    mode: str
+    ids: UserIds
+
+    def __str__(self) -> str:
+        return f"{self.mode} change of segment {self.segment_guid or '(being created)'}"
+
+
+class StateFile:
+    """One state file, on local disk or in object storage: the one storage adapter of the state."""
+
+    def __init__(self, location: Any) -> None:
+        self.location = location
+        self.target = storage_path(location)
+        self.local = isinstance(self.target, str)
+
+    def __str__(self) -> str:
+        return str(self.location)
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.target) if self.local else self.target.exists()
+
+    def is_dir(self) -> bool:
+        return os.path.isdir(self.target) if self.local else self.target.is_dir()
+
+    @contextmanager
+    def open_binary(self) -> Iterator[IO[bytes]]:
+        handle = open(self.target, "rb") if self.local else self.target.open("rb")  # noqa: SIM115
+        with handle:
+            yield handle
+
+    def replace(self, header_line: str, ids: UserIds | None = None) -> None:
+        """Write ``header_line`` and ``ids`` (one a line) to a temporary sibling, flush it to disk and
+        move it over this file: a reader sees the old file or the new one."""
+        temporary = StateFile(f"{self.location}.tmp-{uuid.uuid4().hex}")
+        if self.local:
+            os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
+        else:
+            temporary.target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with (
+                open(temporary.target, "w", encoding="utf-8", newline="")
+                if self.local
+                else temporary.target.open("w", encoding="utf-8", newline="")
+            ) as handle:
+                handle.write(header_line + "\n")
+                for chunk in ids.chunks(WRITE_BLOCK_IDS) if ids is not None else ():
+                    handle.write("\n".join(chunk))
+                    handle.write("\n")
+                if self.local:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            if self.local:
+                os.replace(temporary.target, self.target)  # atomic on one filesystem
+                _fsync_directory(os.path.dirname(os.path.abspath(self.target)))
+            else:
+                temporary.target.rename(self.target)  # a move within one store
+        except BaseException:
+            temporary.remove()
+            raise
+
+    def create_exclusive(self, text: str) -> bool:
+        """Create the file holding ``text`` unless it exists; ``False`` when it did."""
+        if not self.local:
+            if self.target.exists():
+                return False
+            self.replace(text)
+            return True
+        os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
+        try:
+            descriptor = os.open(self.target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+
+    def read_small_text(self) -> str | None:
+        """The whole file as text (a lease), ``None`` when absent or unreadable."""
+        try:
+            with self.open_binary() as handle:
+                return handle.read(MAX_HEADER_BYTES).decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def remove(self) -> None:
+        try:
+            if self.local:
+                os.unlink(self.target)
+            elif self.target.exists():
+                self.target.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class StateStore:
+    """The snapshot at ``state_path``, its journal and its lease (local path or object-storage URI)."""
+
+    def __init__(self, state_path: Any) -> None:
+        self.state_path = state_path
+        self.snapshot_file = StateFile(state_path)
+        self.journal_file = StateFile(f"{state_path}{JOURNAL_SUFFIX}")
+        self.lease_file = StateFile(f"{state_path}{LEASE_SUFFIX}")
+        self._lease_holder: str | None = None
+
+    # -- checks and lease ------------------------------------------------------------------------
+    def check_usable(self) -> None:
+        """Refuse a ``state_path`` that cannot hold a snapshot (a directory), before anything is sent."""
+        for state_file in (self.snapshot_file, self.journal_file):
+            if state_file.is_dir():
+                raise SegmentsValidationError(
+                    f"state_path {str(self.state_path)!r}: {state_file} is a directory; point state_path "
+                    "at a file of its own, e.g. <folder>/<segment>.snapshot. Nothing was sent."
+                )
+
+    def acquire_lease(self, holder: str, log: Any) -> None:
+        """Take the lease for ``holder`` or fail saying who holds it (see the module docstring)."""
+        now = time.time()
+        record = json.dumps(
+            {
+                "holder": holder,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "acquired_at": now,
+                "expires_at": now + LEASE_SECONDS,
+            }
+        )
+        for _attempt in range(2):
+            if self.lease_file.create_exclusive(record):
+                break
+            current = _parse_lease(self.lease_file.read_small_text())
+            if current is None or current["holder"] == holder:
+                reason = "an unreadable lease" if current is None else "its own lease (an earlier try)"
+                log.info("Sync of %s takes over %s.", self.state_path, reason)
+            elif _holder_is_gone(current):
+                log.warning(
+                    "Sync of %s takes over the lease of %s: its process (%s on this machine) is gone.",
+                    self.state_path,
+                    current["holder"],
+                    current["pid"],
+                )
+            elif current["expires_at"] <= now:
+                log.warning(
+                    "Sync of %s takes over a lease of %s that expired at %s: that sync was killed.",
+                    self.state_path,
+                    current["holder"],
+                    _iso(current["expires_at"]),
+                )
+            else:
+                raise SegmentsBusyError(
+                    f"Another sync ({current['holder']}) holds the lease on state_path "
+                    f"{str(self.state_path)!r} since {_iso(current['acquired_at'])}: two syncs of one "
+                    "segment at the same time could leave it holding neither input, so nothing was sent. "
+                    f"Let the other run finish (max_active_runs=1, or a pool of one slot); a lease of a "
+                    f"killed run expires at {_iso(current['expires_at'])}, or delete "
+                    f"{self.lease_file} if no other sync is running."
+                )
+            self.lease_file.remove()
+        else:  # pragma: no cover - lost the race twice: another sync took it in between
+            raise SegmentsBusyError(f"Another sync took the lease on {self.state_path!r} at the same moment.")
+        if not self.lease_file.local:  # no conditional write: read it back to see who won
+            current = _parse_lease(self.lease_file.read_small_text())
+            if current is None or current["holder"] != holder:
+                raise SegmentsBusyError(
+                    f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
+                    "moment; nothing was sent."
+                )
+        self._lease_holder = holder
+
+    def release_lease(self) -> None:
+        """Give the lease back (only a lease this store took)."""
+        if self._lease_holder is None:
+            return
+        current = _parse_lease(self.lease_file.read_small_text())
+        if current is not None and current["holder"] == self._lease_holder:
+            self.lease_file.remove()
+        self._lease_holder = None
+
+    # -- snapshot ----------------------------------------------------------------------------------
+    def read_snapshot(self, log: Any) -> Snapshot | None:
+        """The last snapshot, or ``None`` (none yet, damaged, or of another version: a full sync then
+        makes the segment exact and writes a new one)."""
+        read = self._read(self.snapshot_file, SNAPSHOT_MAGIC, log)
+        if read is None:
+            return None
+        header, ids = read
+        if header.get("version") != STATE_VERSION:
+            log.warning(
+                "The snapshot at %s is of format version %s, not %s: it lacks the platform's evidence, "
+                "so it is not used; syncing in full once, then writing the new format.",
+                self.state_path,
+                preview(header.get("version")),
+                STATE_VERSION,
+            )
+            return None
+        if ids is None or len(ids) != header.get("count") or not header.get("segment_guid"):
+            log.warning(
+                "The snapshot at %s is incomplete or damaged; syncing in full to make the segment exact.",
+                self.state_path,
+            )
+            return None
+        return Snapshot(
+            segment_guid=str(header["segment_guid"]),
+            system_guid=str(header.get("system_guid", "")),
+            name=header.get("name"),
+            ids=ids,
+            changed_at=header.get("changed_at"),
+            listed_count=_int_or_none(header.get("listed_count")),
+            listed_updated_at=header.get("listed_updated_at"),
+        )
+
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        header = {
+            "version": STATE_VERSION,
+            "segment_guid": snapshot.segment_guid,
+            "system_guid": snapshot.system_guid,
+            "name": snapshot.name,
+            "count": len(snapshot.ids),
+            "changed_at": snapshot.changed_at,
+            "listed_count": snapshot.listed_count,
+            "listed_updated_at": snapshot.listed_updated_at,
+        }
+        self.snapshot_file.replace(f"{SNAPSHOT_MAGIC} {json.dumps(header)}", snapshot.ids)
+
+    # -- journal -----------------------------------------------------------------------------------
+    def read_journal(self, log: Any) -> Journal | None:
+        """The journal of a change that did not finish, or ``None``; a damaged one means "all unknown"."""
+        if not self.journal_file.exists():
+            return None
+        read = self._read(self.journal_file, JOURNAL_MAGIC, log)
+        header, ids = read if read is not None else ({}, None)
+        mode = header.get("mode")
+        if ids is None or len(ids) != header.get("count") or mode not in ("full", "delta"):
+            log.warning("Unreadable journal %s: the whole membership counts as unknown.", self.journal_file)
+            return Journal(None, str(header.get("system_guid", "")), "full", UserIds())
+        return Journal(header.get("segment_guid"), str(header.get("system_guid", "")), mode, ids)
+
+    def write_journal(self, journal: Journal) -> None:
+        header = {
+            "version": STATE_VERSION,
+            "segment_guid": journal.segment_guid,
+            "system_guid": journal.system_guid,
+            "mode": journal.mode,
+            "count": len(journal.ids),
+            "started_at": datetime.now(timezone.utc).isoformat(),
+        }
+        self.journal_file.replace(f"{JOURNAL_MAGIC} {json.dumps(header)}", journal.ids)
+
+    def clear_journal(self) -> None:
+        self.journal_file.remove()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _read(
+        self, state_file: StateFile, magic: str, log: Any
+    ) -> tuple[dict[str, Any], UserIds | None] | None:
+        """``(header, ids)`` of a state file of ours; ``None`` when absent or damaged past reading.
+
+        A file that does not start with ``magic`` is not ours: refused, so that a mistyped
+        ``state_path`` never overwrites someone's file.
+        """
+        if not state_file.exists():
+            return None
+        kind = magic.removeprefix("#segments-")
+        try:
+            with state_file.open_binary() as handle:
+                first = _header_line(handle)
+                if not first.startswith(magic.encode()):
+                    raise SegmentsValidationError(
+                        f"state_path {str(self.state_path)!r}: {state_file} is not a segments {kind} (it "
+                        f"does not start with {magic!r}); point state_path at a file of its own. Nothing "
+                        "was sent."
+                    )
+                try:
+                    header = json.loads(first[len(magic) :].decode("utf-8"))
+                except ValueError:
+                    log.warning("The %s at %s has a damaged header.", kind, state_file)
+                    return {}, None
+                text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+                try:
+                    # Written by us from validated ids; re-validated so a damaged file is caught.
+                    ids = UserIds.from_lines_text(read_blocks(text), max_length=10**6, source=str(state_file))
+                except (SegmentsValidationError, UnicodeDecodeError) as err:
+                    log.warning("The %s at %s is damaged (%s).", kind, state_file, preview(str(err), 160))
+                    ids = None
+                finally:
+                    text.detach()
+        except OSError as err:
+            raise SegmentsValidationError(
+                f"state_path {str(self.state_path)!r}: {state_file} cannot be read "
+                f"({type(err).__name__}: {err.strerror or err}). Nothing was sent."
+            ) from None
+        return (header if isinstance(header, dict) else {}), ids
+
+
+def _header_line(handle: IO[bytes]) -> bytes:
+    try:
+        return handle.readline(MAX_HEADER_BYTES)
+    except TypeError:  # fsspec's buffered files take no size
+        return handle.readline()
+
+
+def _parse_lease(text: str | None) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text or "")
+        holder, acquired, expires = (
+            record["holder"],
+            float(record["acquired_at"]),
+            float(record["expires_at"]),
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
+    pid = record.get("pid")
+    return {
+        "holder": str(holder),
+        "host": str(record.get("host", "")),
+        "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        "acquired_at": acquired,
+        "expires_at": expires,
+    }
+
+
+def _holder_is_gone(lease: dict[str, Any]) -> bool:
+    """True when the lease was taken by a process of this machine that no longer runs."""
+    if lease["host"] != socket.gethostname() or lease["pid"] is None:
+        return False
+    try:
+        os.kill(lease["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists but is not ours to signal
+        return False
+    return False
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename durable (POSIX): fsync the folder that holds the file."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms that cannot open a folder
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,236 @@
+"""The write-safety core both platforms use: create-or-adopt and delete-despite-a-lost-answer.
+
+**Create or adopt.** The name is looked up first. A segment this task created on an earlier try is
+its own and is adopted; another segment of that name is updated (``if_exists="update"``) or refused
+(``"error"``). Only then is the create sent, once: when its outcome is unknown (a lost answer, a
+timeout, a 5xx) the name is looked up for a grace period (a slow server may still be creating it),
+and if it never shows up the task fails saying so. A create is never resent blindly, so a retried
+task never makes a duplicate.
+
+*This task's own segment* is recognised by the creation token this task sends as the segment's
+external id (WalkMe, when the task gives no external id of its own), else by the task's external id
+(when given) together with a creation time after this DAG run started. Zendesk segments carry no
+external id, so there it is the creation time alone.
+
+**Delete despite a lost answer.** A DELETE whose outcome is unknown is followed by a look-up: a
+segment that is gone was deleted (reported as done, not as "not found"), one still listed is
+deleted again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_segments.exceptions import (
+    SegmentExistsError,
+    SegmentsError,
+    SegmentsNotFoundError,
+    SegmentsUnknownOutcomeError,
+)
+
+#: After a create whose outcome is unknown, how often to look for it (a slow server may still be
+#: creating it), and how long to wait between two looks: about 20 s in all.
+CREATE_LOOKUPS = 6
+CREATE_LOOKUP_INTERVAL = 4.0
+#: DELETE attempts whose outcome is unknown before giving up (each followed by a look-up).
+DELETE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class CreationMark:
+    """How a task recognises the segment it created on an earlier try.
+
+    :param token: sent as the segment's external id when the task gives none (WalkMe).
+    :param external_id: the task's own external id for the segment, if any.
+    :param created_after: when this DAG run started: a segment of this name (and external id) created
+        since then is this task's.
+    """
+
+    token: str | None = None
+    external_id: str | None = None
+    created_after: datetime | None = None
+
+    def owns(self, segment: dict[str, Any]) -> bool:
+        """True when ``segment`` (normalised: ``external_id``, ``created_at``) is this task's."""
+        if self.token and segment.get("external_id") == self.token:
+            return True
+        if self.created_after is None:
+            return False
+        if self.external_id is not None and segment.get("external_id") != self.external_id:
+            return False
+        created = parse_time(segment.get("created_at"))
+        return created is not None and created >= self.created_after
+
+
+@dataclass
+class Creation:
+    """One create on one platform: how to look the name up, send the create, and name things.
+
+    :param find: the segments (normalised dicts) whose name is exactly ``name``.
+    :param post: send the create once; the created segment, or ``None`` when the answer did not
+        say which; raises :class:`SegmentsUnknownOutcomeError` when it may or may not have landed.
+    :param segment_id: a segment's id (WalkMe GUID, Zendesk number).
+    """
+
+    platform: str
+    kind: str
+    name: str
+    where: str
+    mark: CreationMark
+    find: Callable[[], list[dict[str, Any]]]
+    post: Callable[[], dict[str, Any] | None]
+    segment_id: Callable[[dict[str, Any]], Any]
+    sleep: Callable[[float], None]
+    log: Any
+    advice: str = ""
+
+
+def existing_segment(creation: Creation, if_exists: str) -> dict[str, Any] | None:
+    """The segment a create should use instead of creating: this task's own, else the only one of
+    that name (``if_exists="update"``); ``None`` when the name is free.
+
+    :raises SegmentExistsError: the name is taken by a segment this task did not create and
+        ``if_exists="error"``.
+    """
+    matches = creation.find()
+    if not matches:
+        return None
+    own = [segment for segment in matches if creation.mark.owns(segment)]
+    if len(own) == 1:
+        creation.log.info(
+            "%s %r (%s) was created by an earlier try of this task; continuing with it.",
+            creation.kind,
+            creation.name,
+            creation.segment_id(own[0]),
+        )
+        return own[0]
+    ids = ", ".join(str(creation.segment_id(segment)) for segment in matches)
+    if if_exists == "error" and not own:
+        raise SegmentExistsError(
+            f"A {creation.kind} named {creation.name!r} already exists {creation.where} (id {ids}) and "
+            f"if_exists='error'.{' ' + creation.advice if creation.advice else ''}"
+        )
+    if len(matches) > 1:
+        raise SegmentsError(
+            f"{len(matches)} {creation.kind}s are named {creation.name!r} {creation.where} ({ids}); "
+            "refusing to guess which one to change. Delete the extras, or change one by its id."
+        )
+    creation.log.info(
+        "%s %r already exists %s (%s): changing it instead of creating a duplicate.",
+        creation.kind,
+        creation.name,
+        creation.where,
+        ids,
+    )
+    return matches[0]
+
+
+def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:
+    """Send the create once and return ``(segment, landed_unconfirmed)``.
+
+    ``landed_unconfirmed`` is true when the answer was lost and the segment was found by a look-up:
+    the caller must then make it exact (the lost call's content is not known for sure).
+
+    :raises SegmentsUnknownOutcomeError: the segment did not show up within the grace period; nothing
+        was resent, so a rerun (which looks the name up first) cannot duplicate it.
+    """
+    cause: SegmentsUnknownOutcomeError | None = None
+    try:
+        created = creation.post()
+        if created is not None and creation.segment_id(created):
+            return created, False
+        creation.log.warning(
+            "%s answered the create of %r without an id; looking it up.", creation.platform, creation.name
+        )
+    except SegmentsUnknownOutcomeError as err:
+        creation.log.warning("%s. Looking for %r before deciding anything.", err, creation.name)
+        cause = err
+    for lookup in range(CREATE_LOOKUPS):
+        if lookup:
+            creation.sleep(CREATE_LOOKUP_INTERVAL)
+        landed = _landed(creation)
+        if landed is not None:
+            creation.log.info(
+                "The create of %r had landed (%s); continuing with it.",
+                creation.name,
+                creation.segment_id(landed),
+            )
+            return landed, True
+    raise SegmentsUnknownOutcomeError(
+        f"The create of {creation.kind} {creation.name!r} {creation.where} has an unknown outcome: the "
+        f"server did not confirm it and it was not listed after {CREATE_LOOKUPS} looks over "
+        f"{(CREATE_LOOKUPS - 1) * CREATE_LOOKUP_INTERVAL:.0f} s. Nothing was resent, so no duplicate "
+        "can appear; rerun the task: it looks the name up first" + (f". Cause: {cause}" if cause else "."),
+        platform=creation.platform,
+        method="POST",
+        endpoint=getattr(cause, "endpoint", "") or "",
+        status=getattr(cause, "status", None),
+    )
+
+
+def _landed(creation: Creation) -> dict[str, Any] | None:
+    """After an unanswered create: the segment it made, if listed (the name was free before)."""
+    matches = creation.find()
+    own = [segment for segment in matches if creation.mark.owns(segment)]
+    if len(own) == 1 or (not own and len(matches) == 1):
+        return (own or matches)[0]
+    if len(matches) > 1:
+        raise SegmentsError(
+            f"{len(matches)} {creation.kind}s are named {creation.name!r} {creation.where} after a create "
+            "whose outcome was unknown; refusing to guess which is this task's."
+        )
+    return None
+
+
+def delete_confirmed(
+    *,
+    delete: Callable[[], None],
+    still_listed: Callable[[], bool],
+    what: str,
+    missing_ok: bool,
+    log: Any,
+) -> None:
+    """Delete ``what``, sending the DELETE without blind retries and looking it up when its outcome
+    is unknown; a segment already gone counts as deleted unless ``missing_ok=False``.
+
+    :raises SegmentsNotFoundError: it did not exist and ``missing_ok=False``.
+    """
+    for attempt in range(DELETE_ATTEMPTS):
+        try:
+            delete()
+        except SegmentsNotFoundError:
+            if attempt:  # an earlier attempt's answer was lost and the segment was listed after it
+                log.info("%s is gone: an earlier attempt of the delete landed.", what)
+                return
+            if not missing_ok:
+                raise
+            log.info("%s was already gone.", what)
+            return
+        except SegmentsUnknownOutcomeError as err:
+            if not still_listed():
+                log.info("%s is gone: the delete landed (%s).", what, err)
+                return
+            log.warning("%s; %s is still listed, deleting it again.", err, what)
+            continue
+        log.info("Deleted %s.", what)
+        return
+    raise SegmentsError(
+        f"{what} is still listed after {DELETE_ATTEMPTS} delete attempts whose outcome was unknown; "
+        "rerun the task."
+    )
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 time the platform gave (``Z`` or an offset; naive means UTC), or ``None``."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
