@@ -3,8 +3,10 @@
 Every way a DAG hands over user ids ends here: a list (or an XCom rendered to one, or a JSON list
 in a string), a file of one id per line, a CSV column, on local disk or in object storage. Each
 produces the same :class:`UserIds`: strings of 1 to ``max_length`` characters, without surrounding
-whitespace, control characters, byte-order marks or line/paragraph separators, each once, in the
-order first seen. A bad id fails the whole input before anything is sent, naming its position.
+whitespace and without any invisible or control character (Unicode general categories ``Cc``,
+``Cf``, ``Cs``, ``Zl``, ``Zp``: controls, zero-width and bidi characters, soft hyphens, byte-order
+marks, lone surrogates, line and paragraph separators), each once, in the order first seen. A bad id
+fails the whole input before anything is sent, naming its position and the code point.
 
 No Airflow import at module level: object-storage URIs are opened through Airflow's
 ``ObjectStoragePath`` on first use only.
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import json
 import os
 import re
+import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -26,13 +31,23 @@ from airflow_provider_segments.exceptions import SegmentsValidationError
 PREVIEW_CHARS = 60
 #: Characters read at a time from an id file.
 BLOCK_CHARS = 4 * 1024 * 1024
-#: Characters never valid in an id: C0 and C1 controls, DEL, the byte-order mark and the Unicode
-#: line/paragraph separators. Each would split, hide or corrupt an id in a file, a log or a snapshot.
-_FORBIDDEN = "\x00-\x1f\x7f-\x9f\ufeff\u2028\u2029"
-_FORBIDDEN_CHAR = re.compile(f"[{_FORBIDDEN}]")
-#: The same inside a text of lines, where ``\n`` separates ids (and ``\r\n`` was folded first).
-_PRINTABLE_ASCII_AND_NEWLINE = bytes(range(0x20, 0x7F)) + b"\n"
-_FORBIDDEN_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ufeff\u2028\u2029]")
+#: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
+#: (``Cf``: zero-width space and joiners, bidi controls, soft hyphen, byte-order mark, tags...),
+#: surrogates (``Cs``: a lone half of a UTF-16 pair is not text and cannot be written as UTF-8) and the
+#: line and paragraph separators (``Zl``, ``Zp``). Each would split, hide or disguise an id in a file,
+#: a log or the admin UI. The set follows the running Python's Unicode database.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_ASCII_INVISIBLE = "".join(
+    c for c in map(chr, range(0x80)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
+)
+#: The ASCII characters allowed in a text of lines (``\n`` separates ids; ``\r\n`` was folded first):
+#: what ``bytes.translate`` deletes to check an ASCII block at C speed.
+_PRINTABLE_ASCII_AND_NEWLINE = bytes(c for c in range(0x80) if chr(c) not in _ASCII_INVISIBLE or c == 0x0A)
+#: The same characters as a search, with and without ``\n`` (which separates the ids of a text of lines).
+_ASCII_INVISIBLE_SEARCH = {
+    False: re.compile(f"[{re.escape(_ASCII_INVISIBLE)}]"),
+    True: re.compile(f"[{re.escape(_ASCII_INVISIBLE.replace(chr(0x0A), ''))}]"),
+}
 
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
@@ -41,13 +56,71 @@ def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
+@functools.cache
+def _invisible_code_points() -> tuple[tuple[int, int], ...]:
+    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES`.
+
+    Built on first use from the whole Unicode database (about 0.1 s, once per process, and only when
+    a non-ASCII text is checked), not at import: DAG parsing imports this module.
+    """
+    ranges: list[tuple[int, int]] = []
+    category = unicodedata.category
+    for code in range(sys.maxunicode + 1):
+        if category(chr(code)) in INVISIBLE_CATEGORIES:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return tuple(ranges)
+
+
+@functools.cache
+def _invisible_searches(newline_ok: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two character classes of the invisible code points (``\\n`` left out when ``newline_ok``).
+
+    The first holds those below U+10000 plus every code point above: ``re`` checks it as one table
+    lookup a character, as fast as the old short list. The second is exact: only used from the first
+    character above U+FFFF, since ``re`` tests the ranges above U+FFFF one by one (5 times slower).
+    """
+    below, above = [], []
+    for first, last in _invisible_code_points():
+        pieces = [(first, 0x09), (0x0B, last)] if newline_ok and first <= 0x0A <= last else [(first, last)]
+        for start, end in pieces:
+            for low, high, into in ((start, min(end, 0xFFFF), below), (max(start, 0x10000), end, above)):
+                if low <= high:
+                    into.append(f"\\U{low:08x}-\\U{high:08x}")
+    gate = re.compile(f"[{''.join(below)}\\U00010000-\\U{sys.maxunicode:08x}]")
+    exact = re.compile(f"[{''.join(below + above)}]")
+    return gate, exact
+
+
+def _find_invisible(text: str, *, newline_ok: bool = False) -> re.Match[str] | None:
+    """The first invisible or control character of ``text`` (see :data:`INVISIBLE_CATEGORIES`)."""
+    if text.isascii():
+        return _ASCII_INVISIBLE_SEARCH[newline_ok].search(text)
+    gate, exact = _invisible_searches(newline_ok)
+    found = gate.search(text)
+    if found is None or found.group() < "\U00010000":
+        return found
+    return exact.search(text, found.start())  # the text holds characters above U+FFFF
+
+
+def _describe_char(char: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: a character named so that a reader can find it."""
+    code = f"U+{ord(char):04X}"
+    if unicodedata.category(char) == "Cs":
+        return f"{code} (a lone surrogate: half of a UTF-16 pair, not text; it cannot be stored as UTF-8)"
+    name = unicodedata.name(char, "")
+    return f"{code} {name}" if name else code
+
+
 def _problem(user_id: str, max_length: int) -> str:
     """Why ``user_id`` (a string) is not a valid id; ``""`` when it is."""
-    bad = _FORBIDDEN_CHAR.search(user_id)
+    bad = _find_invisible(user_id)
     if bad:
         return (
-            f"it holds the control character U+{ord(bad.group()):04X} at position {bad.start()} "
-            "(clean it at the source: such characters split or hide ids)"
+            f"it holds the invisible or control character {_describe_char(bad.group())} at position "
+            f"{bad.start()} (clean it at the source: such characters split, hide or disguise ids)"
         )
     if not user_id.strip():
         return "it is empty"
@@ -139,7 +212,7 @@ class UserIds:
         if set(map(type, values)) == {str} and (
             max(map(len, values)) <= max_length
             and min(map(len, values)) > 0
-            and not _FORBIDDEN_CHAR.search("".join(values))
+            and _free_of_invisible("".join(values))
             and list(map(str.strip, values)) == values
         ):
             return cls._unique(list(values))  # a copy: the caller keeps its list
@@ -183,7 +256,7 @@ class UserIds:
                     return cls._from_csv(handle, column, source, max_length, where)
                 ids = cls._from_blocks(read_blocks(handle), max_length, where, share)
         except UnicodeDecodeError as err:
-            raise SegmentsValidationError(f"{source} is not UTF-8 text: {err}") from None
+            raise SegmentsValidationError(_not_utf8(path, source, err)) from None
         return ids
 
     @classmethod
@@ -277,11 +350,12 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
     return value if isinstance(value, list) else list(value)
 
 
-def _free_of_forbidden(text: str) -> bool:
-    """True when ``text`` (ids separated by ``\n``) holds no forbidden character, at C speed."""
-    if text.isascii():  # most ids: only C0 controls and DEL can be wrong; bytes.translate is fastest
+def _free_of_invisible(text: str, *, newline_ok: bool = False) -> bool:
+    """True when ``text`` holds no invisible or control character (``\\n`` allowed when ``newline_ok``),
+    at C speed: an ASCII text through ``bytes.translate``, any other through one regex search."""
+    if newline_ok and text.isascii():  # most ids; bytes.translate is the fastest check there is
         return not text.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_NEWLINE)
-    return not _FORBIDDEN_IN_LINES.search(text)
+    return _find_invisible(text, newline_ok=newline_ok) is None
 
 
 def _checked_lines(
@@ -295,13 +369,13 @@ def _checked_lines(
     # C-speed checks of the whole block first; the slow walk below only runs to name the bad line.
     if (
         max(map(len, present)) <= max_length
-        and _free_of_forbidden(text)
+        and _free_of_invisible(text, newline_ok=True)
         and list(map(str.strip, present)) == present
     ):
         return present
     checked: dict[str, Any] = {}
     for offset, line in enumerate(lines):
-        if not line.strip() and not _FORBIDDEN_CHAR.search(line):
+        if not line.strip() and not _find_invisible(line):
             continue  # a blank (or whitespace-only) line
         _add_one(checked, line, max_length, where(first_line + offset))
     return list(checked)
@@ -356,6 +430,44 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
         raise SegmentsValidationError(f"{str(path)!r} does not exist.") from None
     with handle:
         yield handle
+
+
+def _not_utf8(path: Any, source: str, err: UnicodeDecodeError) -> str:
+    """The message for a file that is not UTF-8: where the first bad byte is (file line and byte
+    offset, found by reading the bytes again) and what to do."""
+    place = _first_undecodable_byte(path)
+    if place is None:  # the file changed since: say what the decoder said
+        return f"{source} is not UTF-8 text ({err.reason}); save it as UTF-8."
+    line, offset, value, reason = place
+    return (
+        f"{source} line {line:,} (byte offset {offset:,}) is not UTF-8: byte 0x{value:02X}, {reason}. "
+        "Save the file as UTF-8 (a spreadsheet's 'CSV UTF-8' export, iconv -t UTF-8)."
+    )
+
+
+def _first_undecodable_byte(path: Any) -> tuple[int, int, int, str] | None:
+    """``(line, byte offset, byte, reason)`` of the first byte of ``path`` that strict UTF-8 refuses
+    (an invalid byte, a truncated sequence, an encoded surrogate), or ``None``; read in blocks."""
+    target = storage_path(path)
+    with open(target, "rb") if isinstance(target, str) else target.open("rb") as handle:
+        offset = lines = 0  # bytes and line breaks before ``pending``
+        pending = b""
+        while True:
+            block = handle.read(BLOCK_CHARS)
+            data = pending + block
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as err:
+                if not (block and err.end == len(data) and err.reason == "unexpected end of data"):
+                    line = lines + data.count(b"\n", 0, err.start) + 1
+                    return line, offset + err.start, data[err.start], err.reason
+                good = err.start  # a character cut by the block's end: decode it with the next block
+            if not block:
+                return None
+            offset += good
+            lines += data.count(b"\n", 0, good)
+            pending = data[good:]
 
 
 def read_blocks(handle: IO[str]) -> Iterator[str]:

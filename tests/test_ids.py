@@ -4,6 +4,9 @@ invalid id anywhere (a control character, a BOM, a separator, padding, a wrong t
 from __future__ import annotations
 
 import json
+import re
+import sys
+import unicodedata
 
 import pytest
 import requests_mock
@@ -11,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
 
+from airflow_provider_segments import ids as ids_module
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
 from airflow_provider_segments.ids import UserIds
@@ -20,10 +24,16 @@ pytestmark = pytest.mark.slow
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
 
-FORBIDDEN = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0xFEFF, 0x2028, 0x2029]))
-valid_id = st.text(
-    alphabet=st.characters(blacklist_characters=FORBIDDEN), min_size=1, max_size=MAX_ID_LENGTH
-).filter(lambda s: s.strip() == s and s.strip() != "")
+#: Unicode general categories never valid in an id: controls, format (invisible) characters,
+#: surrogates, line and paragraph separators.
+INVISIBLE_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+FORBIDDEN = "".join(
+    c for c in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
+)
+valid_char = st.characters(exclude_categories=INVISIBLE_CATEGORIES)
+valid_id = st.text(alphabet=valid_char, min_size=1, max_size=MAX_ID_LENGTH).filter(
+    lambda s: s.strip() == s and s.strip() != ""
+)
 invalid_id = st.one_of(
     st.just(""),
     st.text(alphabet=" \t\n", min_size=1, max_size=5),
@@ -91,7 +101,7 @@ def test_any_invalid_id_anywhere_means_nothing_is_sent(before, bad, after, actio
 
 # -- the block reader behind user_ids_path -------------------------------------------------------
 line_id = st.text(
-    alphabet=st.characters(blacklist_characters=FORBIDDEN),
+    alphabet=valid_char,
     min_size=1,
     max_size=MAX_ID_LENGTH,
 ).filter(lambda s: s.strip() == s)
@@ -144,3 +154,82 @@ def test_ids_also_in_the_snapshot_share_its_strings(tmp_path):
     ids = UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, share=snapshot)
     assert list(ids) == ["new@example.com", "user0001@example.com"]
     assert list(ids)[1] is stored  # one string for both collections, not a copy
+
+
+# -- invisible characters: the whole Unicode class, named by code point and position --------------
+def test_exactly_the_characters_of_categories_cc_cf_cs_zl_zp_are_refused():
+    for char in FORBIDDEN:  # every code point of the class, whatever the Unicode version
+        with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[1\] = .* U\+{ord(char):04X}\b"):
+            UserIds.from_values(["ok", f"a{char}b"], max_length=MAX_ID_LENGTH)
+    with pytest.raises(SegmentsValidationError, match=r"U\+200B ZERO WIDTH SPACE at position 2\b"):
+        UserIds.from_values(["\U0001f600a\u200b"], max_length=MAX_ID_LENGTH)  # after a non-BMP character
+    forbidden = set(FORBIDDEN)
+    allowed = [c for c in map(chr, range(sys.maxunicode + 1)) if c not in forbidden]
+    ids = ["<" + "".join(allowed[i : i + 98]) + ">" for i in range(0, len(allowed), 98)]
+    assert len(UserIds.from_values(ids, max_length=MAX_ID_LENGTH)) == len(ids)
+    assert len(UserIds.from_lines_text(["\n".join(ids)], max_length=MAX_ID_LENGTH, source="s")) == len(ids)
+
+
+INVISIBLE = [
+    pytest.param("\u200b", id="zero-width-space"),
+    pytest.param("\u200c", id="zwnj"),
+    pytest.param("\u200d", id="zwj"),
+    pytest.param("\u200e", id="lrm"),
+    pytest.param("\u200f", id="rlm"),
+    *(pytest.param(chr(c), id=f"bidi-U+{c:04X}") for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]),
+    pytest.param("\u00ad", id="soft-hyphen"),
+    pytest.param("\u2060", id="word-joiner"),
+    pytest.param("\ufeff", id="bom-inside"),
+    pytest.param("\U000e0041", id="tag-letter"),
+]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_an_invisible_character_is_refused_naming_its_code_point_and_position(tmp_path, char):
+    code = re.escape(f"U+{ord(char):04X}")
+    with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[4\] = .* {code} .*at position 3"):
+        UserIds.from_values(["a", "b", "c", "d", f"abc{char}def"], max_length=MAX_ID_LENGTH)
+    path = tmp_path / "ids.txt"
+    path.write_text(f"a\nb\n\nabc{char}def\ne\n", encoding="utf-8")
+    with pytest.raises(SegmentsValidationError, match=rf"ids.txt line 4 = .* {code} "):
+        UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+    csv_path = tmp_path / "ids.csv"
+    csv_path.write_text(f"n,email\n1,a@x.com\n2,abc{char}@x.com\n", encoding="utf-8")
+    with pytest.raises(SegmentsValidationError, match=rf"ids.csv line 3 = .* {code} "):
+        UserIds.from_file(str(csv_path), max_length=MAX_ID_LENGTH, column="email")
+
+
+@pytest.mark.parametrize("surrogate", ["\ud800", "\udfff", "a\udc80b"])
+def test_a_lone_surrogate_in_a_list_is_refused_naming_it(surrogate):
+    with pytest.raises(SegmentsValidationError, match=r"^user_ids\[1\] = .* U\+D[89A-F][0-9A-F]{2}\b"):
+        UserIds.from_values(["ok", surrogate, "later"], max_length=MAX_ID_LENGTH)
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "offset"),
+    [
+        pytest.param(b"ok\nfine\n\xed\xa0\x80x\n", 3, 8, id="utf8-encoded-surrogate"),
+        pytest.param(b"ok\nfine\nbad\xffid\n", 3, 11, id="invalid-byte"),
+        pytest.param(b"ok\r\nb\xe9ta\r\n", 2, 5, id="latin-1"),
+    ],
+)
+def test_undecodable_bytes_are_refused_naming_the_file_line_and_byte_offset(tmp_path, data, line, offset):
+    path = tmp_path / "ids.txt"
+    path.write_bytes(data)
+    with pytest.raises(
+        SegmentsValidationError, match=rf"ids.txt line {line} \(byte offset {offset}\) is not UTF-8"
+    ):
+        UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 4 * 1024 * 1024])
+def test_the_undecodable_byte_is_found_whatever_the_block_size_in_lines_or_csv(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(ids_module, "BLOCK_CHARS", block)
+    body = "email\n" + "".join(f"é{i}€𝄞@x.com\n" for i in range(5))
+    data = body.encode() + b"\xc3(bad\n"  # 0xC3 starts a 2-byte sequence; "(" cannot continue it
+    path = tmp_path / "ids.csv"
+    path.write_bytes(data)
+    expected = rf"ids.csv line 7 \(byte offset {len(body.encode()):,}\) is not UTF-8: byte 0xC3"
+    for column in (None, "email"):
+        with pytest.raises(SegmentsValidationError, match=expected):
+            UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, column=column)

@@ -1,14 +1,18 @@
 """Hostile input: ids that would bend a URL are refused before one is built; a connection cannot be
-pointed at another domain; TLS verification is on unless a connection turns it off, loudly."""
+pointed at another domain; TLS verification is on unless a connection turns it off, loudly; invisible
+characters and malformed files of ids fail the task, naming the place, before anything is sent."""
 
 from __future__ import annotations
 
 import pytest
-from support import walkme_conn_json, zendesk_conn_json
+from support import sandbox_conn_env, walkme_conn_json, zendesk_conn_json
 
+from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
+from airflow_provider_segments.sandbox import SandboxServer
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SYSTEM = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
@@ -121,3 +125,38 @@ def test_bad_retry_or_tls_settings_name_the_connection_and_field(monkeypatch, ke
         return
     with pytest.raises(SegmentsConfigError, match=rf"'walkme_default'.*'{key}'"):
         WalkMeHook().client  # noqa: B018
+
+
+# -- ids and files of ids, through an operator against the sandbox ---------------------------------
+@pytest.fixture
+def sandbox(monkeypatch):
+    with SandboxServer() as server:
+        for name, value in sandbox_conn_env(server.url).items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+def _sync(tmp_path, **kwargs):
+    state = tmp_path / "audience.snapshot"
+    return WalkMeSyncSegmentOperator(task_id="s", name="Audience", state_path=str(state), **kwargs).execute(
+        {}
+    )
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\u200bb", "\u202eadmin", "a\u00adb"])
+def test_an_invisible_character_or_lone_surrogate_in_a_list_fails_before_anything_is_sent(
+    sandbox, tmp_path, bad
+):
+    code = f"U\\+{ord(bad.strip('ab')[0]):04X}"
+    with pytest.raises(AirflowFailException, match=rf"user_ids\[1\] = .* {code}\b"):
+        _sync(tmp_path, user_ids=["ok", bad])
+    assert sandbox.requests == []
+    assert not (tmp_path / "audience.snapshot").exists()
+
+
+def test_an_invisible_character_in_a_file_fails_naming_the_line_before_anything_is_sent(sandbox, tmp_path):
+    path = tmp_path / "audience.txt"
+    path.write_text("a@x.com\nb@x.com\u200b\n", encoding="utf-8")
+    with pytest.raises(AirflowFailException, match=r"audience.txt line 2 = .* U\+200B"):
+        _sync(tmp_path, user_ids_path=str(path))
+    assert sandbox.requests == []
