@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
 
 PREVIEW_CHARS = 60
 #: Characters read at a time from an id file.
@@ -417,7 +417,9 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
     """Open a local path or an object-storage URI as UTF-8 text, lines kept as they are.
 
     Reading drops a leading byte-order mark (spreadsheet exports start with one); ``newline=""``
-    keeps ``\\r`` visible so that a stray one is refused instead of silently splitting an id.
+    keeps ``\\r`` visible so that a stray one is refused instead of silently splitting an id. A path
+    that does not exist raises :class:`SegmentsInputMissingError` (the task's retries apply: it may
+    still arrive); a directory raises :class:`SegmentsValidationError` (a retry cannot fix it).
     """
     target = storage_path(path)
     encoding = "utf-8-sig" if mode == "r" else "utf-8"
@@ -426,8 +428,17 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
             handle = open(target, mode, encoding=encoding, newline="")  # noqa: SIM115 - closed below
         else:
             handle = target.open(mode, encoding=encoding, newline="")
+    except IsADirectoryError:
+        raise SegmentsValidationError(
+            f"{str(path)!r} is a directory: give the path of a file (one id per line, or a CSV)."
+        ) from None
     except FileNotFoundError:
-        raise SegmentsValidationError(f"{str(path)!r} does not exist.") from None
+        if mode != "r":
+            raise  # a state file's folder vanished while writing: an OSError, retried
+        raise SegmentsInputMissingError(
+            f"{str(path)!r} does not exist (yet): if another task or machine writes it, give this "
+            "task retries (and a retry_delay) long enough for it to arrive."
+        ) from None
     with handle:
         yield handle
 

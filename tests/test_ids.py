@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
 
 from airflow_provider_segments import ids as ids_module
-from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
 from airflow_provider_segments.ids import UserIds
 
@@ -233,3 +233,23 @@ def test_the_undecodable_byte_is_found_whatever_the_block_size_in_lines_or_csv(t
     for column in (None, "email"):
         with pytest.raises(SegmentsValidationError, match=expected):
             UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, column=column)
+
+
+# -- paths: a directory is a mistake, a missing file may still come -------------------------------
+@pytest.mark.parametrize("uri", [False, True])
+def test_a_directory_is_refused_naming_the_path(tmp_path, uri):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    path = f"file://{folder}" if uri else str(folder)
+    for column in (None, "email"):
+        with pytest.raises(SegmentsValidationError, match=rf"'{re.escape(path)}' is a directory"):
+            UserIds.from_file(path, max_length=MAX_ID_LENGTH, column=column)
+
+
+@pytest.mark.parametrize("uri", [False, True])
+def test_a_missing_file_is_not_a_validation_error_so_that_retries_apply(tmp_path, uri):
+    path = f"file://{tmp_path}/nope.txt" if uri else str(tmp_path / "nope.txt")
+    with pytest.raises(SegmentsInputMissingError, match=rf"'{re.escape(path)}' does not exist") as caught:
+        UserIds.from_file(path, max_length=MAX_ID_LENGTH)
+    assert not isinstance(caught.value, SegmentsValidationError)
+    assert isinstance(caught.value, FileNotFoundError)  # what a DAG author would catch without us

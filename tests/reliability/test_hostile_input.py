@@ -8,7 +8,11 @@ import pytest
 from support import sandbox_conn_env, walkme_conn_json, zendesk_conn_json
 
 from airflow_provider_segments._compat import AirflowFailException
-from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsValidationError
+from airflow_provider_segments.exceptions import (
+    SegmentsConfigError,
+    SegmentsInputMissingError,
+    SegmentsValidationError,
+)
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
@@ -160,3 +164,21 @@ def test_an_invisible_character_in_a_file_fails_naming_the_line_before_anything_
     with pytest.raises(AirflowFailException, match=r"audience.txt line 2 = .* U\+200B"):
         _sync(tmp_path, user_ids_path=str(path))
     assert sandbox.requests == []
+
+
+def test_a_directory_as_user_ids_path_fails_without_retries_naming_it(sandbox, tmp_path):
+    with pytest.raises(AirflowFailException, match=rf"'{tmp_path}' is a directory"):
+        _sync(tmp_path, user_ids_path=str(tmp_path))
+    assert sandbox.requests == []
+
+
+def test_a_missing_file_is_left_to_the_tasks_retries(sandbox, tmp_path):
+    # Written by another machine, or object storage lagging: a retry may find it. AirflowFailException
+    # would end the task at once; any other exception lets Airflow retry it.
+    missing = tmp_path / "not-yet.txt"
+    with pytest.raises(SegmentsInputMissingError, match=rf"'{missing}' does not exist") as caught:
+        _sync(tmp_path, user_ids_path=str(missing))
+    assert not isinstance(caught.value, AirflowFailException)
+    assert sandbox.requests == []
+    missing.write_text("a@x.com\n")  # the file arrives: the retry succeeds
+    assert _sync(tmp_path, user_ids_path=str(missing))["user_count"] == 1
