@@ -287,6 +287,8 @@ class UserIds:
             carry = lines.pop()  # the last line may continue in the next block
             collected += _checked_lines(lines, text, first_line, max_length, where)
             first_line += len(lines)
+            if len(carry) > max_length + 1:  # (+1: a "\r" whose "\n" opens the next block)
+                carry = _cut_long_line(carry, max_length, where(first_line))
         if carry:
             carry = carry.removesuffix("\r")
             collected += _checked_lines([carry], carry, first_line, max_length, where)
@@ -379,6 +381,17 @@ def _checked_lines(
             continue  # a blank (or whitespace-only) line
         _add_one(checked, line, max_length, where(first_line + offset))
     return list(checked)
+
+
+def _cut_long_line(start: str, max_length: int, label: str) -> str:
+    """What to keep of a line whose ``start`` (it goes on in the next block) is already too long:
+    refuse it now, naming it, rather than hold a line of any length; a blank start stays blank."""
+    if start.strip():
+        raise SegmentsValidationError(
+            f"{label} = {preview(start)} is not a valid user id: it has more than {max_length} "
+            f"characters ({len(start):,} before the end of the block read; the rest was not read)."
+        )
+    return " "  # whitespace so far: the line is blank, or refused for its leading whitespace
 
 
 def _add_one(ids: dict[str, Any], raw: str, max_length: int, label: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
+import tracemalloc
 import unicodedata
 
 import pytest
@@ -253,3 +255,34 @@ def test_a_missing_file_is_not_a_validation_error_so_that_retries_apply(tmp_path
         UserIds.from_file(path, max_length=MAX_ID_LENGTH)
     assert not isinstance(caught.value, SegmentsValidationError)
     assert isinstance(caught.value, FileNotFoundError)  # what a DAG author would catch without us
+
+
+# -- an over-long line is refused as soon as it is over the limit, not kept whole ------------------
+def test_a_100_mb_line_is_refused_promptly_naming_its_line_without_holding_it(tmp_path):
+    path = tmp_path / "ids.txt"
+    with path.open("w") as handle:
+        handle.write("a@x.com\n\nb@x.com\n")
+        for _ in range(100):
+            handle.write("x" * 1_000_000)
+        handle.write("\nc@x.com\n")
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(
+            SegmentsValidationError, match=r"ids.txt line 4 = 'xxx.* more than 100 characters"
+        ):
+            UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held for a 100 MB line"
+    assert time.perf_counter() - started < 5
+
+
+def test_a_long_blank_line_is_still_a_blank_line(tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text("a\n" + " " * (5 * 1024 * 1024) + "\nb\n" + " " * (5 * 1024 * 1024) + "c\n")
+    with pytest.raises(SegmentsValidationError, match=r"ids.txt line 4 = '  .* is not a valid user id"):
+        UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+    path.write_text("a\n" + " " * (5 * 1024 * 1024) + "\nb\n")
+    assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a", "b"]
