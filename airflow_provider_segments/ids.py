@@ -29,6 +29,9 @@ from typing import IO, Any
 from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
 
 PREVIEW_CHARS = 60
+#: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
+#: file is refused, pointing at ``user_ids_column``, rather than sent as ids, header included.
+CSV_DELIMITERS = (",", ";", "\t")
 #: Characters read at a time from an id file.
 BLOCK_CHARS = 4 * 1024 * 1024
 #: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
@@ -244,6 +247,15 @@ class UserIds:
         skipped; ``\\r\\n`` endings are fine), or a CSV with a header row when ``column`` names the
         id column. ``share``: ids already in memory (e.g. the last snapshot); an id both hold uses
         the same string, so two large, mostly equal collections cost little more than one.
+
+        A file of one id per line whose first non-blank line holds a comma, semicolon or tab is
+        refused: it is a CSV given without ``column`` (its header would be sent as an id, then every
+        row). Later lines may hold them; a first id that does must come as a CSV with ``column``.
+        A line longer than ``max_length`` is refused as soon as a block shows it.
+
+        Raises :class:`SegmentsValidationError` (naming the file and line) for anything wrong with
+        the file, including a directory or bytes that are not UTF-8, and
+        :class:`SegmentsInputMissingError` when it does not exist.
         """
         source = str(path)
 
@@ -254,7 +266,7 @@ class UserIds:
             with open_text(path) as handle:
                 if column:
                     return cls._from_csv(handle, column, source, max_length, where)
-                ids = cls._from_blocks(read_blocks(handle), max_length, where, share)
+                ids = cls._from_blocks(read_blocks(handle), max_length, where, share, first_line_check=True)
         except UnicodeDecodeError as err:
             raise SegmentsValidationError(_not_utf8(path, source, err)) from None
         return ids
@@ -275,6 +287,7 @@ class UserIds:
         share: UserIds | None,
         *,
         self_mapped: bool = False,
+        first_line_check: bool = False,
     ) -> UserIds:
         collected: list[str] = []
         carry = ""
@@ -285,12 +298,16 @@ class UserIds:
                 text = text.replace("\r\n", "\n")
             lines = text.split("\n")
             carry = lines.pop()  # the last line may continue in the next block
+            if first_line_check:
+                first_line_check = _refuse_a_header(lines, first_line, where)
             collected += _checked_lines(lines, text, first_line, max_length, where)
             first_line += len(lines)
             if len(carry) > max_length + 1:  # (+1: a "\r" whose "\n" opens the next block)
                 carry = _cut_long_line(carry, max_length, where(first_line))
         if carry:
             carry = carry.removesuffix("\r")
+            if first_line_check:
+                _refuse_a_header([carry], first_line, where)
             collected += _checked_lines([carry], carry, first_line, max_length, where)
         strings = share.lookup if share is not None else None
         if isinstance(strings, dict) and next(iter(strings.values()), None) is not None:
@@ -381,6 +398,25 @@ def _checked_lines(
             continue  # a blank (or whitespace-only) line
         _add_one(checked, line, max_length, where(first_line + offset))
     return list(checked)
+
+
+def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], str]) -> bool:
+    """Refuse a file of one id per line whose first non-blank line holds a CSV delimiter (see
+    :data:`CSV_DELIMITERS`); ``True`` while ``lines`` were all blank (look again in the next ones)."""
+    for offset, line in enumerate(lines):
+        if not line.strip():
+            continue
+        delimiter = next((d for d in CSV_DELIMITERS if d in line), None)
+        if delimiter is not None:
+            raise SegmentsValidationError(
+                f"{where(first_line + offset)} = {preview(line)} looks like a CSV header or row (it holds "
+                f"{delimiter!r}), but the file is read as one id per line. If it is a CSV, set "
+                "user_ids_column to the name of the column holding the ids. (Only the first line is "
+                "checked: if the first id really holds a comma, semicolon or tab, give the ids as a "
+                "CSV with a header and user_ids_column.)"
+            )
+        return False
+    return True
 
 
 def _cut_long_line(start: str, max_length: int, label: str) -> str:

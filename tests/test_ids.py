@@ -286,3 +286,30 @@ def test_a_long_blank_line_is_still_a_blank_line(tmp_path):
         UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
     path.write_text("a\n" + " " * (5 * 1024 * 1024) + "\nb\n")
     assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a", "b"]
+
+
+# -- a CSV given as a file of one id per line -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "line", "holds"),
+    [
+        pytest.param("id,email,plan\n1,a@x.com,pro\n", 1, "','", id="comma-header"),
+        pytest.param("\ufeffemail;plan\na@x.com;pro\n", 1, "';'", id="semicolon-header-after-bom"),
+        pytest.param("id\temail\r\n1\ta@x.com\r\n", 1, "'\\\\t'", id="tab-header"),
+        pytest.param("\n  \n1,a@x.com,pro\n", 3, "','", id="headerless-after-blank-lines"),
+    ],
+)
+def test_a_csv_read_as_one_id_per_line_is_refused_saying_to_set_user_ids_column(tmp_path, text, line, holds):
+    path = tmp_path / "audience.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    for where in (str(path), f"file://{path}"):
+        with pytest.raises(
+            SegmentsValidationError, match=rf"audience.csv line {line} = .* holds {holds}.* user_ids_column"
+        ):
+            UserIds.from_file(where, max_length=MAX_ID_LENGTH)
+
+
+def test_only_the_first_line_of_a_file_of_ids_is_taken_for_a_header(tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text("a@x.com\nDoe, John\nb;c\n")  # ids with a delimiter, after a first id without one
+    assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a@x.com", "Doe, John", "b;c"]
+    assert list(_read(["Doe, John\n"])) == ["Doe, John"]  # a snapshot's body is not a user's file

@@ -16,7 +16,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
-from airflow_provider_segments.sandbox import SandboxServer
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SYSTEM = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
@@ -182,3 +182,16 @@ def test_a_missing_file_is_left_to_the_tasks_retries(sandbox, tmp_path):
     assert sandbox.requests == []
     missing.write_text("a@x.com\n")  # the file arrives: the retry succeeds
     assert _sync(tmp_path, user_ids_path=str(missing))["user_count"] == 1
+
+
+def test_a_csv_without_user_ids_column_fails_before_anything_is_sent(sandbox, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("id,email,plan\n1,a@x.com,pro\n2,b@x.com,free\n")
+    with pytest.raises(AirflowFailException, match=r"export\.csv line 1 = 'id,email,plan'.*user_ids_column"):
+        _sync(tmp_path, user_ids_path=str(path))
+    assert sandbox.requests == []
+    result = _sync(tmp_path, user_ids_path=str(path), user_ids_column="email")
+    assert sorted(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, result["segment_guid"])) == [
+        "a@x.com",
+        "b@x.com",
+    ]
