@@ -32,6 +32,9 @@ PREVIEW_CHARS = 60
 #: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
 #: file is refused, pointing at ``user_ids_column``, rather than sent as ids, header included.
 CSV_DELIMITERS = (",", ";", "\t")
+#: The longest line of a CSV of ids (a record is one line); each field is also held to Python's
+#: ``csv.field_size_limit()`` (128 KiB unless the process changed it).
+MAX_CSV_LINE_CHARS = 1024 * 1024
 #: Characters read at a time from an id file.
 BLOCK_CHARS = 4 * 1024 * 1024
 #: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
@@ -253,6 +256,12 @@ class UserIds:
         row). Later lines may hold them; a first id that does must come as a CSV with ``column``.
         A line longer than ``max_length`` is refused as soon as a block shows it.
 
+        A CSV is read strictly (Python's ``csv`` with ``strict=True``, comma-separated, ``"`` quotes):
+        each record is one line (a quote left open or a line break inside quotes is refused where
+        it starts: read loosely, it would swallow the rest of the file), has as many fields as the
+        header (blank lines are skipped), lines hold at most :data:`MAX_CSV_LINE_CHARS` characters
+        and fields at most ``csv.field_size_limit()``; the header must name ``column`` exactly once.
+
         Raises :class:`SegmentsValidationError` (naming the file and line) for anything wrong with
         the file, including a directory or bytes that are not UTF-8, and
         :class:`SegmentsInputMissingError` when it does not exist.
@@ -318,24 +327,82 @@ class UserIds:
     def _from_csv(
         cls, handle: IO[str], column: str, source: str, max_length: int, where: Callable[[int], str]
     ) -> UserIds:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
+        lines = _CsvLines(handle, where)
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = next(reader, None)
+            lines.record_ended = True
+            if header is None:
+                raise SegmentsValidationError(
+                    f"{source} is empty: a CSV needs a header row naming the column {column!r}."
+                )
+            names = [name.strip() for name in header]
+            if column not in names:
+                raise SegmentsValidationError(
+                    f"{source} has no column {column!r}; its header has: {', '.join(map(preview, names))}."
+                )
+            if names.count(column) > 1:
+                positions = ", ".join(str(i + 1) for i, name in enumerate(names) if name == column)
+                raise SegmentsValidationError(
+                    f"{where(1)} names the column {column!r} {names.count(column)} times (columns "
+                    f"{positions}): rename the others so that the ids' column is unambiguous."
+                )
+            index = names.index(column)
+            ids: dict[str, Any] = {}
+            for row in reader:
+                lines.record_ended = True
+                if not row or not any(cell.strip() for cell in row):
+                    continue  # blank line
+                if len(row) != len(names):
+                    plural = "s" if len(row) != 1 else ""
+                    raise SegmentsValidationError(
+                        f"{where(lines.number)} has {len(row)} field{plural}, the header {len(names)}: "
+                        "quote a field holding a comma, or fix the export."
+                    )
+                _add_one(ids, row[index], max_length, where(lines.number))
+        except csv.Error as err:
             raise SegmentsValidationError(
-                f"{source} is empty: a CSV needs a header row naming the column {column!r}."
-            )
-        names = [name.strip() for name in header]
-        if column not in names:
-            raise SegmentsValidationError(
-                f"{source} has no column {column!r}; its header has: {', '.join(map(preview, names))}."
-            )
-        index = names.index(column)
-        ids: dict[str, Any] = {}
-        for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue  # blank line
-            _add_one(ids, row[index] if index < len(row) else "", max_length, where(reader.line_num))
+                f"{where(lines.number)} is not valid CSV: {err}. Quote a field holding a comma, a quote "
+                "or a line break, and double the quotes inside it."
+            ) from None
         return cls(list(ids), ids)
+
+
+class _CsvLines:
+    """The lines of a CSV for :func:`csv.reader`, one record each, read one at a time.
+
+    A record that asks for a second line (a quoted field holding a line break, or a quote left
+    open, which would swallow the rest of the file) is refused at once, naming the line where it
+    starts; so is a line over :data:`MAX_CSV_LINE_CHARS`, before it is held whole. The caller sets
+    ``record_ended`` each time the reader has given a record.
+    """
+
+    __slots__ = ("_handle", "_where", "number", "record_ended")
+
+    def __init__(self, handle: IO[str], where: Callable[[int], str]) -> None:
+        self._handle = handle
+        self._where = where
+        #: The line read last: the line of the record the reader gave or failed on (1: the header).
+        self.number = 0
+        self.record_ended = True
+
+    def __iter__(self) -> Iterator[str]:
+        readline = self._handle.readline
+        while line := readline(MAX_CSV_LINE_CHARS + 2):  # + the line break, "\r\n" at most
+            self.number += 1
+            if len(line) > MAX_CSV_LINE_CHARS and len(line.rstrip("\r\n")) > MAX_CSV_LINE_CHARS:
+                raise SegmentsValidationError(
+                    f"{self._where(self.number)} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
+                    "not a CSV of ids."
+                )
+            self.record_ended = False
+            yield line
+            if not self.record_ended:  # the reader wants the next line to finish this record
+                raise SegmentsValidationError(
+                    f"{self._where(self.number)}: a quoted field goes on past the end of the line (a "
+                    "quote left open, or a line break inside quotes); each record of a CSV of ids "
+                    "must be one line."
+                )
 
 
 def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:

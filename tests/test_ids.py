@@ -313,3 +313,67 @@ def test_only_the_first_line_of_a_file_of_ids_is_taken_for_a_header(tmp_path):
     path.write_text("a@x.com\nDoe, John\nb;c\n")  # ids with a delimiter, after a first id without one
     assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a@x.com", "Doe, John", "b;c"]
     assert list(_read(["Doe, John\n"])) == ["Doe, John"]  # a snapshot's body is not a user's file
+
+
+# -- CSV: strict, one line per record, as many fields as the header --------------------------------
+def _csv_ids(tmp_path, text: str, column: str = "email") -> UserIds:
+    path = tmp_path / "audience.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    return UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, column=column)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        pytest.param(
+            'email,note\na@x.com,"unclosed\nb@x.com,x\nc@x.com,y\n',
+            2,
+            "goes on past the end of the line",
+            id="unclosed-quote-in-another-column",
+        ),
+        pytest.param(
+            'email,note\na@x.com,ok\nb@x.com,"unclosed\n' + "c@x.com,y\n" * 20_000,
+            3,
+            "goes on past the end of the line",
+            id="unclosed-quote-then-over-128-kib",
+        ),
+        pytest.param(
+            'email,note\na@x.com,"two\nlines"\n', 2, "goes on past the end of the line", id="quoted-newline"
+        ),
+        pytest.param(
+            'email,note\n"a@x.com\r\n",x\n', 2, "goes on past the end of the line", id="quoted-crlf-in-id"
+        ),
+        pytest.param(
+            '"em\nail",note\na@x.com,x\n', 1, "goes on past the end of the line", id="header-on-two-lines"
+        ),
+        pytest.param(
+            "email,plan\na@x.com,pro\nb@x.com,pro,extra\n", 3, "has 3 fields, the header 2", id="more-fields"
+        ),
+        pytest.param("email,plan\na@x.com,pro\nb@x.com\n", 3, "has 1 field, the header 2", id="fewer-fields"),
+        pytest.param('email,plan\n"a@x.com"x,pro\n', 2, "not valid CSV", id="text-after-closing-quote"),
+        pytest.param(
+            f"email,note\na@x.com,{'n' * 200_000}\n",
+            2,
+            "not valid CSV: field larger than field limit",
+            id="field-over-128-kib",
+        ),
+        pytest.param(
+            f"email,note\na@x.com,x\nb@x.com,{'n' * 2_000_000}\n",
+            3,
+            "longer than 1,048,576 characters",
+            id="line-over-1-mib",
+        ),
+    ],
+)
+def test_a_malformed_csv_is_refused_naming_the_file_and_line(tmp_path, text, line, reason):
+    with pytest.raises(SegmentsValidationError, match=rf"audience.csv line {line}\b.*{reason}"):
+        _csv_ids(tmp_path, text)
+
+
+def test_the_requested_column_named_twice_is_refused_other_repeats_and_blank_names_are_fine(tmp_path):
+    with pytest.raises(
+        SegmentsValidationError, match=r"audience.csv line 1 names the column 'email' 2 times"
+    ):
+        _csv_ids(tmp_path, "email,plan,email\na@x.com,pro,b@x.com\n")
+    text = ",email,x,x\n1,a@x.com,p,q\n\n,,,\n2,b@x.com,,\n"  # blank name, repeated other column, blank rows
+    assert list(_csv_ids(tmp_path, text)) == ["a@x.com", "b@x.com"]

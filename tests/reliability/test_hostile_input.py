@@ -195,3 +195,12 @@ def test_a_csv_without_user_ids_column_fails_before_anything_is_sent(sandbox, tm
         "a@x.com",
         "b@x.com",
     ]
+
+
+def test_an_unclosed_quote_in_a_csv_fails_before_anything_is_sent(sandbox, tmp_path):
+    # Read loosely, the quote swallows every later row: a sync would remove those users.
+    path = tmp_path / "export.csv"
+    path.write_text('email,note\na@x.com,"VIP\nb@x.com,\nc@x.com,\n')
+    with pytest.raises(AirflowFailException, match=r"export\.csv line 2\b.*quoted field"):
+        _sync(tmp_path, user_ids_path=str(path), user_ids_column="email")
+    assert sandbox.requests == []
