@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from support import sandbox_conn_env
 
 from airflow_provider_segments._compat import AirflowFailException, ObjectStoragePath
 from airflow_provider_segments.exceptions import (
@@ -16,7 +15,7 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
 from airflow_provider_segments.sync import StateStore
 
 N = 60_001
@@ -24,14 +23,6 @@ N = 60_001
 
 def ids(n: int, prefix: str = "user") -> list[str]:
     return [f"{prefix}{i:07d}@example.com" for i in range(n)]
-
-
-@pytest.fixture
-def sandbox(monkeypatch):
-    with SandboxServer() as server:
-        for name, value in sandbox_conn_env(server.url).items():
-            monkeypatch.setenv(name, value)
-        yield server
 
 
 def writes(sandbox) -> list[tuple[str, int]]:

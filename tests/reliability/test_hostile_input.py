@@ -5,7 +5,7 @@ characters and malformed files of ids fail the task, naming the place, before an
 from __future__ import annotations
 
 import pytest
-from support import sandbox_conn_env, walkme_conn_json, zendesk_conn_json
+from support import walkme_conn_json, zendesk_conn_json
 
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import (
@@ -16,7 +16,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SYSTEM = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
@@ -132,19 +132,11 @@ def test_bad_retry_or_tls_settings_name_the_connection_and_field(monkeypatch, ke
 
 
 # -- ids and files of ids, through an operator against the sandbox ---------------------------------
-@pytest.fixture
-def sandbox(monkeypatch):
-    with SandboxServer() as server:
-        for name, value in sandbox_conn_env(server.url).items():
-            monkeypatch.setenv(name, value)
-        yield server
-
-
 def _sync(tmp_path, **kwargs):
-    state = tmp_path / "audience.snapshot"
-    return WalkMeSyncSegmentOperator(task_id="s", name="Audience", state_path=str(state), **kwargs).execute(
-        {}
+    operator = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=str(tmp_path / "audience.snapshot"), **kwargs
     )
+    return operator.execute({})
 
 
 @pytest.mark.parametrize("bad", ["\ud800", "a\u200bb", "\u202eadmin", "a\u00adb"])
