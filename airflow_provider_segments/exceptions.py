@@ -1,7 +1,9 @@
 """The exception types a DAG author may catch.
 
 They are plain Python exceptions (no Airflow import) so the pure helpers can raise them; the
-operators turn :class:`SegmentsValidationError` into a fail-fast task failure.
+operators turn :class:`SegmentsValidationError` (and :class:`SegmentsConfigError`,
+:class:`SegmentExistsError`) into a fail-fast task failure, and leave every other error to the task's
+retries (``operators/_base.py``, ``fail_fast_on_bad_input``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ class SegmentsError(Exception):
 
 class SegmentsValidationError(SegmentsError, ValueError):
     """The input was refused before anything was sent to the API."""
+
+
+class SegmentsInputMissingError(SegmentsError, FileNotFoundError):
+    """The file or object of ids (``user_ids_path``) does not exist, yet: not a validation error.
+
+    On a deployment of several machines the file may be written by another one, or object storage
+    may not list a new object at once, so the task's retries apply (give the task ``retries`` and a
+    ``retry_delay`` long enough for the file to arrive). Also a :class:`FileNotFoundError`.
+    """
 
 
 class SegmentsConfigError(SegmentsError):

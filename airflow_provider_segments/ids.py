@@ -3,8 +3,10 @@
 Every way a DAG hands over user ids ends here: a list (or an XCom rendered to one, or a JSON list
 in a string), a file of one id per line, a CSV column, on local disk or in object storage. Each
 produces the same :class:`UserIds`: strings of 1 to ``max_length`` characters, without surrounding
-whitespace, control characters, byte-order marks or line/paragraph separators, each once, in the
-order first seen. A bad id fails the whole input before anything is sent, naming its position.
+whitespace and without any invisible or control character (Unicode general categories ``Cc``,
+``Cf``, ``Cs``, ``Zl``, ``Zp``: controls, zero-width and bidi characters, soft hyphens, byte-order
+marks, lone surrogates, line and paragraph separators), each once, in the order first seen. A bad id
+fails the whole input before anything is sent, naming its position and the code point.
 
 No Airflow import at module level: object-storage URIs are opened through Airflow's
 ``ObjectStoragePath`` on first use only.
@@ -14,25 +16,44 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import json
 import os
 import re
+import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
 
 PREVIEW_CHARS = 60
+#: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
+#: file is refused, pointing at ``user_ids_column``, rather than sent as ids, header included.
+CSV_DELIMITERS = (",", ";", "\t")
+#: The longest line of a CSV of ids (a record is one line); each field is also held to Python's
+#: ``csv.field_size_limit()`` (128 KiB unless the process changed it).
+MAX_CSV_LINE_CHARS = 1024 * 1024
 #: Characters read at a time from an id file.
 BLOCK_CHARS = 4 * 1024 * 1024
-#: Characters never valid in an id: C0 and C1 controls, DEL, the byte-order mark and the Unicode
-#: line/paragraph separators. Each would split, hide or corrupt an id in a file, a log or a snapshot.
-_FORBIDDEN = "\x00-\x1f\x7f-\x9f\ufeff\u2028\u2029"
-_FORBIDDEN_CHAR = re.compile(f"[{_FORBIDDEN}]")
-#: The same inside a text of lines, where ``\n`` separates ids (and ``\r\n`` was folded first).
-_PRINTABLE_ASCII_AND_NEWLINE = bytes(range(0x20, 0x7F)) + b"\n"
-_FORBIDDEN_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ufeff\u2028\u2029]")
+#: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
+#: (``Cf``: zero-width space and joiners, bidi controls, soft hyphen, byte-order mark, tags...),
+#: surrogates (``Cs``: a lone half of a UTF-16 pair is not text and cannot be written as UTF-8) and the
+#: line and paragraph separators (``Zl``, ``Zp``). Each would split, hide or disguise an id in a file,
+#: a log or the admin UI. The set follows the running Python's Unicode database.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_ASCII_INVISIBLE = "".join(
+    c for c in map(chr, range(0x80)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
+)
+#: The ASCII characters allowed in a text of lines (``\n`` separates ids; ``\r\n`` was folded first):
+#: what ``bytes.translate`` deletes to check an ASCII block at C speed.
+_PRINTABLE_ASCII_AND_NEWLINE = bytes(c for c in range(0x80) if chr(c) not in _ASCII_INVISIBLE or c == 0x0A)
+#: The same characters as a search, with and without ``\n`` (which separates the ids of a text of lines).
+_ASCII_INVISIBLE_SEARCH = {
+    False: re.compile(f"[{re.escape(_ASCII_INVISIBLE)}]"),
+    True: re.compile(f"[{re.escape(_ASCII_INVISIBLE.replace(chr(0x0A), ''))}]"),
+}
 
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
@@ -41,13 +62,71 @@ def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
+@functools.cache
+def _invisible_code_points() -> tuple[tuple[int, int], ...]:
+    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES`.
+
+    Built on first use from the whole Unicode database (about 0.1 s, once per process, and only when
+    a non-ASCII text is checked), not at import: DAG parsing imports this module.
+    """
+    ranges: list[tuple[int, int]] = []
+    category = unicodedata.category
+    for code in range(sys.maxunicode + 1):
+        if category(chr(code)) in INVISIBLE_CATEGORIES:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return tuple(ranges)
+
+
+@functools.cache
+def _invisible_searches(newline_ok: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two character classes of the invisible code points (``\\n`` left out when ``newline_ok``).
+
+    The first holds those below U+10000 plus every code point above: ``re`` checks it as one table
+    lookup a character, as fast as the old short list. The second is exact: only used from the first
+    character above U+FFFF, since ``re`` tests the ranges above U+FFFF one by one (5 times slower).
+    """
+    below, above = [], []
+    for first, last in _invisible_code_points():
+        pieces = [(first, 0x09), (0x0B, last)] if newline_ok and first <= 0x0A <= last else [(first, last)]
+        for start, end in pieces:
+            for low, high, into in ((start, min(end, 0xFFFF), below), (max(start, 0x10000), end, above)):
+                if low <= high:
+                    into.append(f"\\U{low:08x}-\\U{high:08x}")
+    gate = re.compile(f"[{''.join(below)}\\U00010000-\\U{sys.maxunicode:08x}]")
+    exact = re.compile(f"[{''.join(below + above)}]")
+    return gate, exact
+
+
+def _find_invisible(text: str, *, newline_ok: bool = False) -> re.Match[str] | None:
+    """The first invisible or control character of ``text`` (see :data:`INVISIBLE_CATEGORIES`)."""
+    if text.isascii():
+        return _ASCII_INVISIBLE_SEARCH[newline_ok].search(text)
+    gate, exact = _invisible_searches(newline_ok)
+    found = gate.search(text)
+    if found is None or found.group() < "\U00010000":
+        return found
+    return exact.search(text, found.start())  # the text holds characters above U+FFFF
+
+
+def _describe_char(char: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: a character named so that a reader can find it."""
+    code = f"U+{ord(char):04X}"
+    if unicodedata.category(char) == "Cs":
+        return f"{code} (a lone surrogate: half of a UTF-16 pair, not text; it cannot be stored as UTF-8)"
+    name = unicodedata.name(char, "")
+    return f"{code} {name}" if name else code
+
+
 def _problem(user_id: str, max_length: int) -> str:
     """Why ``user_id`` (a string) is not a valid id; ``""`` when it is."""
-    bad = _FORBIDDEN_CHAR.search(user_id)
+    bad = _find_invisible(user_id)
     if bad:
         return (
-            f"it holds the control character U+{ord(bad.group()):04X} at position {bad.start()} "
-            "(clean it at the source: such characters split or hide ids)"
+            f"it holds the invisible or control character {_describe_char(bad.group())} at position "
+            f"{bad.start()} (clean it at the source: such characters split, hide or disguise ids)"
         )
     if not user_id.strip():
         return "it is empty"
@@ -139,7 +218,7 @@ class UserIds:
         if set(map(type, values)) == {str} and (
             max(map(len, values)) <= max_length
             and min(map(len, values)) > 0
-            and not _FORBIDDEN_CHAR.search("".join(values))
+            and _free_of_invisible("".join(values))
             and list(map(str.strip, values)) == values
         ):
             return cls._unique(list(values))  # a copy: the caller keeps its list
@@ -171,6 +250,21 @@ class UserIds:
         skipped; ``\\r\\n`` endings are fine), or a CSV with a header row when ``column`` names the
         id column. ``share``: ids already in memory (e.g. the last snapshot); an id both hold uses
         the same string, so two large, mostly equal collections cost little more than one.
+
+        A file of one id per line whose first non-blank line holds a comma, semicolon or tab is
+        refused: it is a CSV given without ``column`` (its header would be sent as an id, then every
+        row). Later lines may hold them; a first id that does must come as a CSV with ``column``.
+        A line longer than ``max_length`` is refused as soon as a block shows it.
+
+        A CSV is read strictly (Python's ``csv`` with ``strict=True``, comma-separated, ``"`` quotes):
+        each record is one line (a quote left open or a line break inside quotes is refused where
+        it starts: read loosely, it would swallow the rest of the file), has as many fields as the
+        header (blank lines are skipped), lines hold at most :data:`MAX_CSV_LINE_CHARS` characters
+        and fields at most ``csv.field_size_limit()``; the header must name ``column`` exactly once.
+
+        Raises :class:`SegmentsValidationError` (naming the file and line) for anything wrong with
+        the file, including a directory or bytes that are not UTF-8, and
+        :class:`SegmentsInputMissingError` when it does not exist.
         """
         source = str(path)
 
@@ -181,9 +275,9 @@ class UserIds:
             with open_text(path) as handle:
                 if column:
                     return cls._from_csv(handle, column, source, max_length, where)
-                ids = cls._from_blocks(read_blocks(handle), max_length, where, share)
+                ids = cls._from_blocks(read_blocks(handle), max_length, where, share, first_line_check=True)
         except UnicodeDecodeError as err:
-            raise SegmentsValidationError(f"{source} is not UTF-8 text: {err}") from None
+            raise SegmentsValidationError(_not_utf8(path, source, err)) from None
         return ids
 
     @classmethod
@@ -202,6 +296,7 @@ class UserIds:
         share: UserIds | None,
         *,
         self_mapped: bool = False,
+        first_line_check: bool = False,
     ) -> UserIds:
         collected: list[str] = []
         carry = ""
@@ -212,10 +307,16 @@ class UserIds:
                 text = text.replace("\r\n", "\n")
             lines = text.split("\n")
             carry = lines.pop()  # the last line may continue in the next block
+            if first_line_check:
+                first_line_check = _refuse_a_header(lines, first_line, where)
             collected += _checked_lines(lines, text, first_line, max_length, where)
             first_line += len(lines)
+            if len(carry) > max_length + 1:  # (+1: a "\r" whose "\n" opens the next block)
+                carry = _cut_long_line(carry, max_length, where(first_line))
         if carry:
             carry = carry.removesuffix("\r")
+            if first_line_check:
+                _refuse_a_header([carry], first_line, where)
             collected += _checked_lines([carry], carry, first_line, max_length, where)
         strings = share.lookup if share is not None else None
         if isinstance(strings, dict) and next(iter(strings.values()), None) is not None:
@@ -226,24 +327,82 @@ class UserIds:
     def _from_csv(
         cls, handle: IO[str], column: str, source: str, max_length: int, where: Callable[[int], str]
     ) -> UserIds:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
+        lines = _CsvLines(handle, where)
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = next(reader, None)
+            lines.record_ended = True
+            if header is None:
+                raise SegmentsValidationError(
+                    f"{source} is empty: a CSV needs a header row naming the column {column!r}."
+                )
+            names = [name.strip() for name in header]
+            if column not in names:
+                raise SegmentsValidationError(
+                    f"{source} has no column {column!r}; its header has: {', '.join(map(preview, names))}."
+                )
+            if names.count(column) > 1:
+                positions = ", ".join(str(i + 1) for i, name in enumerate(names) if name == column)
+                raise SegmentsValidationError(
+                    f"{where(1)} names the column {column!r} {names.count(column)} times (columns "
+                    f"{positions}): rename the others so that the ids' column is unambiguous."
+                )
+            index = names.index(column)
+            ids: dict[str, Any] = {}
+            for row in reader:
+                lines.record_ended = True
+                if not row or not any(cell.strip() for cell in row):
+                    continue  # blank line
+                if len(row) != len(names):
+                    plural = "s" if len(row) != 1 else ""
+                    raise SegmentsValidationError(
+                        f"{where(lines.number)} has {len(row)} field{plural}, the header {len(names)}: "
+                        "quote a field holding a comma, or fix the export."
+                    )
+                _add_one(ids, row[index], max_length, where(lines.number))
+        except csv.Error as err:
             raise SegmentsValidationError(
-                f"{source} is empty: a CSV needs a header row naming the column {column!r}."
-            )
-        names = [name.strip() for name in header]
-        if column not in names:
-            raise SegmentsValidationError(
-                f"{source} has no column {column!r}; its header has: {', '.join(map(preview, names))}."
-            )
-        index = names.index(column)
-        ids: dict[str, Any] = {}
-        for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue  # blank line
-            _add_one(ids, row[index] if index < len(row) else "", max_length, where(reader.line_num))
+                f"{where(lines.number)} is not valid CSV: {err}. Quote a field holding a comma, a quote "
+                "or a line break, and double the quotes inside it."
+            ) from None
         return cls(list(ids), ids)
+
+
+class _CsvLines:
+    """The lines of a CSV for :func:`csv.reader`, one record each, read one at a time.
+
+    A record that asks for a second line (a quoted field holding a line break, or a quote left
+    open, which would swallow the rest of the file) is refused at once, naming the line where it
+    starts; so is a line over :data:`MAX_CSV_LINE_CHARS`, before it is held whole. The caller sets
+    ``record_ended`` each time the reader has given a record.
+    """
+
+    __slots__ = ("_handle", "_where", "number", "record_ended")
+
+    def __init__(self, handle: IO[str], where: Callable[[int], str]) -> None:
+        self._handle = handle
+        self._where = where
+        #: The line read last: the line of the record the reader gave or failed on (1: the header).
+        self.number = 0
+        self.record_ended = True
+
+    def __iter__(self) -> Iterator[str]:
+        readline = self._handle.readline
+        while line := readline(MAX_CSV_LINE_CHARS + 2):  # + the line break, "\r\n" at most
+            self.number += 1
+            if len(line) > MAX_CSV_LINE_CHARS and len(line.rstrip("\r\n")) > MAX_CSV_LINE_CHARS:
+                raise SegmentsValidationError(
+                    f"{self._where(self.number)} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
+                    "not a CSV of ids."
+                )
+            self.record_ended = False
+            yield line
+            if not self.record_ended:  # the reader wants the next line to finish this record
+                raise SegmentsValidationError(
+                    f"{self._where(self.number)}: a quoted field goes on past the end of the line (a "
+                    "quote left open, or a line break inside quotes); each record of a CSV of ids "
+                    "must be one line."
+                )
 
 
 def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
@@ -277,11 +436,12 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
     return value if isinstance(value, list) else list(value)
 
 
-def _free_of_forbidden(text: str) -> bool:
-    """True when ``text`` (ids separated by ``\n``) holds no forbidden character, at C speed."""
-    if text.isascii():  # most ids: only C0 controls and DEL can be wrong; bytes.translate is fastest
+def _free_of_invisible(text: str, *, newline_ok: bool = False) -> bool:
+    """True when ``text`` holds no invisible or control character (``\\n`` allowed when ``newline_ok``),
+    at C speed: an ASCII text through ``bytes.translate``, any other through one regex search."""
+    if newline_ok and text.isascii():  # most ids; bytes.translate is the fastest check there is
         return not text.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_NEWLINE)
-    return not _FORBIDDEN_IN_LINES.search(text)
+    return _find_invisible(text, newline_ok=newline_ok) is None
 
 
 def _checked_lines(
@@ -295,16 +455,46 @@ def _checked_lines(
     # C-speed checks of the whole block first; the slow walk below only runs to name the bad line.
     if (
         max(map(len, present)) <= max_length
-        and _free_of_forbidden(text)
+        and _free_of_invisible(text, newline_ok=True)
         and list(map(str.strip, present)) == present
     ):
         return present
     checked: dict[str, Any] = {}
     for offset, line in enumerate(lines):
-        if not line.strip() and not _FORBIDDEN_CHAR.search(line):
+        if not line.strip() and not _find_invisible(line):
             continue  # a blank (or whitespace-only) line
         _add_one(checked, line, max_length, where(first_line + offset))
     return list(checked)
+
+
+def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], str]) -> bool:
+    """Refuse a file of one id per line whose first non-blank line holds a CSV delimiter (see
+    :data:`CSV_DELIMITERS`); ``True`` while ``lines`` were all blank (look again in the next ones)."""
+    for offset, line in enumerate(lines):
+        if not line.strip():
+            continue
+        delimiter = next((d for d in CSV_DELIMITERS if d in line), None)
+        if delimiter is not None:
+            raise SegmentsValidationError(
+                f"{where(first_line + offset)} = {preview(line)} looks like a CSV header or row (it holds "
+                f"{delimiter!r}), but the file is read as one id per line. If it is a CSV, set "
+                "user_ids_column to the name of the column holding the ids. (Only the first line is "
+                "checked: if the first id really holds a comma, semicolon or tab, give the ids as a "
+                "CSV with a header and user_ids_column.)"
+            )
+        return False
+    return True
+
+
+def _cut_long_line(start: str, max_length: int, label: str) -> str:
+    """What to keep of a line whose ``start`` (it goes on in the next block) is already too long:
+    refuse it now, naming it, rather than hold a line of any length; a blank start stays blank."""
+    if start.strip():
+        raise SegmentsValidationError(
+            f"{label} = {preview(start)} is not a valid user id: it has more than {max_length} "
+            f"characters ({len(start):,} before the end of the block read; the rest was not read)."
+        )
+    return " "  # whitespace so far: the line is blank, or refused for its leading whitespace
 
 
 def _add_one(ids: dict[str, Any], raw: str, max_length: int, label: str) -> None:
@@ -343,7 +533,9 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
     """Open a local path or an object-storage URI as UTF-8 text, lines kept as they are.
 
     Reading drops a leading byte-order mark (spreadsheet exports start with one); ``newline=""``
-    keeps ``\\r`` visible so that a stray one is refused instead of silently splitting an id.
+    keeps ``\\r`` visible so that a stray one is refused instead of silently splitting an id. A path
+    that does not exist raises :class:`SegmentsInputMissingError` (the task's retries apply: it may
+    still arrive); a directory raises :class:`SegmentsValidationError` (a retry cannot fix it).
     """
     target = storage_path(path)
     encoding = "utf-8-sig" if mode == "r" else "utf-8"
@@ -352,10 +544,57 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
             handle = open(target, mode, encoding=encoding, newline="")  # noqa: SIM115 - closed below
         else:
             handle = target.open(mode, encoding=encoding, newline="")
+    except IsADirectoryError:
+        raise SegmentsValidationError(
+            f"{str(path)!r} is a directory: give the path of a file (one id per line, or a CSV)."
+        ) from None
     except FileNotFoundError:
-        raise SegmentsValidationError(f"{str(path)!r} does not exist.") from None
+        if mode != "r":
+            raise  # a state file's folder vanished while writing: an OSError, retried
+        raise SegmentsInputMissingError(
+            f"{str(path)!r} does not exist (yet): if another task or machine writes it, give this "
+            "task retries (and a retry_delay) long enough for it to arrive."
+        ) from None
     with handle:
         yield handle
+
+
+def _not_utf8(path: Any, source: str, err: UnicodeDecodeError) -> str:
+    """The message for a file that is not UTF-8: where the first bad byte is (file line and byte
+    offset, found by reading the bytes again) and what to do."""
+    place = _first_undecodable_byte(path)
+    if place is None:  # the file changed since: say what the decoder said
+        return f"{source} is not UTF-8 text ({err.reason}); save it as UTF-8."
+    line, offset, value, reason = place
+    return (
+        f"{source} line {line:,} (byte offset {offset:,}) is not UTF-8: byte 0x{value:02X}, {reason}. "
+        "Save the file as UTF-8 (a spreadsheet's 'CSV UTF-8' export, iconv -t UTF-8)."
+    )
+
+
+def _first_undecodable_byte(path: Any) -> tuple[int, int, int, str] | None:
+    """``(line, byte offset, byte, reason)`` of the first byte of ``path`` that strict UTF-8 refuses
+    (an invalid byte, a truncated sequence, an encoded surrogate), or ``None``; read in blocks."""
+    target = storage_path(path)
+    with open(target, "rb") if isinstance(target, str) else target.open("rb") as handle:
+        offset = lines = 0  # bytes and line breaks before ``pending``
+        pending = b""
+        while True:
+            block = handle.read(BLOCK_CHARS)
+            data = pending + block
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as err:
+                if not (block and err.end == len(data) and err.reason == "unexpected end of data"):
+                    line = lines + data.count(b"\n", 0, err.start) + 1
+                    return line, offset + err.start, data[err.start], err.reason
+                good = err.start  # a character cut by the block's end: decode it with the next block
+            if not block:
+                return None
+            offset += good
+            lines += data.count(b"\n", 0, good)
+            pending = data[good:]
 
 
 def read_blocks(handle: IO[str]) -> Iterator[str]:

@@ -11,8 +11,11 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # Every test runs with DEBUG logging, so secret scans also see what only shows at DEBUG.
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG")
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
-from support import walkme_conn_json, zendesk_conn_json
+from support import sandbox_conn_env, walkme_conn_json, zendesk_conn_json
 
 
 @pytest.fixture
@@ -27,6 +30,18 @@ def zendesk_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """Install ``zendesk_help_center_default`` for subdomain ``acme`` with an API token."""
     monkeypatch.setenv("AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT", zendesk_conn_json())
     return "zendesk_help_center_default"
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local sandbox (WalkMe and Zendesk) on a free port, with the default connections pointing
+    at it. A module that needs other connection settings defines a ``sandbox`` of its own."""
+    from airflow_provider_segments.sandbox import SandboxServer  # Airflow: only for tests that use it
+
+    with SandboxServer() as server:
+        for name, value in sandbox_conn_env(server.url).items():
+            monkeypatch.setenv(name, value)
+        yield server
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

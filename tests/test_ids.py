@@ -4,6 +4,11 @@ invalid id anywhere (a control character, a BOM, a separator, padding, a wrong t
 from __future__ import annotations
 
 import json
+import re
+import sys
+import time
+import tracemalloc
+import unicodedata
 
 import pytest
 import requests_mock
@@ -11,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
 
-from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments import ids as ids_module
+from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
 from airflow_provider_segments.ids import UserIds
 
@@ -20,10 +26,16 @@ pytestmark = pytest.mark.slow
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
 
-FORBIDDEN = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0xFEFF, 0x2028, 0x2029]))
-valid_id = st.text(
-    alphabet=st.characters(blacklist_characters=FORBIDDEN), min_size=1, max_size=MAX_ID_LENGTH
-).filter(lambda s: s.strip() == s and s.strip() != "")
+#: Unicode general categories never valid in an id: controls, format (invisible) characters,
+#: surrogates, line and paragraph separators.
+INVISIBLE_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+FORBIDDEN = "".join(
+    c for c in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
+)
+valid_char = st.characters(exclude_categories=INVISIBLE_CATEGORIES)
+valid_id = st.text(alphabet=valid_char, min_size=1, max_size=MAX_ID_LENGTH).filter(
+    lambda s: s.strip() == s and s.strip() != ""
+)
 invalid_id = st.one_of(
     st.just(""),
     st.text(alphabet=" \t\n", min_size=1, max_size=5),
@@ -92,7 +104,7 @@ def test_any_invalid_id_anywhere_means_nothing_is_sent(before, bad, after, actio
 
 # -- the block reader behind user_ids_path -------------------------------------------------------
 line_id = st.text(
-    alphabet=st.characters(blacklist_characters=FORBIDDEN),
+    alphabet=valid_char,
     min_size=1,
     max_size=MAX_ID_LENGTH,
 ).filter(lambda s: s.strip() == s)
@@ -145,3 +157,224 @@ def test_ids_also_in_the_snapshot_share_its_strings(tmp_path):
     ids = UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, share=snapshot)
     assert list(ids) == ["new@example.com", "user0001@example.com"]
     assert list(ids)[1] is stored  # one string for both collections, not a copy
+
+
+# -- invisible characters: the whole Unicode class, named by code point and position --------------
+def test_exactly_the_characters_of_categories_cc_cf_cs_zl_zp_are_refused():
+    for char in FORBIDDEN:  # every code point of the class, whatever the Unicode version
+        with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[1\] = .* U\+{ord(char):04X}\b"):
+            UserIds.from_values(["ok", f"a{char}b"], max_length=MAX_ID_LENGTH)
+    with pytest.raises(SegmentsValidationError, match=r"U\+200B ZERO WIDTH SPACE at position 2\b"):
+        UserIds.from_values(["\U0001f600a\u200b"], max_length=MAX_ID_LENGTH)  # after a non-BMP character
+    forbidden = set(FORBIDDEN)
+    allowed = [c for c in map(chr, range(sys.maxunicode + 1)) if c not in forbidden]
+    ids = ["<" + "".join(allowed[i : i + 98]) + ">" for i in range(0, len(allowed), 98)]
+    assert len(UserIds.from_values(ids, max_length=MAX_ID_LENGTH)) == len(ids)
+    assert len(UserIds.from_lines_text(["\n".join(ids)], max_length=MAX_ID_LENGTH, source="s")) == len(ids)
+
+
+INVISIBLE = [
+    pytest.param("\u200b", id="zero-width-space"),
+    pytest.param("\u200c", id="zwnj"),
+    pytest.param("\u200d", id="zwj"),
+    pytest.param("\u200e", id="lrm"),
+    pytest.param("\u200f", id="rlm"),
+    *(pytest.param(chr(c), id=f"bidi-U+{c:04X}") for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]),
+    pytest.param("\u00ad", id="soft-hyphen"),
+    pytest.param("\u2060", id="word-joiner"),
+    pytest.param("\ufeff", id="bom-inside"),
+    pytest.param("\U000e0041", id="tag-letter"),
+]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_an_invisible_character_is_refused_naming_its_code_point_and_position(tmp_path, char):
+    code = re.escape(f"U+{ord(char):04X}")
+    with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[4\] = .* {code} .*at position 3"):
+        UserIds.from_values(["a", "b", "c", "d", f"abc{char}def"], max_length=MAX_ID_LENGTH)
+    path = tmp_path / "ids.txt"
+    path.write_text(f"a\nb\n\nabc{char}def\ne\n", encoding="utf-8")
+    with pytest.raises(SegmentsValidationError, match=rf"ids.txt line 4 = .* {code} "):
+        UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+    csv_path = tmp_path / "ids.csv"
+    csv_path.write_text(f"n,email\n1,a@x.com\n2,abc{char}@x.com\n", encoding="utf-8")
+    with pytest.raises(SegmentsValidationError, match=rf"ids.csv line 3 = .* {code} "):
+        UserIds.from_file(str(csv_path), max_length=MAX_ID_LENGTH, column="email")
+
+
+@pytest.mark.parametrize("surrogate", ["\ud800", "\udfff", "a\udc80b"])
+def test_a_lone_surrogate_in_a_list_is_refused_naming_it(surrogate):
+    with pytest.raises(SegmentsValidationError, match=r"^user_ids\[1\] = .* U\+D[89A-F][0-9A-F]{2}\b"):
+        UserIds.from_values(["ok", surrogate, "later"], max_length=MAX_ID_LENGTH)
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "offset"),
+    [
+        pytest.param(b"ok\nfine\n\xed\xa0\x80x\n", 3, 8, id="utf8-encoded-surrogate"),
+        pytest.param(b"ok\nfine\nbad\xffid\n", 3, 11, id="invalid-byte"),
+        pytest.param(b"ok\r\nb\xe9ta\r\n", 2, 5, id="latin-1"),
+    ],
+)
+def test_undecodable_bytes_are_refused_naming_the_file_line_and_byte_offset(tmp_path, data, line, offset):
+    path = tmp_path / "ids.txt"
+    path.write_bytes(data)
+    with pytest.raises(
+        SegmentsValidationError, match=rf"ids.txt line {line} \(byte offset {offset}\) is not UTF-8"
+    ):
+        UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 4 * 1024 * 1024])
+def test_the_undecodable_byte_is_found_whatever_the_block_size_in_lines_or_csv(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(ids_module, "BLOCK_CHARS", block)
+    body = "email\n" + "".join(f"é{i}€𝄞@x.com\n" for i in range(5))
+    data = body.encode() + b"\xc3(bad\n"  # 0xC3 starts a 2-byte sequence; "(" cannot continue it
+    path = tmp_path / "ids.csv"
+    path.write_bytes(data)
+    expected = rf"ids.csv line 7 \(byte offset {len(body.encode()):,}\) is not UTF-8: byte 0xC3"
+    for column in (None, "email"):
+        with pytest.raises(SegmentsValidationError, match=expected):
+            UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, column=column)
+
+
+# -- paths: a directory is a mistake, a missing file may still come -------------------------------
+@pytest.mark.parametrize("uri", [False, True])
+def test_a_directory_is_refused_naming_the_path(tmp_path, uri):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    path = f"file://{folder}" if uri else str(folder)
+    for column in (None, "email"):
+        with pytest.raises(SegmentsValidationError, match=rf"'{re.escape(path)}' is a directory"):
+            UserIds.from_file(path, max_length=MAX_ID_LENGTH, column=column)
+
+
+@pytest.mark.parametrize("uri", [False, True])
+def test_a_missing_file_is_not_a_validation_error_so_that_retries_apply(tmp_path, uri):
+    path = f"file://{tmp_path}/nope.txt" if uri else str(tmp_path / "nope.txt")
+    with pytest.raises(SegmentsInputMissingError, match=rf"'{re.escape(path)}' does not exist") as caught:
+        UserIds.from_file(path, max_length=MAX_ID_LENGTH)
+    assert not isinstance(caught.value, SegmentsValidationError)
+    assert isinstance(caught.value, FileNotFoundError)  # what a DAG author would catch without us
+
+
+# -- an over-long line is refused as soon as it is over the limit, not kept whole ------------------
+def test_a_100_mb_line_is_refused_promptly_naming_its_line_without_holding_it(tmp_path):
+    path = tmp_path / "ids.txt"
+    with path.open("w") as handle:
+        handle.write("a@x.com\n\nb@x.com\n")
+        for _ in range(100):
+            handle.write("x" * 1_000_000)
+        handle.write("\nc@x.com\n")
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(
+            SegmentsValidationError, match=r"ids.txt line 4 = 'xxx.* more than 100 characters"
+        ):
+            UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held for a 100 MB line"
+    assert time.perf_counter() - started < 5
+
+
+def test_a_long_blank_line_is_still_a_blank_line(tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text("a\n" + " " * (5 * 1024 * 1024) + "\nb\n" + " " * (5 * 1024 * 1024) + "c\n")
+    with pytest.raises(SegmentsValidationError, match=r"ids.txt line 4 = '  .* is not a valid user id"):
+        UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+    path.write_text("a\n" + " " * (5 * 1024 * 1024) + "\nb\n")
+    assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a", "b"]
+
+
+# -- a CSV given as a file of one id per line -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "line", "holds"),
+    [
+        pytest.param("id,email,plan\n1,a@x.com,pro\n", 1, "','", id="comma-header"),
+        pytest.param("\ufeffemail;plan\na@x.com;pro\n", 1, "';'", id="semicolon-header-after-bom"),
+        pytest.param("id\temail\r\n1\ta@x.com\r\n", 1, "'\\\\t'", id="tab-header"),
+        pytest.param("\n  \n1,a@x.com,pro\n", 3, "','", id="headerless-after-blank-lines"),
+    ],
+)
+def test_a_csv_read_as_one_id_per_line_is_refused_saying_to_set_user_ids_column(tmp_path, text, line, holds):
+    path = tmp_path / "audience.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    for where in (str(path), f"file://{path}"):
+        with pytest.raises(
+            SegmentsValidationError, match=rf"audience.csv line {line} = .* holds {holds}.* user_ids_column"
+        ):
+            UserIds.from_file(where, max_length=MAX_ID_LENGTH)
+
+
+def test_only_the_first_line_of_a_file_of_ids_is_taken_for_a_header(tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text("a@x.com\nDoe, John\nb;c\n")  # ids with a delimiter, after a first id without one
+    assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a@x.com", "Doe, John", "b;c"]
+    assert list(_read(["Doe, John\n"])) == ["Doe, John"]  # a snapshot's body is not a user's file
+
+
+# -- CSV: strict, one line per record, as many fields as the header --------------------------------
+def _csv_ids(tmp_path, text: str, column: str = "email") -> UserIds:
+    path = tmp_path / "audience.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    return UserIds.from_file(str(path), max_length=MAX_ID_LENGTH, column=column)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        pytest.param(
+            'email,note\na@x.com,"unclosed\nb@x.com,x\nc@x.com,y\n',
+            2,
+            "goes on past the end of the line",
+            id="unclosed-quote-in-another-column",
+        ),
+        pytest.param(
+            'email,note\na@x.com,ok\nb@x.com,"unclosed\n' + "c@x.com,y\n" * 20_000,
+            3,
+            "goes on past the end of the line",
+            id="unclosed-quote-then-over-128-kib",
+        ),
+        pytest.param(
+            'email,note\na@x.com,"two\nlines"\n', 2, "goes on past the end of the line", id="quoted-newline"
+        ),
+        pytest.param(
+            'email,note\n"a@x.com\r\n",x\n', 2, "goes on past the end of the line", id="quoted-crlf-in-id"
+        ),
+        pytest.param(
+            '"em\nail",note\na@x.com,x\n', 1, "goes on past the end of the line", id="header-on-two-lines"
+        ),
+        pytest.param(
+            "email,plan\na@x.com,pro\nb@x.com,pro,extra\n", 3, "has 3 fields, the header 2", id="more-fields"
+        ),
+        pytest.param("email,plan\na@x.com,pro\nb@x.com\n", 3, "has 1 field, the header 2", id="fewer-fields"),
+        pytest.param('email,plan\n"a@x.com"x,pro\n', 2, "not valid CSV", id="text-after-closing-quote"),
+        pytest.param(
+            f"email,note\na@x.com,{'n' * 200_000}\n",
+            2,
+            "not valid CSV: field larger than field limit",
+            id="field-over-128-kib",
+        ),
+        pytest.param(
+            f"email,note\na@x.com,x\nb@x.com,{'n' * 2_000_000}\n",
+            3,
+            "longer than 1,048,576 characters",
+            id="line-over-1-mib",
+        ),
+    ],
+)
+def test_a_malformed_csv_is_refused_naming_the_file_and_line(tmp_path, text, line, reason):
+    with pytest.raises(SegmentsValidationError, match=rf"audience.csv line {line}\b.*{reason}"):
+        _csv_ids(tmp_path, text)
+
+
+def test_the_requested_column_named_twice_is_refused_other_repeats_and_blank_names_are_fine(tmp_path):
+    with pytest.raises(
+        SegmentsValidationError, match=r"audience.csv line 1 names the column 'email' 2 times"
+    ):
+        _csv_ids(tmp_path, "email,plan,email\na@x.com,pro,b@x.com\n")
+    text = ",email,x,x\n1,a@x.com,p,q\n\n,,,\n2,b@x.com,,\n"  # blank name, repeated other column, blank rows
+    assert list(_csv_ids(tmp_path, text)) == ["a@x.com", "b@x.com"]

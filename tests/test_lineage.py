@@ -10,7 +10,7 @@ import sys
 import pytest
 from airflow.sdk import Asset
 from airflow.sdk.lineage import HookLineageCollector
-from support import ZENDESK_TEST_URL, ZendeskSegmentStore, sandbox_conn_env
+from support import ZENDESK_TEST_URL, ZendeskSegmentStore
 
 from airflow_provider_segments._compat import ObjectStoragePath
 from airflow_provider_segments.assets import walkme_segment_asset, zendesk_user_segment_asset
@@ -25,17 +25,9 @@ from airflow_provider_segments.operators.zendesk import (
     ZendeskCreateUserSegmentOperator,
     ZendeskUpdateUserSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
 
 OPENLINEAGE_MODULES = ("airflow.providers.openlineage", "openlineage")
-
-
-@pytest.fixture
-def sandbox(monkeypatch):
-    with SandboxServer() as server:
-        for name, value in sandbox_conn_env(server.url).items():
-            monkeypatch.setenv(name, value)
-        yield server
 
 
 @pytest.fixture

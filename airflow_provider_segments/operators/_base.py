@@ -33,7 +33,8 @@ def fail_fast_on_bad_input() -> Iterator[None]:
     """Turn input and configuration errors into a failure that Airflow does not retry.
 
     Retrying cannot fix a malformed id or connection, and each retry would only wait out the
-    retry delay to fail the same way; API and network errors keep the task's retry policy.
+    retry delay to fail the same way; API and network errors keep the task's retry policy, and so
+    does :class:`SegmentsInputMissingError` (a file of ids not there yet may still arrive).
     """
     try:
         yield

@@ -133,8 +133,11 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
         Templated: a list, or an expression that renders to one.
     :param user_ids_path: instead of ``user_ids``: a local path or object-storage URI (``s3://``,
         ``gs://``, ``file://``...) of a file with one id per line, or a CSV (see ``user_ids_column``).
-        Read as a stream and validated before the first request. Templated.
-    :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV. Templated.
+        Read as a stream and validated before the first request; a file that does not exist raises
+        ``SegmentsInputMissingError``, which the task's retries apply to. Templated.
+    :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV (read
+        strictly: one line per record, as many fields as the header). Without it, a file whose first
+        line holds a comma, semicolon or tab is refused as a CSV. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's ``extra.system_guid``. Templated.
     :param external_id: your own id for the segment (the API's optional ``id``). Templated.
     :param if_exists: ``"update"`` or ``"error"``: what to do when the name is already taken (a segment
@@ -219,7 +222,9 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
     :param user_ids: list of user ids. Templated.
     :param user_ids_path: instead of ``user_ids``: a local path or object-storage URI of a file of ids
         (one per line, or a CSV with ``user_ids_column``), streamed and validated first. Templated.
-    :param user_ids_column: the CSV column holding the ids. Templated.
+    :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV (read
+        strictly: one line per record, as many fields as the header). Without it, a file whose first
+        line holds a comma, semicolon or tab is refused as a CSV. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
     :param allow_empty: let an empty input through (it empties the segment); by default an empty list
         or file fails the task before anything is sent: an empty export is more often a failed one.
@@ -293,7 +298,9 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
     :param user_ids: list of user ids. Templated.
     :param user_ids_path: or a local path / object-storage URI of a file of ids (one per line, or a
         CSV with ``user_ids_column``), streamed and validated before the first request. Templated.
-    :param user_ids_column: the CSV column holding the ids. Templated.
+    :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV (read
+        strictly: one line per record, as many fields as the header). Without it, a file whose first
+        line holds a comma, semicolon or tab is refused as a CSV. Templated.
     :param state_path: where the snapshot lives (local path or URI). Templated.
     :param full_refresh: ignore the snapshot and override the whole membership.
     :param dry_run: compute and log the plan (counts, requests) after read-only calls (the token and

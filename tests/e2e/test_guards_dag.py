@@ -36,6 +36,7 @@ class Run:
         self.zendesk_segments = sandbox.zendesk.segments()
         with sqlite3.connect(airflow_home / "airflow.db") as db:
             self.states = dict(db.execute("SELECT task_id, state FROM task_instance"))
+            self.tries = dict(db.execute("SELECT task_id, try_number FROM task_instance"))
             self.xcoms = {
                 task: json.loads(value) if isinstance(value, (str, bytes)) else value
                 for task, value in db.execute("SELECT task_id, value FROM xcom WHERE key = 'return_value'")
@@ -56,6 +57,7 @@ class Run:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Run:
     home = tmp_path_factory.mktemp("airflow-home")
+    inputs = tmp_path_factory.mktemp("inputs")  # holds no not-yet.txt: a folder, and a missing file
     with SandboxServer() as sandbox:
         guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, SENSOR_SEGMENT, ["a"])["guid"]
         sandbox.zendesk.create_segment(name="existing custom", user_type="signed_in_users")
@@ -66,6 +68,7 @@ def run(tmp_path_factory) -> Run:
             dags_folder=DAGS_FOLDER,
             extra_env={
                 "SEGMENTS_GUARDS_GUID": guid,
+                "SEGMENTS_GUARDS_INPUTS": str(inputs),
                 "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Tokyo",
                 "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False",
             },
@@ -157,3 +160,13 @@ def test_a_templated_applicable_false_lists_all_segments_not_the_applicable_ones
     assert run.states["zendesk_list_not_applicable"] == "success"
     assert not any(r["path"].endswith("/applicable.json") for r in run.requests)
     assert any(s["built_in"] for s in run.xcoms["zendesk_list_not_applicable"])
+
+
+# -- a file of ids: missing is retried, a directory is not ----------------------------------------
+def test_a_missing_file_of_ids_is_retried_and_a_directory_fails_at_once(run):
+    missing, folder = "walkme_ids_file_missing", "walkme_ids_path_is_a_directory"
+    assert (run.states[missing], run.tries[missing]) == ("failed", 2), run.task_output(missing)[-3000:]
+    assert (run.states[folder], run.tries[folder]) == ("failed", 1), run.task_output(folder)[-3000:]
+    assert re.search(r"not-yet\.txt' does not exist", run.output)
+    assert re.search(r"inputs\d*' is a directory", run.output)
+    assert not [s for s in run.walkme_segments if s["name"] in (missing, folder)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import sandbox_conn_env
 
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.operators.walkme import (
@@ -15,17 +14,9 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
 
 BEFORE = [f"member{i}" for i in range(10)]
-
-
-@pytest.fixture
-def sandbox(monkeypatch):
-    with SandboxServer() as server:
-        for name, value in sandbox_conn_env(server.url).items():
-            monkeypatch.setenv(name, value)
-        yield server
 
 
 def _list(ids, tmp_path):

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import pytest
-from support import sandbox_conn_env
 
 from airflow_provider_segments._compat import AirflowFailException, ObjectStoragePath
-from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsValidationError
+from airflow_provider_segments.exceptions import (
+    PartialUpdateError,
+    SegmentsInputMissingError,
+    SegmentsValidationError,
+)
 from airflow_provider_segments.membership import StateStore
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
 
 N = 60_001
 
 
 def ids(n: int, prefix: str = "user") -> list[str]:
     return [f"{prefix}{i:07d}@example.com" for i in range(n)]
-
-
-@pytest.fixture
-def sandbox(monkeypatch):
-    with SandboxServer() as server:
-        for name, value in sandbox_conn_env(server.url).items():
-            monkeypatch.setenv(name, value)
-        yield server
 
 
 def writes(sandbox) -> list[tuple[str, int]]:
@@ -95,8 +90,8 @@ def test_exactly_one_input_is_required():
         WalkMeCreateSegmentOperator(task_id="c", name="x", user_ids=["a"], user_ids_path="/tmp/a")
 
 
-def test_a_missing_file_fails_naming_it(sandbox, tmp_path):
-    with pytest.raises(AirflowFailException, match="does not exist"):
+def test_a_missing_file_fails_naming_it_and_is_left_to_the_retries(sandbox, tmp_path):
+    with pytest.raises(SegmentsInputMissingError, match=r"nope\.txt' does not exist"):
         WalkMeCreateSegmentOperator(task_id="c", name="x", user_ids_path=str(tmp_path / "nope.txt")).execute(
             {}
         )

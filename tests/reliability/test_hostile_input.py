@@ -1,14 +1,22 @@
 """Hostile input: ids that would bend a URL are refused before one is built; a connection cannot be
-pointed at another domain; TLS verification is on unless a connection turns it off, loudly."""
+pointed at another domain; TLS verification is on unless a connection turns it off, loudly; invisible
+characters and malformed files of ids fail the task, naming the place, before anything is sent."""
 
 from __future__ import annotations
 
 import pytest
 from support import walkme_conn_json, zendesk_conn_json
 
-from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsValidationError
+from airflow_provider_segments._compat import AirflowFailException
+from airflow_provider_segments.exceptions import (
+    SegmentsConfigError,
+    SegmentsInputMissingError,
+    SegmentsValidationError,
+)
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SYSTEM = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
@@ -121,3 +129,70 @@ def test_bad_retry_or_tls_settings_name_the_connection_and_field(monkeypatch, ke
         return
     with pytest.raises(SegmentsConfigError, match=rf"'walkme_default'.*'{key}'"):
         WalkMeHook().client  # noqa: B018
+
+
+# -- ids and files of ids, through an operator against the sandbox ---------------------------------
+def _sync(tmp_path, **kwargs):
+    operator = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=str(tmp_path / "audience.snapshot"), **kwargs
+    )
+    return operator.execute({})
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\u200bb", "\u202eadmin", "a\u00adb"])
+def test_an_invisible_character_or_lone_surrogate_in_a_list_fails_before_anything_is_sent(
+    sandbox, tmp_path, bad
+):
+    code = f"U\\+{ord(bad.strip('ab')[0]):04X}"
+    with pytest.raises(AirflowFailException, match=rf"user_ids\[1\] = .* {code}\b"):
+        _sync(tmp_path, user_ids=["ok", bad])
+    assert sandbox.requests == []
+    assert not (tmp_path / "audience.snapshot").exists()
+
+
+def test_an_invisible_character_in_a_file_fails_naming_the_line_before_anything_is_sent(sandbox, tmp_path):
+    path = tmp_path / "audience.txt"
+    path.write_text("a@x.com\nb@x.com\u200b\n", encoding="utf-8")
+    with pytest.raises(AirflowFailException, match=r"audience.txt line 2 = .* U\+200B"):
+        _sync(tmp_path, user_ids_path=str(path))
+    assert sandbox.requests == []
+
+
+def test_a_directory_as_user_ids_path_fails_without_retries_naming_it(sandbox, tmp_path):
+    with pytest.raises(AirflowFailException, match=rf"'{tmp_path}' is a directory"):
+        _sync(tmp_path, user_ids_path=str(tmp_path))
+    assert sandbox.requests == []
+
+
+def test_a_missing_file_is_left_to_the_tasks_retries(sandbox, tmp_path):
+    # Written by another machine, or object storage lagging: a retry may find it. AirflowFailException
+    # would end the task at once; any other exception lets Airflow retry it.
+    missing = tmp_path / "not-yet.txt"
+    with pytest.raises(SegmentsInputMissingError, match=rf"'{missing}' does not exist") as caught:
+        _sync(tmp_path, user_ids_path=str(missing))
+    assert not isinstance(caught.value, AirflowFailException)
+    assert sandbox.requests == []
+    missing.write_text("a@x.com\n")  # the file arrives: the retry succeeds
+    assert _sync(tmp_path, user_ids_path=str(missing))["user_count"] == 1
+
+
+def test_a_csv_without_user_ids_column_fails_before_anything_is_sent(sandbox, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("id,email,plan\n1,a@x.com,pro\n2,b@x.com,free\n")
+    with pytest.raises(AirflowFailException, match=r"export\.csv line 1 = 'id,email,plan'.*user_ids_column"):
+        _sync(tmp_path, user_ids_path=str(path))
+    assert sandbox.requests == []
+    result = _sync(tmp_path, user_ids_path=str(path), user_ids_column="email")
+    assert sorted(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, result["segment_guid"])) == [
+        "a@x.com",
+        "b@x.com",
+    ]
+
+
+def test_an_unclosed_quote_in_a_csv_fails_before_anything_is_sent(sandbox, tmp_path):
+    # Read loosely, the quote swallows every later row: a sync would remove those users.
+    path = tmp_path / "export.csv"
+    path.write_text('email,note\na@x.com,"VIP\nb@x.com,\nc@x.com,\n')
+    with pytest.raises(AirflowFailException, match=r"export\.csv line 2\b.*quoted field"):
+        _sync(tmp_path, user_ids_path=str(path), user_ids_column="email")
+    assert sandbox.requests == []

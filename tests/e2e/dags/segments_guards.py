@@ -24,6 +24,8 @@ from airflow_provider_segments.operators.zendesk import (
 from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
 
 GUID = os.environ.get("SEGMENTS_GUARDS_GUID", "12345aeb-123c-4d83-8b38-a5a456789d0a")
+#: A folder of the test's own: the missing file and the directory given as files of ids.
+INPUTS = os.environ.get("SEGMENTS_GUARDS_INPUTS", "/nonexistent-segments-guards-inputs")
 #: Without changed_at the window starts at the task's start; Airflow 3.2 takes ~3 s from there to
 #: execute(), and more on a loaded 2-core machine (6 s was seen to pass before the first poke), so the
 #: window must be well longer for the sensor to really wait.
@@ -104,3 +106,12 @@ with DAG(
     # -- templated booleans ------------------------------------------------------------------------
     ZendeskListUserSegmentsOperator(task_id="zendesk_list_custom_only", built_in="{{ params.false }}")
     ZendeskListUserSegmentsOperator(task_id="zendesk_list_not_applicable", applicable="{{ params.false }}")
+
+    # -- a file of ids not there yet is retried; a directory is not --------------------------------
+    for task_id, path in (
+        ("walkme_ids_file_missing", os.path.join(INPUTS, "not-yet.txt")),
+        ("walkme_ids_path_is_a_directory", INPUTS),
+    ):
+        WalkMeCreateSegmentOperator(
+            task_id=task_id, name=task_id, user_ids_path=path, retries=1, retry_delay=timedelta(0)
+        )
