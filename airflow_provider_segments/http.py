@@ -520,6 +520,18 @@ def _shut(sock: Any) -> None:
             socket.socket.shutdown(raw, socket.SHUT_RDWR)
 
 
+def _connection_auth_only() -> Any:
+    """A session-wide auth that adds nothing: with it set, requests reads no ``.netrc`` and no user
+    info from the URL; a call's own ``auth=`` still wins."""
+    from requests.auth import AuthBase
+
+    class ConnectionAuthOnly(AuthBase):
+        def __call__(self, request: Any) -> Any:
+            return request
+
+    return ConnectionAuthOnly()
+
+
 @functools.cache
 def _deadline_adapter_class() -> type:
     """A requests adapter whose connections report to the current attempt's deadline (built on
@@ -673,6 +685,11 @@ class ApiClient:
         if self._session is None:
             session = _requests().Session()
             session.headers["User-Agent"] = USER_AGENT
+            # The connection is the one source of credentials: never a .netrc entry (which would
+            # replace a bearer token) nor a URL's user info. A loopback API is reached directly:
+            # the environment's proxies (HTTP_PROXY, ALL_PROXY...) would receive the credentials.
+            session.auth = _connection_auth_only()
+            session.trust_env = not _is_loopback(urlsplit(self.base_url).hostname or "")
             adapter = _deadline_adapter_class()
             session.mount("https://", adapter())
             session.mount("http://", adapter())

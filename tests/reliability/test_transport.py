@@ -370,3 +370,70 @@ def test_zendesk_field_level_reasons_are_in_the_error(monkeypatch):
     assert err.value.status == 422
     assert "RecordInvalid - Record validation errors" in str(err.value)
     assert "name: Name: is already taken (DuplicateValue)" in str(err.value)
+
+
+# -- 9. loopback means loopback: no proxy, no .netrc ------------------------------------------
+PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+@pytest.fixture
+def recording_proxy(monkeypatch):
+    """A proxy-like local server named by every proxy variable of the environment (NO_PROXY unset):
+    whatever requests sends through a proxy arrives here, with its Authorization header."""
+    with LocalServer(lambda r: Answer(200, TOKEN_ANSWER.body)) as proxy:
+        for name in PROXY_VARIABLES:
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        yield proxy
+
+
+@pytest.mark.parametrize("loopback", ["127.0.0.1", "localhost"])
+def test_a_loopback_api_is_reached_directly_even_with_a_proxy_in_the_environment(
+    monkeypatch, recording_proxy, loopback
+):
+    def api(request):
+        return TOKEN_ANSWER if request.path.endswith("/connect/token") else Answer(200, "[]")
+
+    with LocalServer(api) as server:
+        host = f"http://{loopback}:{server.port}"
+        monkeypatch.setenv(WALKME_ENV, walkme_conn_json(host=host, login="cid-42", password="sec-0987654321"))
+        try:
+            listed: object = WalkMeHook().list_segments()
+        except SegmentsError as err:
+            listed = err
+        assert recording_proxy.received == []  # neither the client secret nor the token went to the proxy
+        assert listed == []
+        assert [r.method for r in server.received] == ["POST", "GET"]
+        assert server.received[1].header("authorization") == "Bearer tok-abcdef0123456789"
+
+
+def test_a_remote_api_still_goes_through_the_proxy_of_the_environment(
+    monkeypatch, recording_proxy, resolve_to_localhost
+):
+    host = "http://api.corp.test:1"  # never reached directly: the proxy answers
+    monkeypatch.setenv(WALKME_ENV, walkme_conn_json(host=host, allow_insecure_http=True))
+    assert WalkMeHook().get_access_token() == "tok-abcdef0123456789"
+    assert [r.path for r in recording_proxy.received] == [f"{host}/accounts/connect/token"]
+
+
+@pytest.mark.parametrize("loopback", [True, False])
+def test_a_netrc_entry_never_replaces_the_connections_credentials(
+    monkeypatch, tmp_path, resolve_to_localhost, loopback
+):
+    with LocalServer(lambda r: Answer(200, '{"user_segments": []}')) as server:
+        machine = "127.0.0.1" if loopback else "help.corp.test"
+        netrc = tmp_path / "netrc"
+        netrc.write_text(f"machine {machine} login netrc-user password netrc-password-123\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        conn = zendesk_conn_json(
+            host=f"http://{machine}:{server.port}",
+            login=None,
+            password="oauth-token-0123456789",
+            auth_type="oauth_token",
+            allow_insecure_http=not loopback,
+        )
+        monkeypatch.setenv(ZENDESK_ENV, conn)
+        assert ZendeskHelpCenterHook().list_user_segments() == []
+        assert [r.header("authorization") for r in server.received] == ["Bearer oauth-token-0123456789"]
