@@ -333,6 +333,17 @@ def _check_plain_http(base_url: str, extra: Mapping[str, Any], conn_id: str, log
     )
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` with everything between its scheme and its last ``@`` shown as ``***``: a user name and
+    password (raw or URL-encoded, holding ``/`` or ``@`` or not) never reach a message, whole or cut."""
+    if "@" not in url:
+        return url
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    return f"{scheme}{separator}***@{rest.rpartition('@')[2]}"
+
+
 def _secret_forms(secret: str) -> set[str]:
     """The ways a secret may come back in an error body: raw, URL-encoded, JSON-escaped, base64."""
     forms = {

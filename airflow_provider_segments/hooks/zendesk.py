@@ -23,7 +23,8 @@ from airflow_provider_segments.exceptions import (
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
-from airflow_provider_segments.hooks._connection import parse_base_url
+from airflow_provider_segments.hooks._connection import USERINFO_REFUSAL, parse_base_url
+from airflow_provider_segments.http import without_userinfo
 from airflow_provider_segments.ids import as_list, preview
 
 API_PREFIX = "/api/v2/help_center"
@@ -195,9 +196,11 @@ class ZendeskHelpCenterHook(SegmentsHook):
             )
         if "://" not in host:
             if not SUBDOMAIN_PATTERN.fullmatch(host):
+                shown = without_userinfo(host)  # never echo a password before an '@'
                 raise SegmentsConfigError(
-                    f"Connection {self.conn_id!r}: host {host!r} is neither a Zendesk subdomain "
-                    "(letters, digits, hyphens) nor a base URL with a scheme (https://acme.zendesk.com)."
+                    f"Connection {self.conn_id!r}: host {shown!r} is neither a Zendesk subdomain "
+                    "(letters, digits, hyphens) nor a base URL with a scheme (https://acme.zendesk.com)"
+                    + (f": {USERINFO_REFUSAL}." if shown != host else ".")
                 )
             return f"https://{host.lower()}.zendesk.com"
         return parse_base_url(host, port, conn_id=self.conn_id, example="https://acme.zendesk.com")
