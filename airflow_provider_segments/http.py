@@ -166,7 +166,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (moment - now).total_seconds())
 
 
-def extract_api_message(response: requests.Response, redact: Callable[[str], str] | None = None) -> str:
+def extract_api_message(response: requests.Response, redact: Redactor | None = None) -> str:
     """Say in one line what an error body says, whatever shape the platform gives it.
 
     Understands ``{"message": ...}``, OAuth's ``{"error", "error_description"}``, Zendesk's
@@ -175,11 +175,11 @@ def extract_api_message(response: requests.Response, redact: Callable[[str], str
     objects; falls back to the text. ``redact`` runs on the whole message before it is cut to
     :data:`API_MESSAGE_CHARS`, so a secret straddling the cut cannot leave its prefix behind.
     """
-    redact = redact or _unchanged
+    redact = redact or Redactor()
     try:
         body = response.json()
     except ValueError:
-        return _cut(" ".join(redact(response.text).split()), API_MESSAGE_CHARS)
+        return redact.shorten(response.text, API_MESSAGE_CHARS)
     parts: list[str] = []
     if isinstance(body, dict):
         for key in ("error", "message", "error_description", "description", "detail", "title"):
@@ -197,7 +197,7 @@ def extract_api_message(response: requests.Response, redact: Callable[[str], str
     elif isinstance(body, list):
         _add_part(parts, "; ".join(filter(None, map(_reason_text, body))))
     message = " - ".join(parts) or json.dumps(body)
-    return _cut(" ".join(redact(message).split()), API_MESSAGE_CHARS)
+    return redact.shorten(message, API_MESSAGE_CHARS)
 
 
 def extract_nested(value: dict[str, Any]) -> str:
@@ -234,10 +234,6 @@ def _add_part(parts: list[str], text: str) -> None:
 
 def _cut(text: str, limit: int) -> str:
     return text[:limit]
-
-
-def _unchanged(text: str) -> str:
-    return text
 
 
 def _preview(value: Any, limit: int = 80) -> str:
@@ -364,6 +360,56 @@ def _secret_forms(secret: str) -> set[str]:
         if len(core) >= 8:
             forms.add(core)
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+class Redactor:
+    """The secrets one client knows, and the one way text quoting an answer is made safe to show."""
+
+    def __init__(self) -> None:
+        self._forms: set[str] = set()
+        self._registered: set[Any] = set()
+
+    def add_secret(self, value: str | None) -> None:
+        """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms."""
+        if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
+            self._registered.add(value)
+            self._forms.update(_secret_forms(value))
+
+    def add_credentials(self, user: str, password: str) -> None:
+        """Remember HTTP Basic credentials: the password, and the header value built from both."""
+        if (user, password) in self._registered:
+            return
+        self._registered.add((user, password))
+        self.add_secret(password)
+        if password:
+            pair = f"{user}:{password}"
+            self._forms.update({pair, base64.b64encode(pair.encode()).decode()})
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``***``."""
+        for form in sorted(self._forms, key=len, reverse=True):
+            text = text.replace(form, "***")
+        return text
+
+    def shorten(self, text: str, limit: int) -> str:
+        """``text`` on one line, redacted, then cut to ``limit`` characters.
+
+        Redacted before the cut (and again once its whitespace is folded, which could join a secret
+        split across lines), so a secret cut in half cannot leave its prefix behind; what the cut
+        leaves at its edge is redacted too when it is the start of a secret (an echo the server
+        itself cut short).
+        """
+        text = self(" ".join(self(text).split()))
+        if len(text) <= limit:
+            return text
+        return self._edge(text[: limit - 3]) + "..."
+
+    def _edge(self, text: str) -> str:
+        for form in sorted(self._forms, key=len, reverse=True):
+            for size in range(min(len(form) - 1, len(text)), MIN_SECRET_CHARS - 1, -1):
+                if text.endswith(form[:size]):
+                    return text[:-size] + "***"
+        return text
 
 
 def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -610,8 +656,7 @@ class ApiClient:
     hints: Mapping[int, str] = field(default_factory=dict)
     logger: Any = None
     sleep: Callable[[float], None] = time.sleep
-    _secrets: set[str] = field(default_factory=set, repr=False)
-    _registered: set[Any] = field(default_factory=set, repr=False)
+    redactor: Redactor = field(default_factory=lambda: Redactor(), repr=False)
     _session: requests.Session | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -669,25 +714,20 @@ class ApiClient:
     def add_secret(self, value: str | None) -> None:
         """Remember a secret so that no message this client builds can contain it: neither the
         value, nor its URL-encoded, JSON-escaped or base64 forms."""
-        if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
-            self._registered.add(value)
-            self._secrets.update(_secret_forms(value))
+        self.redactor.add_secret(value)
 
     def add_credentials(self, user: str, password: str) -> None:
         """Remember HTTP Basic credentials: the password, and the header value built from both."""
-        if (user, password) in self._registered:
-            return
-        self._registered.add((user, password))
-        self.add_secret(password)
-        if password:
-            pair = f"{user}:{password}"
-            self._secrets.update({pair, base64.b64encode(pair.encode()).decode()})
+        self.redactor.add_credentials(user, password)
 
     def redact(self, text: str) -> str:
         """Replace every known secret in ``text`` with ``***``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return self.redactor(text)
+
+    def preview(self, value: Any) -> str:
+        """``repr(value)`` for an error message that quotes what an API answered: redacted as a
+        whole, then cut to :data:`BODY_SNIPPET_CHARS`."""
+        return self.redactor.shorten(repr(value), BODY_SNIPPET_CHARS)
 
     # -- transport -----------------------------------------------------------------------------
     @property
@@ -857,7 +897,7 @@ class ApiClient:
                     return response, response.json()
                 except ValueError:
                     # Redact the whole body first: a secret cut in half would no longer match.
-                    snippet = _cut(" ".join(self.redact(response.text).split()), BODY_SNIPPET_CHARS)
+                    snippet = self.redactor.shorten(response.text, BODY_SNIPPET_CHARS)
                     detail = f"answered with a body that is not valid JSON: {snippet!r}"
                     if not idempotent:
                         raise SegmentsUnknownOutcomeError(
@@ -876,7 +916,7 @@ class ApiClient:
                         endpoint=endpoint,
                         status=status,
                     ) from None
-            api_message = extract_api_message(response, redact=self.redact)
+            api_message = extract_api_message(response, redact=self.redactor)
             if status in RETRYABLE_STATUSES:
                 if not idempotent and status not in NOT_PROCESSED_STATUSES:
                     raise SegmentsUnknownOutcomeError(

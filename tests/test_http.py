@@ -19,6 +19,7 @@ from airflow_provider_segments.hooks._connection import parse_base_url
 from airflow_provider_segments.http import (
     API_MESSAGE_CHARS,
     ApiClient,
+    Redactor,
     RetryPolicy,
     _never_sent,
     extract_api_message,
@@ -274,10 +275,27 @@ def test_the_api_message_is_redacted_before_it_is_cut():
     secret = "SECRET-" + "x" * 100
     body = {"error": "RecordInvalid", "details": {f"f{i}": [{"description": "v" * 30}] for i in range(30)}}
     body["details"]["f9"] = [{"description": secret}]
-    message = extract_api_message(_response(body), redact=lambda text: text.replace(secret, "***"))
+    redactor = Redactor()
+    redactor.add_secret(secret)
+    message = extract_api_message(_response(body), redact=redactor)
     assert (
         len(message) <= API_MESSAGE_CHARS and "SECRET" not in message and message.startswith("RecordInvalid")
     )
+
+
+def test_an_echo_cut_short_by_the_server_leaves_no_start_of_a_secret_at_the_cut_edge():
+    secret = "0123456789abcdefSECRET"
+    redactor = Redactor()
+    redactor.add_secret(secret)
+    echoed = "a" * 50 + secret[:12] + "... (truncated by the server)"  # no whole secret to redact
+    shown = redactor.shorten(echoed, 60)
+    assert shown == "a" * 50 + "***..." and len(shown) <= 60
+
+
+def test_a_secret_split_across_lines_is_redacted_once_the_whitespace_is_folded():
+    redactor = Redactor()
+    redactor.add_secret("pass word-1234")
+    assert redactor.shorten("token: pass\n   word-1234 end", 100) == "token: *** end"
 
 
 # -- was the request sent? ---------------------------------------------------------------------------

@@ -256,8 +256,8 @@ class WalkMeHook(SegmentsHook):
                 if isinstance(body.get(key), list):
                     body = body[key]
                     break
-        if not isinstance(body, list):
-            raise SegmentsError(f"WalkMe listed segments in an unexpected shape: {preview(body)}")
+        if not isinstance(body, list) or not all(isinstance(raw, dict) for raw in body):
+            raise SegmentsError(f"WalkMe listed segments in an unexpected shape: {self.client.preview(body)}")
         return [normalize_segment(raw) for raw in body]
 
     def find_segments_by_name(self, name: str, system_guid: str | None = None) -> list[dict[str, Any]]:

@@ -230,7 +230,9 @@ class ZendeskHelpCenterHook(SegmentsHook):
         for _page in range(MAX_PAGES):
             body = self._call("GET", url, params=query)
             if not isinstance(body, dict) or not isinstance(body.get(key), list):
-                raise SegmentsError(f"Zendesk answered {path} without a {key!r} list: {preview(body)}")
+                raise SegmentsError(
+                    f"Zendesk answered {path} without a {key!r} list: {self.client.preview(body)}"
+                )
             fresh = 0
             for item in body[key]:
                 item_id = item.get("id") if isinstance(item, dict) else None
@@ -302,7 +304,7 @@ class ZendeskHelpCenterHook(SegmentsHook):
         """Show one user segment."""
         segment_id = validate_user_segment_id(user_segment_id)
         body = self._call("GET", USER_SEGMENT_PATH.format(id=segment_id))
-        segment = _unwrap(body, USER_SEGMENT_PATH)
+        segment = self._unwrap(body, USER_SEGMENT_PATH)
         self._remember_built_in(segment)
         return segment
 
@@ -356,7 +358,7 @@ class ZendeskHelpCenterHook(SegmentsHook):
             created = self._call(
                 "POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False
             )
-        segment = _unwrap(created, USER_SEGMENTS_PATH)
+        segment = self._unwrap(created, USER_SEGMENTS_PATH)
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
         return self._reported(segment)
 
@@ -424,7 +426,7 @@ class ZendeskHelpCenterHook(SegmentsHook):
             )
         except SegmentsAuthError as err:
             raise self._built_in_refusal(err, segment_id, "update") from err
-        segment = _unwrap(answer, USER_SEGMENT_PATH)
+        segment = self._unwrap(answer, USER_SEGMENT_PATH)
         self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
         return self._reported(segment)
 
@@ -499,6 +501,16 @@ class ZendeskHelpCenterHook(SegmentsHook):
         """The topics restricted to this user segment, across all pages."""
         return list(self.iter_topics(user_segment_id))
 
+    def _unwrap(self, body: Any, path: str) -> dict[str, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("user_segment"), dict):
+            raise SegmentsApiError(
+                f"Zendesk answered {path} without a user_segment object: {self.client.preview(body)}",
+                platform="Zendesk",
+                method="",
+                endpoint=path,
+            )
+        return body["user_segment"]
+
     def check_connection(self) -> str:
         """One cheap authenticated call: the first page of one user segment."""
         self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
@@ -518,14 +530,3 @@ def _show(value: Any) -> str:
     if isinstance(value, list) and len(value) > SHOWN_LIST_ITEMS:
         return f"[{len(value):,} items]"
     return preview(value, 120)
-
-
-def _unwrap(body: Any, path: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("user_segment"), dict):
-        raise SegmentsApiError(
-            f"Zendesk answered {path} without a user_segment object: {preview(body)}",
-            platform="Zendesk",
-            method="",
-            endpoint=path,
-        )
-    return body["user_segment"]

@@ -5,6 +5,7 @@ trickling answer is cut at the per-attempt deadline, and nothing an error body e
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import socket
 import time
@@ -437,3 +438,49 @@ def test_a_netrc_entry_never_replaces_the_connections_credentials(
         monkeypatch.setenv(ZENDESK_ENV, conn)
         assert ZendeskHelpCenterHook().list_user_segments() == []
         assert [r.header("authorization") for r in server.received] == ["Bearer oauth-token-0123456789"]
+
+
+# -- 10. an unexpected 2xx body is quoted redacted, then cut ------------------------------------
+LONG_TOKEN = "tk_" + hashlib.sha256(b"issue 18").hexdigest()[:61]  # 64 characters
+
+
+def _pieces(secret: str, size: int = 6) -> set[str]:
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        pytest.param({"status": "ok", "echo": f"Authorization: Bearer {LONG_TOKEN}"}, id="object"),
+        pytest.param([f"Bearer {LONG_TOKEN}"], id="list-of-strings"),
+        pytest.param({"segments": "Bearer " + LONG_TOKEN}, id="short-prefix"),
+    ],
+)
+def test_an_unexpected_walkme_2xx_body_echoing_the_token_is_quoted_redacted(monkeypatch, listed):
+    token_answer = Answer(200, json.dumps({"access_token": LONG_TOKEN, "expires_in": 3600}))
+
+    def api(request):
+        return token_answer if request.path.endswith("/connect/token") else Answer(200, json.dumps(listed))
+
+    with LocalServer(api) as server:
+        monkeypatch.setenv(WALKME_ENV, walkme_conn_json(host=server.url))
+        with pytest.raises(SegmentsError) as err:
+            WalkMeHook().list_segments()
+    message = str(err.value)
+    assert "unexpected shape" in message
+    assert not [piece for piece in _pieces(LONG_TOKEN) if piece in message], message
+
+
+@pytest.mark.parametrize("endpoint", ["list", "show"])
+def test_an_unexpected_zendesk_2xx_body_echoing_the_token_is_quoted_redacted(monkeypatch, endpoint):
+    echo = Answer(200, json.dumps({"note": "x", "echo": f"Authorization: Bearer {LONG_TOKEN}"}))
+    with LocalServer(lambda r: echo) as server:
+        conn = zendesk_conn_json(host=server.url, login=None, password=LONG_TOKEN, auth_type="oauth_token")
+        monkeypatch.setenv(ZENDESK_ENV, conn)
+        hook = ZendeskHelpCenterHook()
+        with pytest.raises(SegmentsError) as err:
+            hook.list_user_segments() if endpoint == "list" else hook.get_user_segment(7)
+        assert server.received[0].header("authorization") == f"Bearer {LONG_TOKEN}"
+    message = str(err.value)
+    assert "without a" in message
+    assert not [piece for piece in _pieces(LONG_TOKEN) if piece in message], message
