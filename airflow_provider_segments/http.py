@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import email.utils
 import functools
 import heapq
@@ -746,6 +747,16 @@ class ApiClient:
             session.mount("http://", adapter())
             self._session = session
         return self._session
+
+    @contextlib.contextmanager
+    def single_attempt(self) -> Iterator[None]:
+        """Within the block, every call makes one attempt: no retry, no backoff (the Test button)."""
+        policy = self.retry
+        self.retry = dataclasses.replace(policy, max_attempts=1)
+        try:
+            yield
+        finally:
+            self.retry = policy
 
     def close(self) -> None:
         """Close the pooled connections."""

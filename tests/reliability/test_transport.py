@@ -484,3 +484,35 @@ def test_an_unexpected_zendesk_2xx_body_echoing_the_token_is_quoted_redacted(mon
     message = str(err.value)
     assert "without a" in message
     assert not [piece for piece in _pieces(LONG_TOKEN) if piece in message], message
+
+
+# -- 11. the Test button makes one attempt and names the host ------------------------------------
+@pytest.mark.parametrize(
+    ("env", "make_hook"), [(WALKME_ENV, WalkMeHook), (ZENDESK_ENV, ZendeskHelpCenterHook)]
+)
+def test_test_connection_makes_one_attempt_against_a_failing_server_and_names_the_host(
+    monkeypatch, env, make_hook
+):
+    unavailable = Answer(503, '{"message": "down for maintenance"}')
+    with LocalServer(lambda r: unavailable) as server:
+        conn = walkme_conn_json if env == WALKME_ENV else zendesk_conn_json
+        monkeypatch.setenv(env, conn(host=server.url, backoff_initial=1))
+        ok, message = make_hook().test_connection()
+        assert len(server.received) == 1
+    assert not ok
+    assert (
+        f"127.0.0.1:{server.port}" in message and "HTTP 503" in message and "down for maintenance" in message
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "make_hook"), [(WALKME_ENV, WalkMeHook), (ZENDESK_ENV, ZendeskHelpCenterHook)]
+)
+def test_test_connection_to_an_unreachable_host_fails_at_once_naming_it(monkeypatch, env, make_hook):
+    host = f"http://127.0.0.1:{free_port()}"
+    conn = walkme_conn_json if env == WALKME_ENV else zendesk_conn_json
+    monkeypatch.setenv(env, conn(host=host, backoff_initial=1))  # the default backoff: 1, 2, 4, 8 s
+    started = time.monotonic()
+    ok, message = make_hook().test_connection()
+    assert elapsed(started) < 2
+    assert not ok and host.removeprefix("http://") in message and "attempts" not in message
