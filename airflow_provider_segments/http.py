@@ -60,6 +60,8 @@ DEADLINE_GRACE = 0.1
 DEADLINE_GRACE_MIN = 0.1
 #: Shorter values are not treated as secrets: redacting them would blank out ordinary words.
 MIN_SECRET_CHARS = 4
+#: The port a scheme means when a URL gives none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Hosts plain http may reach without ``allow_insecure_http``: nothing leaves the machine.
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -291,6 +293,31 @@ def _flag_setting(extra: Mapping[str, Any], key: str, conn_id: str) -> bool:
     raise SegmentsConfigError(
         f"Connection {conn_id!r}: extra field {key!r} must be true or false, got {_preview(value)}."
     )
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """The origin of an absolute http(s) URL as a browser compares it: scheme and host in lower
+    case, the scheme's default port when none is given; ``None`` for anything else (a relative
+    link, another scheme, an unreadable URL). User info, path, query and fragment are not part of it.
+    Read by urllib3, as the HTTP stack will read the URL when it sends."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parsed = parse_url(url.strip())
+    except (LocationParseError, ValueError):
+        return None
+    scheme, host = (parsed.scheme or "").lower(), (parsed.host or "").lower()
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, parsed.port or DEFAULT_PORTS[scheme]
+
+
+def same_origin(first: str, second: str) -> bool:
+    """True when both URLs name the same scheme, host and port (``HTTPS://Host:443`` is
+    ``https://host``); every check of "is this link still our API?" goes through it."""
+    mine = origin(first)
+    return mine is not None and mine == origin(second)
 
 
 def _is_loopback(host: str) -> bool:
@@ -765,10 +792,20 @@ class ApiClient:
             self._session = None
 
     def url(self, path: str) -> str:
-        """Join ``path`` to the base URL (an absolute URL is returned as it is)."""
-        if path.startswith(("http://", "https://")):
-            return path
-        return f"{self.base_url}/{path.lstrip('/')}"
+        """Join ``path`` to the base URL; an absolute URL (a next-page link) is returned as it is
+        when it has the base URL's origin and holds no user info, and refused otherwise."""
+        if "://" not in path:
+            return f"{self.base_url}/{path.lstrip('/')}"
+        if not same_origin(self.base_url, path) or "@" in urlsplit(path).netloc:
+            raise SegmentsApiError(
+                f"{self.platform} API: refusing to send a request (and its credentials) to "
+                f"{_redirect_target(self.base_url, path)}: only the origin of {self.base_url}, with no "
+                "user info in the URL, receives them.",
+                platform=self.platform,
+                method="",
+                endpoint=urlsplit(path).path,
+            )
+        return path
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one call, retrying what is safe to retry, and return the successful response.
@@ -1045,16 +1082,19 @@ class ApiClient:
 
 
 def _redirect_target(url: str, location: str | None) -> str:
-    """Name the host a redirect points at (never its path or query: they may carry a token)."""
+    """Name the host a redirect points at (never its path or query: they may carry a token), and
+    whether it is the origin of ``url``."""
     if not location or not location.strip():
         return "nowhere (no Location header)"
     from urllib3.exceptions import LocationParseError
     from urllib3.util import parse_url
 
+    absolute = urljoin(url, location.strip())
     try:
-        target = parse_url(urljoin(url, location.strip()))
+        target = parse_url(absolute)
     except (LocationParseError, ValueError):
         return "an unreadable Location"
     host = target.host or "?"
     netloc = f"{host}:{target.port}" if target.port else host
-    return f"host {_cut(netloc, 100)!r} ({target.scheme or 'no scheme'})"
+    where = "the same origin" if same_origin(url, absolute) else "another origin"
+    return f"host {_cut(netloc, 100)!r} ({target.scheme or 'no scheme'}, {where})"

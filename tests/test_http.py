@@ -23,6 +23,7 @@ from airflow_provider_segments.http import (
     RetryPolicy,
     _never_sent,
     extract_api_message,
+    same_origin,
     without_userinfo,
 )
 
@@ -186,6 +187,41 @@ def test_an_extra_out_of_its_range_names_connection_field_and_range(key, value):
     with pytest.raises(SegmentsConfigError) as err:
         ApiClient.from_extra(platform="T", base_url="https://x.test", extra={key: value}, conn_id="c")
     assert f"'{key}'" in str(err.value) and "'c'" in str(err.value) and " to " in str(err.value)
+
+
+# -- origins ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://acme.zendesk.com", "HTTPS://ACME.ZENDESK.COM/api/v2?x=1"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com:443/"),
+        ("http://127.0.0.1:80/a", "HTTP://127.0.0.1/b"),
+        ("http://[::1]:8080", "http://[::1]:8080/x"),
+        ("https://api.walkme.com/prefix", "https://user:pw@api.walkme.com/other"),  # user info is no origin
+        # read as urllib3 (which sends it) and a browser read it: the host ends at the backslash
+        ("https://acme.zendesk.com", "https://acme.zendesk.com\\@evil.test"),
+    ],
+)
+def test_origins_are_compared_as_a_browser_does(first, second):
+    assert same_origin(first, second) and same_origin(second, first)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://acme.zendesk.com", "http://acme.zendesk.com"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com:80"),
+        ("http://acme.zendesk.com", "http://acme.zendesk.com:443"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com.evil.test"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com./"),
+        ("http://127.0.0.1:8080", "http://localhost:8080"),
+        ("https://acme.zendesk.com", "/api/v2/help_center/user_segments.json"),
+        ("https://acme.zendesk.com", "acme.zendesk.com"),
+        ("https://acme.zendesk.com", ""),
+    ],
+)
+def test_different_origins_are_told_apart(first, second):
+    assert not same_origin(first, second) and not same_origin(second, first)
 
 
 # -- redaction -------------------------------------------------------------------------------------

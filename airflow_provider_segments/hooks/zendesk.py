@@ -24,7 +24,7 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks._connection import USERINFO_REFUSAL, parse_base_url
-from airflow_provider_segments.http import without_userinfo
+from airflow_provider_segments.http import same_origin, without_userinfo
 from airflow_provider_segments.ids import as_list, preview
 
 API_PREFIX = "/api/v2/help_center"
@@ -222,7 +222,6 @@ class ZendeskHelpCenterHook(SegmentsHook):
         self, path: str, key: str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Yield the items of every page: cursor pagination, or offset if the server answers so."""
-        base = urlsplit(self.base_url)
         url: str = path
         query: dict[str, Any] | None = {**(params or {}), "page[size]": PAGE_SIZE}
         seen: set[str] = set()
@@ -261,11 +260,10 @@ class ZendeskHelpCenterHook(SegmentsHook):
                 )
             else:
                 return
-            target = urlsplit(next_url)
-            if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+            if not same_origin(self.base_url, next_url):
                 raise SegmentsError(
-                    f"Zendesk's next-page link for {path} points at another host ({target.netloc}); "
-                    "refusing to send credentials there."
+                    f"Zendesk's next-page link for {path} points at another origin "
+                    f"({preview(urlsplit(next_url).hostname)}); refusing to send credentials there."
                 )
             if next_url in seen:
                 raise SegmentsError(f"Zendesk's pagination of {path} loops back to a page it already sent.")

@@ -516,3 +516,15 @@ def test_test_connection_to_an_unreachable_host_fails_at_once_naming_it(monkeypa
     ok, message = make_hook().test_connection()
     assert elapsed(started) < 2
     assert not ok and host.removeprefix("http://") in message and "attempts" not in message
+
+
+# -- 12. an absolute URL is sent only to the client's own origin ------------------------------
+def test_an_absolute_url_of_another_origin_is_refused_before_anything_is_sent():
+    with LocalServer() as other, LocalServer() as server:
+        client = _client(server.url)
+        with pytest.raises(SegmentsApiError, match="another origin") as err:
+            client.request("GET", f"{other.url}/steal", auth=("user", "pw-123456"))
+        assert "pw-123456" not in str(err.value)
+        assert client.request("GET", f"HTTP://127.0.0.1:{server.port}/same").status_code == 200
+        assert [r.path for r in server.received] == ["/same"]
+    assert other.received == []
