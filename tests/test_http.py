@@ -21,6 +21,7 @@ from airflow_provider_segments.http import (
     ApiClient,
     Redactor,
     RetryPolicy,
+    Timeouts,
     _never_sent,
     extract_api_message,
     same_origin,
@@ -162,7 +163,7 @@ def test_timeouts_at_their_bounds_are_accepted():
     client = ApiClient.from_extra(
         platform="T", base_url="https://x.test", extra={"timeout": "600", "connect_timeout": 120}, conn_id="c"
     )
-    assert client.timeout == (120.0, 600.0)
+    assert client.timeouts == Timeouts(connect=120.0, read=600.0)
 
 
 @pytest.mark.parametrize(

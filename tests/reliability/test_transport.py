@@ -18,7 +18,9 @@ from support import sandbox_conn_env, walkme_conn_json, zendesk_conn_json
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsConfigError,
+    SegmentsConnectionError,
     SegmentsError,
+    SegmentsTimeoutError,
     SegmentsUnknownOutcomeError,
 )
 from airflow_provider_segments.hooks.walkme import WalkMeHook
@@ -528,3 +530,28 @@ def test_an_absolute_url_of_another_origin_is_refused_before_anything_is_sent():
         assert client.request("GET", f"HTTP://127.0.0.1:{server.port}/same").status_code == 200
         assert [r.path for r in server.received] == ["/same"]
     assert other.received == []
+
+
+# -- 13. typed transport errors --------------------------------------------------------------------
+def test_no_answer_after_the_budget_is_a_connection_error_and_a_slow_one_a_timeout_error():
+    refused = _client(f"http://127.0.0.1:{free_port()}", max_attempts=2)
+    with pytest.raises(SegmentsConnectionError) as no_answer:
+        refused.request("GET", "/list")
+    assert not isinstance(no_answer.value, SegmentsTimeoutError) and no_answer.value.status is None
+    assert "after 2 attempts" in str(no_answer.value)
+    with (
+        TrickleServer(http_answer(200, BODY), interval=0.15) as server,
+        pytest.raises(SegmentsTimeoutError) as slow,
+    ):
+        _client(server.url, timeout=0.5, max_attempts=1).request_json("GET", "/list")
+    assert isinstance(slow.value, SegmentsApiError) and slow.value.status is None
+
+
+def test_a_write_cut_after_it_was_sent_stays_an_unknown_outcome_not_a_timeout():
+    answer = http_answer(201, BODY)
+    with (
+        TrickleServer(answer, fast_bytes=40, interval=0.15) as server,
+        pytest.raises(SegmentsUnknownOutcomeError) as err,
+    ):
+        _client(server.url, timeout=0.5).request_json("POST", "/things", json_body={}, idempotent=False)
+    assert not isinstance(err.value, SegmentsConnectionError)
