@@ -66,6 +66,20 @@ class SegmentsNotFoundError(SegmentsApiError):
     """404: the system, segment or endpoint does not exist."""
 
 
+class SegmentsConnectionError(SegmentsApiError):
+    """No answer came back (connection refused, host name not resolved, TLS failure, connection
+    broken), after the retries allowed. ``status`` is ``None``.
+
+    A write whose connection broke after it was sent is a :class:`SegmentsUnknownOutcomeError`
+    instead: the server may have applied it.
+    """
+
+
+class SegmentsTimeoutError(SegmentsConnectionError):
+    """No whole answer came back in time (connect or read timeout, or the per-attempt deadline of
+    the extra ``timeout``), after the retries allowed."""
+
+
 class SegmentsUnknownOutcomeError(SegmentsApiError):
     """A non-idempotent call failed in a way that does not tell whether the server applied it.
 

@@ -90,7 +90,8 @@ class LocalServer:
         self._httpd.handler = handler or (lambda request: Answer(200, b"{}"))
         self._httpd.received = []
         self._httpd.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll: stopping waits for the poll in progress, 0.5 s by default, at every test's end.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def port(self) -> int:

@@ -19,9 +19,13 @@ from airflow_provider_segments.hooks._connection import parse_base_url
 from airflow_provider_segments.http import (
     API_MESSAGE_CHARS,
     ApiClient,
+    Redactor,
     RetryPolicy,
+    Timeouts,
     _never_sent,
     extract_api_message,
+    same_origin,
+    without_userinfo,
 )
 
 
@@ -84,7 +88,8 @@ def test_a_plain_base_url_is_accepted_as_the_http_stack_reads_it(url, port, expe
 def test_a_base_url_with_anything_but_host_port_and_safe_path_is_refused(url):
     with pytest.raises(SegmentsConfigError) as err:
         _parse(url)
-    assert "'my_conn'" in str(err.value) and repr(url)[1:-1][:20] in str(err.value)
+    shown = without_userinfo(url)  # what precedes an '@' may be a password: never echoed
+    assert "'my_conn'" in str(err.value) and repr(shown)[1:-1][:20] in str(err.value)
 
 
 # -- plain http ------------------------------------------------------------------------------------
@@ -158,7 +163,7 @@ def test_timeouts_at_their_bounds_are_accepted():
     client = ApiClient.from_extra(
         platform="T", base_url="https://x.test", extra={"timeout": "600", "connect_timeout": 120}, conn_id="c"
     )
-    assert client.timeout == (120.0, 600.0)
+    assert client.timeouts == Timeouts(connect=120.0, read=600.0)
 
 
 @pytest.mark.parametrize(
@@ -183,6 +188,41 @@ def test_an_extra_out_of_its_range_names_connection_field_and_range(key, value):
     with pytest.raises(SegmentsConfigError) as err:
         ApiClient.from_extra(platform="T", base_url="https://x.test", extra={key: value}, conn_id="c")
     assert f"'{key}'" in str(err.value) and "'c'" in str(err.value) and " to " in str(err.value)
+
+
+# -- origins ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://acme.zendesk.com", "HTTPS://ACME.ZENDESK.COM/api/v2?x=1"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com:443/"),
+        ("http://127.0.0.1:80/a", "HTTP://127.0.0.1/b"),
+        ("http://[::1]:8080", "http://[::1]:8080/x"),
+        ("https://api.walkme.com/prefix", "https://user:pw@api.walkme.com/other"),  # user info is no origin
+        # read as urllib3 (which sends it) and a browser read it: the host ends at the backslash
+        ("https://acme.zendesk.com", "https://acme.zendesk.com\\@evil.test"),
+    ],
+)
+def test_origins_are_compared_as_a_browser_does(first, second):
+    assert same_origin(first, second) and same_origin(second, first)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://acme.zendesk.com", "http://acme.zendesk.com"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com:80"),
+        ("http://acme.zendesk.com", "http://acme.zendesk.com:443"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com.evil.test"),
+        ("https://acme.zendesk.com", "https://acme.zendesk.com./"),
+        ("http://127.0.0.1:8080", "http://localhost:8080"),
+        ("https://acme.zendesk.com", "/api/v2/help_center/user_segments.json"),
+        ("https://acme.zendesk.com", "acme.zendesk.com"),
+        ("https://acme.zendesk.com", ""),
+    ],
+)
+def test_different_origins_are_told_apart(first, second):
+    assert not same_origin(first, second) and not same_origin(second, first)
 
 
 # -- redaction -------------------------------------------------------------------------------------
@@ -272,10 +312,27 @@ def test_the_api_message_is_redacted_before_it_is_cut():
     secret = "SECRET-" + "x" * 100
     body = {"error": "RecordInvalid", "details": {f"f{i}": [{"description": "v" * 30}] for i in range(30)}}
     body["details"]["f9"] = [{"description": secret}]
-    message = extract_api_message(_response(body), redact=lambda text: text.replace(secret, "***"))
+    redactor = Redactor()
+    redactor.add_secret(secret)
+    message = extract_api_message(_response(body), redact=redactor)
     assert (
         len(message) <= API_MESSAGE_CHARS and "SECRET" not in message and message.startswith("RecordInvalid")
     )
+
+
+def test_an_echo_cut_short_by_the_server_leaves_no_start_of_a_secret_at_the_cut_edge():
+    secret = "0123456789abcdefSECRET"
+    redactor = Redactor()
+    redactor.add_secret(secret)
+    echoed = "a" * 50 + secret[:12] + "... (truncated by the server)"  # no whole secret to redact
+    shown = redactor.shorten(echoed, 60)
+    assert shown == "a" * 50 + "***..." and len(shown) <= 60
+
+
+def test_a_secret_split_across_lines_is_redacted_once_the_whitespace_is_folded():
+    redactor = Redactor()
+    redactor.add_secret("pass word-1234")
+    assert redactor.shorten("token: pass\n   word-1234 end", 100) == "token: *** end"
 
 
 # -- was the request sent? ---------------------------------------------------------------------------

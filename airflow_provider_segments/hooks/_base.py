@@ -14,7 +14,12 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from airflow_provider_segments._compat import BaseHook, mask_secret
-from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsError, SegmentsValidationError
+from airflow_provider_segments.exceptions import (
+    SegmentsApiError,
+    SegmentsConfigError,
+    SegmentsError,
+    SegmentsValidationError,
+)
 from airflow_provider_segments.hooks._connection import normalized_extra
 from airflow_provider_segments.http import ApiClient
 from airflow_provider_segments.ids import preview
@@ -131,8 +136,12 @@ class SegmentsHook(BaseHook):
         self.client.add_secret(value)
 
     def test_connection(self) -> tuple[bool, str]:
-        """What Airflow's "Test" button shows: one cheap authenticated call; never echoes a secret."""
+        """What Airflow's "Test" button shows: one cheap authenticated call, one attempt (no retries:
+        the button answers at once), naming the host on failure; never echoes a secret."""
         try:
-            return True, self.check_connection()
+            with self.client.single_attempt():
+                return True, self.check_connection()
+        except SegmentsApiError as err:
+            return False, f"Connection test against {self.base_url} (one attempt, no retries): {err}"
         except SegmentsError as err:
             return False, str(err)

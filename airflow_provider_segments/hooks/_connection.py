@@ -7,6 +7,13 @@ import re
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
+from airflow_provider_segments.http import without_userinfo
+
+#: Why a host URL holding ``user:password@`` is refused (the part before the '@' is not shown).
+USERINFO_REFUSAL = (
+    "it holds user info (user:password@, not shown here); put the login and secret in the "
+    "connection's login and password fields"
+)
 
 
 def normalized_extra(extra: dict[str, Any] | None, conn_type: str) -> dict[str, Any]:
@@ -34,11 +41,12 @@ def parse_base_url(url: str, port: int | None, *, conn_id: str, example: str) ->
     validated here is the host that receives the request and its credentials. The connection's
     ``port`` is added when the URL has none.
     """
+    shown = without_userinfo(url)  # a password before an '@' is never echoed
     match = _BASE_URL.fullmatch(url)
-    reason = _refusal(match, port)
+    reason = USERINFO_REFUSAL if shown != url else _refusal(match, port)
     if match is None or reason:
         raise SegmentsConfigError(
-            f"Connection {conn_id!r}: host {url!r} is not a base URL like {example} or "
+            f"Connection {conn_id!r}: host {shown!r} is not a base URL like {example} or "
             f"http://127.0.0.1:8080: {reason or _SHAPE}."
         )
     scheme, host = match["scheme"].lower(), match["host"].lower()
@@ -49,7 +57,7 @@ def parse_base_url(url: str, port: int | None, *, conn_id: str, example: str) ->
     base = f"{scheme}://{netloc}{path}"
     if not _read_alike(base, scheme, host, effective_port, path):
         raise SegmentsConfigError(
-            f"Connection {conn_id!r}: host {url!r} would be read differently by the HTTP client; {_SHAPE}."
+            f"Connection {conn_id!r}: host {shown!r} would be read differently by the HTTP client; {_SHAPE}."
         )
     return base
 

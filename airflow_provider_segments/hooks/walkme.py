@@ -6,6 +6,8 @@ hook assumes (response shapes, DELETE) are listed in ``docs/walkme.md``.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 import time
 from datetime import datetime
@@ -43,6 +45,10 @@ SEGMENTS_PATH = "/public/v1/user/system/{system_guid}/segment"
 #: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
 #: lifetime, so that a short-lived token is still reused).
 TOKEN_REFRESH_MARGIN = 300
+#: A token's lifetime when WalkMe's answer gives none, or gives something that is not a number.
+TOKEN_LIFETIME = 86400
+#: A cached token is reused for at most this long, whatever ``expires_in`` says (``1e999``, ``"inf"``).
+MAX_TOKEN_LIFETIME = 86400
 
 UpdateAction = Literal["add", "remove", "override"]
 UPDATE_ACTIONS: tuple[str, ...] = ("add", "remove", "override")
@@ -52,6 +58,26 @@ SEGMENT_GUID_PATTERN = re.compile(
 BARE_GUID_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
 SYSTEM_GUID_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
 MAX_NAME_LENGTH = 255
+
+
+def token_lifetime(expires_in: Any) -> tuple[int, bool]:
+    """Whole seconds a token may be reused, from the ``expires_in`` of WalkMe's token answer, and
+    whether that value had to be replaced by the rule.
+
+    The rule: a number of seconds is clamped to 0..:data:`MAX_TOKEN_LIFETIME` (``-inf`` means 0,
+    ``1e999`` and ``"inf"`` the maximum); ``NaN``, a boolean or words mean :data:`TOKEN_LIFETIME`,
+    as a missing value does (which is not a replacement).
+    """
+    if expires_in is None:
+        return TOKEN_LIFETIME, False
+    number = None
+    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
+        with contextlib.suppress(ValueError):
+            number = float(expires_in)
+    if number is None or math.isnan(number):
+        return TOKEN_LIFETIME, True
+    clamped = min(max(number, 0.0), MAX_TOKEN_LIFETIME)
+    return int(clamped), clamped != number
 
 
 def validate_segment_guid(value: Any) -> str:
@@ -215,14 +241,21 @@ class WalkMeHook(SegmentsHook):
                 endpoint=TOKEN_PATH,
             )
         self.register_secret(token)
-        try:
-            lifetime = float(body.get("expires_in", 86400))
-        except (TypeError, ValueError):
-            lifetime = 86400.0
+        lifetime, replaced = token_lifetime(body.get("expires_in"))
+        if replaced:
+            self.log.warning(
+                "WalkMe's token answer says expires_in=%s; using %d s (the rule: a number of seconds "
+                "from 0 to %d; more, or infinity, counts as %d; not a number counts as %d).",
+                preview(body.get("expires_in"), 40),
+                lifetime,
+                MAX_TOKEN_LIFETIME,
+                MAX_TOKEN_LIFETIME,
+                TOKEN_LIFETIME,
+            )
         self._token = token
         margin = min(TOKEN_REFRESH_MARGIN, lifetime / 10)
         self._token_expires_at = time.monotonic() + max(0.0, lifetime - margin)
-        self.log.info("Fetched a WalkMe access token valid for %d s.", int(lifetime))
+        self.log.info("Fetched a WalkMe access token valid for %d s.", lifetime)
         return token
 
     def _call(self, method: str, path: str, *, json_body: Any = None, idempotent: bool | None = None) -> Any:
@@ -253,8 +286,8 @@ class WalkMeHook(SegmentsHook):
                 if isinstance(body.get(key), list):
                     body = body[key]
                     break
-        if not isinstance(body, list):
-            raise SegmentsError(f"WalkMe listed segments in an unexpected shape: {preview(body)}")
+        if not isinstance(body, list) or not all(isinstance(raw, dict) for raw in body):
+            raise SegmentsError(f"WalkMe listed segments in an unexpected shape: {self.client.preview(body)}")
         return [normalize_segment(raw) for raw in body]
 
     def find_segments_by_name(self, name: str, system_guid: str | None = None) -> list[dict[str, Any]]:
@@ -310,8 +343,8 @@ class WalkMeHook(SegmentsHook):
     @property
     def late_write_grace(self) -> float:
         """Seconds after which a write whose answer was lost is taken to have landed or died: twice
-        the read timeout, on top of the read timeout the lost attempt already waited."""
-        return 2 * self.client.timeout[1]
+        the per-attempt deadline, on top of the deadline the lost attempt already waited."""
+        return 2 * self.client.timeouts.attempt_deadline
 
     def sleep(self, seconds: float) -> None:
         """Wait (through the client, so tests can make it instant)."""

@@ -23,7 +23,8 @@ from airflow_provider_segments.exceptions import (
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
-from airflow_provider_segments.hooks._connection import parse_base_url
+from airflow_provider_segments.hooks._connection import USERINFO_REFUSAL, parse_base_url
+from airflow_provider_segments.http import same_origin, without_userinfo
 from airflow_provider_segments.ids import as_list, preview
 from airflow_provider_segments.membership.writes import (
     Creation,
@@ -202,9 +203,11 @@ class ZendeskHelpCenterHook(SegmentsHook):
             )
         if "://" not in host:
             if not SUBDOMAIN_PATTERN.fullmatch(host):
+                shown = without_userinfo(host)  # never echo a password before an '@'
                 raise SegmentsConfigError(
-                    f"Connection {self.conn_id!r}: host {host!r} is neither a Zendesk subdomain "
-                    "(letters, digits, hyphens) nor a base URL with a scheme (https://acme.zendesk.com)."
+                    f"Connection {self.conn_id!r}: host {shown!r} is neither a Zendesk subdomain "
+                    "(letters, digits, hyphens) nor a base URL with a scheme (https://acme.zendesk.com)"
+                    + (f": {USERINFO_REFUSAL}." if shown != host else ".")
                 )
             return f"https://{host.lower()}.zendesk.com"
         return parse_base_url(host, port, conn_id=self.conn_id, example="https://acme.zendesk.com")
@@ -226,7 +229,6 @@ class ZendeskHelpCenterHook(SegmentsHook):
         self, path: str, key: str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Yield the items of every page: cursor pagination, or offset if the server answers so."""
-        base = urlsplit(self.base_url)
         url: str = path
         query: dict[str, Any] | None = {**(params or {}), "page[size]": PAGE_SIZE}
         seen: set[str] = set()
@@ -234,7 +236,9 @@ class ZendeskHelpCenterHook(SegmentsHook):
         for _page in range(MAX_PAGES):
             body = self._call("GET", url, params=query)
             if not isinstance(body, dict) or not isinstance(body.get(key), list):
-                raise SegmentsError(f"Zendesk answered {path} without a {key!r} list: {preview(body)}")
+                raise SegmentsError(
+                    f"Zendesk answered {path} without a {key!r} list: {self.client.preview(body)}"
+                )
             fresh = 0
             for item in body[key]:
                 item_id = item.get("id") if isinstance(item, dict) else None
@@ -263,11 +267,10 @@ class ZendeskHelpCenterHook(SegmentsHook):
                 )
             else:
                 return
-            target = urlsplit(next_url)
-            if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+            if not same_origin(self.base_url, next_url):
                 raise SegmentsError(
-                    f"Zendesk's next-page link for {path} points at another host ({target.netloc}); "
-                    "refusing to send credentials there."
+                    f"Zendesk's next-page link for {path} points at another origin "
+                    f"({preview(urlsplit(next_url).hostname)}); refusing to send credentials there."
                 )
             if next_url in seen:
                 raise SegmentsError(f"Zendesk's pagination of {path} loops back to a page it already sent.")
@@ -306,7 +309,7 @@ class ZendeskHelpCenterHook(SegmentsHook):
         """Show one user segment."""
         segment_id = validate_user_segment_id(user_segment_id)
         body = self._call("GET", USER_SEGMENT_PATH.format(id=segment_id))
-        segment = _unwrap(body, USER_SEGMENT_PATH)
+        segment = self._unwrap(body, USER_SEGMENT_PATH)
         self._remember_built_in(segment)
         return segment
 
@@ -351,7 +354,7 @@ class ZendeskHelpCenterHook(SegmentsHook):
             where="in the Help Center",
             mark=CreationMark(created_after=created_after),
             find=lambda: [s for s in self.iter_user_segments(built_in=False) if s.get("name") == name],
-            post=lambda: _unwrap(
+            post=lambda: self._unwrap(
                 self._call("POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False),
                 USER_SEGMENTS_PATH,
             ),
@@ -423,7 +426,7 @@ class ZendeskHelpCenterHook(SegmentsHook):
             )
         except SegmentsAuthError as err:
             raise self._built_in_refusal(err, segment_id, "update") from err
-        _unwrap(answer, USER_SEGMENT_PATH)
+        self._unwrap(answer, USER_SEGMENT_PATH)
         self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
         return self._reported(self._verified(segment_id, body))
 
@@ -520,6 +523,16 @@ class ZendeskHelpCenterHook(SegmentsHook):
         """The topics restricted to this user segment, across all pages."""
         return list(self.iter_topics(user_segment_id))
 
+    def _unwrap(self, body: Any, path: str) -> dict[str, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("user_segment"), dict):
+            raise SegmentsApiError(
+                f"Zendesk answered {path} without a user_segment object: {self.client.preview(body)}",
+                platform="Zendesk",
+                method="",
+                endpoint=path,
+            )
+        return body["user_segment"]
+
     def check_connection(self) -> str:
         """One cheap authenticated call: the first page of one user segment."""
         self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
@@ -539,14 +552,3 @@ def _show(value: Any) -> str:
     if isinstance(value, list) and len(value) > SHOWN_LIST_ITEMS:
         return f"[{len(value):,} items]"
     return preview(value, 120)
-
-
-def _unwrap(body: Any, path: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("user_segment"), dict):
-        raise SegmentsApiError(
-            f"Zendesk answered {path} without a user_segment object: {preview(body)}",
-            platform="Zendesk",
-            method="",
-            endpoint=path,
-        )
-    return body["user_segment"]

@@ -28,7 +28,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks.walkme import MAX_IDS_PER_REQUEST, WalkMeHook
+from airflow_provider_segments.hooks.walkme import MAX_IDS_PER_REQUEST, TOKEN_REFRESH_MARGIN, WalkMeHook
 
 TOKEN_URL = f"{WALKME_TEST_URL}/accounts/connect/token"
 SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
@@ -444,3 +444,43 @@ def test_request_bodies_are_json(hook, api):
     put = next(r for r in api.request_history if r.method == "PUT")
     assert put.headers["Content-Type"] == "application/json"
     assert json.loads(put.text) == {"action": "add", "userIds": ["a"]}
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "reused_for"),
+    [
+        pytest.param("1e999", 86400, id="1e999"),
+        pytest.param('"inf"', 86400, id="inf-string"),
+        pytest.param('"-Infinity"', 0, id="minus-infinity"),
+        pytest.param("1e300", 86400, id="absurdly-long"),
+        pytest.param('"nan"', 86400, id="nan-string"),
+        pytest.param("NaN", 86400, id="nan-literal"),
+        pytest.param("-30", 0, id="negative"),
+        pytest.param("true", 86400, id="boolean"),
+        pytest.param('"soon"', 86400, id="words"),
+    ],
+)
+def test_a_token_lifetime_that_is_not_finite_or_absurd_is_clamped_and_logged(
+    hook, api, monkeypatch, caplog, capsys, expires_in, reused_for
+):
+    import airflow_provider_segments.hooks.walkme as walkme
+
+    api.post(TOKEN_URL, text=f'{{"access_token": "{TOKEN}", "expires_in": {expires_in}}}')
+    now = [1000.0]
+    monkeypatch.setattr(walkme.time, "monotonic", lambda: now[0])
+    assert hook.get_access_token() == TOKEN  # no raw OverflowError / ValueError
+    now[0] += max(reused_for - TOKEN_REFRESH_MARGIN - 1, 0)
+    hook.get_access_token()
+    now[0] += TOKEN_REFRESH_MARGIN + 2
+    hook.get_access_token()
+    fetched = [r.url for r in api.request_history].count(TOKEN_URL)
+    assert fetched == (2 if reused_for else 3)
+    output = capsys.readouterr().out + caplog.text
+    assert "expires_in" in output and f"{reused_for} s" in output
+
+
+def test_a_plain_token_lifetime_is_taken_as_it_is_without_a_warning(hook, api, caplog, capsys):
+    api.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 3600.5})
+    hook.get_access_token()
+    output = capsys.readouterr().out + caplog.text
+    assert "valid for 3600 s" in output and "expires_in" not in output

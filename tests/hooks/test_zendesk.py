@@ -173,9 +173,42 @@ def test_an_item_shifted_onto_the_next_page_is_yielded_once(hook, requests_mock)
 
 def test_a_next_link_to_another_host_is_refused(hook, requests_mock):
     requests_mock.get(LIST_URL, json=page([segment(1)], "https://evil.test/steal"))
-    with pytest.raises(SegmentsError, match="another host"):
+    with pytest.raises(SegmentsError, match="another origin"):
         hook.list_user_segments()
     assert all("evil" not in r.url for r in requests_mock.request_history)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "HTTPS://ACME.Zendesk.COM",  # scheme and host in any case
+        "https://acme.zendesk.com:443",  # the default port spelled out
+        "https://ACME.zendesk.com:443",
+    ],
+)
+def test_a_next_link_to_the_same_origin_written_differently_is_followed(hook, requests_mock, origin):
+    second = f"{origin}/api/v2/help_center/user_segments.json?page[after]=c2"
+    requests_mock.get(LIST_URL, json=page([segment(1)], second))
+    requests_mock.get(second.lower(), json=page([segment(2)]))
+    assert [s["id"] for s in hook.list_user_segments()] == [1, 2]
+    assert len(requests_mock.request_history) == 2
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://acme.zendesk.com/api/v2/help_center/user_segments.json?page[after]=c2",  # downgrade
+        "https://acme.zendesk.com:8443/api/v2/help_center/user_segments.json",
+        "https://acme.zendesk.com.evil.test/api/v2/help_center/user_segments.json",
+        "https://other.zendesk.com/api/v2/help_center/user_segments.json",
+        "/api/v2/help_center/user_segments.json?page[after]=c2",
+    ],
+)
+def test_a_next_link_to_another_origin_is_refused_and_gets_nothing(hook, requests_mock, link):
+    requests_mock.get(LIST_URL, json=page([segment(1)], link))
+    with pytest.raises(SegmentsError, match="another origin"):
+        hook.list_user_segments()
+    assert [r.url for r in requests_mock.request_history] == [f"{LIST_URL}?page%5Bsize%5D=100"]
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import quote
 
 import pytest
 from support import leaked_secrets
 
-from airflow_provider_segments.exceptions import SegmentsError
+from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators.walkme import WalkMeCreateSegmentOperator, WalkMeListSegmentsOperator
@@ -130,3 +131,58 @@ def test_zendesk_secrets_stay_out_of_logs_errors_xcoms_and_repr(
     )
     assert "Zendesk API GET" in everything and "HTTP 401" in everything
     assert leaked_secrets(everything, [secret, "wrong-" + secret]) == []
+
+
+HOST_PASSWORD = "Xq7-h0st/Pa55@w0rd"
+
+
+def _fragments(secret: str, size: int = 5) -> set[str]:
+    """Every piece of ``secret`` long enough to give it away, in its raw and URL-encoded forms."""
+    forms = {secret, quote(secret, safe=""), quote(secret)}
+    return {form[i : i + size] for form in forms for i in range(len(form) - size + 1)}
+
+
+@pytest.mark.parametrize(
+    ("env", "make_hook", "host"),
+    [
+        pytest.param(
+            "AIRFLOW_CONN_WALKME_DEFAULT", WalkMeHook, "https://cid:{pw}@api.walkme.com", id="walkme"
+        ),
+        pytest.param(
+            "AIRFLOW_CONN_WALKME_DEFAULT", WalkMeHook, "cid:{pw}@api.walkme.com", id="walkme-no-scheme"
+        ),
+        pytest.param(
+            "AIRFLOW_CONN_WALKME_DEFAULT",
+            WalkMeHook,
+            "https://cid:{quoted}@api.walkme.com/v1",
+            id="walkme-quoted",
+        ),
+        pytest.param(
+            "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+            ZendeskHelpCenterHook,
+            "https://agent:{pw}@acme.zendesk.com",
+            id="zendesk",
+        ),
+        pytest.param(
+            "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+            ZendeskHelpCenterHook,
+            "agent:{pw}@acme.zendesk.com",
+            id="zendesk-no-scheme",
+        ),
+    ],
+)
+def test_a_password_in_the_host_url_is_in_no_refusal_log_or_test_button(
+    monkeypatch, capsys, env, make_hook, host
+):
+    host = host.format(pw=HOST_PASSWORD, quoted=quote(HOST_PASSWORD, safe=""))
+    conn = {"conn_type": make_hook.conn_type, "host": host, "login": "agent", "password": "conn-secret-1"}
+    monkeypatch.setenv(env, json.dumps(conn))
+    hook = make_hook()
+    with pytest.raises(SegmentsConfigError) as err:
+        hook.client  # noqa: B018
+    ok, shown = make_hook().test_connection()
+    assert not ok
+    captured = capsys.readouterr()
+    for text in (str(err.value), shown, captured.out + captured.err):
+        assert not [piece for piece in _fragments(HOST_PASSWORD) if piece in text], text
+    assert hook.default_conn_name in str(err.value) and "user info" in str(err.value)

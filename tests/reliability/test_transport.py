@@ -5,6 +5,7 @@ trickling answer is cut at the per-attempt deadline, and nothing an error body e
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import socket
 import time
@@ -17,12 +18,14 @@ from support import sandbox_conn_env, walkme_conn_json, zendesk_conn_json
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsConfigError,
+    SegmentsConnectionError,
     SegmentsError,
+    SegmentsTimeoutError,
     SegmentsUnknownOutcomeError,
 )
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
-from airflow_provider_segments.http import ApiClient
+from airflow_provider_segments.http import ApiClient, without_userinfo
 from airflow_provider_segments.sandbox import SandboxServer
 
 WALKME_ENV = "AIRFLOW_CONN_WALKME_DEFAULT"
@@ -76,7 +79,7 @@ def test_a_host_that_the_http_stack_reads_differently_is_refused_and_nothing_is_
         hook = make_hook()
         with pytest.raises(SegmentsConfigError) as err:
             hook.list_user_segments() if env == ZENDESK_ENV else hook.list_segments()
-        assert hook.default_conn_name in str(err.value) and str(server.port) in str(err.value)
+        assert hook.default_conn_name in str(err.value) and repr(without_userinfo(host)) in str(err.value)
         assert server.received == []  # no Authorization reached the server on localhost
 
 
@@ -373,3 +376,185 @@ def test_zendesk_field_level_reasons_are_in_the_error(monkeypatch):
     assert err.value.status == 422
     assert "RecordInvalid - Record validation errors" in str(err.value)
     assert "name: Name: is already taken (DuplicateValue)" in str(err.value)
+
+
+# -- 9. loopback means loopback: no proxy, no .netrc ------------------------------------------
+PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+@pytest.fixture
+def recording_proxy(monkeypatch):
+    """A proxy-like local server named by every proxy variable of the environment (NO_PROXY unset):
+    whatever requests sends through a proxy arrives here, with its Authorization header."""
+    with LocalServer(lambda r: Answer(200, TOKEN_ANSWER.body)) as proxy:
+        for name in PROXY_VARIABLES:
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        yield proxy
+
+
+@pytest.mark.parametrize("loopback", ["127.0.0.1", "localhost"])
+def test_a_loopback_api_is_reached_directly_even_with_a_proxy_in_the_environment(
+    monkeypatch, recording_proxy, loopback
+):
+    def api(request):
+        return TOKEN_ANSWER if request.path.endswith("/connect/token") else Answer(200, "[]")
+
+    with LocalServer(api) as server:
+        host = f"http://{loopback}:{server.port}"
+        monkeypatch.setenv(WALKME_ENV, walkme_conn_json(host=host, login="cid-42", password="sec-0987654321"))
+        try:
+            listed: object = WalkMeHook().list_segments()
+        except SegmentsError as err:
+            listed = err
+        assert recording_proxy.received == []  # neither the client secret nor the token went to the proxy
+        assert listed == []
+        assert [r.method for r in server.received] == ["POST", "GET"]
+        assert server.received[1].header("authorization") == "Bearer tok-abcdef0123456789"
+
+
+def test_a_remote_api_still_goes_through_the_proxy_of_the_environment(
+    monkeypatch, recording_proxy, resolve_to_localhost
+):
+    host = "http://api.corp.test:1"  # never reached directly: the proxy answers
+    monkeypatch.setenv(WALKME_ENV, walkme_conn_json(host=host, allow_insecure_http=True))
+    assert WalkMeHook().get_access_token() == "tok-abcdef0123456789"
+    assert [r.path for r in recording_proxy.received] == [f"{host}/accounts/connect/token"]
+
+
+@pytest.mark.parametrize("loopback", [True, False])
+def test_a_netrc_entry_never_replaces_the_connections_credentials(
+    monkeypatch, tmp_path, resolve_to_localhost, loopback
+):
+    with LocalServer(lambda r: Answer(200, '{"user_segments": []}')) as server:
+        machine = "127.0.0.1" if loopback else "help.corp.test"
+        netrc = tmp_path / "netrc"
+        netrc.write_text(f"machine {machine} login netrc-user password netrc-password-123\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        conn = zendesk_conn_json(
+            host=f"http://{machine}:{server.port}",
+            login=None,
+            password="oauth-token-0123456789",
+            auth_type="oauth_token",
+            allow_insecure_http=not loopback,
+        )
+        monkeypatch.setenv(ZENDESK_ENV, conn)
+        assert ZendeskHelpCenterHook().list_user_segments() == []
+        assert [r.header("authorization") for r in server.received] == ["Bearer oauth-token-0123456789"]
+
+
+# -- 10. an unexpected 2xx body is quoted redacted, then cut ------------------------------------
+LONG_TOKEN = "tk_" + hashlib.sha256(b"issue 18").hexdigest()[:61]  # 64 characters
+
+
+def _pieces(secret: str, size: int = 6) -> set[str]:
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        pytest.param({"status": "ok", "echo": f"Authorization: Bearer {LONG_TOKEN}"}, id="object"),
+        pytest.param([f"Bearer {LONG_TOKEN}"], id="list-of-strings"),
+        pytest.param({"segments": "Bearer " + LONG_TOKEN}, id="short-prefix"),
+    ],
+)
+def test_an_unexpected_walkme_2xx_body_echoing_the_token_is_quoted_redacted(monkeypatch, listed):
+    token_answer = Answer(200, json.dumps({"access_token": LONG_TOKEN, "expires_in": 3600}))
+
+    def api(request):
+        return token_answer if request.path.endswith("/connect/token") else Answer(200, json.dumps(listed))
+
+    with LocalServer(api) as server:
+        monkeypatch.setenv(WALKME_ENV, walkme_conn_json(host=server.url))
+        with pytest.raises(SegmentsError) as err:
+            WalkMeHook().list_segments()
+    message = str(err.value)
+    assert "unexpected shape" in message
+    assert not [piece for piece in _pieces(LONG_TOKEN) if piece in message], message
+
+
+@pytest.mark.parametrize("endpoint", ["list", "show"])
+def test_an_unexpected_zendesk_2xx_body_echoing_the_token_is_quoted_redacted(monkeypatch, endpoint):
+    echo = Answer(200, json.dumps({"note": "x", "echo": f"Authorization: Bearer {LONG_TOKEN}"}))
+    with LocalServer(lambda r: echo) as server:
+        conn = zendesk_conn_json(host=server.url, login=None, password=LONG_TOKEN, auth_type="oauth_token")
+        monkeypatch.setenv(ZENDESK_ENV, conn)
+        hook = ZendeskHelpCenterHook()
+        with pytest.raises(SegmentsError) as err:
+            hook.list_user_segments() if endpoint == "list" else hook.get_user_segment(7)
+        assert server.received[0].header("authorization") == f"Bearer {LONG_TOKEN}"
+    message = str(err.value)
+    assert "without a" in message
+    assert not [piece for piece in _pieces(LONG_TOKEN) if piece in message], message
+
+
+# -- 11. the Test button makes one attempt and names the host ------------------------------------
+@pytest.mark.parametrize(
+    ("env", "make_hook"), [(WALKME_ENV, WalkMeHook), (ZENDESK_ENV, ZendeskHelpCenterHook)]
+)
+def test_test_connection_makes_one_attempt_against_a_failing_server_and_names_the_host(
+    monkeypatch, env, make_hook
+):
+    unavailable = Answer(503, '{"message": "down for maintenance"}')
+    with LocalServer(lambda r: unavailable) as server:
+        conn = walkme_conn_json if env == WALKME_ENV else zendesk_conn_json
+        monkeypatch.setenv(env, conn(host=server.url, backoff_initial=1))
+        ok, message = make_hook().test_connection()
+        assert len(server.received) == 1
+    assert not ok
+    assert (
+        f"127.0.0.1:{server.port}" in message and "HTTP 503" in message and "down for maintenance" in message
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "make_hook"), [(WALKME_ENV, WalkMeHook), (ZENDESK_ENV, ZendeskHelpCenterHook)]
+)
+def test_test_connection_to_an_unreachable_host_fails_at_once_naming_it(monkeypatch, env, make_hook):
+    host = f"http://127.0.0.1:{free_port()}"
+    conn = walkme_conn_json if env == WALKME_ENV else zendesk_conn_json
+    monkeypatch.setenv(env, conn(host=host, backoff_initial=1))  # the default backoff: 1, 2, 4, 8 s
+    started = time.monotonic()
+    ok, message = make_hook().test_connection()
+    assert elapsed(started) < 2
+    assert not ok and host.removeprefix("http://") in message and "attempts" not in message
+
+
+# -- 12. an absolute URL is sent only to the client's own origin ------------------------------
+def test_an_absolute_url_of_another_origin_is_refused_before_anything_is_sent():
+    with LocalServer() as other, LocalServer() as server:
+        client = _client(server.url)
+        with pytest.raises(SegmentsApiError, match="another origin") as err:
+            client.request("GET", f"{other.url}/steal", auth=("user", "pw-123456"))
+        assert "pw-123456" not in str(err.value)
+        assert client.request("GET", f"HTTP://127.0.0.1:{server.port}/same").status_code == 200
+        assert [r.path for r in server.received] == ["/same"]
+    assert other.received == []
+
+
+# -- 13. typed transport errors --------------------------------------------------------------------
+def test_no_answer_after_the_budget_is_a_connection_error_and_a_slow_one_a_timeout_error():
+    refused = _client(f"http://127.0.0.1:{free_port()}", max_attempts=2)
+    with pytest.raises(SegmentsConnectionError) as no_answer:
+        refused.request("GET", "/list")
+    assert not isinstance(no_answer.value, SegmentsTimeoutError) and no_answer.value.status is None
+    assert "after 2 attempts" in str(no_answer.value)
+    with (
+        TrickleServer(http_answer(200, BODY), interval=0.15) as server,
+        pytest.raises(SegmentsTimeoutError) as slow,
+    ):
+        _client(server.url, timeout=0.5, max_attempts=1).request_json("GET", "/list")
+    assert isinstance(slow.value, SegmentsApiError) and slow.value.status is None
+
+
+def test_a_write_cut_after_it_was_sent_stays_an_unknown_outcome_not_a_timeout():
+    answer = http_answer(201, BODY)
+    with (
+        TrickleServer(answer, fast_bytes=40, interval=0.15) as server,
+        pytest.raises(SegmentsUnknownOutcomeError) as err,
+    ):
+        _client(server.url, timeout=0.5).request_json("POST", "/things", json_body={}, idempotent=False)
+    assert not isinstance(err.value, SegmentsConnectionError)

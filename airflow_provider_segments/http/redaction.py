@@ -1,0 +1,105 @@
+"""Keeping secrets out of every text the HTTP core builds: one :class:`Redactor` per client.
+
+Every secret is known in the forms an answer may echo it in (raw, URL-encoded, JSON-escaped,
+base64, and the base64 "cores" inside a longer credential string). Text quoting an answer is
+redacted as a whole before it is cut, so a secret straddling the cut cannot leave its prefix behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+#: Shorter values are not treated as secrets: redacting them would blank out ordinary words.
+MIN_SECRET_CHARS = 4
+#: What a secret is replaced with.
+REDACTED = "***"
+
+
+class Redactor:
+    """The secrets one client knows, and the one way text quoting an answer is made safe to show."""
+
+    def __init__(self) -> None:
+        self._forms: set[str] = set()
+        self._registered: set[Any] = set()
+
+    def add_secret(self, value: str | None) -> None:
+        """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms."""
+        if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
+            self._registered.add(value)
+            self._forms.update(secret_forms(value))
+
+    def add_credentials(self, user: str, password: str) -> None:
+        """Remember HTTP Basic credentials: the password, and the header value built from both."""
+        if (user, password) in self._registered:
+            return
+        self._registered.add((user, password))
+        self.add_secret(password)
+        if password:
+            pair = f"{user}:{password}"
+            self._forms.update({pair, base64.b64encode(pair.encode()).decode()})
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``***``."""
+        for form in sorted(self._forms, key=len, reverse=True):
+            text = text.replace(form, REDACTED)
+        return text
+
+    def shorten(self, text: str, limit: int) -> str:
+        """``text`` on one line, redacted, then cut to ``limit`` characters.
+
+        Redacted before the cut (and again once its whitespace is folded, which could join a secret
+        split across lines), so a secret cut in half cannot leave its prefix behind; what the cut
+        leaves at its edge is redacted too when it is the start of a secret (an echo the server
+        itself cut short).
+        """
+        text = self(" ".join(self(text).split()))
+        if len(text) <= limit:
+            return text
+        return self._edge(text[: limit - 3]) + "..."
+
+    def preview(self, value: Any, limit: int) -> str:
+        """``repr(value)`` for a message quoting an answer: redacted, then cut (see :meth:`shorten`)."""
+        return self.shorten(repr(value), limit)
+
+    def _edge(self, text: str) -> str:
+        for form in sorted(self._forms, key=len, reverse=True):
+            for size in range(min(len(form) - 1, len(text)), MIN_SECRET_CHARS - 1, -1):
+                if text.endswith(form[:size]):
+                    return text[:-size] + REDACTED
+        return text
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The ways a secret may come back in an answer: raw, URL-encoded, JSON-escaped, base64."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+    }
+    data = secret.encode()
+    forms.add(base64.b64encode(data).decode())
+    forms.add(base64.urlsafe_b64encode(data).decode())
+    # The base64 of a longer string holding the secret (an unknown user name before it) contains one
+    # of three cores, depending on where the secret starts modulo 3: register the long-enough ones.
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode()
+        core = encoded[4 if offset else 0 : 4 * ((offset + len(data)) // 3)]
+        if len(core) >= 8:
+            forms.add(core)
+    return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with everything between its scheme and its last ``@`` shown as ``***``: a user name and
+    password (raw or URL-encoded, holding ``/`` or ``@`` or not) never reach a message, whole or cut."""
+    if "@" not in url:
+        return url
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    return f"{scheme}{separator}{REDACTED}@{rest.rpartition('@')[2]}"
