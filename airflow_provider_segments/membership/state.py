@@ -338,7 +338,8 @@ class StateStore:
         """``(header, ids)`` of a state file of ours; ``None`` when absent or damaged past reading.
 
         A file that does not start with ``magic`` is not ours: refused, so that a mistyped
-        ``state_path`` never overwrites someone's file.
+        ``state_path`` never overwrites someone's file. An empty file, or one cut short inside the
+        magic, is a torn copy of ours (or nobody's): damaged, not refused.
         """
         if not state_file.exists():
             return None
@@ -346,6 +347,9 @@ class StateStore:
         try:
             with state_file.open_binary() as handle:
                 first = _header_line(handle)
+                if magic.encode().startswith(first.rstrip(b"\r\n")):  # empty, or cut inside the magic
+                    log.warning("The %s at %s is empty or cut short: it is not used.", kind, state_file)
+                    return {}, None
                 if not first.startswith(magic.encode()):
                     raise SegmentsValidationError(
                         f"state_path {str(self.state_path)!r}: {state_file} is not a segments {kind} (it "

@@ -359,6 +359,8 @@ def test_a_directory_as_state_path_fails_before_anything_is_sent(sandbox, tmp_pa
     [
         pytest.param(lambda text: text.encode()[: len(text) // 2], id="torn"),
         pytest.param(lambda text: text.encode() + b"\xff\xfe\n", id="not-utf-8"),
+        pytest.param(lambda text: text.encode()[:5], id="cut-inside-the-header"),
+        pytest.param(lambda text: b"", id="empty"),
     ],
 )
 def test_a_damaged_snapshot_of_ours_means_a_full_sync_and_exact_membership(sandbox, tmp_path, damage):
@@ -404,18 +406,28 @@ class Killed(BaseException):
     """The task process dies: nothing of the provider's error handling runs."""
 
 
-FAILURES = ("none", "4xx", "5xx", "lost-response", "kill")
-SEQUENCES = int(os.environ.get("MODEL_SEQUENCES", "300"))
+FAILURES = ("none", "4xx", "5xx", "lost-response", "late-landing", "kill")
+#: What happens between two runs: someone edits the segment or deletes it, a state file is lost or
+#: torn (a worker's disk, an interrupted copy), or nothing.
+BETWEEN_RUNS = ("none", "none", "edit", "delete-segment", "lose-snapshot", "lose-journal", "tear-snapshot")
+SEQUENCES = int(os.environ.get("MODEL_SEQUENCES", "500"))
+#: A late-landing write is held this long; the client gives up after ~0.3 s (timeout 0.2).
+HELD = 0.5
 
 
 @pytest.mark.slow
 def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_input(
     sandbox, tmp_path, monkeypatch
 ):
-    """Hundreds of random sequences: runs with random inputs, each failing at a random write (or not),
-    then one clean run; after it the segment holds exactly that run's input, every time."""
-    rng = random.Random(20261126)
+    """Hundreds of random sequences of runs on two workers, each with its own local snapshot: random
+    inputs; each run failing at a random write (an error, a lost answer, a write that lands after the
+    client gave up on it, a killed process) or not; between runs out-of-band edits, a deleted segment,
+    lost or torn state files. After every successful run (and the late copies of its writes having
+    landed) the segment holds exactly that run's input; a last clean run always succeeds."""
+    rng = random.Random(20261205)
     universe = [f"u{i}" for i in range(12)]
+    for name, value in sandbox_conn_env(sandbox.url, timeout=0.2, max_attempts=2).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 3)  # several chunks from a dozen ids
     monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.0)
     # Each run fetches a new token; Airflow's masker recompiles one pattern of every secret it was
@@ -433,32 +445,70 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
 
     monkeypatch.setattr(WalkMeHook, "put_users", put_users)
     outcomes: dict[str, int] = dict.fromkeys(FAILURES, 0)
+    between: dict[str, int] = dict.fromkeys(BETWEEN_RUNS, 0)
     for sequence in range(SEQUENCES):
         sandbox.reset()  # a fresh system per sequence keeps every list call small
         name = f"Model {sequence}"
-        state = tmp_path / f"model-{sequence}.snapshot"
+        workers = [tmp_path / f"model-{sequence}-a.snapshot", tmp_path / f"model-{sequence}-b.snapshot"]
         for _run in range(rng.randint(1, 4)):
+            kill_after[:] = []
+            event = rng.choice(BETWEEN_RUNS)
+            between[event] += 1
+            _between_runs(sandbox, name, event, rng.choice(workers), rng.sample(universe, 3), rng)
             wanted = rng.sample(universe, rng.randint(1, len(universe)))
             failure = rng.choice(FAILURES)
             at = rng.randint(0, 4)
             method = rng.choice(["PUT", "PUT", "POST"])
-            kill_after[:] = []
             if failure == "4xx":
                 sandbox.inject_fault(SEGMENTS, 400, method=method, skip=at)
             elif failure == "5xx":
                 sandbox.inject_fault(SEGMENTS, 500, method=method, skip=at, count=5)
             elif failure == "lost-response":
                 sandbox.inject_fault(SEGMENTS, method=method, skip=at, lose_response=True, count=5)
+            elif failure == "late-landing":  # applied after the client gave up on it (and retried)
+                held = sandbox.inject_fault(SEGMENTS, method=method, skip=at, delay=HELD, count=2)
             elif failure == "kill":
                 kill_after[:] = [at]
             try:
-                sync(state, name=name, user_ids=wanted, full_refresh=rng.random() < 0.1)
-                outcomes[failure] += 1
+                sync(rng.choice(workers), name=name, user_ids=wanted, full_refresh=rng.random() < 0.1)
             except (SegmentsError, AirflowFailException, Killed):
-                pass
+                succeeded = False
+            else:
+                succeeded = True
+                outcomes[failure] += 1
+            if failure == "late-landing":  # every held copy (a failed run's too) lands before anyone looks
+                _wait_for_held_requests(sandbox, taken=2 - held.count)  # the sandbox counts down
             sandbox.clear_faults()
+            if succeeded:
+                assert members_of(sandbox, name) == set(wanted), f"sequence {sequence}, {failure}"
         kill_after[:] = []
         final = rng.sample(universe, rng.randint(1, len(universe)))
-        sync(state, name=name, user_ids=final)
+        sync(rng.choice(workers), name=name, user_ids=final)
         assert members_of(sandbox, name) == set(final), f"sequence {sequence}"
-    assert all(outcomes.values()), outcomes  # every kind of run happened and some succeeded
+    # every kind of run happened and some succeeded; every kind of event between runs happened
+    assert all(outcomes.values()) and all(between.values()), (outcomes, between)
+
+
+def _wait_for_held_requests(sandbox, taken: int) -> None:
+    """Until the sandbox has answered (and logged) every request a delay fault held."""
+    deadline = time.monotonic() + 10 * HELD
+    while sum(entry.get("fault") == "delay" for entry in sandbox.requests) < taken:
+        assert time.monotonic() < deadline, "a held request never finished"
+        time.sleep(0.02)
+
+
+def _between_runs(sandbox, name: str, event: str, state, some_ids: list[str], rng: random.Random) -> None:
+    """Someone or something acts between two runs of the sync task."""
+    listed = segments_named(sandbox, name)
+    if event == "edit" and listed:  # another tool adds or removes a few members over the API
+        time.sleep(0.002)  # the sandbox's update times have millisecond resolution
+        WalkMeHook().update_segment(listed[0]["guid"], rng.choice(["add", "remove"]), some_ids)
+    elif event == "delete-segment" and listed:
+        WalkMeHook().delete_segment(listed[0]["guid"])
+    elif event == "lose-snapshot" and state.exists():
+        state.unlink()
+    elif event == "lose-journal" and os.path.exists(f"{state}.journal"):
+        os.unlink(f"{state}.journal")
+    elif event == "tear-snapshot" and state.exists():
+        data = state.read_bytes()
+        state.write_bytes(data[: rng.randint(0, max(0, len(data) - 1))])
