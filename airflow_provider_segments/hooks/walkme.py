@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import time
 from datetime import datetime
 from typing import Any, Literal
@@ -25,6 +24,13 @@ from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHo
 from airflow_provider_segments.hooks._connection import parse_base_url
 from airflow_provider_segments.ids import preview
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.vocabulary import (
+    SYSTEM_GUID_PATTERN,
+    normalize_segment,
+    validate_segment_guid,
+    validate_segment_name,
+    validate_update_action,
+)
 
 #: Limits stated by the Segments API document.
 MAX_IDS_PER_REQUEST = 25_000
@@ -51,13 +57,6 @@ TOKEN_LIFETIME = 86400
 MAX_TOKEN_LIFETIME = 86400
 
 UpdateAction = Literal["add", "remove", "override"]
-UPDATE_ACTIONS: tuple[str, ...] = ("add", "remove", "override")
-SEGMENT_GUID_PATTERN = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-BARE_GUID_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
-SYSTEM_GUID_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
-MAX_NAME_LENGTH = 255
 
 
 def token_lifetime(expires_in: Any) -> tuple[int, bool]:
@@ -78,65 +77,6 @@ def token_lifetime(expires_in: Any) -> tuple[int, bool]:
         return TOKEN_LIFETIME, True
     clamped = min(max(number, 0.0), MAX_TOKEN_LIFETIME)
     return int(clamped), clamped != number
-
-
-def validate_segment_guid(value: Any) -> str:
-    """Return ``value`` as a hyphenated GUID, the form WalkMe puts in segment URLs.
-
-    32 hex digits without hyphens (which one version of WalkMe's reference page shows) are accepted
-    and hyphenated.
-    """
-    if isinstance(value, str) and BARE_GUID_PATTERN.fullmatch(value):
-        value = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    if not isinstance(value, str) or not SEGMENT_GUID_PATTERN.fullmatch(value):
-        raise SegmentsValidationError(
-            f"segment_guid {preview(value)} is not a hyphenated GUID like "
-            "12345aeb-123c-4d83-8b38-a5a456789d0a (or its 32 hex digits)."
-        )
-    return value
-
-
-def validate_update_action(value: Any) -> str:
-    """Return ``value`` if it is one of WalkMe's update actions."""
-    if value not in UPDATE_ACTIONS:
-        raise SegmentsValidationError(
-            f"action {preview(value)} is not valid: use one of {', '.join(UPDATE_ACTIONS)}."
-        )
-    return value
-
-
-def validate_segment_name(value: Any) -> str:
-    """Return ``value`` if it is a usable segment name."""
-    if not isinstance(value, str) or not value.strip():
-        raise SegmentsValidationError(f"name {preview(value)} is not valid: give a non-empty string.")
-    if len(value) > MAX_NAME_LENGTH:
-        raise SegmentsValidationError(
-            f"name {preview(value)} is too long: {len(value)} characters, at most {MAX_NAME_LENGTH}."
-        )
-    return value
-
-
-def normalize_segment(raw: Any) -> dict[str, Any]:
-    """Turn one segment as the API returns it into the small dict this provider hands to XCom.
-
-    The document shows no response bodies; the GUID is read from ``guid``, ``segmentGuid``,
-    ``segmentId`` or a GUID-shaped ``id`` (``id`` is otherwise the caller's external id).
-    """
-    if not isinstance(raw, dict):
-        raise SegmentsError(f"WalkMe returned a segment that is not an object: {preview(raw)}")
-    guid = raw.get("guid") or raw.get("segmentGuid") or raw.get("segment_guid") or raw.get("segmentId")
-    external_id = raw.get("id") if raw.get("id") != guid else None
-    if not guid and isinstance(raw.get("id"), str) and SEGMENT_GUID_PATTERN.fullmatch(raw["id"]):
-        guid, external_id = raw["id"], raw.get("externalId")
-    count = raw.get("usersCount", raw.get("userCount", raw.get("user_count")))
-    return {
-        "segment_guid": guid,
-        "name": raw.get("name"),
-        "external_id": external_id if external_id is not None else raw.get("externalId"),
-        "user_count": count,
-        "created_at": raw.get("createdAt") or raw.get("created_at"),
-        "updated_at": raw.get("updatedAt") or raw.get("updated_at"),
-    }
 
 
 class WalkMeHook(SegmentsHook):

@@ -7,7 +7,6 @@ lists the sections and topics that use one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,7 @@ from airflow_provider_segments.membership.writes import (
     existing_segment,
     post_once,
 )
+from airflow_provider_segments.vocabulary import SUBDOMAIN_PATTERN, validate_user_segment_id
 
 API_PREFIX = "/api/v2/help_center"
 USER_SEGMENTS_PATH = f"{API_PREFIX}/user_segments.json"
@@ -62,24 +62,6 @@ CRITERIA_FIELDS = ("user_type", *ID_LIST_FIELDS, *TAG_LIST_FIELDS)
 PAGE_SIZE = 100
 #: A list that has not ended after this many pages is a server bug, not data: stop with an error.
 MAX_PAGES = 10_000
-SUBDOMAIN_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
-
-
-def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
-    """Return ``value`` as a positive int (a digit string is accepted); refuse anything else."""
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.isdigit() and value.isascii():
-        number = int(value)
-    else:
-        number = None
-    if number is None or number <= 0:
-        raise SegmentsValidationError(
-            f"{field} {preview(value)} is not valid: expected a positive integer id."
-        )
-    return number
 
 
 def _coerce_list(field: str, value: Any) -> list[Any]:

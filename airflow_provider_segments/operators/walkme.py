@@ -14,7 +14,7 @@ from typing import Any
 from airflow_provider_segments._compat import BaseOperator, Context
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks._base import check_if_exists
-from airflow_provider_segments.hooks.walkme import WalkMeHook, validate_update_action
+from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.ids import IdSource
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.operators._base import (
@@ -24,6 +24,7 @@ from airflow_provider_segments.operators._base import (
     fail_fast_on_bad_input,
     run_started_at,
 )
+from airflow_provider_segments.vocabulary import validate_update_action
 
 
 class _WalkMeOperator(LiteralIdsRenderingMixin, BaseOperator):
