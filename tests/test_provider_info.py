@@ -8,8 +8,10 @@ import sys
 from importlib.metadata import distribution, entry_points
 
 from airflow_provider_segments.get_provider_info import get_provider_info
-from airflow_provider_segments.hooks.walkme import REGION_HOSTS, WalkMeHook
-from airflow_provider_segments.hooks.zendesk import AUTH_TYPES, ZendeskHelpCenterHook
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.hooks.walkme_connection import REGION_HOSTS
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.hooks.zendesk_connection import AUTH_TYPES
 
 
 def test_entry_point_points_at_get_provider_info():

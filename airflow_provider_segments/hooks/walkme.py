@@ -16,12 +16,11 @@ from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
-    SegmentsConfigError,
     SegmentsError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
-from airflow_provider_segments.hooks._connection import parse_base_url
+from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
+from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
 from airflow_provider_segments.ids import preview
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.vocabulary import (
@@ -38,14 +37,6 @@ MAX_ID_LENGTH = 100
 #: The editor needs up to this long before a changed segment is usable in the condition builder.
 PROPAGATION_MINUTES = 10
 
-DEFAULT_HOST = "https://api.walkme.com"
-#: WalkMe's publicly listed data centres; the token endpoint lives on the same host.
-REGION_HOSTS = {
-    "us": "https://api.walkme.com",
-    "eu": "https://eu-api.walkme.com",
-    "ca": "https://api-ca1.walkmedap.com",
-    "fedramp": "https://api.walkmegov.com",
-}
 TOKEN_PATH = "/accounts/connect/token"
 SEGMENTS_PATH = "/public/v1/user/system/{system_guid}/segment"
 #: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
@@ -79,7 +70,7 @@ def token_lifetime(expires_in: Any) -> tuple[int, bool]:
     return int(clamped), clamped != number
 
 
-class WalkMeHook(SegmentsHook):
+class WalkMeHook(SegmentsHook[WalkMeConnection]):
     """Talk to the WalkMe Segments API through an Airflow connection of type ``walkme``.
 
     Connection fields: ``host`` is the API base URL (empty: the ``extra.region`` host, else
@@ -105,16 +96,8 @@ class WalkMeHook(SegmentsHook):
         self._token_expires_at = 0.0
 
     # -- connection ----------------------------------------------------------------------------
-    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
-        if not conn.login:
-            raise SegmentsConfigError(f"Connection {self.conn_id!r} has no Client ID: set its login field.")
-        return ConnectionSettings(
-            base_url=self._base_url(conn.host, conn.port, extra.get("region")),
-            secret=conn.password,
-            login=conn.login,
-            extra=extra,
-            options={"system_guid": extra.get("system_guid") or None},
-        )
+    def read_connection(self, conn: Any, extra: dict[str, Any]) -> WalkMeConnection:
+        return WalkMeConnection.read(conn, extra, conn_id=self.conn_id, log=self.log)
 
     def secret_label(self) -> str:
         return "Client Secret"
@@ -126,27 +109,9 @@ class WalkMeHook(SegmentsHook):
             "access.",
         }
 
-    def _base_url(self, host: str | None, port: int | None, region: Any) -> str:
-        region_url = None
-        if region not in (None, ""):
-            key = str(region).strip().lower()
-            if key not in REGION_HOSTS:
-                raise SegmentsConfigError(
-                    f"Connection {self.conn_id!r}: extra field 'region' is {region!r}; "
-                    f"known regions are {', '.join(REGION_HOSTS)} (or set the host to a full URL)."
-                )
-            region_url = REGION_HOSTS[key]
-        host = (host or "").strip()
-        if not host:
-            return region_url or DEFAULT_HOST
-        if region_url:
-            self.log.info("Connection %r sets both host and region; the host wins.", self.conn_id)
-        url = host if "://" in host else f"https://{host}"
-        return parse_base_url(url, port, conn_id=self.conn_id, example=DEFAULT_HOST)
-
     def resolve_system_guid(self, system_guid: str | None = None) -> str:
         """Return the task's system GUID, else the connection's default; refuse a malformed one."""
-        value = system_guid or self.settings.options["system_guid"]
+        value = system_guid or self.settings.system_guid
         if not value:
             raise SegmentsValidationError(
                 f"No WalkMe system GUID: pass system_guid to the task or set extra.system_guid on "
@@ -468,7 +433,7 @@ class WalkMeHook(SegmentsHook):
         """Fetch a token (and list the default system's segments, if one is set)."""
         self.get_access_token(force_refresh=True)
         message = f"Got a WalkMe access token from {self.base_url}"
-        system = self.settings.options["system_guid"]
+        system = self.settings.system_guid
         if system:
             message += f"; system {system} lists {len(self.list_segments())} segment(s)"
         return message + "."
