@@ -25,15 +25,16 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from airflow_provider_segments._compat import Asset
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.hooks.walkme import (
+from airflow_provider_segments.ids import preview
+from airflow_provider_segments.vocabulary import (
     BARE_GUID_PATTERN,
     SEGMENT_GUID_PATTERN,
+    SUBDOMAIN_PATTERN,
     SYSTEM_GUID_PATTERN,
     validate_segment_guid,
     validate_segment_name,
+    validate_user_segment_id,
 )
-from airflow_provider_segments.hooks.zendesk import SUBDOMAIN_PATTERN, validate_user_segment_id
-from airflow_provider_segments.ids import preview
 
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import Dataset

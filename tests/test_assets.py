@@ -6,13 +6,13 @@ import pytest
 from airflow.sdk import Asset
 from support import WALKME_SYSTEM
 
-from airflow_provider_segments import get_provider_info
 from airflow_provider_segments.assets import (
     convert_segment_asset_to_openlineage,
     walkme_segment_asset,
     zendesk_user_segment_asset,
 )
 from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.get_provider_info import get_provider_info
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from importlib.metadata import distribution, entry_points
 
-from airflow_provider_segments import get_provider_info
+from airflow_provider_segments.get_provider_info import get_provider_info
 from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.hooks.walkme_connection import REGION_HOSTS
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.hooks.zendesk_connection import AUTH_TYPES
 
 
 def test_entry_point_points_at_get_provider_info():
@@ -17,6 +19,32 @@ def test_entry_point_points_at_get_provider_info():
         ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_")
     ]
     assert [ep.load() for ep in eps] == [get_provider_info]
+
+
+def test_get_provider_info_lives_in_its_own_light_module():
+    code = (
+        "import sys; import airflow_provider_segments.get_provider_info as m; m.get_provider_info(); "
+        "print(sorted(n for n in sys.modules if n.startswith(('airflow_provider_segments', 'airflow.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['airflow_provider_segments', 'airflow_provider_segments.get_provider_info']"
+
+
+def _conn_fields(conn_type: str) -> dict:
+    (conn,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == conn_type]
+    return conn["conn-fields"]
+
+
+def test_region_is_a_dropdown_of_the_regions_the_hook_knows():
+    schema = _conn_fields("walkme")["region"]["schema"]
+    assert schema["enum"] == list(REGION_HOSTS)
+    assert "null" in schema["type"]  # may stay empty: the host (or the US default) decides
+
+
+def test_auth_type_is_a_dropdown_of_the_auth_types_the_hook_knows():
+    schema = _conn_fields("zendesk_help_center")["auth_type"]["schema"]
+    assert sorted(schema["enum"]) == sorted(AUTH_TYPES)
+    assert "null" in schema["type"]  # may stay empty: api_token with a login, else oauth_token
 
 
 def test_package_name_is_the_distribution_name():
@@ -63,6 +91,10 @@ def test_airflow_providers_manager_knows_the_walkme_connection_form():
     assert manager.field_behaviours["walkme"]["relabeling"]["login"] == "Client ID"
     widgets = manager.connection_form_widgets
     assert widgets["extra__walkme__system_guid"].field["schema"]["title"] == "System GUID"
+    assert widgets["extra__walkme__region"].field["schema"]["enum"] == list(REGION_HOSTS)
+    assert widgets["extra__zendesk_help_center__auth_type"].field["schema"]["enum"] == list(
+        get_provider_info()["connection-types"][1]["conn-fields"]["auth_type"]["schema"]["enum"]
+    )
 
 
 def test_airflow_cli_lists_the_provider_and_its_connection_type():

@@ -9,9 +9,8 @@ A platform hook adds only its API knowledge: how its connection's fields read
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow_provider_segments._compat import BaseHook, mask_secret
 from airflow_provider_segments.exceptions import (
@@ -20,7 +19,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._connection import normalized_extra
+from airflow_provider_segments.hooks._connection import ConnectionSettings, normalized_extra
 from airflow_provider_segments.http import ApiClient
 from airflow_provider_segments.ids import preview
 
@@ -37,28 +36,11 @@ def check_if_exists(value: Any) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """A connection as a hook reads it: where to send, what to send with, and the extras.
-
-    :param base_url: scheme, host, optional port and path; validated (see ``parse_base_url``).
-    :param secret: the credential every call carries; registered with the masker and the client.
-    :param login: the user part of the credential, if any.
-    :param extra: the connection's ``extra`` with legacy prefixes dropped (retry budget, TLS...).
-    :param options: what else the platform reads from the connection (default system, auth style).
-    """
-
-    base_url: str
-    secret: str
-    login: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __repr__(self) -> str:  # never the secret
-        return f"ConnectionSettings(base_url={self.base_url!r}, login={self.login!r})"
+#: The typed settings a platform reads from its connection.
+SettingsT = TypeVar("SettingsT", bound=ConnectionSettings)
 
 
-class SegmentsHook(BaseHook):
+class SegmentsHook(BaseHook, Generic[SettingsT]):
     """Base of the platform hooks: reads the connection once, builds the one HTTP client.
 
     Nothing is read or sent at construction: the connection is read on first use.
@@ -77,7 +59,7 @@ class SegmentsHook(BaseHook):
         return f"{type(self).__name__}({self.conn_name_attr}={self.conn_id!r})"
 
     # -- what a platform hook provides -----------------------------------------------------------
-    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
+    def read_connection(self, conn: Any, extra: dict[str, Any]) -> SettingsT:
         """Validate a connection's fields and say what they mean for this platform."""
         raise NotImplementedError
 
@@ -91,7 +73,7 @@ class SegmentsHook(BaseHook):
 
     # -- shared ----------------------------------------------------------------------------------
     @cached_property
-    def settings(self) -> ConnectionSettings:
+    def settings(self) -> SettingsT:
         """The connection, read and validated on first use; its secret goes to the masker at once."""
         conn = self.get_connection(self.conn_id)
         extra = normalized_extra(conn.extra_dejson, self.conn_type)  # type: ignore[attr-defined]

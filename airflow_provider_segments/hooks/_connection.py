@@ -1,9 +1,11 @@
-"""Reading a connection (``extra`` keys, base URL) the same way in every hook."""
+"""Reading a connection (``extra`` keys, base URL) the same way in every hook, and what every hook
+reads from one (:class:`ConnectionSettings`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
@@ -14,6 +16,29 @@ USERINFO_REFUSAL = (
     "it holds user info (user:password@, not shown here); put the login and secret in the "
     "connection's login and password fields"
 )
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """A connection as a hook reads it: where to send, what to send with, and the extras.
+
+    :param base_url: scheme, host, optional port and path; validated (see ``parse_base_url``).
+    :param secret: the credential every call carries; registered with the masker and the client.
+    :param login: the user part of the credential, if any.
+    :param extra: the connection's ``extra`` with legacy prefixes dropped (retry budget, TLS...).
+
+    Each platform extends it with the fields it reads, typed (``walkme_connection.WalkMeConnection``,
+    ``zendesk_connection.ZendeskConnection``); a subclass is declared with ``repr=False`` so that this
+    ``__repr__``, which never shows the secret, stays the one used.
+    """
+
+    base_url: str
+    secret: str
+    login: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never the secret
+        return f"ConnectionSettings(base_url={self.base_url!r}, login={self.login!r})"
 
 
 def normalized_extra(extra: dict[str, Any] | None, conn_type: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import time
 from datetime import datetime
 from typing import Any, Literal
@@ -17,14 +16,20 @@ from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
-    SegmentsConfigError,
     SegmentsError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
-from airflow_provider_segments.hooks._connection import parse_base_url
+from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
+from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
 from airflow_provider_segments.ids import preview
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.vocabulary import (
+    SYSTEM_GUID_PATTERN,
+    normalize_segment,
+    validate_segment_guid,
+    validate_segment_name,
+    validate_update_action,
+)
 
 #: Limits stated by the Segments API document.
 MAX_IDS_PER_REQUEST = 25_000
@@ -32,14 +37,6 @@ MAX_ID_LENGTH = 100
 #: The editor needs up to this long before a changed segment is usable in the condition builder.
 PROPAGATION_MINUTES = 10
 
-DEFAULT_HOST = "https://api.walkme.com"
-#: WalkMe's publicly listed data centres; the token endpoint lives on the same host.
-REGION_HOSTS = {
-    "us": "https://api.walkme.com",
-    "eu": "https://eu-api.walkme.com",
-    "ca": "https://api-ca1.walkmedap.com",
-    "fedramp": "https://api.walkmegov.com",
-}
 TOKEN_PATH = "/accounts/connect/token"
 SEGMENTS_PATH = "/public/v1/user/system/{system_guid}/segment"
 #: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
@@ -51,13 +48,6 @@ TOKEN_LIFETIME = 86400
 MAX_TOKEN_LIFETIME = 86400
 
 UpdateAction = Literal["add", "remove", "override"]
-UPDATE_ACTIONS: tuple[str, ...] = ("add", "remove", "override")
-SEGMENT_GUID_PATTERN = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-BARE_GUID_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
-SYSTEM_GUID_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
-MAX_NAME_LENGTH = 255
 
 
 def token_lifetime(expires_in: Any) -> tuple[int, bool]:
@@ -80,66 +70,7 @@ def token_lifetime(expires_in: Any) -> tuple[int, bool]:
     return int(clamped), clamped != number
 
 
-def validate_segment_guid(value: Any) -> str:
-    """Return ``value`` as a hyphenated GUID, the form WalkMe puts in segment URLs.
-
-    32 hex digits without hyphens (which one version of WalkMe's reference page shows) are accepted
-    and hyphenated.
-    """
-    if isinstance(value, str) and BARE_GUID_PATTERN.fullmatch(value):
-        value = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    if not isinstance(value, str) or not SEGMENT_GUID_PATTERN.fullmatch(value):
-        raise SegmentsValidationError(
-            f"segment_guid {preview(value)} is not a hyphenated GUID like "
-            "12345aeb-123c-4d83-8b38-a5a456789d0a (or its 32 hex digits)."
-        )
-    return value
-
-
-def validate_update_action(value: Any) -> str:
-    """Return ``value`` if it is one of WalkMe's update actions."""
-    if value not in UPDATE_ACTIONS:
-        raise SegmentsValidationError(
-            f"action {preview(value)} is not valid: use one of {', '.join(UPDATE_ACTIONS)}."
-        )
-    return value
-
-
-def validate_segment_name(value: Any) -> str:
-    """Return ``value`` if it is a usable segment name."""
-    if not isinstance(value, str) or not value.strip():
-        raise SegmentsValidationError(f"name {preview(value)} is not valid: give a non-empty string.")
-    if len(value) > MAX_NAME_LENGTH:
-        raise SegmentsValidationError(
-            f"name {preview(value)} is too long: {len(value)} characters, at most {MAX_NAME_LENGTH}."
-        )
-    return value
-
-
-def normalize_segment(raw: Any) -> dict[str, Any]:
-    """Turn one segment as the API returns it into the small dict this provider hands to XCom.
-
-    The document shows no response bodies; the GUID is read from ``guid``, ``segmentGuid``,
-    ``segmentId`` or a GUID-shaped ``id`` (``id`` is otherwise the caller's external id).
-    """
-    if not isinstance(raw, dict):
-        raise SegmentsError(f"WalkMe returned a segment that is not an object: {preview(raw)}")
-    guid = raw.get("guid") or raw.get("segmentGuid") or raw.get("segment_guid") or raw.get("segmentId")
-    external_id = raw.get("id") if raw.get("id") != guid else None
-    if not guid and isinstance(raw.get("id"), str) and SEGMENT_GUID_PATTERN.fullmatch(raw["id"]):
-        guid, external_id = raw["id"], raw.get("externalId")
-    count = raw.get("usersCount", raw.get("userCount", raw.get("user_count")))
-    return {
-        "segment_guid": guid,
-        "name": raw.get("name"),
-        "external_id": external_id if external_id is not None else raw.get("externalId"),
-        "user_count": count,
-        "created_at": raw.get("createdAt") or raw.get("created_at"),
-        "updated_at": raw.get("updatedAt") or raw.get("updated_at"),
-    }
-
-
-class WalkMeHook(SegmentsHook):
+class WalkMeHook(SegmentsHook[WalkMeConnection]):
     """Talk to the WalkMe Segments API through an Airflow connection of type ``walkme``.
 
     Connection fields: ``host`` is the API base URL (empty: the ``extra.region`` host, else
@@ -165,16 +96,8 @@ class WalkMeHook(SegmentsHook):
         self._token_expires_at = 0.0
 
     # -- connection ----------------------------------------------------------------------------
-    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
-        if not conn.login:
-            raise SegmentsConfigError(f"Connection {self.conn_id!r} has no Client ID: set its login field.")
-        return ConnectionSettings(
-            base_url=self._base_url(conn.host, conn.port, extra.get("region")),
-            secret=conn.password,
-            login=conn.login,
-            extra=extra,
-            options={"system_guid": extra.get("system_guid") or None},
-        )
+    def read_connection(self, conn: Any, extra: dict[str, Any]) -> WalkMeConnection:
+        return WalkMeConnection.read(conn, extra, conn_id=self.conn_id, log=self.log)
 
     def secret_label(self) -> str:
         return "Client Secret"
@@ -186,27 +109,9 @@ class WalkMeHook(SegmentsHook):
             "access.",
         }
 
-    def _base_url(self, host: str | None, port: int | None, region: Any) -> str:
-        region_url = None
-        if region not in (None, ""):
-            key = str(region).strip().lower()
-            if key not in REGION_HOSTS:
-                raise SegmentsConfigError(
-                    f"Connection {self.conn_id!r}: extra field 'region' is {region!r}; "
-                    f"known regions are {', '.join(REGION_HOSTS)} (or set the host to a full URL)."
-                )
-            region_url = REGION_HOSTS[key]
-        host = (host or "").strip()
-        if not host:
-            return region_url or DEFAULT_HOST
-        if region_url:
-            self.log.info("Connection %r sets both host and region; the host wins.", self.conn_id)
-        url = host if "://" in host else f"https://{host}"
-        return parse_base_url(url, port, conn_id=self.conn_id, example=DEFAULT_HOST)
-
     def resolve_system_guid(self, system_guid: str | None = None) -> str:
         """Return the task's system GUID, else the connection's default; refuse a malformed one."""
-        value = system_guid or self.settings.options["system_guid"]
+        value = system_guid or self.settings.system_guid
         if not value:
             raise SegmentsValidationError(
                 f"No WalkMe system GUID: pass system_guid to the task or set extra.system_guid on "
@@ -528,7 +433,7 @@ class WalkMeHook(SegmentsHook):
         """Fetch a token (and list the default system's segments, if one is set)."""
         self.get_access_token(force_refresh=True)
         message = f"Got a WalkMe access token from {self.base_url}"
-        system = self.settings.options["system_guid"]
+        system = self.settings.system_guid
         if system:
             message += f"; system {system} lists {len(self.list_segments())} segment(s)"
         return message + "."

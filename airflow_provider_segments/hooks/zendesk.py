@@ -7,7 +7,6 @@ lists the sections and topics that use one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -17,15 +16,22 @@ from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
     SegmentsApiError,
     SegmentsAuthError,
-    SegmentsConfigError,
     SegmentsError,
     SegmentsNotFoundError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._base import ConnectionSettings, SegmentsHook, check_if_exists
-from airflow_provider_segments.hooks._connection import USERINFO_REFUSAL, parse_base_url
-from airflow_provider_segments.http import same_origin, without_userinfo
-from airflow_provider_segments.ids import as_list, preview
+from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
+from airflow_provider_segments.hooks.zendesk_connection import ZendeskConnection
+from airflow_provider_segments.hooks.zendesk_payloads import (
+    CRITERIA_FIELDS,
+    ID_LIST_FIELDS,
+    TAG_LIST_FIELDS,
+    build_user_segment_payload,
+    same_value,
+    show_value,
+)
+from airflow_provider_segments.http import same_origin
+from airflow_provider_segments.ids import preview
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
@@ -33,6 +39,7 @@ from airflow_provider_segments.membership.writes import (
     existing_segment,
     post_once,
 )
+from airflow_provider_segments.vocabulary import validate_user_segment_id
 
 API_PREFIX = "/api/v2/help_center"
 USER_SEGMENTS_PATH = f"{API_PREFIX}/user_segments.json"
@@ -42,102 +49,13 @@ USER_USER_SEGMENTS_PATH = f"{API_PREFIX}/users/{{user_id}}/user_segments.json"
 SECTIONS_PATH = f"{API_PREFIX}/user_segments/{{id}}/sections.json"
 TOPICS_PATH = f"{API_PREFIX}/user_segments/{{id}}/topics.json"
 
-USER_TYPES = ("signed_in_users", "staff")
-AUTH_TYPES = ("oauth_token", "api_token", "password")
-ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
-TAG_LIST_FIELDS = ("tags", "or_tags")
-#: What each list field holds, for error messages.
-LIST_MEANINGS = {
-    "group_ids": "group ids",
-    "organization_ids": "organization ids",
-    "added_user_ids": "user ids",
-    "tags": "tags",
-    "or_tags": "tags",
-}
-#: A list longer than this is logged as its length (no long id lists in logs).
-SHOWN_LIST_ITEMS = 10
-#: The fields that decide who belongs to a segment (all but its name).
-CRITERIA_FIELDS = ("user_type", *ID_LIST_FIELDS, *TAG_LIST_FIELDS)
 #: Cursor pagination page size (Zendesk's maximum).
 PAGE_SIZE = 100
 #: A list that has not ended after this many pages is a server bug, not data: stop with an error.
 MAX_PAGES = 10_000
-SUBDOMAIN_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
 
 
-def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
-    """Return ``value`` as a positive int (a digit string is accepted); refuse anything else."""
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.isdigit() and value.isascii():
-        number = int(value)
-    else:
-        number = None
-    if number is None or number <= 0:
-        raise SegmentsValidationError(
-            f"{field} {preview(value)} is not valid: expected a positive integer id."
-        )
-    return number
-
-
-def _coerce_list(field: str, value: Any) -> list[Any]:
-    """``value`` as a list (a JSON/Python list literal string is parsed); refuse other shapes."""
-    return as_list(value, field, LIST_MEANINGS[field])
-
-
-def _validate_id_list(field: str, value: Any) -> list[int]:
-    result = []
-    for position, item in enumerate(_coerce_list(field, value)):
-        try:
-            result.append(validate_user_segment_id(item, f"{field}[{position}]"))
-        except SegmentsValidationError:
-            raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(item)} is not valid: {field} holds positive integer ids."
-            ) from None
-    return result
-
-
-def _validate_tag_list(field: str, value: Any) -> list[str]:
-    result = []
-    for position, item in enumerate(_coerce_list(field, value)):
-        if not isinstance(item, str) or not item.strip():
-            raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(item)} is not valid: {field} holds non-empty strings."
-            )
-        result.append(item)
-    return result
-
-
-def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    """Validate the given fields and return the ``user_segment`` body; ``None`` means "not given".
-
-    Raises :class:`SegmentsValidationError` naming the field and value; nothing is sent then.
-    """
-    body: dict[str, Any] = {}
-    name = fields.get("name")
-    if name is not None or creating:
-        if not isinstance(name, str) or not name.strip():
-            raise SegmentsValidationError(f"name {preview(name)} is not valid: give a non-empty string.")
-        body["name"] = name
-    user_type = fields.get("user_type")
-    if user_type is not None or creating:
-        if user_type not in USER_TYPES:
-            raise SegmentsValidationError(
-                f"user_type {preview(user_type)} is not valid: use one of {', '.join(USER_TYPES)}."
-            )
-        body["user_type"] = user_type
-    for field in ID_LIST_FIELDS:
-        if fields.get(field) is not None:
-            body[field] = _validate_id_list(field, fields[field])
-    for field in TAG_LIST_FIELDS:
-        if fields.get(field) is not None:
-            body[field] = _validate_tag_list(field, fields[field])
-    return body
-
-
-class ZendeskHelpCenterHook(SegmentsHook):
+class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
     """Talk to the Zendesk Help Center User Segments API through a ``zendesk_help_center`` connection.
 
     Connection fields: ``host`` is a bare subdomain (``acme`` means ``https://acme.zendesk.com``) or a
@@ -161,32 +79,8 @@ class ZendeskHelpCenterHook(SegmentsHook):
         self._built_in_ids: set[int] = set()
 
     # -- connection ----------------------------------------------------------------------------
-    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
-        name = self.conn_id
-        auth_type = extra.get("auth_type") or ("api_token" if conn.login else "oauth_token")
-        if auth_type not in AUTH_TYPES:
-            raise SegmentsConfigError(
-                f"Connection {name!r}: extra field 'auth_type' is {auth_type!r}; use one of "
-                f"{', '.join(AUTH_TYPES)}."
-            )
-        if auth_type in ("api_token", "password") and not conn.login:
-            raise SegmentsConfigError(
-                f"Connection {name!r}: auth_type {auth_type!r} needs the agent's email in the login field."
-            )
-        if auth_type == "password":
-            self.log.warning(
-                "Connection %r uses auth_type 'password': Zendesk has turned password access off for "
-                "its API; use 'api_token' or 'oauth_token' (password is kept for self-hosted and test "
-                "servers).",
-                name,
-            )
-        return ConnectionSettings(
-            base_url=self._base_url(conn.host, conn.port),
-            secret=conn.password,
-            login=conn.login,
-            extra=extra,
-            options={"auth_type": auth_type},
-        )
+    def read_connection(self, conn: Any, extra: dict[str, Any]) -> ZendeskConnection:
+        return ZendeskConnection.read(conn, extra, conn_id=self.conn_id, log=self.log)
 
     def error_hints(self) -> dict[int, str]:
         return {
@@ -194,35 +88,8 @@ class ZendeskHelpCenterHook(SegmentsHook):
             403: "Built-in user segments are read-only, and managing segments needs a Help Center manager.",
         }
 
-    def _base_url(self, host: str | None, port: int | None) -> str:
-        host = (host or "").strip()
-        if not host:
-            raise SegmentsConfigError(
-                f"Connection {self.conn_id!r} has no host: set it to your subdomain (acme) or a "
-                "base URL (https://acme.zendesk.com)."
-            )
-        if "://" not in host:
-            if not SUBDOMAIN_PATTERN.fullmatch(host):
-                shown = without_userinfo(host)  # never echo a password before an '@'
-                raise SegmentsConfigError(
-                    f"Connection {self.conn_id!r}: host {shown!r} is neither a Zendesk subdomain "
-                    "(letters, digits, hyphens) nor a base URL with a scheme (https://acme.zendesk.com)"
-                    + (f": {USERINFO_REFUSAL}." if shown != host else ".")
-                )
-            return f"https://{host.lower()}.zendesk.com"
-        return parse_base_url(host, port, conn_id=self.conn_id, example="https://acme.zendesk.com")
-
-    def _auth_kwargs(self) -> dict[str, Any]:
-        settings = self.settings
-        auth_type = settings.options["auth_type"]
-        if auth_type == "oauth_token":
-            return {"headers": {"Authorization": f"Bearer {settings.secret}"}}
-        if auth_type == "api_token":
-            return {"auth": (f"{settings.login}/token", settings.secret)}
-        return {"auth": (settings.login, settings.secret)}
-
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.client.request_json(method, path, **self._auth_kwargs(), **kwargs)
+        return self.client.request_json(method, path, **self.settings.auth_kwargs(), **kwargs)
 
     # -- pagination ----------------------------------------------------------------------------
     def _paginate(
@@ -376,9 +243,9 @@ class ZendeskHelpCenterHook(SegmentsHook):
         """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
         full = {**{field: [] for field in (*ID_LIST_FIELDS, *TAG_LIST_FIELDS)}, **body}
         changes = [
-            f"{field} {_show(existing.get(field))} -> {_show(full[field])}"
+            f"{field} {show_value(existing.get(field))} -> {show_value(full[field])}"
             for field in CRITERIA_FIELDS
-            if not _same(existing.get(field), full[field])
+            if not same_value(existing.get(field), full[field])
         ]
         self.log.info(
             "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",
@@ -438,9 +305,9 @@ class ZendeskHelpCenterHook(SegmentsHook):
         """
         listed = self.get_user_segment(segment_id)
         differences = [
-            f"{field} {_show(listed.get(field))} (sent {_show(value)})"
+            f"{field} {show_value(listed.get(field))} (sent {show_value(value)})"
             for field, value in body.items()
-            if not _same(listed.get(field), value)
+            if not same_value(listed.get(field), value)
         ]
         if differences:
             raise MembershipMismatchError(
@@ -536,19 +403,5 @@ class ZendeskHelpCenterHook(SegmentsHook):
     def check_connection(self) -> str:
         """One cheap authenticated call: the first page of one user segment."""
         self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
-        auth_type = self.settings.options["auth_type"]
+        auth_type = self.settings.auth_type
         return f"Authenticated to Zendesk Help Center at {self.base_url} ({auth_type})."
-
-
-def _same(before: Any, after: Any) -> bool:
-    if isinstance(before, list) and isinstance(after, list):
-        return sorted(before, key=repr) == sorted(after, key=repr)
-    return before == after
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "(not listed)"
-    if isinstance(value, list) and len(value) > SHOWN_LIST_ITEMS:
-        return f"[{len(value):,} items]"
-    return preview(value, 120)

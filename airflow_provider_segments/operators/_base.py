@@ -1,5 +1,7 @@
-"""What every operator of this provider shares: fail-fast input errors, template rendering that keeps
-text as text and literal ids as they are, and strict booleans."""
+"""What every operator of this provider shares: the operator base of both platforms
+(:class:`SegmentsOperator`: the hook, the result for XCom under ``return_value`` and named keys),
+fail-fast input errors, template rendering that keeps text as text and literal ids as they are, and
+strict booleans."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import Any, ClassVar, Generic, TypeVar
 
-from airflow_provider_segments._compat import AirflowFailException, Context
+from airflow_provider_segments._compat import AirflowFailException, BaseOperator, Context
 from airflow_provider_segments.exceptions import (
     SegmentExistsError,
     SegmentsConfigError,
@@ -190,5 +193,32 @@ class TemplateRenderingMixin:
         return render_template_to_string(string_template_env(self).from_string(content), context)
 
 
-#: The name this mixin had when it only kept literal ids (imported by other modules).
-LiteralIdsRenderingMixin = TemplateRenderingMixin
+HookT = TypeVar("HookT")
+ResultT = TypeVar("ResultT")
+
+
+class SegmentsOperator(TemplateRenderingMixin, BaseOperator, Generic[HookT]):
+    """The base of every WalkMe and Zendesk operator: the hook, built from the task's connection id
+    on first use (never at DAG parse time), and the result handed to XCom.
+
+    A platform base names its hook class and declares the connection-id argument (the hook's
+    ``conn_name_attr``); an operator declares only its own arguments and passes the rest on.
+    """
+
+    #: The platform's hook class; its ``conn_name_attr`` names the operator's connection-id argument.
+    hook_class: ClassVar[type]
+
+    @cached_property
+    def hook(self) -> HookT:
+        """The hook for the task's connection (no connection is read until the task runs)."""
+        attr = self.hook_class.conn_name_attr
+        return self.hook_class(**{attr: getattr(self, attr)})
+
+    def publish(self, context: Context, result: ResultT, **named: Any) -> ResultT:
+        """Return ``result`` (Airflow keeps it under ``return_value``) and push each of ``named``
+        under its own XCom key, so a DAG can use ``task.output["segment_guid"]``."""
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is not None:
+            for key, value in named.items():
+                ti.xcom_push(key=key, value=value)
+        return result

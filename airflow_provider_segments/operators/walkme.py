@@ -8,27 +8,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
-from airflow_provider_segments._compat import BaseOperator, Context
+from airflow_provider_segments._compat import Context
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks._base import check_if_exists
-from airflow_provider_segments.hooks.walkme import WalkMeHook, validate_update_action
+from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.ids import IdSource
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.operators._base import (
-    LiteralIdsRenderingMixin,
+    SegmentsOperator,
     check_unless_templated,
     coerce_bool,
     fail_fast_on_bad_input,
     run_started_at,
 )
+from airflow_provider_segments.vocabulary import validate_update_action
 
 
-class _WalkMeOperator(LiteralIdsRenderingMixin, BaseOperator):
-    """Shared connection handling of the WalkMe operators."""
+class _WalkMeOperator(SegmentsOperator[WalkMeHook]):
+    """What every WalkMe operator takes: the connection and the system (``system_guid``)."""
 
+    hook_class = WalkMeHook
     ui_color = "#d3e4ff"
     #: The template fields that are text: they render to strings under native rendering too.
     text_fields = (
@@ -52,11 +53,6 @@ class _WalkMeOperator(LiteralIdsRenderingMixin, BaseOperator):
         super().__init__(**kwargs)
         self.system_guid = system_guid
         self.walkme_conn_id = walkme_conn_id
-
-    @cached_property
-    def hook(self) -> WalkMeHook:
-        """The hook for ``walkme_conn_id`` (no connection is read until the task runs)."""
-        return WalkMeHook(walkme_conn_id=self.walkme_conn_id)
 
 
 class _WalkMeIdsOperator(_WalkMeOperator):
@@ -95,10 +91,11 @@ class _WalkMeIdsOperator(_WalkMeOperator):
     def guard_kwargs(self) -> dict[str, Any]:
         return {"allow_empty": self.allow_empty, "max_removal_fraction": self.max_removal_fraction}
 
-    def done(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Keep what the change did for the lineage methods; return it for XCom."""
+    def done(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        """Keep what the change did for the lineage methods; return it for XCom, with the segment's
+        GUID under its own key too (``task.output["segment_guid"]``)."""
         self._segments_change = (self.id_source(), result)
-        return result
+        return self.publish(context, result, segment_guid=result.get("segment_guid"))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """For the OpenLineage provider, where installed: the input (file or object-storage URI), the
@@ -164,23 +161,11 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
         self,
         *,
         name: str,
-        user_ids: Any = None,
-        user_ids_path: Any = None,
-        user_ids_column: str | None = None,
-        system_guid: str | None = None,
         external_id: str | None = None,
         if_exists: str = "update",
-        walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            user_ids=user_ids,
-            user_ids_path=user_ids_path,
-            user_ids_column=user_ids_column,
-            system_guid=system_guid,
-            walkme_conn_id=walkme_conn_id,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         check_if_exists(if_exists)  # a wrong literal fails when the DAG is parsed
         self.name = name
         self.external_id = external_id
@@ -207,7 +192,7 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
             f"{result['user_count']:,}",
             result["requests"],
         )
-        return self.done(result)
+        return self.done(context, result)
 
 
 class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
@@ -247,21 +232,9 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
         *,
         segment_guid: str,
         action: str,
-        user_ids: Any = None,
-        user_ids_path: Any = None,
-        user_ids_column: str | None = None,
-        system_guid: str | None = None,
-        walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            user_ids=user_ids,
-            user_ids_path=user_ids_path,
-            user_ids_column=user_ids_column,
-            system_guid=system_guid,
-            walkme_conn_id=walkme_conn_id,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.segment_guid = segment_guid
         self.action = validate_update_action(action)
 
@@ -274,7 +247,7 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
                 system_guid=self.system_guid,
                 **self.guard_kwargs(),
             )
-        return self.done(result)
+        return self.done(context, result)
 
 
 class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
@@ -330,23 +303,11 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
         state_path: Any,
         name: str | None = None,
         segment_guid: str | None = None,
-        user_ids: Any = None,
-        user_ids_path: Any = None,
-        user_ids_column: str | None = None,
         full_refresh: bool = False,
         dry_run: bool = False,
-        system_guid: str | None = None,
-        walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            user_ids=user_ids,
-            user_ids_path=user_ids_path,
-            user_ids_column=user_ids_column,
-            system_guid=system_guid,
-            walkme_conn_id=walkme_conn_id,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         if (name is None) == (segment_guid is None):
             raise SegmentsValidationError(
                 f"Task {kwargs.get('task_id')!r}: give exactly one of name or segment_guid."
@@ -371,7 +332,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
                 created_after=run_started_at(context),
                 **self.guard_kwargs(),
             )
-        return self.done(result)
+        return self.done(context, result)
 
 
 class WalkMeDeleteSegmentOperator(_WalkMeOperator):
@@ -392,22 +353,21 @@ class WalkMeDeleteSegmentOperator(_WalkMeOperator):
         self,
         *,
         segment_guid: str,
-        system_guid: str | None = None,
         missing_ok: bool = True,
-        walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(system_guid=system_guid, walkme_conn_id=walkme_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.segment_guid = segment_guid
         self.missing_ok = check_unless_templated(missing_ok, lambda v: coerce_bool(v, "missing_ok"))
 
     def execute(self, context: Context) -> str:
         with fail_fast_on_bad_input():
-            return self.hook.delete_segment(
+            deleted = self.hook.delete_segment(
                 segment_guid=self.segment_guid,
                 system_guid=self.system_guid,
                 missing_ok=coerce_bool(self.missing_ok, "missing_ok"),
             )
+        return self.publish(context, deleted, segment_guid=deleted)
 
 
 class WalkMeListSegmentsOperator(_WalkMeOperator):
@@ -426,12 +386,10 @@ class WalkMeListSegmentsOperator(_WalkMeOperator):
     def __init__(
         self,
         *,
-        system_guid: str | None = None,
         name_prefix: str | None = None,
-        walkme_conn_id: str = WalkMeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(system_guid=system_guid, walkme_conn_id=walkme_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.name_prefix = name_prefix
 
     def execute(self, context: Context) -> list[dict[str, Any]]:

@@ -7,14 +7,13 @@ in the hook.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
-from airflow_provider_segments._compat import BaseOperator, Context
+from airflow_provider_segments._compat import Context
 from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators._base import (
-    TemplateRenderingMixin,
+    SegmentsOperator,
     check_unless_templated,
     coerce_bool,
     fail_fast_on_bad_input,
@@ -24,9 +23,10 @@ from airflow_provider_segments.operators._base import (
 _SEGMENT_FIELDS = ("name", "user_type", "group_ids", "organization_ids", "tags", "or_tags", "added_user_ids")
 
 
-class _ZendeskOperator(TemplateRenderingMixin, BaseOperator):
-    """Shared connection handling of the Zendesk operators."""
+class _ZendeskOperator(SegmentsOperator[ZendeskHelpCenterHook]):
+    """What every Zendesk operator takes: the connection."""
 
+    hook_class = ZendeskHelpCenterHook
     ui_color = "#d1f2eb"
     #: Template fields that are text (they render to strings under native rendering too); ids and
     #: booleans are not, and tags are lists of text.
@@ -39,11 +39,6 @@ class _ZendeskOperator(TemplateRenderingMixin, BaseOperator):
         super().__init__(**kwargs)
         self.zendesk_conn_id = zendesk_conn_id
 
-    @cached_property
-    def hook(self) -> ZendeskHelpCenterHook:
-        """The hook for ``zendesk_conn_id`` (no connection is read until the task runs)."""
-        return ZendeskHelpCenterHook(zendesk_conn_id=self.zendesk_conn_id)
-
     def _segment_fields(self) -> dict[str, Any]:
         return {field: getattr(self, field) for field in _SEGMENT_FIELDS}
 
@@ -51,10 +46,11 @@ class _ZendeskOperator(TemplateRenderingMixin, BaseOperator):
 class _ZendeskWriteOperator(_ZendeskOperator):
     """Create and update: they report the segment they wrote to OpenLineage."""
 
-    def done(self, segment: dict[str, Any]) -> dict[str, Any]:
-        """Keep the written segment for the lineage methods; return it for XCom."""
+    def done(self, context: Context, segment: dict[str, Any]) -> dict[str, Any]:
+        """Keep the written segment for the lineage methods; return it for XCom, with its id under
+        its own key too (``task.output["segment_id"]``)."""
         self._segments_written = segment
-        return segment
+        return self.publish(context, segment, segment_id=segment.get("id"))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """For the OpenLineage provider, where installed: the user segment as output."""
@@ -95,10 +91,9 @@ class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
         or_tags: list[str] | None = None,
         added_user_ids: list[int] | None = None,
         if_exists: str = "update",
-        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        super().__init__(**kwargs)
         check_unless_templated(if_exists, check_if_exists)
         self.name = name
         self.user_type = user_type
@@ -114,7 +109,7 @@ class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
             segment = self.hook.create_user_segment(
                 **self._segment_fields(), if_exists=self.if_exists, created_after=run_started_at(context)
             )
-        return self.done(segment)
+        return self.done(context, segment)
 
 
 class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
@@ -147,10 +142,9 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
         tags: list[str] | None = None,
         or_tags: list[str] | None = None,
         added_user_ids: list[int] | None = None,
-        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.user_segment_id = user_segment_id
         self.name = name
         self.user_type = user_type
@@ -163,7 +157,7 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
             segment = self.hook.update_user_segment(self.user_segment_id, **self._segment_fields())
-        return self.done(segment)
+        return self.done(context, segment)
 
 
 class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):
@@ -184,17 +178,17 @@ class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):
         *,
         user_segment_id: int | str,
         missing_ok: bool = True,
-        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.user_segment_id = user_segment_id
         self.missing_ok = check_unless_templated(missing_ok, lambda v: coerce_bool(v, "missing_ok"))
 
     def execute(self, context: Context) -> int:
         with fail_fast_on_bad_input():
             missing_ok = coerce_bool(self.missing_ok, "missing_ok")
-            return self.hook.delete_user_segment(self.user_segment_id, missing_ok=missing_ok)
+            deleted = self.hook.delete_user_segment(self.user_segment_id, missing_ok=missing_ok)
+        return self.publish(context, deleted, segment_id=deleted)
 
 
 class ZendeskListUserSegmentsOperator(_ZendeskOperator):
@@ -217,10 +211,9 @@ class ZendeskListUserSegmentsOperator(_ZendeskOperator):
         built_in: bool | None = None,
         applicable: bool = False,
         user_id: int | str | None = None,
-        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.built_in = check_unless_templated(
             built_in, lambda v: coerce_bool(v, "built_in", allow_none=True)
         )
@@ -253,10 +246,9 @@ class ZendeskListUserSegmentUsageOperator(_ZendeskOperator):
         self,
         *,
         user_segment_id: int | str,
-        zendesk_conn_id: str = ZendeskHelpCenterHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(zendesk_conn_id=zendesk_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.user_segment_id = user_segment_id
 
     def execute(self, context: Context) -> dict[str, Any]:

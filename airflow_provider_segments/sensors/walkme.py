@@ -21,10 +21,12 @@ from airflow_provider_segments._compat import (
     conf,
     timezone,
 )
+from airflow_provider_segments.assets import matching_walkme_outlets
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
-from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook, validate_segment_guid
+from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook
 from airflow_provider_segments.ids import preview
 from airflow_provider_segments.operators._base import TemplateRenderingMixin, fail_fast_on_bad_input
+from airflow_provider_segments.vocabulary import validate_segment_guid
 
 #: How far in the future a ``changed_at`` may lie (clocks of two machines disagree a little). More
 #: than this is a time-zone mistake, not skew: the sensor refuses it.
@@ -221,8 +223,6 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         """Put what consumers need into the event of each outlet asset naming this segment."""
         if not self.outlets:
             return
-        from airflow_provider_segments.assets import matching_walkme_outlets
-
         system = self.hook.resolve_system_guid(self.system_guid)
         guid = validate_segment_guid(self.segment_guid).lower()
         mine, others = matching_walkme_outlets(

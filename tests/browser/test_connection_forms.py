@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from airflow_provider_segments import WALKME_CONN_TYPE, ZENDESK_CONN_TYPE, get_provider_info
+from airflow_provider_segments import WALKME_CONN_TYPE, ZENDESK_CONN_TYPE
+from airflow_provider_segments.get_provider_info import get_provider_info
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -376,6 +377,12 @@ def extra_field(dialog: Locator, label: str) -> Locator:
     return dialog.get_by_role("group").filter(has=label_text).get_by_role("textbox")
 
 
+def extra_dropdown(dialog: Locator, label: str) -> Locator:
+    """The select of an extra field whose schema has an ``enum`` (found like :func:`extra_field`)."""
+    label_text = dialog.page.get_by_text(label, exact=True)
+    return dialog.get_by_role("group").filter(has=label_text).get_by_role("combobox")
+
+
 def assert_form_follows_provider_info(
     dialog: Locator,
     standard: Locator,
@@ -402,7 +409,9 @@ def assert_form_follows_provider_info(
     open_extra_fields(dialog)
     assert sorted(spec["label"] for spec in conn_fields.values()) == sorted(extra_labels)
     for spec in conn_fields.values():
-        expect(extra_field(dialog, spec["label"])).to_be_visible()
+        # A field with a list of choices (region, auth_type) is a dropdown, not a free text box.
+        find = extra_dropdown if "enum" in spec["schema"] else extra_field
+        expect(find(dialog, spec["label"])).to_be_visible()
         expect(dialog.get_by_text(spec["description"], exact=True)).to_be_visible()
     # Extra fields carry their hint in the description (asserted above): Airflow 3's UI shows
     # provider-info placeholders for standard fields only, so the provider declares none for extras.

@@ -43,7 +43,7 @@ def test_wheel_holds_the_package_the_typing_marker_and_the_license(built_dists: 
     }
     assert metadata["License-Expression"] == "Apache-2.0"
     assert metadata.get_all("License-File") == ["LICENSE"]
-    assert "provider_info = airflow_provider_segments:get_provider_info" in entry_points
+    assert "provider_info = airflow_provider_segments.get_provider_info:get_provider_info" in entry_points
     assert "Apache License" in (REPO / "LICENSE").read_text()
 
 

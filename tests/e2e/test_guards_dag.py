@@ -41,6 +41,12 @@ class Run:
                 task: json.loads(value) if isinstance(value, (str, bytes)) else value
                 for task, value in db.execute("SELECT task_id, value FROM xcom WHERE key = 'return_value'")
             }
+            self.named_xcoms = {
+                (task, key): json.loads(value) if isinstance(value, (str, bytes)) else value
+                for task, key, value in db.execute(
+                    "SELECT task_id, key, value FROM xcom WHERE key != 'return_value'"
+                )
+            }
             self.reschedules = {
                 task: count
                 for task, count in db.execute(
@@ -148,6 +154,23 @@ def test_zendesk_name_and_templated_tag_of_digits_reach_the_api_as_written(run):
     assert run.states[task] == "success", run.task_output(task)[-3000:]
     (created,) = [s for s in run.zendesk_segments if s["name"] == "2026"]
     assert created["tags"] == ["1.10", "007"]
+
+
+# -- named XCom keys ------------------------------------------------------------------------------
+def test_write_operators_push_the_segment_id_under_its_own_key_for_op_output(run):
+    (walkme,) = [s for s in run.walkme_segments if s["name"] == "2026"]
+    (zendesk,) = [s for s in run.zendesk_segments if s["name"] == "2026"]
+    walkme_task, zendesk_task = (
+        "walkme_create_digit_name_and_external_id",
+        "zendesk_create_digit_name_and_tag",
+    )
+    assert run.named_xcoms[(walkme_task, "segment_guid")] == walkme["guid"]
+    assert run.named_xcoms[(zendesk_task, "segment_id")] == zendesk["id"]
+    # op.output["segment_guid"] / ["segment_id"] resolved in a downstream task of the same run
+    assert run.states["named_xcom_keys"] == "success", run.task_output("named_xcom_keys")[-3000:]
+    assert run.xcoms["named_xcom_keys"] == {"segment_guid": walkme["guid"], "segment_id": zendesk["id"]}
+    # return_value is unchanged: the whole result
+    assert run.xcoms[walkme_task]["segment_guid"] == walkme["guid"]
 
 
 # -- templated booleans ---------------------------------------------------------------------------

@@ -88,6 +88,9 @@ def test_bad_auth_configuration_names_the_connection_and_field(
     ("host", "expected"),
     [
         ("acme", "https://acme.zendesk.com"),
+        # The host as Zendesk shows it, without a scheme: what users already store.
+        ("acme.zendesk.com", "https://acme.zendesk.com"),
+        ("ACME.Zendesk.com/", "https://acme.zendesk.com"),
         ("https://acme.zendesk.com/", "https://acme.zendesk.com"),
         ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
     ],

@@ -125,3 +125,28 @@ def test_coerce_bool_refuses_anything_else_naming_the_field(value):
     with pytest.raises(SegmentsValidationError, match=r"^dry_run .* is not valid: use True or False"):
         coerce_bool(value, "dry_run")
     assert coerce_bool(None, "built_in", allow_none=True) is None
+
+
+def test_no_operator_re_declares_a_parameter_it_only_passes_on():
+    import inspect
+
+    from airflow_provider_segments.operators import walkme, zendesk
+    from airflow_provider_segments.operators._base import SegmentsOperator
+
+    operators = [
+        cls
+        for module in (walkme, zendesk)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, SegmentsOperator) and cls.__module__ == module.__name__
+    ]
+    assert len(operators) >= 10
+    for cls in operators:
+        if "__init__" not in vars(cls):
+            continue
+        own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        for parent in cls.__mro__[1:]:
+            if "__init__" in vars(parent) and issubclass(parent, SegmentsOperator):
+                inherited = set(inspect.signature(parent.__init__).parameters) - {"self", "kwargs"}
+                assert not own & inherited, (
+                    f"{cls.__name__} re-declares {own & inherited} of {parent.__name__}"
+                )

@@ -64,7 +64,8 @@ def test_importing_the_provider_or_the_kit_starts_nothing(tmp_path: Path) -> Non
         import airflow_provider_segments.hooks.walkme, airflow_provider_segments.hooks.zendesk
         import airflow_provider_segments.operators.walkme, airflow_provider_segments.operators.zendesk
         import airflow_provider_segments.sensors.walkme
-        airflow_provider_segments.get_provider_info()
+        import airflow_provider_segments.get_provider_info
+        airflow_provider_segments.get_provider_info.get_provider_info()
         # The provider never imports its sandbox: a deployment that does not use it never loads it.
         assert not [m for m in sys.modules if m.startswith("airflow_provider_segments.sandbox")]
         before = threading.active_count()

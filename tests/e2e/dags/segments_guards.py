@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
@@ -90,18 +90,25 @@ with DAG(
     # -- text stays text under native rendering ----------------------------------------------------
     WalkMeListSegmentsOperator(task_id="walkme_list_literal_digit_prefix", name_prefix="2026")
     WalkMeListSegmentsOperator(task_id="walkme_list_templated_digit_prefix", name_prefix="{{ params.year }}")
-    WalkMeCreateSegmentOperator(
+    walkme_create = WalkMeCreateSegmentOperator(
         task_id="walkme_create_digit_name_and_external_id",
         name="{{ params.year }}",
         external_id="{{ params.external_id }}",
         user_ids=["u1", "u2"],
     )
-    ZendeskCreateUserSegmentOperator(
+    zendesk_create = ZendeskCreateUserSegmentOperator(
         task_id="zendesk_create_digit_name_and_tag",
         name="{{ params.year }}",
         user_type="staff",
         tags=["{{ params.tag }}", "007"],
     )
+
+    # -- named XCom keys: a downstream task takes one field, not the whole result ---------------------
+    @task
+    def named_xcom_keys(segment_guid, segment_id):
+        return {"segment_guid": segment_guid, "segment_id": segment_id}
+
+    named_xcom_keys(walkme_create.output["segment_guid"], zendesk_create.output["segment_id"])
 
     # -- templated booleans ------------------------------------------------------------------------
     ZendeskListUserSegmentsOperator(task_id="zendesk_list_custom_only", built_in="{{ params.false }}")

@@ -1,0 +1,98 @@
+"""The body of a Zendesk user segment: the fields that decide who belongs, validated before anything
+is sent, and how a field's value reads in a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.ids import as_list, preview
+from airflow_provider_segments.vocabulary import validate_user_segment_id
+
+USER_TYPES = ("signed_in_users", "staff")
+ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
+TAG_LIST_FIELDS = ("tags", "or_tags")
+#: What each list field holds, for error messages.
+LIST_MEANINGS = {
+    "group_ids": "group ids",
+    "organization_ids": "organization ids",
+    "added_user_ids": "user ids",
+    "tags": "tags",
+    "or_tags": "tags",
+}
+#: A list longer than this is logged as its length (no long id lists in logs).
+SHOWN_LIST_ITEMS = 10
+#: The fields that decide who belongs to a segment (all but its name).
+CRITERIA_FIELDS = ("user_type", *ID_LIST_FIELDS, *TAG_LIST_FIELDS)
+
+
+def _coerce_list(field: str, value: Any) -> list[Any]:
+    """``value`` as a list (a JSON/Python list literal string is parsed); refuse other shapes."""
+    return as_list(value, field, LIST_MEANINGS[field])
+
+
+def _validate_id_list(field: str, value: Any) -> list[int]:
+    result = []
+    for position, item in enumerate(_coerce_list(field, value)):
+        try:
+            result.append(validate_user_segment_id(item, f"{field}[{position}]"))
+        except SegmentsValidationError:
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} is not valid: {field} holds positive integer ids."
+            ) from None
+    return result
+
+
+def _validate_tag_list(field: str, value: Any) -> list[str]:
+    result = []
+    for position, item in enumerate(_coerce_list(field, value)):
+        if not isinstance(item, str) or not item.strip():
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} is not valid: {field} holds non-empty strings."
+            )
+        result.append(item)
+    return result
+
+
+def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """Validate the given fields and return the ``user_segment`` body; ``None`` means "not given".
+
+    Raises :class:`SegmentsValidationError` naming the field and value; nothing is sent then.
+    """
+    body: dict[str, Any] = {}
+    name = fields.get("name")
+    if name is not None or creating:
+        if not isinstance(name, str) or not name.strip():
+            raise SegmentsValidationError(f"name {preview(name)} is not valid: give a non-empty string.")
+        body["name"] = name
+    user_type = fields.get("user_type")
+    if user_type is not None or creating:
+        if user_type not in USER_TYPES:
+            raise SegmentsValidationError(
+                f"user_type {preview(user_type)} is not valid: use one of {', '.join(USER_TYPES)}."
+            )
+        body["user_type"] = user_type
+    for field in ID_LIST_FIELDS:
+        if fields.get(field) is not None:
+            body[field] = _validate_id_list(field, fields[field])
+    for field in TAG_LIST_FIELDS:
+        if fields.get(field) is not None:
+            body[field] = _validate_tag_list(field, fields[field])
+    return body
+
+
+def same_value(before: Any, after: Any) -> bool:
+    """Whether a field reads the same before and after (lists in any order)."""
+    if isinstance(before, list) and isinstance(after, list):
+        return sorted(before, key=repr) == sorted(after, key=repr)
+    return before == after
+
+
+def show_value(value: Any) -> str:
+    """A field's value for a log line: a long list as its length, nothing listed as such."""
+    if value is None:
+        return "(not listed)"
+    if isinstance(value, list) and len(value) > SHOWN_LIST_ITEMS:
+        return f"[{len(value):,} items]"
+    return preview(value, 120)

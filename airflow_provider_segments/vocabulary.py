@@ -1,0 +1,103 @@
+"""The words both platforms' code shares: what a segment GUID, a system GUID, a segment name, an
+update action and a Zendesk user segment id look like, and a WalkMe segment as this provider hands it on.
+
+The layer below the hooks: hooks, assets, lineage, sensors and operators all import it, and it imports
+nothing of theirs (nor Airflow), so nothing that needs these words has to import a hook.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
+from airflow_provider_segments.ids import preview
+
+# -- WalkMe --------------------------------------------------------------------------------------
+UPDATE_ACTIONS: tuple[str, ...] = ("add", "remove", "override")
+SEGMENT_GUID_PATTERN = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+BARE_GUID_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
+SYSTEM_GUID_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
+MAX_NAME_LENGTH = 255
+
+
+def validate_segment_guid(value: Any) -> str:
+    """Return ``value`` as a hyphenated GUID, the form WalkMe puts in segment URLs.
+
+    32 hex digits without hyphens (which one version of WalkMe's reference page shows) are accepted
+    and hyphenated.
+    """
+    if isinstance(value, str) and BARE_GUID_PATTERN.fullmatch(value):
+        value = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    if not isinstance(value, str) or not SEGMENT_GUID_PATTERN.fullmatch(value):
+        raise SegmentsValidationError(
+            f"segment_guid {preview(value)} is not a hyphenated GUID like "
+            "12345aeb-123c-4d83-8b38-a5a456789d0a (or its 32 hex digits)."
+        )
+    return value
+
+
+def validate_update_action(value: Any) -> str:
+    """Return ``value`` if it is one of WalkMe's update actions."""
+    if value not in UPDATE_ACTIONS:
+        raise SegmentsValidationError(
+            f"action {preview(value)} is not valid: use one of {', '.join(UPDATE_ACTIONS)}."
+        )
+    return value
+
+
+def validate_segment_name(value: Any) -> str:
+    """Return ``value`` if it is a usable segment name."""
+    if not isinstance(value, str) or not value.strip():
+        raise SegmentsValidationError(f"name {preview(value)} is not valid: give a non-empty string.")
+    if len(value) > MAX_NAME_LENGTH:
+        raise SegmentsValidationError(
+            f"name {preview(value)} is too long: {len(value)} characters, at most {MAX_NAME_LENGTH}."
+        )
+    return value
+
+
+def normalize_segment(raw: Any) -> dict[str, Any]:
+    """Turn one segment as the API returns it into the small dict this provider hands to XCom.
+
+    The document shows no response bodies; the GUID is read from ``guid``, ``segmentGuid``,
+    ``segmentId`` or a GUID-shaped ``id`` (``id`` is otherwise the caller's external id).
+    """
+    if not isinstance(raw, dict):
+        raise SegmentsError(f"WalkMe returned a segment that is not an object: {preview(raw)}")
+    guid = raw.get("guid") or raw.get("segmentGuid") or raw.get("segment_guid") or raw.get("segmentId")
+    external_id = raw.get("id") if raw.get("id") != guid else None
+    if not guid and isinstance(raw.get("id"), str) and SEGMENT_GUID_PATTERN.fullmatch(raw["id"]):
+        guid, external_id = raw["id"], raw.get("externalId")
+    count = raw.get("usersCount", raw.get("userCount", raw.get("user_count")))
+    return {
+        "segment_guid": guid,
+        "name": raw.get("name"),
+        "external_id": external_id if external_id is not None else raw.get("externalId"),
+        "user_count": count,
+        "created_at": raw.get("createdAt") or raw.get("created_at"),
+        "updated_at": raw.get("updatedAt") or raw.get("updated_at"),
+    }
+
+
+# -- Zendesk Help Center -------------------------------------------------------------------------
+SUBDOMAIN_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+
+
+def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
+    """Return ``value`` as a positive int (a digit string is accepted); refuse anything else."""
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isdigit() and value.isascii():
+        number = int(value)
+    else:
+        number = None
+    if number is None or number <= 0:
+        raise SegmentsValidationError(
+            f"{field} {preview(value)} is not valid: expected a positive integer id."
+        )
+    return number
