@@ -208,6 +208,12 @@ class SegmentsOperator(TemplateRenderingMixin, BaseOperator, Generic[HookT]):
     #: The platform's hook class; its ``conn_name_attr`` names the operator's connection-id argument.
     hook_class: ClassVar[type]
 
+    def __init__(self, **kwargs: Any) -> None:
+        # Declared on purpose: without it, Airflow's operator metaclass stores a wrapped
+        # BaseOperator.__init__ here, whose signature (inlets=None, ...) then overrides the defaults
+        # of mapped (.partial().expand()) tasks, and a mapped task fails on inlets=None.
+        super().__init__(**kwargs)
+
     @cached_property
     def hook(self) -> HookT:
         """The hook for the task's connection (no connection is read until the task runs)."""

@@ -150,3 +150,20 @@ def test_no_operator_re_declares_a_parameter_it_only_passes_on():
                 assert not own & inherited, (
                     f"{cls.__name__} re-declares {own & inherited} of {parent.__name__}"
                 )
+
+
+@pytest.mark.parametrize(
+    "operator, expand",
+    [
+        ("walkme.WalkMeDeleteSegmentOperator", {"segment_guid": ["g"]}),
+        ("zendesk.ZendeskDeleteUserSegmentOperator", {"user_segment_id": [1]}),
+    ],
+)
+def test_a_mapped_operator_keeps_airflows_defaults_for_inlets_and_outlets(operator, expand):
+    """Airflow's own defaults (empty inlets and outlets), not a signature's ``None``: a mapped task
+    with ``inlets=None`` fails before it starts."""
+    module, name = operator.split(".")
+    cls = getattr({"walkme": walkme, "zendesk": zendesk}[module], name)
+    with DAG("mapped", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+        mapped = cls.partial(task_id="t").expand(**expand)
+    assert mapped.partial_kwargs["inlets"] == [] and mapped.partial_kwargs["outlets"] == []
