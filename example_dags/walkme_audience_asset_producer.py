@@ -13,8 +13,9 @@ is named by name (``walkme-segment://<system>/name/<name>``) because its GUID ex
 first run created it; both DAGs build the asset with the same helper and values.
 
 Connection: ``walkme_default``. The system GUID comes from ``SEGMENTS_EXAMPLE_WALKME_SYSTEM_GUID``
-(the asset must name it when the DAG is parsed, before any connection is read); files go under
-``SEGMENTS_EXAMPLE_DATA_DIR``.
+(the asset must name it when the DAG is parsed, before any connection is read). The id files and
+the snapshot go under ``SEGMENTS_EXAMPLE_DATA_DIR``: a local folder by default, object storage such
+as ``s3://aws_default@my-bucket/segments`` when the tasks may run on different workers.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_segments.assets import walkme_segment_asset
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
@@ -36,9 +36,22 @@ SEGMENT_NAME = "Active enterprise users"
 #: The asset both DAGs name: walkme-segment://<system>/name/Active%20enterprise%20users
 AUDIENCE_SEGMENT = walkme_segment_asset(SYSTEM_GUID, SEGMENT_NAME)
 
-DATA_DIR = Path(os.environ.get("SEGMENTS_EXAMPLE_DATA_DIR", Path(tempfile.gettempdir()) / "segments-example"))
-STATE_PATH = str(DATA_DIR / "state" / "active-enterprise-users.snapshot")
 PROPAGATION = timedelta(seconds=int(os.environ.get("SEGMENTS_DEMO_PROPAGATION_SECONDS", "600")))
+
+#: Where the example's files and snapshot live, as text: a local folder by default, or a URI of
+#: Airflow's object storage such as ``s3://aws_default@my-bucket/segments`` (the connection id before
+#: the ``@``). Only such strings go to XCom and ``state_path``, so any worker of any executor finds them.
+DATA_URI = os.environ.get("SEGMENTS_EXAMPLE_DATA_DIR") or os.path.join(
+    tempfile.gettempdir(), "segments-example"
+)
+
+
+def data_uri(*parts: str) -> str:
+    """A location under ``DATA_URI``, joined as text: ``pathlib`` would turn ``s3://b/x`` into ``s3:/b/x``."""
+    return "/".join([DATA_URI.rstrip("/"), *parts])
+
+
+STATE_PATH = data_uri("state", "active-enterprise-users.snapshot")
 
 with DAG(
     dag_id="walkme_audience_asset_producer",
@@ -52,13 +65,14 @@ with DAG(
 
     @task
     def export_audience(run_id: str | None = None) -> str:
-        """Write the audience, one id per line; return the file's path (not the ids)."""
+        """Write the audience, one id per line; return the file's URI (not the ids)."""
         run = "".join(c if c.isalnum() else "_" for c in run_id or "manual")
-        path = DATA_DIR / "audiences" / f"active-enterprise-{run}.txt"
+        uri = data_uri("audiences", f"active-enterprise-{run}.txt")
+        path = ObjectStoragePath(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             out.writelines(f"user-{n:05d}@enterprise.example\n" for n in range(1, 1_201))
-        return str(path)
+        return uri
 
     sync_segment = WalkMeSyncSegmentOperator(
         task_id="sync_segment",

@@ -3,7 +3,7 @@
 1. ``seed_demo_warehouse`` builds the small bundled SQLite warehouse (``sql/demo_warehouse.sql``);
    in a real deployment the warehouse already exists and this task goes away.
 2. ``export_audience`` runs the audience query ("active users of Enterprise accounts") and streams
-   the ids into a file. Only the file's path goes through XCom: XCom lives in the metadata DB and a
+   the ids into a file. Only the file's URI goes through XCom: XCom lives in the metadata DB and a
    million ids would be ~40 MB there.
 3. ``sync_segment`` makes the WalkMe segment hold exactly those ids: created on the first run, then
    only the difference since the last successful sync (a snapshot at ``state_path``).
@@ -11,8 +11,9 @@
 5. ``publish_content`` runs only after that.
 
 Connections: ``walkme_default`` and ``segments_demo_warehouse`` (type ``sqlite``, host = the database
-file). Files go under ``SEGMENTS_EXAMPLE_DATA_DIR`` (default: a folder in the temp dir); in
-production point ``AUDIENCE_DIR`` and ``STATE_PATH`` at object storage (``s3://...``).
+file). The id files and the snapshot go under ``SEGMENTS_EXAMPLE_DATA_DIR`` (default: a folder in
+the temp dir, which only works when every task runs on one machine); with several workers point it
+at object storage, e.g. ``s3://aws_default@my-bucket/segments`` (see Deploying).
 """
 
 from __future__ import annotations
@@ -24,14 +25,25 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
 
-DATA_DIR = Path(os.environ.get("SEGMENTS_EXAMPLE_DATA_DIR", Path(tempfile.gettempdir()) / "segments-example"))
-AUDIENCE_DIR = DATA_DIR / "audiences"
-STATE_PATH = str(DATA_DIR / "state" / "enterprise-accounts.snapshot")
+#: Where the example's files and snapshot live, as text: a local folder by default, or a URI of
+#: Airflow's object storage such as ``s3://aws_default@my-bucket/segments`` (the connection id before
+#: the ``@``). Only such strings go to XCom and ``state_path``, so any worker of any executor finds them.
+DATA_URI = os.environ.get("SEGMENTS_EXAMPLE_DATA_DIR") or os.path.join(
+    tempfile.gettempdir(), "segments-example"
+)
+
+
+def data_uri(*parts: str) -> str:
+    """A location under ``DATA_URI``, joined as text: ``pathlib`` would turn ``s3://b/x`` into ``s3:/b/x``."""
+    return "/".join([DATA_URI.rstrip("/"), *parts])
+
+
+STATE_PATH = data_uri("state", "enterprise-accounts.snapshot")
 WAREHOUSE_CONN_ID = "segments_demo_warehouse"
 PROPAGATION = timedelta(seconds=int(os.environ.get("SEGMENTS_DEMO_PROPAGATION_SECONDS", "600")))
 AUDIENCE_QUERY = """
@@ -62,13 +74,13 @@ with DAG(
 
     @task
     def export_audience(query: str, run_id: str | None = None) -> str:
-        """Stream the query's ids into a file, one per line; return the file's path (not the ids)."""
+        """Stream the query's ids into a file, one per line; return the file's URI (not the ids)."""
         from airflow.providers.sqlite.hooks.sqlite import SqliteHook
 
-        AUDIENCE_DIR.mkdir(parents=True, exist_ok=True)
-        path = (
-            AUDIENCE_DIR / f"enterprise-{''.join(c if c.isalnum() else '_' for c in run_id or 'manual')}.txt"
-        )
+        run = "".join(c if c.isalnum() else "_" for c in run_id or "manual")
+        uri = data_uri("audiences", f"enterprise-{run}.txt")
+        path = ObjectStoragePath(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
         connection = SqliteHook(sqlite_conn_id=WAREHOUSE_CONN_ID).get_conn()
         try:
             cursor = connection.execute(query)
@@ -77,14 +89,14 @@ with DAG(
                     out.writelines(f"{email}\n" for (email,) in rows)
         finally:
             connection.close()
-        return str(path)
+        return uri
 
     audience_file = export_audience(AUDIENCE_QUERY)
 
     sync_segment = WalkMeSyncSegmentOperator(
         task_id="sync_segment",
         name="{{ params.segment_name }}",
-        user_ids_path=audience_file,  # the path from XCom, rendered at run time
+        user_ids_path=audience_file,  # the URI from XCom, rendered at run time
         state_path=STATE_PATH,
         retries=2,
         # A retry must start after the failed try's requests can no longer land: longer than the

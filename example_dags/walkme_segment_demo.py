@@ -3,7 +3,7 @@
 The main example of the provider, and what ``make demo`` runs against the local sandbox:
 
 1. ``build_audience`` stands in for the warehouse export: it writes 60,000 ids to a file and hands
-   on the file's path (a small XCom: the ids themselves never go through the metadata DB or the log).
+   on the file's URI (a small XCom: the ids themselves never go through the metadata DB or the log).
 2. ``create_segment`` creates the segment, or overrides its users if a segment of that name exists
    (so a rerun never duplicates it); more than 25,000 ids go out in chunks.
 3. ``wait_for_propagation`` defers (no worker slot) until ``changed_at`` + the propagation window,
@@ -17,16 +17,27 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_segments.operators.walkme import WalkMeCreateSegmentOperator
 from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
 
 AUDIENCE_SIZE = 60_000
 PROPAGATION = timedelta(seconds=int(os.environ.get("SEGMENTS_DEMO_PROPAGATION_SECONDS", "600")))
+
+#: Where the example's id file lives, as text: a local folder by default, or a URI of Airflow's object
+#: storage such as ``s3://aws_default@my-bucket/segments`` (the connection id before the ``@``). Only
+#: such strings go to XCom, so the next task finds the file on any worker of any executor.
+DATA_URI = os.environ.get("SEGMENTS_EXAMPLE_DATA_DIR") or os.path.join(
+    tempfile.gettempdir(), "segments-example"
+)
+
+
+def data_uri(*parts: str) -> str:
+    """A location under ``DATA_URI``, joined as text: ``pathlib`` would turn ``s3://b/x`` into ``s3:/b/x``."""
+    return "/".join([DATA_URI.rstrip("/"), *parts])
 
 
 def demo_audience(size: int = AUDIENCE_SIZE) -> list[str]:
@@ -47,11 +58,13 @@ with DAG(
 
     @task
     def build_audience(run_id: str | None = None) -> str:
-        """Stand-in for the warehouse export: the ids go to a file, only its path to XCom."""
-        path = Path(tempfile.gettempdir()) / "segments-demo" / f"audience-{run_id or 'manual'}.txt"
+        """Stand-in for the warehouse export: the ids go to a file, only its URI to XCom."""
+        run = "".join(c if c.isalnum() else "_" for c in run_id or "manual")
+        uri = data_uri("demo", f"audience-{run}.txt")
+        path = ObjectStoragePath(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(demo_audience()) + "\n")
-        return str(path)
+        path.write_text("\n".join(demo_audience()) + "\n", encoding="utf-8")
+        return uri
 
     audience = build_audience()
 

@@ -228,3 +228,62 @@ class SegmentsOperator(TemplateRenderingMixin, BaseOperator, Generic[HookT]):
             for key, value in named.items():
                 ti.xcom_push(key=key, value=value)
         return result
+
+
+#: Executors that run every task on the scheduler's machine, so a local ``state_path`` is the same
+#: file for every run. Any other executor (Celery, Kubernetes, Edge, ...) may pick another machine.
+LOCAL_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor"})
+#: fsspec protocols that are this machine's own disk.
+LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+
+
+def executor_class_name(task_executor: str | None = None) -> str:
+    """The class name of the executor a task runs on: its own ``executor`` (class name, alias or
+    module path) or the first of ``[core] executor`` (entries ``alias:module.path.Class`` allowed)."""
+    from airflow_provider_segments._compat import conf
+
+    configured = [
+        entry.strip() for entry in str(conf.get("core", "executor") or "").split(",") if entry.strip()
+    ]
+    chosen = configured[0] if configured else "LocalExecutor"  # Airflow 3's default
+    if task_executor:
+        chosen = task_executor
+        for entry in configured:
+            alias, _, path = entry.rpartition(":")
+            if task_executor in (alias, path, path.rpartition(".")[2]):
+                chosen = path
+                break
+    return chosen.rpartition(":")[2].rpartition(".")[2]
+
+
+def is_local_location(location: Any) -> bool:
+    """True when ``location`` (a path or URI) is on this machine's disk, ``file://`` URIs included."""
+    from airflow_provider_segments.ids import storage_path
+
+    target = storage_path(location)
+    return isinstance(target, str) or (getattr(target, "protocol", "") or "") in LOCAL_PROTOCOLS
+
+
+def warn_if_state_is_per_worker(log: Any, state_path: Any, task_executor: str | None = None) -> None:
+    """Log a warning when ``state_path`` is on local disk but the executor may run tasks elsewhere.
+
+    The snapshot, its journal and its lease then live on whichever worker ran the task: a run on
+    another worker does not see them. It still converges (no snapshot means a full sync) but sends
+    everything, and two syncs of one segment at the same time on two workers are not detected.
+    """
+    try:
+        local = is_local_location(state_path)
+    except SegmentsValidationError:
+        return  # not a path at all: the sync refuses it with the full message
+    executor = executor_class_name(task_executor)
+    if local and executor not in LOCAL_EXECUTORS:
+        log.warning(
+            "state_path %r is on this worker's local disk, but tasks run on the %s, which may pick "
+            "another machine for the next run: that run will not see this snapshot, journal or lease "
+            "(it falls back to a full sync, and two syncs of the segment at once on two workers are not "
+            "detected). Put state_path on object storage every worker reaches, e.g. "
+            "s3://<conn_id>@<bucket>/segments/<segment>.snapshot (see Deploying: several workers); "
+            "ignore this if the path is on a filesystem every worker mounts.",
+            str(state_path),
+            executor,
+        )

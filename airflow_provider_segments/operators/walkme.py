@@ -22,6 +22,7 @@ from airflow_provider_segments.operators._base import (
     coerce_bool,
     fail_fast_on_bad_input,
     run_started_at,
+    warn_if_state_is_per_worker,
 )
 from airflow_provider_segments.vocabulary import validate_update_action
 
@@ -274,7 +275,9 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
     :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV (read
         strictly: one line per record, as many fields as the header). Without it, a file whose first
         line holds a comma, semicolon or tab is refused as a CSV. Templated.
-    :param state_path: where the snapshot lives (local path or URI). Templated.
+    :param state_path: where the snapshot lives (local path or URI). Templated. With an executor that
+        may run tasks on several machines (Celery, Kubernetes), use object storage every worker
+        reaches (``s3://<conn_id>@bucket/key``); a local path then logs a warning.
     :param full_refresh: ignore the snapshot and override the whole membership.
     :param dry_run: compute and log the plan (counts, requests) after read-only calls (the token and
         the segment list) and write nothing; the snapshot is not touched.
@@ -319,6 +322,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
         self.dry_run = coerce_bool(dry_run, "dry_run")
 
     def execute(self, context: Context) -> dict[str, Any]:
+        warn_if_state_is_per_worker(self.log, self.state_path, self.executor)
         with fail_fast_on_bad_input():
             result = self.hook.sync_segment(
                 self.id_source(),

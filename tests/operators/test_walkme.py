@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pendulum
@@ -11,12 +12,15 @@ from support import WALKME_SYSTEM, WALKME_TEST_URL, WalkMeSegmentMock
 
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsNotFoundError, SegmentsValidationError
+from airflow_provider_segments.operators._base import is_local_location
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeDeleteSegmentOperator,
     WalkMeListSegmentsOperator,
+    WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
+from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
 
 SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
@@ -133,3 +137,76 @@ def test_delete_missing_ok_is_a_strict_boolean_checked_at_parse_or_run_time(api)
     op.missing_ok = "maybe"
     with pytest.raises(AirflowFailException, match="missing_ok 'maybe' is not valid"):
         op.execute({})
+
+
+PER_WORKER_WARNING = "is on this worker's local disk"
+
+
+def _sync_and_capture(sandbox, capsys, caplog, state_path, **kwargs) -> tuple[dict, str]:
+    caplog.set_level(logging.WARNING)
+    op = WalkMeSyncSegmentOperator(
+        task_id="sync", name="Audience", state_path=state_path, user_ids=["a", "b"], **kwargs
+    )
+    result = op.execute({})
+    return result, capsys.readouterr().out + caplog.text
+
+
+@pytest.mark.parametrize(
+    ("executor", "task_executor"),
+    [
+        ("CeleryExecutor", None),
+        ("airflow.providers.cncf.kubernetes.executors.kubernetes_executor.KubernetesExecutor", None),
+        ("LocalExecutor,CeleryExecutor", "CeleryExecutor"),  # the task's own executor counts
+        ("LocalExecutor,remote:my_company.executors.EdgeExecutor", "remote"),  # by its alias
+    ],
+)
+def test_a_local_state_path_under_a_distributed_executor_warns_and_still_syncs(
+    sandbox, tmp_path, monkeypatch, capsys, caplog, executor, task_executor
+):
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    state_path = str(tmp_path / "audience.snapshot")
+    result, logged = _sync_and_capture(sandbox, capsys, caplog, state_path, executor=task_executor)
+    assert PER_WORKER_WARNING in logged and repr(state_path) in logged
+    assert "Executor" in logged.split(PER_WORKER_WARNING, 1)[1] and "s3://<conn_id>@" in logged
+    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, result["segment_guid"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("executor", "task_executor"),
+    [
+        ("LocalExecutor", None),
+        ("SequentialExecutor", None),
+        ("airflow.executors.local_executor.LocalExecutor", None),
+        ("LocalExecutor,CeleryExecutor", None),  # the first is the default
+        ("CeleryExecutor,LocalExecutor", "LocalExecutor"),
+    ],
+)
+def test_a_local_state_path_under_a_local_executor_does_not_warn(
+    sandbox, tmp_path, monkeypatch, capsys, caplog, executor, task_executor
+):
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    _, logged = _sync_and_capture(
+        sandbox, capsys, caplog, str(tmp_path / "audience.snapshot"), executor=task_executor
+    )
+    assert PER_WORKER_WARNING not in logged
+
+
+def test_a_file_uri_is_local_disk_too_and_warns_under_celery(sandbox, tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    _, logged = _sync_and_capture(sandbox, capsys, caplog, f"file://{tmp_path}/audience.snapshot")
+    assert PER_WORKER_WARNING in logged and (tmp_path / "audience.snapshot").is_file()
+
+
+@pytest.mark.parametrize(
+    ("location", "local"),
+    [
+        ("/var/lib/segments/a.snapshot", True),
+        ("relative/a.snapshot", True),
+        ("file:///var/lib/segments/a.snapshot", True),
+        ("s3://aws_default@bucket/segments/a.snapshot", False),
+        ("s3://bucket/segments/a.snapshot", False),
+        ("gs://bucket/a.snapshot", False),
+    ],
+)
+def test_which_state_paths_count_as_one_workers_local_disk(location, local):
+    assert is_local_location(location) is local  # no I/O: only the scheme is read
