@@ -203,7 +203,19 @@ def test_a_create_that_never_shows_up_fails_as_unknown_without_a_resend(sandbox,
 
 # -- 7. a partial create with if_exists="error" converges ----------------------------------------------
 def _context(run_id: str) -> dict:
-    return {"ti": SimpleNamespace(dag_id="dag", task_id="create", map_index=-1), "run_id": run_id}
+    return {"ti": _task_instance("dag", "create"), "run_id": run_id}
+
+
+def _task_instance(dag_id: str, task_id: str) -> SimpleNamespace:
+    """What the operators read of a task instance: its identity, and XCom pushes (kept here)."""
+    pushed: dict = {}
+    return SimpleNamespace(
+        dag_id=dag_id,
+        task_id=task_id,
+        map_index=-1,
+        pushed=pushed,
+        xcom_push=lambda key, value: pushed.update({key: value}),
+    )
 
 
 def test_a_retry_of_a_partial_create_with_if_exists_error_converges(sandbox):
@@ -332,7 +344,7 @@ def test_a_zendesk_create_slower_than_the_read_timeout_is_found_not_sent_again(s
 def test_a_retry_of_a_partial_create_with_an_external_id_and_if_exists_error_converges(sandbox):
     ids = [f"user{i:05d}" for i in range(30_000)]
     run = SimpleNamespace(start_date=datetime.now(timezone.utc) - timedelta(seconds=5))
-    context = {"ti": SimpleNamespace(dag_id="d", task_id="c", map_index=-1), "run_id": "r1", "dag_run": run}
+    context = {"ti": _task_instance("d", "c"), "run_id": "r1", "dag_run": run}
     operator = WalkMeCreateSegmentOperator(
         task_id="c", name="Big", user_ids=ids, if_exists="error", external_id="heap-42"
     )
