@@ -157,7 +157,7 @@ def _tracemalloc_checkpoints(out: str | None) -> Iterator[None]:
         return
     import tracemalloc
 
-    from airflow_provider_segments.membership import engine, state
+    from airflow_provider_segments.membership import state, sync
 
     lines: list[str] = []
 
@@ -178,8 +178,8 @@ def _tracemalloc_checkpoints(out: str | None) -> Iterator[None]:
 
         setattr(owner, name, wrapper)
 
-    wrap(engine, "full_plan", "ids read, before the full plan")
-    wrap(engine, "delta_plan", "ids read, before the delta plan")
+    wrap(sync, "full_plan", "ids read, before the full plan")
+    wrap(sync, "delta_plan", "ids read, before the delta plan")
     wrap(state.StateStore, "write_snapshot", "requests sent, before the snapshot is written")
     tracemalloc.start()
     try:

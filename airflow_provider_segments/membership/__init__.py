@@ -5,7 +5,8 @@
 * :mod:`.state` — snapshot, journal and lease, through one storage adapter (local or object storage).
 * :mod:`.sender` — the chunk sender (and why an ``override`` is never retried blindly).
 * :mod:`.writes` — create-or-adopt and delete-despite-a-lost-answer, used by both platforms' hooks.
-* :mod:`.engine` — a change in stages: input, evidence, plan, guards, journal, send, verify, record.
+* :mod:`.engine` — create, update and the read-back that verifies each change.
+* :mod:`.sync` — a sync in stages: input, evidence, plan, guards, journal, send, verify, record.
 
 The rule: a segment's membership is exactly what the task was asked for, verified against the
 platform, or the task fails and says so. The snapshot is a cache: it is used for a delta only while
@@ -17,13 +18,13 @@ from __future__ import annotations
 from airflow_provider_segments.membership.engine import (
     create_segment,
     new_creation_token,
-    sync_segment,
     update_segment,
     verify,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.plan import Plan, delta_plan, full_plan
 from airflow_provider_segments.membership.state import Journal, Snapshot, StateStore
+from airflow_provider_segments.membership.sync import sync_segment
 from airflow_provider_segments.membership.writes import CreationMark, delete_confirmed
 
 __all__ = [

@@ -3,7 +3,7 @@
 **The snapshot** (at ``state_path``) records the membership the last successful sync left and the
 platform's evidence read back after it: the member count and update time the platform listed. It is
 a cache, never the truth: a sync uses it for a delta only while the platform still lists that count
-and that update time (see :mod:`.engine`). Any other version of the file reads as "no snapshot".
+and that update time (see :mod:`.sync`). Any other version of the file reads as "no snapshot".
 
 **The journal** (``state_path + ".journal"``) is written, atomically, before the first write of a
 change: the segment and every id whose membership the change may alter (or that the whole

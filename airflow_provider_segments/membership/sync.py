@@ -1,0 +1,249 @@
+"""A sync of a WalkMe segment, in stages: read the input, weigh the snapshot against the platform's
+evidence, plan, guard, journal, send, verify (:func:`.engine.verify`), record.
+
+The snapshot is a cache: it is used for a delta only while the member count and update time the
+platform lists agree with it; anything else means a full sync, and the log says why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow_provider_segments.exceptions import MembershipMismatchError, SegmentsValidationError
+from airflow_provider_segments.ids import UserIds, load_ids
+from airflow_provider_segments.membership.engine import (
+    create_new_segment,
+    creation_of,
+    evidence_fields,
+    listed_segment,
+    new_creation_token,
+    now_iso,
+    source_name,
+    verify,
+)
+from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
+from airflow_provider_segments.membership.plan import DELTA, FULL, Plan, delta_plan, full_plan
+from airflow_provider_segments.membership.sender import MembershipApi, send_chunks
+from airflow_provider_segments.membership.state import Journal, Snapshot, StateStore
+from airflow_provider_segments.membership.writes import CreationMark, existing_segment
+
+
+def sync_segment(
+    api: MembershipApi,
+    system: str,
+    user_ids: Any,
+    *,
+    max_length: int,
+    segment_guid: str | None = None,
+    name: str | None = None,
+    state_path: Any = None,
+    full_refresh: bool = False,
+    dry_run: bool = False,
+    creation_token: str | None = None,
+    created_after: datetime | None = None,
+    guards: Guards = DEFAULT_GUARDS,
+) -> dict[str, Any]:
+    """Make a segment hold exactly ``user_ids``, sending only the difference when the snapshot at
+    ``state_path`` agrees with the platform (see :meth:`~..hooks.walkme.WalkMeHook.sync_segment`)."""
+    if (segment_guid is None) == (name is None):
+        raise SegmentsValidationError("Give exactly one of segment_guid or name of the segment to sync.")
+    store = StateStore(state_path) if state_path is not None else None
+    mark = CreationMark(creation_token or new_creation_token(), None, created_after)
+    if store is not None:
+        store.check_usable()
+        if not dry_run:
+            store.acquire_lease(mark.token or "", api.log)
+    try:
+        return _sync(
+            api, system, user_ids, max_length, segment_guid, name, store, full_refresh, dry_run, mark, guards
+        )
+    finally:
+        if store is not None and not dry_run:
+            store.release_lease()
+
+
+def _sync(
+    api: MembershipApi,
+    system: str,
+    user_ids: Any,
+    max_length: int,
+    segment_guid: str | None,
+    name: str | None,
+    store: StateStore | None,
+    full_refresh: bool,
+    dry_run: bool,
+    mark: CreationMark,
+    guards: Guards,
+) -> dict[str, Any]:
+    log = api.log
+    # 1. the input, sharing the snapshot's strings (two large, mostly equal collections cost one)
+    snapshot = store.read_snapshot(log) if store is not None and not full_refresh else None
+    ids = load_ids(user_ids, max_length=max_length, share=snapshot.ids if snapshot else None)
+    source = source_name(user_ids)
+    log.info("%s unique valid ids read from %s.", f"{len(ids):,}", source)
+    guards.check_input(ids, source)
+    journal = store.read_journal(log) if store is not None else None
+
+    # 2. the segment as the platform lists it, and what of the snapshot its evidence confirms
+    if segment_guid is not None:
+        segment: dict[str, Any] | None = listed_segment(api, system, segment_guid)
+    else:
+        segment = existing_segment(creation_of(api, system, name or "", mark, []), "update")
+    size = api.max_ids_per_request
+    plan = full_plan(ids, size)
+    known: int | None = segment.get("user_count") if segment is not None else None
+    if segment is not None:
+        baseline = _baseline(snapshot, journal, segment, system, log)
+        if baseline is not None:
+            known_ids, uncertain = baseline
+            known = len(known_ids)
+            delta = delta_plan(ids, known_ids, uncertain, size)
+            # A delta never takes a member out that stays in, where override-then-add briefly does;
+            # only a recovery (ids a failed run left unknown) falls back to the cheaper full change.
+            if uncertain is None or delta.requests <= plan.requests:
+                plan = delta
+
+    # 3. guards: nothing is sent when a change removes too much (or cannot be checked)
+    if segment is not None:
+        what = f"Syncing WalkMe segment {segment['segment_guid']}"
+        if plan.mode == DELTA:  # members known from the snapshot the platform's evidence confirmed
+            guards.check_removal(len(plan.removes), known, what)
+        else:  # members known from the count the platform lists (None: it lists none)
+            known = segment.get("user_count")
+            guards.check_removal(max(0, (known or 0) - len(ids)), known, what)
+    log.info(plan.describe())
+    added, removed = plan.counts()
+    summary = {
+        "mode": plan.mode,
+        "added": added,
+        "removed": removed,
+        "unchanged": plan.unchanged,
+        "requests": plan.requests,
+        "user_count": len(ids),
+        "system_guid": system,
+        "name": segment["name"] if segment else name,
+        "segment_guid": segment["segment_guid"] if segment else None,
+        "dry_run": dry_run,
+    }
+    if dry_run:
+        log.info("Dry run: nothing was sent and the snapshot was not touched.")
+        return {**summary, "changed_at": None, "listed_user_count": None, "verified": False}
+
+    # 4. journal, send, verify
+    if segment is None:
+        if store is not None:
+            store.write_journal(Journal(None, system, FULL, UserIds()))
+        created, listed = create_new_segment(api, system, name or "", ids, mark)
+        guid, changed_at = created["segment_guid"], created["changed_at"]
+        summary.update(mode=FULL, added=len(ids), removed=0, unchanged=0, requests=created["requests"])
+    else:
+        guid = segment["segment_guid"]
+        if plan.requests:
+            if store is not None:
+                store.write_journal(Journal(guid, system, plan.mode, _pending(plan, max_length)))
+            _send_plan(api, system, guid, plan)
+            try:
+                listed = verify(api, system, guid, expected=len(ids), what=f"segment {guid}")
+            except MembershipMismatchError:
+                if store is not None:  # the whole membership is in doubt: the next run is full
+                    store.write_journal(Journal(guid, system, FULL, UserIds()))
+                raise
+            changed_at = now_iso()
+        else:
+            log.info("Segment %s already holds exactly the input: nothing sent.", guid)
+            listed = segment
+            changed_at = (snapshot.changed_at if snapshot else None) or now_iso()
+
+    # 5. record: the snapshot with the evidence read back, then the journal goes
+    if store is not None:
+        unchanged_state = not plan.requests and journal is None and snapshot is not None
+        if not unchanged_state:
+            store.write_snapshot(
+                Snapshot(
+                    guid,
+                    system,
+                    summary["name"],
+                    ids,
+                    changed_at,
+                    listed_count=listed.get("user_count"),
+                    listed_updated_at=listed.get("updated_at"),
+                )
+            )
+            log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.state_path)
+        store.clear_journal()
+    return {**summary, "segment_guid": guid, "changed_at": changed_at, **evidence_fields(listed)}
+
+
+def _send_plan(api: MembershipApi, system: str, guid: str, plan: Plan) -> None:
+    send_chunks(api, system, guid, plan.steps(), total_chunks=plan.requests, total_ids=plan.total_ids)
+
+
+def _pending(plan: Plan, max_length: int) -> UserIds:
+    """The ids a plan may change (a full plan: all, recorded as the mode alone)."""
+    if plan.mode == FULL:
+        return UserIds()
+    return UserIds.from_values(plan.adds + plan.removes, max_length=max_length)
+
+
+def _baseline(
+    snapshot: Snapshot | None, journal: Journal | None, listed: dict[str, Any], system: str, log: Any
+) -> tuple[UserIds, UserIds | None] | None:
+    """What is known of the listed segment: ``(members per the snapshot, ids a failed run left
+    unknown)``, or ``None`` when only a full change can be exact.
+
+    The snapshot is used only while the platform's evidence agrees with it: the member count it
+    lists, and its update time, must be those read back after the snapshot's change.
+    """
+    if snapshot is None:
+        return None
+    guid = str(listed["segment_guid"])
+    if snapshot.system_guid.lower() != system.lower() or snapshot.segment_guid.lower() != guid.lower():
+        log.info(
+            "The snapshot is of segment %s in system %s, not %s: syncing in full.",
+            snapshot.segment_guid,
+            snapshot.system_guid,
+            guid,
+        )
+        return None
+    count, updated = listed.get("user_count"), listed.get("updated_at")
+    if updated is not None and updated != snapshot.listed_updated_at:
+        reason = "an earlier sync did not finish" if journal is not None else "it was changed since"
+        log.warning(
+            "WalkMe lists segment %s as updated at %s, the snapshot was taken after the update of %s: "
+            "%s, so the snapshot is not used; syncing in full.",
+            guid,
+            updated,
+            snapshot.listed_updated_at or "(unknown)",
+            reason,
+        )
+        return None
+    if journal is None:
+        if count is not None and count != len(snapshot.ids):
+            log.warning(
+                "WalkMe lists %s members of segment %s, the snapshot %s: it was changed outside this "
+                "sync, so the snapshot is not used; syncing in full.",
+                f"{count:,}",
+                guid,
+                f"{len(snapshot.ids):,}",
+            )
+            return None
+        if count is None and updated is None:
+            log.warning(
+                "WalkMe lists neither a member count nor an update time for segment %s: the snapshot "
+                "cannot be checked against the platform and is trusted as it is (full_refresh=True "
+                "resets it).",
+                guid,
+            )
+        return snapshot.ids, None
+    if journal.mode != DELTA or (journal.segment_guid or "").lower() != guid.lower():
+        log.warning("An earlier sync left the whole membership unknown (%s): syncing in full.", journal)
+        return None
+    log.warning(
+        "An earlier sync did not finish: %s ids it was changing are treated as unknown and sent again.",
+        f"{len(journal.ids):,}",
+    )
+    return snapshot.ids, journal.ids
+
+
+# -- small helpers -----------------------------------------------------------------------------------
