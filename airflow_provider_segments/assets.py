@@ -25,7 +25,7 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from airflow_provider_segments._compat import Asset
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.ids import preview
+from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     BARE_GUID_PATTERN,
     SEGMENT_GUID_PATTERN,

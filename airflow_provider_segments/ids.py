@@ -16,125 +16,25 @@ from __future__ import annotations
 
 import ast
 import csv
-import functools
 import json
-import os
-import re
-import sys
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import IO, Any
 
-from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
+from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem
+from airflow_provider_segments.locations import (
+    not_utf8,
+    open_text,
+    read_blocks,
+)
+from airflow_provider_segments.text import preview  # re-exported: every module quotes values so
 
-PREVIEW_CHARS = 60
 #: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
 #: file is refused, pointing at ``user_ids_column``, rather than sent as ids, header included.
 CSV_DELIMITERS = (",", ";", "\t")
 #: The longest line of a CSV of ids (a record is one line); each field is also held to Python's
 #: ``csv.field_size_limit()`` (128 KiB unless the process changed it).
 MAX_CSV_LINE_CHARS = 1024 * 1024
-#: Characters read at a time from an id file.
-BLOCK_CHARS = 4 * 1024 * 1024
-#: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
-#: (``Cf``: zero-width space and joiners, bidi controls, soft hyphen, byte-order mark, tags...),
-#: surrogates (``Cs``: a lone half of a UTF-16 pair is not text and cannot be written as UTF-8) and the
-#: line and paragraph separators (``Zl``, ``Zp``). Each would split, hide or disguise an id in a file,
-#: a log or the admin UI. The set follows the running Python's Unicode database.
-INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-_ASCII_INVISIBLE = "".join(
-    c for c in map(chr, range(0x80)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
-)
-#: The ASCII characters allowed in a text of lines (``\n`` separates ids; ``\r\n`` was folded first):
-#: what ``bytes.translate`` deletes to check an ASCII block at C speed.
-_PRINTABLE_ASCII_AND_NEWLINE = bytes(c for c in range(0x80) if chr(c) not in _ASCII_INVISIBLE or c == 0x0A)
-#: The same characters as a search, with and without ``\n`` (which separates the ids of a text of lines).
-_ASCII_INVISIBLE_SEARCH = {
-    False: re.compile(f"[{re.escape(_ASCII_INVISIBLE)}]"),
-    True: re.compile(f"[{re.escape(_ASCII_INVISIBLE.replace(chr(0x0A), ''))}]"),
-}
-
-
-def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
-    """Return ``repr(value)`` cut to ``limit`` characters, for error messages and logs."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-@functools.cache
-def _invisible_code_points() -> tuple[tuple[int, int], ...]:
-    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES`.
-
-    Built on first use from the whole Unicode database (about 0.1 s, once per process, and only when
-    a non-ASCII text is checked), not at import: DAG parsing imports this module.
-    """
-    ranges: list[tuple[int, int]] = []
-    category = unicodedata.category
-    for code in range(sys.maxunicode + 1):
-        if category(chr(code)) in INVISIBLE_CATEGORIES:
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1] = (ranges[-1][0], code)
-            else:
-                ranges.append((code, code))
-    return tuple(ranges)
-
-
-@functools.cache
-def _invisible_searches(newline_ok: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """Two character classes of the invisible code points (``\\n`` left out when ``newline_ok``).
-
-    The first holds those below U+10000 plus every code point above: ``re`` checks it as one table
-    lookup a character, as fast as the old short list. The second is exact: only used from the first
-    character above U+FFFF, since ``re`` tests the ranges above U+FFFF one by one (5 times slower).
-    """
-    below, above = [], []
-    for first, last in _invisible_code_points():
-        pieces = [(first, 0x09), (0x0B, last)] if newline_ok and first <= 0x0A <= last else [(first, last)]
-        for start, end in pieces:
-            for low, high, into in ((start, min(end, 0xFFFF), below), (max(start, 0x10000), end, above)):
-                if low <= high:
-                    into.append(f"\\U{low:08x}-\\U{high:08x}")
-    gate = re.compile(f"[{''.join(below)}\\U00010000-\\U{sys.maxunicode:08x}]")
-    exact = re.compile(f"[{''.join(below + above)}]")
-    return gate, exact
-
-
-def _find_invisible(text: str, *, newline_ok: bool = False) -> re.Match[str] | None:
-    """The first invisible or control character of ``text`` (see :data:`INVISIBLE_CATEGORIES`)."""
-    if text.isascii():
-        return _ASCII_INVISIBLE_SEARCH[newline_ok].search(text)
-    gate, exact = _invisible_searches(newline_ok)
-    found = gate.search(text)
-    if found is None or found.group() < "\U00010000":
-        return found
-    return exact.search(text, found.start())  # the text holds characters above U+FFFF
-
-
-def _describe_char(char: str) -> str:
-    """``U+200B ZERO WIDTH SPACE``: a character named so that a reader can find it."""
-    code = f"U+{ord(char):04X}"
-    if unicodedata.category(char) == "Cs":
-        return f"{code} (a lone surrogate: half of a UTF-16 pair, not text; it cannot be stored as UTF-8)"
-    name = unicodedata.name(char, "")
-    return f"{code} {name}" if name else code
-
-
-def _problem(user_id: str, max_length: int) -> str:
-    """Why ``user_id`` (a string) is not a valid id; ``""`` when it is."""
-    bad = _find_invisible(user_id)
-    if bad:
-        return (
-            f"it holds the invisible or control character {_describe_char(bad.group())} at position "
-            f"{bad.start()} (clean it at the source: such characters split, hide or disguise ids)"
-        )
-    if not user_id.strip():
-        return "it is empty"
-    if len(user_id) > max_length:
-        return f"it has {len(user_id)} characters, the limit is {max_length}"
-    if user_id != user_id.strip():
-        return "it has leading or trailing whitespace (strip it at the source if it is not part of the id)"
-    return ""
 
 
 class UserIds:
@@ -218,7 +118,7 @@ class UserIds:
         if set(map(type, values)) == {str} and (
             max(map(len, values)) <= max_length
             and min(map(len, values)) > 0
-            and _free_of_invisible("".join(values))
+            and free_of_invisible("".join(values))
             and list(map(str.strip, values)) == values
         ):
             return cls._unique(list(values))  # a copy: the caller keeps its list
@@ -277,7 +177,7 @@ class UserIds:
                     return cls._from_csv(handle, column, source, max_length, where)
                 ids = cls._from_blocks(read_blocks(handle), max_length, where, share, first_line_check=True)
         except UnicodeDecodeError as err:
-            raise SegmentsValidationError(_not_utf8(path, source, err)) from None
+            raise SegmentsValidationError(not_utf8(path, source, err)) from None
         return ids
 
     @classmethod
@@ -436,14 +336,6 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
     return value if isinstance(value, list) else list(value)
 
 
-def _free_of_invisible(text: str, *, newline_ok: bool = False) -> bool:
-    """True when ``text`` holds no invisible or control character (``\\n`` allowed when ``newline_ok``),
-    at C speed: an ASCII text through ``bytes.translate``, any other through one regex search."""
-    if newline_ok and text.isascii():  # most ids; bytes.translate is the fastest check there is
-        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_NEWLINE)
-    return _find_invisible(text, newline_ok=newline_ok) is None
-
-
 def _checked_lines(
     lines: list[str], text: str, first_line: int, max_length: int, where: Callable[[int], str]
 ) -> list[str]:
@@ -455,13 +347,13 @@ def _checked_lines(
     # C-speed checks of the whole block first; the slow walk below only runs to name the bad line.
     if (
         max(map(len, present)) <= max_length
-        and _free_of_invisible(text, newline_ok=True)
+        and free_of_invisible(text, newline_ok=True)
         and list(map(str.strip, present)) == present
     ):
         return present
     checked: dict[str, Any] = {}
     for offset, line in enumerate(lines):
-        if not line.strip() and not _find_invisible(line):
+        if not line.strip() and not find_invisible(line):
             continue  # a blank (or whitespace-only) line
         _add_one(checked, line, max_length, where(first_line + offset))
     return list(checked)
@@ -499,107 +391,10 @@ def _cut_long_line(start: str, max_length: int, label: str) -> str:
 
 def _add_one(ids: dict[str, Any], raw: str, max_length: int, label: str) -> None:
     """Add one id, or raise naming it by ``label`` (``user_ids[4]``, ``ids.txt line 4,000,001``)."""
-    reason = _problem(raw, max_length)
+    reason = id_problem(raw, max_length)
     if reason:
         raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
     ids[raw] = None
-
-
-# -- files -----------------------------------------------------------------------------------
-def is_uri(path: Any) -> bool:
-    """True for an object-storage URI (``s3://...``), false for a local path."""
-    return not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path)
-
-
-def storage_path(path: Any) -> Any:
-    """A local path as a string, or an object-storage URI as Airflow's ``ObjectStoragePath``."""
-    text = os.fspath(path) if isinstance(path, os.PathLike) else path
-    if isinstance(text, str):
-        if not text.strip():
-            raise SegmentsValidationError(f"path {text!r} is not a path or URI.")
-        if "://" not in text:
-            return text
-    from airflow_provider_segments._compat import ObjectStoragePath  # Airflow, on first use only
-
-    if isinstance(text, ObjectStoragePath):
-        return text
-    if not isinstance(text, str):
-        raise SegmentsValidationError(f"path {preview(text)} is not a path or URI.")
-    return ObjectStoragePath(text)
-
-
-@contextmanager
-def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
-    """Open a local path or an object-storage URI as UTF-8 text, lines kept as they are.
-
-    Reading drops a leading byte-order mark (spreadsheet exports start with one); ``newline=""``
-    keeps ``\\r`` visible so that a stray one is refused instead of silently splitting an id. A path
-    that does not exist raises :class:`SegmentsInputMissingError` (the task's retries apply: it may
-    still arrive); a directory raises :class:`SegmentsValidationError` (a retry cannot fix it).
-    """
-    target = storage_path(path)
-    encoding = "utf-8-sig" if mode == "r" else "utf-8"
-    try:
-        if isinstance(target, str):
-            handle = open(target, mode, encoding=encoding, newline="")  # noqa: SIM115 - closed below
-        else:
-            handle = target.open(mode, encoding=encoding, newline="")
-    except IsADirectoryError:
-        raise SegmentsValidationError(
-            f"{str(path)!r} is a directory: give the path of a file (one id per line, or a CSV)."
-        ) from None
-    except FileNotFoundError:
-        if mode != "r":
-            raise  # a state file's folder vanished while writing: an OSError, retried
-        raise SegmentsInputMissingError(
-            f"{str(path)!r} does not exist (yet): if another task or machine writes it, give this "
-            "task retries (and a retry_delay) long enough for it to arrive."
-        ) from None
-    with handle:
-        yield handle
-
-
-def _not_utf8(path: Any, source: str, err: UnicodeDecodeError) -> str:
-    """The message for a file that is not UTF-8: where the first bad byte is (file line and byte
-    offset, found by reading the bytes again) and what to do."""
-    place = _first_undecodable_byte(path)
-    if place is None:  # the file changed since: say what the decoder said
-        return f"{source} is not UTF-8 text ({err.reason}); save it as UTF-8."
-    line, offset, value, reason = place
-    return (
-        f"{source} line {line:,} (byte offset {offset:,}) is not UTF-8: byte 0x{value:02X}, {reason}. "
-        "Save the file as UTF-8 (a spreadsheet's 'CSV UTF-8' export, iconv -t UTF-8)."
-    )
-
-
-def _first_undecodable_byte(path: Any) -> tuple[int, int, int, str] | None:
-    """``(line, byte offset, byte, reason)`` of the first byte of ``path`` that strict UTF-8 refuses
-    (an invalid byte, a truncated sequence, an encoded surrogate), or ``None``; read in blocks."""
-    target = storage_path(path)
-    with open(target, "rb") if isinstance(target, str) else target.open("rb") as handle:
-        offset = lines = 0  # bytes and line breaks before ``pending``
-        pending = b""
-        while True:
-            block = handle.read(BLOCK_CHARS)
-            data = pending + block
-            try:
-                data.decode("utf-8")
-                good = len(data)
-            except UnicodeDecodeError as err:
-                if not (block and err.end == len(data) and err.reason == "unexpected end of data"):
-                    line = lines + data.count(b"\n", 0, err.start) + 1
-                    return line, offset + err.start, data[err.start], err.reason
-                good = err.start  # a character cut by the block's end: decode it with the next block
-            if not block:
-                return None
-            offset += good
-            lines += data.count(b"\n", 0, good)
-            pending = data[good:]
-
-
-def read_blocks(handle: IO[str]) -> Iterator[str]:
-    """The text of ``handle`` in blocks of :data:`BLOCK_CHARS` characters."""
-    return iter(lambda: handle.read(BLOCK_CHARS), "")
 
 
 class IdSource:

@@ -28,7 +28,8 @@ from airflow_provider_segments.assets import (
     zendesk_user_segment_ref,
 )
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.ids import IdSource, is_uri
+from airflow_provider_segments.ids import IdSource
+from airflow_provider_segments.locations import is_uri
 
 #: The key of this provider's run facet in OpenLineage events.
 RUN_FACET_KEY = "segments"

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
-from airflow_provider_segments.ids import preview
+from airflow_provider_segments.text import preview
 
 # -- WalkMe --------------------------------------------------------------------------------------
 UPDATE_ACTIONS: tuple[str, ...] = ("add", "remove", "override")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
 
-from airflow_provider_segments import ids as ids_module
+from airflow_provider_segments import locations
 from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
 from airflow_provider_segments.ids import UserIds
@@ -227,7 +227,7 @@ def test_undecodable_bytes_are_refused_naming_the_file_line_and_byte_offset(tmp_
 
 @pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 4 * 1024 * 1024])
 def test_the_undecodable_byte_is_found_whatever_the_block_size_in_lines_or_csv(tmp_path, monkeypatch, block):
-    monkeypatch.setattr(ids_module, "BLOCK_CHARS", block)
+    monkeypatch.setattr(locations, "BLOCK_CHARS", block)
     body = "email\n" + "".join(f"é{i}€𝄞@x.com\n" for i in range(5))
     data = body.encode() + b"\xc3(bad\n"  # 0xC3 starts a 2-byte sequence; "(" cannot continue it
     path = tmp_path / "ids.csv"

@@ -21,7 +21,7 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._connection import ConnectionSettings, normalized_extra
 from airflow_provider_segments.http import ApiClient
-from airflow_provider_segments.ids import preview
+from airflow_provider_segments.text import preview
 
 #: What a create does when the name is taken: update that segment, or fail.
 IF_EXISTS_CHOICES = ("update", "error")

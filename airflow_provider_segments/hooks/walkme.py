@@ -21,8 +21,8 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
-from airflow_provider_segments.ids import preview
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     SYSTEM_GUID_PATTERN,
     normalize_segment,

@@ -31,7 +31,6 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     show_value,
 )
 from airflow_provider_segments.http import same_origin
-from airflow_provider_segments.ids import preview
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
@@ -39,6 +38,7 @@ from airflow_provider_segments.membership.writes import (
     existing_segment,
     post_once,
 )
+from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_user_segment_id
 
 API_PREFIX = "/api/v2/help_center"

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.ids import as_list, preview
+from airflow_provider_segments.ids import as_list
+from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_user_segment_id
 
 USER_TYPES = ("signed_in_users", "staff")

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
 from airflow_provider_segments.http.urls import is_loopback
-from airflow_provider_segments.ids import preview
+from airflow_provider_segments.text import preview
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.ids import UserIds, preview
+from airflow_provider_segments.ids import UserIds
+from airflow_provider_segments.text import preview
 
 #: Share of a segment's known members a change may remove unless the task allows more.
 DEFAULT_MAX_REMOVAL_FRACTION = 0.5

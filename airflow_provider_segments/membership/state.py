@@ -39,7 +39,9 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
-from airflow_provider_segments.ids import UserIds, preview, read_blocks, storage_path
+from airflow_provider_segments.ids import UserIds
+from airflow_provider_segments.locations import read_blocks, storage_path
+from airflow_provider_segments.text import preview
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
 JOURNAL_MAGIC = "#segments-journal"

@@ -18,7 +18,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsConfigError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.ids import preview
+from airflow_provider_segments.text import preview
 
 #: Jinja only does something with a string holding one of these (default delimiters).
 _JINJA_MARKERS = ("{{", "{%", "{#")
@@ -258,7 +258,7 @@ def executor_class_name(task_executor: str | None = None) -> str:
 
 def is_local_location(location: Any) -> bool:
     """True when ``location`` (a path or URI) is on this machine's disk, ``file://`` URIs included."""
-    from airflow_provider_segments.ids import storage_path
+    from airflow_provider_segments.locations import storage_path
 
     target = storage_path(location)
     return isinstance(target, str) or (getattr(target, "protocol", "") or "") in LOCAL_PROTOCOLS

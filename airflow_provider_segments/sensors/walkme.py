@@ -24,8 +24,8 @@ from airflow_provider_segments._compat import (
 from airflow_provider_segments.assets import matching_walkme_outlets
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook
-from airflow_provider_segments.ids import preview
 from airflow_provider_segments.operators._base import TemplateRenderingMixin, fail_fast_on_bad_input
+from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_segment_guid
 
 #: How far in the future a ``changed_at`` may lie (clocks of two machines disagree a little). More

@@ -1,0 +1,110 @@
+"""What a valid user id is: 1 to ``max_length`` characters, no surrounding whitespace, and no
+invisible or control character (the whole Unicode class, not a list), checked at C speed."""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import unicodedata
+
+#: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
+#: (``Cf``: zero-width space and joiners, bidi controls, soft hyphen, byte-order mark, tags...),
+#: surrogates (``Cs``: a lone half of a UTF-16 pair is not text and cannot be written as UTF-8) and the
+#: line and paragraph separators (``Zl``, ``Zp``). Each would split, hide or disguise an id in a file,
+#: a log or the admin UI. The set follows the running Python's Unicode database.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_ASCII_INVISIBLE = "".join(
+    c for c in map(chr, range(0x80)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
+)
+#: The ASCII characters allowed in a text of lines (``\n`` separates ids; ``\r\n`` was folded first):
+#: what ``bytes.translate`` deletes to check an ASCII block at C speed.
+_PRINTABLE_ASCII_AND_NEWLINE = bytes(c for c in range(0x80) if chr(c) not in _ASCII_INVISIBLE or c == 0x0A)
+#: The same characters as a search, with and without ``\n`` (which separates the ids of a text of lines).
+_ASCII_INVISIBLE_SEARCH = {
+    False: re.compile(f"[{re.escape(_ASCII_INVISIBLE)}]"),
+    True: re.compile(f"[{re.escape(_ASCII_INVISIBLE.replace(chr(0x0A), ''))}]"),
+}
+
+
+@functools.cache
+def _invisible_code_points() -> tuple[tuple[int, int], ...]:
+    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES`.
+
+    Built on first use from the whole Unicode database (about 0.1 s, once per process, and only when
+    a non-ASCII text is checked), not at import: DAG parsing imports this module.
+    """
+    ranges: list[tuple[int, int]] = []
+    category = unicodedata.category
+    for code in range(sys.maxunicode + 1):
+        if category(chr(code)) in INVISIBLE_CATEGORIES:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return tuple(ranges)
+
+
+@functools.cache
+def _invisible_searches(newline_ok: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two character classes of the invisible code points (``\\n`` left out when ``newline_ok``).
+
+    The first holds those below U+10000 plus every code point above: ``re`` checks it as one table
+    lookup a character, as fast as the old short list. The second is exact: only used from the first
+    character above U+FFFF, since ``re`` tests the ranges above U+FFFF one by one (5 times slower).
+    """
+    below, above = [], []
+    for first, last in _invisible_code_points():
+        pieces = [(first, 0x09), (0x0B, last)] if newline_ok and first <= 0x0A <= last else [(first, last)]
+        for start, end in pieces:
+            for low, high, into in ((start, min(end, 0xFFFF), below), (max(start, 0x10000), end, above)):
+                if low <= high:
+                    into.append(f"\\U{low:08x}-\\U{high:08x}")
+    gate = re.compile(f"[{''.join(below)}\\U00010000-\\U{sys.maxunicode:08x}]")
+    exact = re.compile(f"[{''.join(below + above)}]")
+    return gate, exact
+
+
+def find_invisible(text: str, *, newline_ok: bool = False) -> re.Match[str] | None:
+    """The first invisible or control character of ``text`` (see :data:`INVISIBLE_CATEGORIES`)."""
+    if text.isascii():
+        return _ASCII_INVISIBLE_SEARCH[newline_ok].search(text)
+    gate, exact = _invisible_searches(newline_ok)
+    found = gate.search(text)
+    if found is None or found.group() < "\U00010000":
+        return found
+    return exact.search(text, found.start())  # the text holds characters above U+FFFF
+
+
+def describe_char(char: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: a character named so that a reader can find it."""
+    code = f"U+{ord(char):04X}"
+    if unicodedata.category(char) == "Cs":
+        return f"{code} (a lone surrogate: half of a UTF-16 pair, not text; it cannot be stored as UTF-8)"
+    name = unicodedata.name(char, "")
+    return f"{code} {name}" if name else code
+
+
+def id_problem(user_id: str, max_length: int) -> str:
+    """Why ``user_id`` (a string) is not a valid id; ``""`` when it is."""
+    bad = find_invisible(user_id)
+    if bad:
+        return (
+            f"it holds the invisible or control character {describe_char(bad.group())} at position "
+            f"{bad.start()} (clean it at the source: such characters split, hide or disguise ids)"
+        )
+    if not user_id.strip():
+        return "it is empty"
+    if len(user_id) > max_length:
+        return f"it has {len(user_id)} characters, the limit is {max_length}"
+    if user_id != user_id.strip():
+        return "it has leading or trailing whitespace (strip it at the source if it is not part of the id)"
+    return ""
+
+
+def free_of_invisible(text: str, *, newline_ok: bool = False) -> bool:
+    """True when ``text`` holds no invisible or control character (``\\n`` allowed when ``newline_ok``),
+    at C speed: an ASCII text through ``bytes.translate``, any other through one regex search."""
+    if newline_ok and text.isascii():  # most ids; bytes.translate is the fastest check there is
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_NEWLINE)
+    return find_invisible(text, newline_ok=newline_ok) is None

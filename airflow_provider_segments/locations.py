@@ -1,0 +1,114 @@
+"""Where ids and state live: a local path, or an object-storage URI read through Airflow's
+``ObjectStoragePath`` (imported on first use only, so importing this module imports no Airflow).
+
+Text is UTF-8, read in blocks; a file that is not says where its first bad byte is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
+from airflow_provider_segments.text import preview
+
+#: Characters read at a time from an id file.
+BLOCK_CHARS = 4 * 1024 * 1024
+
+
+def is_uri(path: Any) -> bool:
+    """True for an object-storage URI (``s3://...``), false for a local path."""
+    return not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path)
+
+
+def storage_path(path: Any) -> Any:
+    """A local path as a string, or an object-storage URI as Airflow's ``ObjectStoragePath``."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if isinstance(text, str):
+        if not text.strip():
+            raise SegmentsValidationError(f"path {text!r} is not a path or URI.")
+        if "://" not in text:
+            return text
+    from airflow_provider_segments._compat import ObjectStoragePath  # Airflow, on first use only
+
+    if isinstance(text, ObjectStoragePath):
+        return text
+    if not isinstance(text, str):
+        raise SegmentsValidationError(f"path {preview(text)} is not a path or URI.")
+    return ObjectStoragePath(text)
+
+
+@contextmanager
+def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
+    """Open a local path or an object-storage URI as UTF-8 text, lines kept as they are.
+
+    Reading drops a leading byte-order mark (spreadsheet exports start with one); ``newline=""``
+    keeps ``\\r`` visible so that a stray one is refused instead of silently splitting an id. A path
+    that does not exist raises :class:`SegmentsInputMissingError` (the task's retries apply: it may
+    still arrive); a directory raises :class:`SegmentsValidationError` (a retry cannot fix it).
+    """
+    target = storage_path(path)
+    encoding = "utf-8-sig" if mode == "r" else "utf-8"
+    try:
+        if isinstance(target, str):
+            handle = open(target, mode, encoding=encoding, newline="")  # noqa: SIM115 - closed below
+        else:
+            handle = target.open(mode, encoding=encoding, newline="")
+    except IsADirectoryError:
+        raise SegmentsValidationError(
+            f"{str(path)!r} is a directory: give the path of a file (one id per line, or a CSV)."
+        ) from None
+    except FileNotFoundError:
+        if mode != "r":
+            raise  # a state file's folder vanished while writing: an OSError, retried
+        raise SegmentsInputMissingError(
+            f"{str(path)!r} does not exist (yet): if another task or machine writes it, give this "
+            "task retries (and a retry_delay) long enough for it to arrive."
+        ) from None
+    with handle:
+        yield handle
+
+
+def not_utf8(path: Any, source: str, err: UnicodeDecodeError) -> str:
+    """The message for a file that is not UTF-8: where the first bad byte is (file line and byte
+    offset, found by reading the bytes again) and what to do."""
+    place = _first_undecodable_byte(path)
+    if place is None:  # the file changed since: say what the decoder said
+        return f"{source} is not UTF-8 text ({err.reason}); save it as UTF-8."
+    line, offset, value, reason = place
+    return (
+        f"{source} line {line:,} (byte offset {offset:,}) is not UTF-8: byte 0x{value:02X}, {reason}. "
+        "Save the file as UTF-8 (a spreadsheet's 'CSV UTF-8' export, iconv -t UTF-8)."
+    )
+
+
+def _first_undecodable_byte(path: Any) -> tuple[int, int, int, str] | None:
+    """``(line, byte offset, byte, reason)`` of the first byte of ``path`` that strict UTF-8 refuses
+    (an invalid byte, a truncated sequence, an encoded surrogate), or ``None``; read in blocks."""
+    target = storage_path(path)
+    with open(target, "rb") if isinstance(target, str) else target.open("rb") as handle:
+        offset = lines = 0  # bytes and line breaks before ``pending``
+        pending = b""
+        while True:
+            block = handle.read(BLOCK_CHARS)
+            data = pending + block
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as err:
+                if not (block and err.end == len(data) and err.reason == "unexpected end of data"):
+                    line = lines + data.count(b"\n", 0, err.start) + 1
+                    return line, offset + err.start, data[err.start], err.reason
+                good = err.start  # a character cut by the block's end: decode it with the next block
+            if not block:
+                return None
+            offset += good
+            lines += data.count(b"\n", 0, good)
+            pending = data[good:]
+
+
+def read_blocks(handle: IO[str]) -> Iterator[str]:
+    """The text of ``handle`` in blocks of :data:`BLOCK_CHARS` characters."""
+    return iter(lambda: handle.read(BLOCK_CHARS), "")
