@@ -22,8 +22,8 @@ from airflow_provider_segments.http import (
     Redactor,
     RetryPolicy,
     Timeouts,
-    _never_sent,
     extract_api_message,
+    never_sent,
     same_origin,
     without_userinfo,
 )
@@ -343,16 +343,14 @@ def _wrapped(reason: Exception) -> requests.exceptions.ConnectionError:
 
 def test_never_sent_is_decided_by_exception_type_not_wording():
     gaierror = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-    assert _never_sent(_wrapped(urllib3.exceptions.NameResolutionError("h", None, gaierror)))
-    assert _never_sent(_wrapped(urllib3.exceptions.NewConnectionError(None, "Verbindung verweigert")))
-    assert _never_sent(_wrapped(urllib3.exceptions.ConnectTimeoutError(None, "slow")))
-    assert _never_sent(requests.exceptions.ConnectTimeout("connect timed out"))
+    assert never_sent(_wrapped(urllib3.exceptions.NameResolutionError("h", None, gaierror)))
+    assert never_sent(_wrapped(urllib3.exceptions.NewConnectionError(None, "Verbindung verweigert")))
+    assert never_sent(_wrapped(urllib3.exceptions.ConnectTimeoutError(None, "slow")))
+    assert never_sent(requests.exceptions.ConnectTimeout("connect timed out"))
     proxy = urllib3.exceptions.ProxyError("proxy", urllib3.exceptions.NewConnectionError(None, "x"))
-    assert _never_sent(_wrapped(proxy))
+    assert never_sent(_wrapped(proxy))
     # The wording alone is not enough: a reset after sending is not "never sent".
-    assert not _never_sent(
-        requests.exceptions.ConnectionError("Connection refused Name or service not known")
-    )
-    assert not _never_sent(
+    assert not never_sent(requests.exceptions.ConnectionError("Connection refused Name or service not known"))
+    assert not never_sent(
         _wrapped(urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()))
     )

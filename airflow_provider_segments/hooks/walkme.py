@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
@@ -46,8 +46,6 @@ TOKEN_REFRESH_MARGIN = 300
 TOKEN_LIFETIME = 86400
 #: A cached token is reused for at most this long, whatever ``expires_in`` says (``1e999``, ``"inf"``).
 MAX_TOKEN_LIFETIME = 86400
-
-UpdateAction = Literal["add", "remove", "override"]
 
 
 def token_lifetime(expires_in: Any) -> tuple[int, bool]:

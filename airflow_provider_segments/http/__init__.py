@@ -25,9 +25,6 @@ from airflow_provider_segments.http.retry import RetryPolicy, never_sent, parse_
 from airflow_provider_segments.http.settings import EXTRA_RANGES
 from airflow_provider_segments.http.urls import is_loopback, origin, same_origin
 
-#: The name the unit tests import (tests/test_http.py); ``never_sent`` is the public one.
-_never_sent = never_sent
-
 __all__ = [
     "API_MESSAGE_CHARS",
     "BODY_SNIPPET_CHARS",
