@@ -83,8 +83,9 @@ test-one: .venv-$(AIRFLOW)/.installed
 	@echo "== lint and tests with $$(.venv-$(AIRFLOW)/bin/python -c 'import airflow; print("Airflow", airflow.__version__)')"
 	.venv-$(AIRFLOW)/bin/ruff check .
 	.venv-$(AIRFLOW)/bin/ruff format --check .
+	.venv-$(AIRFLOW)/bin/mypy
 	MODEL_SEQUENCES=$(MODEL_SEQUENCES_$(AIRFLOW)) \
 	  .venv-$(AIRFLOW)/bin/python -m pytest $(PYTEST_MARKS_$(AIRFLOW)) $(PYTEST_ARGS)
 
 clean:
-	rm -rf .venv-* .airflow-home .pytest_cache .ruff_cache *.egg-info docs/_build
+	rm -rf .venv-* .airflow-home .pytest_cache .ruff_cache .mypy_cache *.egg-info docs/_build

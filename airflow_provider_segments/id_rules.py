@@ -53,7 +53,8 @@ def _invisible_searches(newline_ok: bool) -> tuple[re.Pattern[str], re.Pattern[s
     lookup a character, as fast as the old short list. The second is exact: only used from the first
     character above U+FFFF, since ``re`` tests the ranges above U+FFFF one by one (5 times slower).
     """
-    below, above = [], []
+    below: list[str] = []
+    above: list[str] = []
     for first, last in _invisible_code_points():
         pieces = [(first, 0x09), (0x0B, last)] if newline_ok and first <= 0x0A <= last else [(first, last)]
         for start, end in pieces:

@@ -178,7 +178,7 @@ def openlineage_facets(change: SegmentChange | None) -> Any:
     inputs = []
     if change.input_uri:
         namespace, name = _file_dataset_name(change.input_uri)
-        input_facets = {}
+        input_facets: dict[str, Any] = {}
         if change.ids_read is not None:
             input_facets["inputStatistics"] = input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
                 rowCount=change.ids_read
@@ -187,14 +187,14 @@ def openlineage_facets(change: SegmentChange | None) -> Any:
     outputs = []
     if change.output_uri and change.wrote:
         namespace, name = openlineage_name(change.output_uri)
-        facets = {}
+        facets: dict[str, Any] = {}
         if change.aliases:
             identifiers = [
                 symlinks_dataset.Identifier(*openlineage_name(alias), type=NAME_IDENTIFIER_TYPE)
                 for alias in change.aliases
             ]
             facets["symlinks"] = symlinks_dataset.SymlinksDatasetFacet(identifiers=identifiers)
-        output_facets = {}
+        output_facets: dict[str, Any] = {}
         if change.ids_sent is not None:
             output_facets["outputStatistics"] = (
                 output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=change.ids_sent)

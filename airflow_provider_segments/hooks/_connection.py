@@ -6,10 +6,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
 from airflow_provider_segments.http import without_userinfo
+
+
+class ConnectionLog(Protocol):
+    """What reading a connection logs through: a hook's ``self.log`` (stdlib or structlog logger)."""
+
+    def info(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
 
 #: Why a host URL holding ``user:password@`` is refused (the part before the '@' is not shown).
 USERINFO_REFUSAL = (

@@ -218,7 +218,9 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             payload["id"] = external_id
         path = SEGMENTS_PATH.format(system_guid=system)
         body = self._call("POST", path, json_body=payload, idempotent=False)
-        segment = normalize_segment(body) if isinstance(body, dict) else {"segment_guid": None}
+        segment: dict[str, Any] = (
+            normalize_segment(body) if isinstance(body, dict) else {"segment_guid": None}
+        )
         if segment.get("segment_guid"):
             segment["segment_guid"] = validate_segment_guid(segment["segment_guid"])
         return segment

@@ -4,12 +4,11 @@ host), Client ID and Secret, the default system GUID.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
-from airflow_provider_segments.hooks._connection import ConnectionSettings, parse_base_url
+from airflow_provider_segments.hooks._connection import ConnectionLog, ConnectionSettings, parse_base_url
 
 DEFAULT_HOST = "https://api.walkme.com"
 #: WalkMe's publicly listed data centres; the token endpoint lives on the same host.
@@ -33,7 +32,7 @@ class WalkMeConnection(ConnectionSettings):
     region: str | None = None
 
     @classmethod
-    def read(cls, conn: Any, extra: dict[str, Any], *, conn_id: str, log: logging.Logger) -> WalkMeConnection:
+    def read(cls, conn: Any, extra: dict[str, Any], *, conn_id: str, log: ConnectionLog) -> WalkMeConnection:
         """Read an Airflow connection (and its normalised ``extra``); refuse what cannot work."""
         if not conn.login:
             raise SegmentsConfigError(f"Connection {conn_id!r} has no Client ID: set its login field.")
@@ -61,7 +60,7 @@ def _region(value: Any, conn_id: str) -> str | None:
 
 
 def _base_url(
-    host: str | None, port: int | None, region: str | None, conn_id: str, log: logging.Logger
+    host: str | None, port: int | None, region: str | None, conn_id: str, log: ConnectionLog
 ) -> str:
     region_url = REGION_HOSTS[region] if region else None
     host = (host or "").strip()

@@ -4,13 +4,17 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
-from airflow_provider_segments.hooks._connection import USERINFO_REFUSAL, ConnectionSettings, parse_base_url
+from airflow_provider_segments.hooks._connection import (
+    USERINFO_REFUSAL,
+    ConnectionLog,
+    ConnectionSettings,
+    parse_base_url,
+)
 from airflow_provider_segments.http import without_userinfo
 from airflow_provider_segments.vocabulary import SUBDOMAIN_PATTERN
 
@@ -30,9 +34,7 @@ class ZendeskConnection(ConnectionSettings):
     auth_type: str = "api_token"
 
     @classmethod
-    def read(
-        cls, conn: Any, extra: dict[str, Any], *, conn_id: str, log: logging.Logger
-    ) -> ZendeskConnection:
+    def read(cls, conn: Any, extra: dict[str, Any], *, conn_id: str, log: ConnectionLog) -> ZendeskConnection:
         """Read an Airflow connection (and its normalised ``extra``); refuse what cannot work."""
         auth_type = extra.get("auth_type") or ("api_token" if conn.login else "oauth_token")
         if auth_type not in AUTH_TYPES:

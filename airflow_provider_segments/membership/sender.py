@@ -21,9 +21,13 @@ class MembershipApi(Protocol):
     offers)."""
 
     max_ids_per_request: int
-    #: Seconds after which a write whose answer was lost can no longer land (see the hook).
-    late_write_grace: float
-    log: Any
+
+    @property
+    def late_write_grace(self) -> float:
+        """Seconds after which a write whose answer was lost can no longer land (see the hook)."""
+
+    @property
+    def log(self) -> Any: ...
 
     def get_segment(self, segment_guid: str, system_guid: str | None = None) -> dict[str, Any] | None: ...
 

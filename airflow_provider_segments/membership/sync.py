@@ -114,7 +114,7 @@ def _sync(
             guards.check_removal(max(0, (known or 0) - len(ids)), known, what)
     log.info(plan.describe())
     added, removed = plan.counts()
-    summary = {
+    summary: dict[str, Any] = {
         "mode": plan.mode,
         "added": added,
         "removed": removed,

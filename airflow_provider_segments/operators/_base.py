@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from airflow_provider_segments._compat import AirflowFailException, BaseOperator, Context
 from airflow_provider_segments.exceptions import (
@@ -61,6 +61,14 @@ def may_hold_jinja(value: str) -> bool:
 def is_template(value: Any) -> bool:
     """True for a string that Airflow will render before ``execute`` (so it cannot be checked yet)."""
     return isinstance(value, str) and may_hold_jinja(value)
+
+
+@overload
+def coerce_bool(value: Any, field: str, *, allow_none: Literal[False] = False) -> bool: ...
+
+
+@overload
+def coerce_bool(value: Any, field: str, *, allow_none: bool) -> bool | None: ...
 
 
 def coerce_bool(value: Any, field: str, *, allow_none: bool = False) -> bool | None:
@@ -206,7 +214,7 @@ class SegmentsOperator(TemplateRenderingMixin, BaseOperator, Generic[HookT]):
     """
 
     #: The platform's hook class; its ``conn_name_attr`` names the operator's connection-id argument.
-    hook_class: ClassVar[type]
+    hook_class: ClassVar[type[Any]]
 
     def __init__(self, **kwargs: Any) -> None:
         # Declared on purpose: without it, Airflow's operator metaclass stores a wrapped

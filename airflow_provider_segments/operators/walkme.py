@@ -319,7 +319,8 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
         self.segment_guid = segment_guid
         self.state_path = state_path
         self.full_refresh = coerce_bool(full_refresh, "full_refresh")
-        self.dry_run = coerce_bool(dry_run, "dry_run")
+        # Not ``self.dry_run``: that is BaseOperator's method (render and log the templates).
+        self.plan_only = coerce_bool(dry_run, "dry_run")
 
     def execute(self, context: Context) -> dict[str, Any]:
         warn_if_state_is_per_worker(self.log, self.state_path, self.executor)
@@ -331,7 +332,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
                 system_guid=self.system_guid,
                 state_path=self.state_path,
                 full_refresh=self.full_refresh,
-                dry_run=self.dry_run,
+                dry_run=self.plan_only,
                 creation_token=creation_token(context),
                 created_after=run_started_at(context),
                 **self.guard_kwargs(),
@@ -357,7 +358,7 @@ class WalkMeDeleteSegmentOperator(_WalkMeOperator):
         self,
         *,
         segment_guid: str,
-        missing_ok: bool = True,
+        missing_ok: bool | str = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -85,11 +85,11 @@ class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
         *,
         name: str,
         user_type: str,
-        group_ids: list[int] | None = None,
-        organization_ids: list[int] | None = None,
-        tags: list[str] | None = None,
-        or_tags: list[str] | None = None,
-        added_user_ids: list[int] | None = None,
+        group_ids: Sequence[int | str] | str | None = None,
+        organization_ids: Sequence[int | str] | str | None = None,
+        tags: Sequence[str] | str | None = None,
+        or_tags: Sequence[str] | str | None = None,
+        added_user_ids: Sequence[int | str] | str | None = None,
         if_exists: str = "update",
         **kwargs: Any,
     ) -> None:
@@ -137,11 +137,11 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
         user_segment_id: int | str,
         name: str | None = None,
         user_type: str | None = None,
-        group_ids: list[int] | None = None,
-        organization_ids: list[int] | None = None,
-        tags: list[str] | None = None,
-        or_tags: list[str] | None = None,
-        added_user_ids: list[int] | None = None,
+        group_ids: Sequence[int | str] | str | None = None,
+        organization_ids: Sequence[int | str] | str | None = None,
+        tags: Sequence[str] | str | None = None,
+        or_tags: Sequence[str] | str | None = None,
+        added_user_ids: Sequence[int | str] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -177,7 +177,7 @@ class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):
         self,
         *,
         user_segment_id: int | str,
-        missing_ok: bool = True,
+        missing_ok: bool | str = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -208,8 +208,8 @@ class ZendeskListUserSegmentsOperator(_ZendeskOperator):
     def __init__(
         self,
         *,
-        built_in: bool | None = None,
-        applicable: bool = False,
+        built_in: bool | str | None = None,
+        applicable: bool | str = False,
         user_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:

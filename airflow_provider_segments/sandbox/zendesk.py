@@ -545,8 +545,8 @@ class ZendeskApp:
             candidates = [item for item in items if item["id"] < limit]
             page = candidates[-size:]
         else:
-            limit = _decode_cursor(after, "page[after]") if after is not None else None
-            candidates = [item for item in items if limit is None or item["id"] > limit]
+            after_id = _decode_cursor(after, "page[after]") if after is not None else None
+            candidates = [item for item in items if after_id is None or item["id"] > after_id]
             page = candidates[:size]
         more_after = bool(page) and items[-1]["id"] > page[-1]["id"]
         more_before = bool(page) and items[0]["id"] < page[0]["id"]
@@ -592,7 +592,7 @@ class ZendeskApp:
         if offset_asked:
             per_page = _page_size(request, "per_page")
             number = _page_number(request)
-            payload = {
+            payload: dict[str, Any] = {
                 key: items[:per_page],
                 "next_page": _page_url(request, {"page": number + 1, "per_page": per_page}),
                 "previous_page": None,

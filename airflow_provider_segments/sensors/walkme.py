@@ -37,6 +37,25 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(dt_timezone.utc).isoformat(timespec="seconds")
 
 
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise SegmentsValidationError(
+            f"changed_at {preview(value)} must be an ISO-8601 string or a datetime, "
+            f"not {type(value).__name__}."
+        )
+    try:
+        parsed = pendulum.parse(value, tz=None)
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        parsed = None
+    if not isinstance(parsed, datetime):
+        raise SegmentsValidationError(
+            f"changed_at {preview(value)} is not an ISO-8601 timestamp such as 2026-01-31T12:00:00Z."
+        )
+    return parsed
+
+
 def parse_changed_at(value: Any, *, now: datetime | None = None) -> datetime | None:
     """Read ``changed_at`` as an aware datetime; refuse one more than a clock skew in the future.
 
@@ -48,23 +67,7 @@ def parse_changed_at(value: Any, *, now: datetime | None = None) -> datetime | N
     """
     if value in (None, ""):
         return None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = pendulum.parse(value, tz=None)
-        except (ValueError, pendulum.parsing.exceptions.ParserError):
-            moment = None
-        if not isinstance(moment, datetime):
-            raise SegmentsValidationError(
-                f"changed_at {preview(value)} is not an ISO-8601 timestamp such as 2026-01-31T12:00:00Z."
-            )
-    else:
-        raise SegmentsValidationError(
-            f"changed_at {preview(value)} must be an ISO-8601 string or a datetime, "
-            f"not {type(value).__name__}."
-        )
-    moment = timezone.coerce_datetime(moment)  # naive: in the default time zone
+    moment: datetime = timezone.coerce_datetime(_as_datetime(value))  # naive: in the default time zone
     now = now or timezone.utcnow()
     ahead = moment - now
     if ahead > CLOCK_SKEW_TOLERANCE:

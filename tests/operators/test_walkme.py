@@ -210,3 +210,14 @@ def test_a_file_uri_is_local_disk_too_and_warns_under_celery(sandbox, tmp_path, 
 )
 def test_which_state_paths_count_as_one_workers_local_disk(location, local):
     assert is_local_location(location) is local  # no I/O: only the scheme is read
+
+
+def test_the_sync_operators_dry_run_flag_leaves_airflows_dry_run_method_working(sandbox):
+    # BaseOperator.dry_run() renders the templates and logs them; storing the flag under the same
+    # name would replace that method with a bool.
+    with DAG("dry_run_method", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+        op = WalkMeSyncSegmentOperator(
+            task_id="sync", name="Planned", user_ids=["u1"], state_path="/tmp/x.state", dry_run=True
+        )
+    op.dry_run()  # Airflow's method: renders and logs the template fields, sends nothing
+    assert sandbox.request_log() == []
