@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3.10+ and make):
-#   make demo   set up .venv-newest and run the example DAG in real Airflow against the local sandbox
+#   make demo   set up .venv-newest and run the example DAG in real Airflow against the local test server
 #   make test   set up a venv per supported Airflow (oldest and newest 3.x), run lint + the test suite in
 #               each (browser tests included; the deployment test once, in newest), and build the docs
 #               site with warnings as errors; installs Debian's graphviz, chromium and postgresql if
@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 # This machine's pip configuration names local wheel folders that may be absent; hide that noise only.
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: demo test test-one sandbox clean docs system-deps benchmark
+.PHONY: demo test test-one test-server clean docs system-deps benchmark
 .PRECIOUS: .venv-%/.installed
 
 .venv-%/.installed: pyproject.toml constraints/airflow-3.2.txt
@@ -37,7 +37,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 	touch $@
 
 demo: .venv-newest/.installed
-	.venv-newest/bin/python -m airflow_provider_segments.sandbox.demo
+	.venv-newest/bin/python tools/demo.py
 
 # Sync time, requests, memory and import cost next to a plain-requests script (about 2 minutes;
 # BENCHMARK_ARGS=--quick for 100,000 ids only). Rendering cost of id lists: benchmarks/render_ids.py.
@@ -46,8 +46,8 @@ benchmark: .venv-newest/.installed
 	.venv-newest/bin/python benchmarks/sync_benchmark.py $(BENCHMARK_ARGS)
 	.venv-newest/bin/python benchmarks/render_ids.py
 
-sandbox: .venv-newest/.installed
-	.venv-newest/bin/python -m airflow_provider_segments.sandbox --port 8080
+test-server: .venv-newest/.installed
+	.venv-newest/bin/python -m airflow_provider_segments.testing --port 8080
 
 test: system-deps
 	for flavour in $(AIRFLOWS); do $(MAKE) --no-print-directory test-one AIRFLOW=$$flavour; done

@@ -313,7 +313,7 @@ class Sandbox:
                 [
                     sys.executable,
                     "-m",
-                    "airflow_provider_segments.sandbox",
+                    "airflow_provider_segments.testing",
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -434,16 +434,16 @@ class Bench:
     """Runs the subprocesses and keeps the figures."""
 
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
-        from airflow_provider_segments.sandbox import (
-            SANDBOX_CLIENT_ID,
-            SANDBOX_CLIENT_SECRET,
-            SANDBOX_SYSTEM_GUID,
+        from airflow_provider_segments.testing import (
+            TEST_CLIENT_ID,
+            TEST_CLIENT_SECRET,
+            TEST_SYSTEM_GUID,
         )
 
         self.args = args
         self.workdir = workdir
-        self.client = (SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET)
-        self.system_guid = SANDBOX_SYSTEM_GUID
+        self.client = (TEST_CLIENT_ID, TEST_CLIENT_SECRET)
+        self.system_guid = TEST_SYSTEM_GUID
         self.sandbox = Sandbox(workdir / "sandbox.log")
         self.started = time.monotonic()
         self.airflow_home = workdir / "airflow-home"

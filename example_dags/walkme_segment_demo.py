@@ -1,6 +1,6 @@
 """Push an audience into a WalkMe segment, wait out the editor's propagation window, then publish.
 
-The main example of the provider, and what ``make demo`` runs against the local sandbox:
+The main example of the provider, and what ``make demo`` runs against the local test server:
 
 1. ``build_audience`` stands in for the warehouse export: it writes 60,000 ids to a file and hands
    on the file's URI (a small XCom: the ids themselves never go through the metadata DB or the log).

@@ -1,6 +1,6 @@
 """Restrict Help Center content to VIP staff with a Zendesk user segment, then clean up.
 
-Runs against the local sandbox in the tests (``zendesk_help_center_default`` points at it):
+Runs against the local test server in the tests (``zendesk_help_center_default`` points at it):
 
 1. ``create_segment``: a ``staff`` segment restricted by tags and organization (a rerun updates the
    segment of that name instead of creating a duplicate).

@@ -36,9 +36,9 @@ def zendesk_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The local sandbox (WalkMe and Zendesk) on a free port, with the default connections pointing
     at it. A module that needs other connection settings defines a ``sandbox`` of its own."""
-    from airflow_provider_segments.sandbox import SandboxServer  # Airflow: only for tests that use it
+    from airflow_provider_segments.testing import SegmentsTestServer  # Airflow: only for tests that use it
 
-    with SandboxServer() as server:
+    with SegmentsTestServer() as server:
         for name, value in sandbox_conn_env(server.url).items():
             monkeypatch.setenv(name, value)
         yield server

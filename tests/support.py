@@ -51,9 +51,9 @@ def zendesk_conn_json(
 def sandbox_conn_env(url: str, **extra: object) -> dict[str, str]:
     """AIRFLOW_CONN_* values pointing both default connections at a sandbox, with fast retries (the
     testing kit's own helper, which users' DAG tests call too)."""
-    from airflow_provider_segments.sandbox.pytest_plugin import sandbox_connection_env
+    from airflow_provider_segments.testing.pytest_plugin import connection_env
 
-    return sandbox_connection_env(url, **{"backoff_initial": 0.01, "backoff_max": 0.05, **extra})
+    return connection_env(url, **{"backoff_initial": 0.01, "backoff_max": 0.05, **extra})
 
 
 #: Airflow's own supervisor prints the secrets a task registers with the masker at DEBUG

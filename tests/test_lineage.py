@@ -25,7 +25,7 @@ from airflow_provider_segments.operators.zendesk import (
     ZendeskCreateUserSegmentOperator,
     ZendeskUpdateUserSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 OPENLINEAGE_MODULES = ("airflow.providers.openlineage", "openlineage")
 
@@ -61,7 +61,7 @@ def without_openlineage(monkeypatch):
 
 
 def segment_asset(guid: str) -> str:
-    return walkme_segment_asset(SANDBOX_SYSTEM_GUID, guid).uri
+    return walkme_segment_asset(TEST_SYSTEM_GUID, guid).uri
 
 
 def test_a_sync_from_a_file_reports_the_file_as_input_and_the_segment_as_output(sandbox, collector, tmp_path):
@@ -73,7 +73,7 @@ def test_a_sync_from_a_file_reports_the_file_as_input_and_the_segment_as_output(
     assert collected(collector) == ([f"file://{audience}"], [segment_asset(result["segment_guid"])])
     # Airflow knows both ends as assets, the segment in its normalised form.
     assert collector.collected_assets.outputs[0].asset == walkme_segment_asset(
-        SANDBOX_SYSTEM_GUID, result["segment_guid"].upper()
+        TEST_SYSTEM_GUID, result["segment_guid"].upper()
     )
 
 
@@ -86,7 +86,7 @@ def test_an_update_from_object_storage_reports_its_uri(sandbox, collector, tmp_p
     uri = f"file://{tmp_path}/bucket/audience.txt"
     ObjectStoragePath(uri).parent.mkdir(parents=True, exist_ok=True)
     ObjectStoragePath(uri).write_text("x\ny\n")
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Obj", ["x"])["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Obj", ["x"])["guid"]
     WalkMeUpdateSegmentOperator(task_id="u", segment_guid=guid, action="add", user_ids_path=uri).execute({})
     assert collected(collector) == ([uri], [segment_asset(guid)])
 
@@ -133,7 +133,7 @@ def test_a_failing_lineage_collector_never_fails_a_change_that_went_through(sand
 
     monkeypatch.setattr("airflow.sdk.lineage.get_hook_lineage_collector", Broken)
     result = WalkMeCreateSegmentOperator(task_id="c", name="Kept", user_ids=["a"]).execute({})
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, result["segment_guid"]) == ["a"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"]) == ["a"]
     output = capfd.readouterr()
     assert "Could not report lineage" in output.out + output.err
 
@@ -165,7 +165,7 @@ def test_openlineage_facets_of_a_delta_sync_count_what_was_read_and_sent(sandbox
     assert (source.namespace, source.name) == ("file", str(audience))
     assert source.inputFacets["inputStatistics"].rowCount == 5
     (segment,) = lineage.outputs
-    assert segment.namespace == f"walkme-segment://{SANDBOX_SYSTEM_GUID}"
+    assert segment.namespace == f"walkme-segment://{TEST_SYSTEM_GUID}"
     assert segment.outputFacets["outputStatistics"].rowCount == 3  # +2 / -1
     facet = lineage.run_facets["segments"]
     assert (facet.mode, facet.added, facet.removed, facet.unchanged, facet.user_count) == (

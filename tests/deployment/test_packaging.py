@@ -35,7 +35,15 @@ def test_wheel_holds_the_package_the_typing_marker_and_the_license(built_dists: 
         entry_points = wheel.read(metadata_name.replace("METADATA", "entry_points.txt")).decode()
 
     assert "airflow_provider_segments/py.typed" in names
-    assert "airflow_provider_segments/sandbox/pytest_plugin.py" in names  # the testing kit ships
+    assert "airflow_provider_segments/testing/pytest_plugin.py" in names  # the testing kit ships
+    assert "airflow_provider_segments/testing/connections.py" in names
+    # The demo needs the repository's example DAGs: it stays out of the wheel (tools/demo.py).
+    assert not [name for name in names if name.endswith("demo.py")]
+    # `pip install airflow-provider-segments[testing]` brings what the kit's pytest fixtures need.
+    assert "testing" in metadata.get_all("Provides-Extra")
+    assert any(
+        req.startswith("pytest") and 'extra == "testing"' in req for req in metadata.get_all("Requires-Dist")
+    )
     # The package only: no tests, example DAGs or docs inside site-packages.
     assert {name.split("/")[0] for name in names} == {
         "airflow_provider_segments",
@@ -63,6 +71,7 @@ def test_sdist_is_the_source_release_with_license_docs_and_tests(built_dists: Di
         "tests/deployment/dags/segments_deployment_check.py",
         "constraints/airflow-3.2.txt",
         "Makefile",
+        "tools/demo.py",
     ):
         assert expected in names, expected
     assert not [name for name in names if "__pycache__" in name or name.startswith("docs/_build")]

@@ -51,16 +51,16 @@ from deployment.production import (
 )
 from support import leaked_secrets_in_files
 
-from airflow_provider_segments.sandbox import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_SYSTEM_GUID,
-    SANDBOX_ZENDESK_API_TOKEN,
-    SANDBOX_ZENDESK_EMAIL,
-    SANDBOX_ZENDESK_OAUTH_TOKEN,
-    SANDBOX_ZENDESK_PASSWORD,
+from airflow_provider_segments.testing import (
+    TEST_CLIENT_ID,
+    TEST_CLIENT_SECRET,
+    TEST_SYSTEM_GUID,
+    TEST_ZENDESK_API_TOKEN,
+    TEST_ZENDESK_EMAIL,
+    TEST_ZENDESK_OAUTH_TOKEN,
+    TEST_ZENDESK_PASSWORD,
 )
-from airflow_provider_segments.sandbox.pytest_plugin import sandbox_connection_env
+from airflow_provider_segments.testing.pytest_plugin import connection_env
 
 pytestmark = pytest.mark.deployment
 
@@ -158,9 +158,7 @@ def _airflow_env(
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker_logs"]),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_logs"]),
             # Short timeouts, so the DAG's 15 s retry_delay is longer than a request can be in flight.
-            **sandbox_connection_env(
-                sandbox_url, connect_timeout=2, timeout=10, backoff_initial=0.2, backoff_max=1
-            ),
+            **connection_env(sandbox_url, connect_timeout=2, timeout=10, backoff_initial=0.2, backoff_max=1),
             "SEGMENTS_DEPLOYMENT_SABOTAGE": os.environ.get("SEGMENTS_DEPLOYMENT_SABOTAGE", ""),
         }
     )
@@ -246,7 +244,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         python = str(dirs["venv"] / "bin" / "python")
         processes.start(
             "sandbox",
-            [python, "-m", "airflow_provider_segments.sandbox", "--port", str(ports["sandbox"])],
+            [python, "-m", "airflow_provider_segments.testing", "--port", str(ports["sandbox"])],
             env,
         )
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
@@ -341,7 +339,7 @@ def runs(deployment: Deployment) -> Runs:
         return api.trigger(dag_id, params)
 
     run_ids = {
-        PIPELINE: sync_run(PIPELINE, "Deployed audience", "pipeline", SANDBOX_SYSTEM_GUID),
+        PIPELINE: sync_run(PIPELINE, "Deployed audience", "pipeline", TEST_SYSTEM_GUID),
         KILL_RETRY: sync_run(KILL_RETRY, "Killed and retried", "kill-retry", SECOND_SYSTEM),
         STALE: sync_run(STALE, "Changed behind the gate", "stale", THIRD_SYSTEM),
         ZENDESK: api.trigger(ZENDESK, {}),
@@ -437,7 +435,7 @@ def _sandbox_token(deployment: Deployment) -> str:
     return requests.post(
         f"{deployment.sandbox_url}/accounts/connect/token",
         data={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=30,
     ).json()["access_token"]
 
@@ -480,14 +478,14 @@ def _members(deployment: Deployment, system_guid: str, segment_guid: str) -> lis
 
 
 def test_the_synced_segment_holds_exactly_the_file(runs: Runs, deployment: Deployment) -> None:
-    (segment,) = _segments(deployment, SANDBOX_SYSTEM_GUID)
+    (segment,) = _segments(deployment, TEST_SYSTEM_GUID)
     assert segment["name"] == "Deployed audience"
-    members = _members(deployment, SANDBOX_SYSTEM_GUID, segment["guid"])
+    members = _members(deployment, TEST_SYSTEM_GUID, segment["guid"])
     assert len(members) == AUDIENCE and set(members) == set(_pipeline_ids())
     writes = [
         (r["method"], r.get("action"), r.get("ids"))
         for r in deployment.sandbox("GET", "/_sandbox/requests")
-        if r["path"].startswith(f"/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/") and r["method"] != "GET"
+        if r["path"].startswith(f"/public/v1/user/system/{TEST_SYSTEM_GUID}/") and r["method"] != "GET"
     ]
     assert writes == [("POST", "create", 25_000), ("PUT", "add", 25_000), ("PUT", "add", 10_000)]
 
@@ -548,14 +546,14 @@ def _secrets(deployment: Deployment) -> list[str]:
     tokens = deployment.sandbox("GET", "/_sandbox/walkme/tokens")["tokens"]
     assert tokens, "the sandbox issued no WalkMe token: the runs never logged in"
     basic = [
-        base64.b64encode(f"{SANDBOX_CLIENT_ID}:{SANDBOX_CLIENT_SECRET}".encode()).decode(),
-        base64.b64encode(f"{SANDBOX_ZENDESK_EMAIL}/token:{SANDBOX_ZENDESK_API_TOKEN}".encode()).decode(),
+        base64.b64encode(f"{TEST_CLIENT_ID}:{TEST_CLIENT_SECRET}".encode()).decode(),
+        base64.b64encode(f"{TEST_ZENDESK_EMAIL}/token:{TEST_ZENDESK_API_TOKEN}".encode()).decode(),
     ]
     return [
-        SANDBOX_CLIENT_SECRET,
-        SANDBOX_ZENDESK_API_TOKEN,
-        SANDBOX_ZENDESK_PASSWORD,
-        SANDBOX_ZENDESK_OAUTH_TOKEN,
+        TEST_CLIENT_SECRET,
+        TEST_ZENDESK_API_TOKEN,
+        TEST_ZENDESK_PASSWORD,
+        TEST_ZENDESK_OAUTH_TOKEN,
         *basic,
         *tokens,
     ]

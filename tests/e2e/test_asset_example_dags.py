@@ -15,10 +15,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from demo import airflow_env, run_dag_against_test_server
 
 from airflow_provider_segments.assets import walkme_segment_asset
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
-from airflow_provider_segments.sandbox.demo import airflow_env, run_dag_against_sandbox
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ class Run:
         self.openlineage_file = tmp_path / "openlineage.jsonl"
         env = {
             "SEGMENTS_DEMO_PROPAGATION_SECONDS": "2",
-            "SEGMENTS_EXAMPLE_WALKME_SYSTEM_GUID": SANDBOX_SYSTEM_GUID,
+            "SEGMENTS_EXAMPLE_WALKME_SYSTEM_GUID": TEST_SYSTEM_GUID,
             # A consumer DAG that is paused gets no queued runs; new DAGs are paused by default.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
@@ -44,13 +44,13 @@ class Run:
             ),
             "AIRFLOW__OPENLINEAGE__NAMESPACE": "segments-e2e",
         }
-        with SandboxServer() as sandbox:
-            self.producer = run_dag_against_sandbox(
+        with SegmentsTestServer() as sandbox:
+            self.producer = run_dag_against_test_server(
                 sandbox, dag_id=PRODUCER, airflow_home=home, dags_folder=DAGS_FOLDER, extra_env=env
             )
             assert self.producer.returncode == 0, self.producer.output[-4000:]
-            (self.segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
-            self.members = sandbox.walkme.members(SANDBOX_SYSTEM_GUID, self.segment["guid"])
+            (self.segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+            self.members = sandbox.walkme.members(TEST_SYSTEM_GUID, self.segment["guid"])
             consumer_env = airflow_env(home, DAGS_FOLDER, sandbox.url, **env)
         # Before the consumer runs: what the producer's run queued.
         with sqlite3.connect(home / "airflow.db") as db:
@@ -104,8 +104,8 @@ def run(tmp_path_factory) -> Run:
 
 def test_the_gate_emits_one_event_of_the_segments_asset_with_count_mode_and_changed_at(run):
     guid = run.segment["guid"]
-    asset = walkme_segment_asset(SANDBOX_SYSTEM_GUID, SEGMENT_NAME)
-    assert asset.uri == f"walkme-segment://{SANDBOX_SYSTEM_GUID}/name/Active%20enterprise%20users"
+    asset = walkme_segment_asset(TEST_SYSTEM_GUID, SEGMENT_NAME)
+    assert asset.uri == f"walkme-segment://{TEST_SYSTEM_GUID}/name/Active%20enterprise%20users"
     assert len(run.members) == AUDIENCE
     ((uri, extra, dag_id, task_id),) = run.events  # one event: the gate's, not the sync's
     assert (uri, dag_id, task_id) == (asset.uri, PRODUCER, "wait_for_propagation")
@@ -115,7 +115,7 @@ def test_the_gate_emits_one_event_of_the_segments_asset_with_count_mode_and_chan
         "mode": "full",
         "segment_guid": guid.lower(),
         "name": SEGMENT_NAME,
-        "system_guid": SANDBOX_SYSTEM_GUID,
+        "system_guid": TEST_SYSTEM_GUID,
     }
     # The sync's changed_at, in UTC to the second (what the sensor was given, rendered from XCom).
     synced_at = datetime.fromisoformat(run.sync["changed_at"]).replace(microsecond=0)
@@ -143,12 +143,12 @@ def test_openlineage_events_name_the_input_file_and_the_output_segment_with_coun
     assert source["name"].endswith(".txt") and "/audiences/active-enterprise-" in source["name"]
     assert source["inputFacets"]["inputStatistics"]["rowCount"] == AUDIENCE
     (segment,) = complete["outputs"]
-    assert segment["namespace"] == f"walkme-segment://{SANDBOX_SYSTEM_GUID}"
+    assert segment["namespace"] == f"walkme-segment://{TEST_SYSTEM_GUID}"
     assert segment["name"] == run.segment["guid"].lower()
     assert segment["outputFacets"]["outputStatistics"]["rowCount"] == AUDIENCE
     (alias,) = segment["facets"]["symlinks"]["identifiers"]
     assert alias == {
-        "namespace": f"walkme-segment://{SANDBOX_SYSTEM_GUID}",
+        "namespace": f"walkme-segment://{TEST_SYSTEM_GUID}",
         "name": f"name/{SEGMENT_NAME}",
         "type": "SEGMENT_NAME",
     }

@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from demo import run_dag_against_test_server
 
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
-from airflow_provider_segments.sandbox.demo import run_dag_against_sandbox
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
 pytestmark = pytest.mark.e2e
 
@@ -21,21 +21,21 @@ DAG_ID = "walkme_audience_asset_producer"
 def test_producer_with_a_uri_data_dir_passes_uris_and_keeps_the_snapshot_there(tmp_path):
     home, data = tmp_path / "home", tmp_path / "data"
     data_uri = f"file://{data}"
-    with SandboxServer() as sandbox:
-        outcome = run_dag_against_sandbox(
+    with SegmentsTestServer() as sandbox:
+        outcome = run_dag_against_test_server(
             sandbox,
             dag_id=DAG_ID,
             airflow_home=home,
             dags_folder=DAGS_FOLDER,
             extra_env={
                 "SEGMENTS_EXAMPLE_DATA_DIR": data_uri,
-                "SEGMENTS_EXAMPLE_WALKME_SYSTEM_GUID": SANDBOX_SYSTEM_GUID,
+                "SEGMENTS_EXAMPLE_WALKME_SYSTEM_GUID": TEST_SYSTEM_GUID,
                 "SEGMENTS_DEMO_PROPAGATION_SECONDS": "1",
             },
         )
         assert outcome.returncode == 0, outcome.output[-4000:]
-        (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
-        members = sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"])
+        (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+        members = sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"])
 
     with sqlite3.connect(home / "airflow.db") as db:
         (exported,) = db.execute(

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from demo import run_dag_against_test_server
 
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
-from airflow_provider_segments.sandbox.demo import run_dag_against_sandbox
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
 pytestmark = pytest.mark.e2e
 
@@ -27,12 +27,12 @@ SENSOR_SEGMENT = "2026 launch"
 class Run:
     """What one run of the DAG left behind."""
 
-    def __init__(self, sandbox: SandboxServer, outcome, airflow_home: Path, guid: str) -> None:
+    def __init__(self, sandbox: SegmentsTestServer, outcome, airflow_home: Path, guid: str) -> None:
         self.outcome = outcome
         self.output = outcome.output
         self.guid = guid
         self.requests = sandbox.requests
-        self.walkme_segments = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
+        self.walkme_segments = sandbox.walkme.segments(TEST_SYSTEM_GUID)
         self.zendesk_segments = sandbox.zendesk.segments()
         with sqlite3.connect(airflow_home / "airflow.db") as db:
             self.states = dict(db.execute("SELECT task_id, state FROM task_instance"))
@@ -64,10 +64,10 @@ class Run:
 def run(tmp_path_factory) -> Run:
     home = tmp_path_factory.mktemp("airflow-home")
     inputs = tmp_path_factory.mktemp("inputs")  # holds no not-yet.txt: a folder, and a missing file
-    with SandboxServer() as sandbox:
-        guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, SENSOR_SEGMENT, ["a"])["guid"]
+    with SegmentsTestServer() as sandbox:
+        guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, SENSOR_SEGMENT, ["a"])["guid"]
         sandbox.zendesk.create_segment(name="existing custom", user_type="signed_in_users")
-        outcome = run_dag_against_sandbox(
+        outcome = run_dag_against_test_server(
             sandbox,
             dag_id="segments_guards",
             airflow_home=home,

@@ -6,11 +6,11 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from demo import main as demo_main
+from demo import run_dag_against_test_server
 from support import leaked_secrets, leaked_secrets_in_files
 
-from airflow_provider_segments.sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_SYSTEM_GUID, SandboxServer
-from airflow_provider_segments.sandbox.demo import main as demo_main
-from airflow_provider_segments.sandbox.demo import run_dag_against_sandbox
+from airflow_provider_segments.testing import TEST_CLIENT_SECRET, TEST_SYSTEM_GUID, SegmentsTestServer
 
 pytestmark = pytest.mark.e2e
 
@@ -35,13 +35,13 @@ def airflow_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with SandboxServer() as server:
+    with SegmentsTestServer() as server:
         yield server
 
 
-def _run(sandbox: SandboxServer, airflow_home: Path, propagation_seconds: int = 1):
+def _run(sandbox: SegmentsTestServer, airflow_home: Path, propagation_seconds: int = 1):
     sandbox.clear_request_log()
-    outcome = run_dag_against_sandbox(
+    outcome = run_dag_against_test_server(
         sandbox,
         airflow_home=airflow_home,
         dags_folder=DAGS_FOLDER,
@@ -55,7 +55,7 @@ def _run(sandbox: SandboxServer, airflow_home: Path, propagation_seconds: int = 
     return outcome
 
 
-def _writes(sandbox: SandboxServer) -> list[tuple[str, int]]:
+def _writes(sandbox: SegmentsTestServer) -> list[tuple[str, int]]:
     return [(r["action"], r["ids"]) for r in sandbox.requests if "action" in r]
 
 
@@ -64,9 +64,9 @@ def test_example_dag_creates_the_segment_defers_then_publishes(sandbox, airflow_
     outcome = _run(sandbox, airflow_home, propagation_seconds=12)
     audience = _load_dag_module().demo_audience()
 
-    (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
     assert segment["name"] == SEGMENT_NAME
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == audience
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == audience
     assert _writes(sandbox) == [("create", 25_000), ("add", 25_000), ("add", 10_000)]
 
     # The sensor really deferred to the triggerer and resumed; the content task ran after it.
@@ -78,7 +78,7 @@ def test_example_dag_creates_the_segment_defers_then_publishes(sandbox, airflow_
 
     # No secret in the output at DEBUG (dag.test does not mask: the provider must not log them), nor in
     # the metadata DB (XComs, rendered template fields) or any task log file.
-    secrets = [SANDBOX_CLIENT_SECRET, *sandbox.walkme.issued_tokens]
+    secrets = [TEST_CLIENT_SECRET, *sandbox.walkme.issued_tokens]
     assert len(secrets) > 1
     assert leaked_secrets(output, secrets) == []
     assert leaked_secrets_in_files(airflow_home, secrets, skip=(outcome.log_path.name,)) == {}
@@ -86,12 +86,12 @@ def test_example_dag_creates_the_segment_defers_then_publishes(sandbox, airflow_
 
 def test_rerunning_the_dag_converges_without_a_duplicate(sandbox, airflow_home):
     _run(sandbox, airflow_home)  # the segment exists from the first test (or is created now)
-    first_guid = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)[0]["guid"]
+    first_guid = sandbox.walkme.segments(TEST_SYSTEM_GUID)[0]["guid"]
     outcome = _run(sandbox, airflow_home)
 
-    (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
     assert segment["guid"] == first_guid
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, first_guid) == _load_dag_module().demo_audience()
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, first_guid) == _load_dag_module().demo_audience()
     assert _writes(sandbox) == [("override", 25_000), ("add", 25_000), ("add", 10_000)]
     assert "already exists" in outcome.output
 
@@ -110,5 +110,5 @@ def test_readme_demo_command_prints_the_summary(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert exit_code == 0, printed
     assert "succeeded" in printed
-    assert f"sandbox segment '{SEGMENT_NAME}'" in printed and "60,000 members" in printed
-    assert "holds 60,000 users" in printed and "write requests the sandbox received: 3" in printed
+    assert f"test server segment '{SEGMENT_NAME}'" in printed and "60,000 members" in printed
+    assert "holds 60,000 users" in printed and "write requests the test server received: 3" in printed

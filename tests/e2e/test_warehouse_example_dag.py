@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from demo import run_dag_against_test_server
 
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
-from airflow_provider_segments.sandbox.demo import run_dag_against_sandbox
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
 pytestmark = pytest.mark.e2e
 
@@ -19,11 +19,11 @@ DAG_ID = "walkme_audience_from_warehouse"
 
 def test_warehouse_audience_is_synced_then_only_the_difference_on_the_next_run(tmp_path):
     home = tmp_path / "home"
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
 
         def run():
             sandbox.clear_request_log()
-            outcome = run_dag_against_sandbox(
+            outcome = run_dag_against_test_server(
                 sandbox,
                 dag_id=DAG_ID,
                 airflow_home=home,
@@ -42,8 +42,8 @@ def test_warehouse_audience_is_synced_then_only_the_difference_on_the_next_run(t
                 "WHERE a.plan = 'enterprise' AND u.active = 1 ORDER BY u.id"
             )
         ]
-        (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
-        assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == audience
+        (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+        assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == audience
         assert first_writes == [("create", 25_000), ("add", len(audience) - 25_000)]
         assert "full sync" in first.output
 
@@ -62,4 +62,4 @@ def test_warehouse_audience_is_synced_then_only_the_difference_on_the_next_run(t
         second, second_writes = run()
         assert second_writes == []
         assert "delta sync, +0 / -0 in 0 write request(s)" in second.output
-        assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == audience
+        assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == audience

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from demo import run_dag_against_test_server
 from support import leaked_secrets, leaked_secrets_in_files
 
-from airflow_provider_segments.sandbox import SandboxServer
-from airflow_provider_segments.sandbox.demo import run_dag_against_sandbox
-from airflow_provider_segments.sandbox.zendesk import FIRST_CUSTOM_SEGMENT_ID, SANDBOX_ZENDESK_API_TOKEN
+from airflow_provider_segments.testing import SegmentsTestServer
+from airflow_provider_segments.testing.zendesk import FIRST_CUSTOM_SEGMENT_ID, TEST_ZENDESK_API_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ LIST_PATH = "/api/v2/help_center/user_segments.json"
 
 @pytest.mark.parametrize("segment_exists", [False, True], ids=["fresh", "rerun-after-lost-create"])
 def test_zendesk_example_dag_runs_the_segment_life_cycle(tmp_path, segment_exists):
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
         zendesk = sandbox.zendesk
         for i in range(PRESEEDED):  # enough custom segments for three pages of 100
             zendesk.create_segment(name=f"existing {i:03d}", user_type="signed_in_users")
@@ -29,7 +29,7 @@ def test_zendesk_example_dag_runs_the_segment_life_cycle(tmp_path, segment_exist
             existing = zendesk.create_segment(name=SEGMENT_NAME, user_type="signed_in_users")
             zendesk.add_section(existing["id"], "VIP escalations")
             zendesk.add_topic(existing["id"], "VIP lounge")
-        outcome = run_dag_against_sandbox(
+        outcome = run_dag_against_test_server(
             sandbox,
             dag_id="zendesk_user_segments_demo",
             airflow_home=tmp_path / "home",
@@ -58,8 +58,8 @@ def test_zendesk_example_dag_runs_the_segment_life_cycle(tmp_path, segment_exist
         assert "it restricts VIP escalations and VIP lounge" in output
     else:
         assert "it restricts no sections and no topics" in output
-    assert leaked_secrets(output, [SANDBOX_ZENDESK_API_TOKEN]) == []
+    assert leaked_secrets(output, [TEST_ZENDESK_API_TOKEN]) == []
     assert (
-        leaked_secrets_in_files(tmp_path / "home", [SANDBOX_ZENDESK_API_TOKEN], skip=(outcome.log_path.name,))
+        leaked_secrets_in_files(tmp_path / "home", [TEST_ZENDESK_API_TOKEN], skip=(outcome.log_path.name,))
         == {}
     )

@@ -14,7 +14,7 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 BEFORE = [f"member{i}" for i in range(10)]
 
@@ -54,7 +54,7 @@ def _writes(sandbox) -> list[str]:
 
 
 def _members(sandbox, guid) -> set[str]:
-    return set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid))
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid))
 
 
 def _synced(sandbox, tmp_path) -> tuple[str, str]:
@@ -116,7 +116,7 @@ def test_a_collapsed_audience_sends_nothing_unless_the_fraction_is_raised(sandbo
 
 
 def test_an_override_that_collapses_the_segment_is_refused_from_the_listed_count(sandbox):
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Listed", BEFORE)["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Listed", BEFORE)["guid"]
     with pytest.raises(AirflowFailException, match=r"would remove 9 of its 10 members"):
         WalkMeUpdateSegmentOperator(
             task_id="u", segment_guid=guid, action="override", user_ids=["x"]

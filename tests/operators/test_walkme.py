@@ -20,7 +20,7 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
@@ -168,7 +168,7 @@ def test_a_local_state_path_under_a_distributed_executor_warns_and_still_syncs(
     result, logged = _sync_and_capture(sandbox, capsys, caplog, state_path, executor=task_executor)
     assert PER_WORKER_WARNING in logged and repr(state_path) in logged
     assert "Executor" in logged.split(PER_WORKER_WARNING, 1)[1] and "s3://<conn_id>@" in logged
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, result["segment_guid"]) == ["a", "b"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"]) == ["a", "b"]
 
 
 @pytest.mark.parametrize(

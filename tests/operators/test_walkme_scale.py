@@ -16,7 +16,7 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 N = 60_001
 
@@ -30,7 +30,7 @@ def writes(sandbox) -> list[tuple[str, int]]:
 
 
 def members(sandbox, guid) -> list[str]:
-    return sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)
+    return sandbox.walkme.members(TEST_SYSTEM_GUID, guid)
 
 
 # -- input from files ----------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def test_update_from_an_object_storage_path_with_60001_ids(sandbox, tmp_path):
     path = ObjectStoragePath(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(wanted) + "\n")
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Obj", ["stale"])["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Obj", ["stale"])["guid"]
     result = WalkMeUpdateSegmentOperator(
         task_id="u", segment_guid=guid, action="override", user_ids_path=uri
     ).execute({})

@@ -13,11 +13,11 @@ import time
 import pytest
 from support import sandbox_conn_env
 
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
 pytestmark = pytest.mark.slow
 
-SEGMENTS = f"/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 TARGET = [f"user{i:06d}@example.com" for i in range(100_000)]  # 4 chunks of at most 25,000
 BEFORE = [f"old{i:04d}@example.com" for i in range(1_000)] + TARGET[::100]  # overlaps every chunk
 
@@ -34,7 +34,7 @@ UPDATE_TASK = textwrap.dedent(
 )
 
 
-def _run_update(sandbox: SandboxServer, guid: str, action: str, tmp_path) -> subprocess.Popen:
+def _run_update(sandbox: SegmentsTestServer, guid: str, action: str, tmp_path) -> subprocess.Popen:
     env = {**os.environ, **sandbox_conn_env(sandbox.url), "AIRFLOW_HOME": str(tmp_path)}
     return subprocess.Popen(
         [sys.executable, "-c", UPDATE_TASK, guid, action],
@@ -45,7 +45,7 @@ def _run_update(sandbox: SandboxServer, guid: str, action: str, tmp_path) -> sub
     )
 
 
-def _applied_puts(sandbox: SandboxServer) -> int:
+def _applied_puts(sandbox: SegmentsTestServer) -> int:
     return sum(1 for r in sandbox.requests if r["method"] == "PUT" and r["status"] == 200)
 
 
@@ -58,8 +58,8 @@ def _applied_puts(sandbox: SandboxServer) -> int:
     ],
 )
 def test_sigkill_after_chunk_2_of_4_then_rerun_converges(tmp_path, action, expected):
-    with SandboxServer() as sandbox:
-        guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Churned", BEFORE)["guid"]
+    with SegmentsTestServer() as sandbox:
+        guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Churned", BEFORE)["guid"]
         # Chunks 1 and 2 go through; chunk 3 is held (and never applied) while we kill the worker.
         sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", skip=2, delay=5, drop_connection=True)
         worker = _run_update(sandbox, guid, action, tmp_path)
@@ -72,14 +72,14 @@ def test_sigkill_after_chunk_2_of_4_then_rerun_converges(tmp_path, action, expec
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.wait(timeout=10) == -signal.SIGKILL
 
-        half_way = set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid))
+        half_way = set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid))
         assert half_way != expected  # the kill really left the segment half-updated
 
         sandbox.clear_faults()
         rerun = _run_update(sandbox, guid, action, tmp_path)
         output, _ = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, output
-        assert set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) == expected
+        assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == expected
         assert "chunk 4/4" in output
 
 
@@ -102,7 +102,7 @@ def test_sigkill_mid_delta_sync_keeps_the_snapshot_behind_and_rerun_converges(tm
     (tmp_path / "first.txt").write_text("\n".join(first) + "\n")
     (tmp_path / "target.txt").write_text("\n".join(target) + "\n")
     state = tmp_path / "synced.snapshot"
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
         env = {**os.environ, **sandbox_conn_env(sandbox.url), "AIRFLOW_HOME": str(tmp_path)}
 
         def run_sync(path: str) -> subprocess.Popen:
@@ -127,8 +127,8 @@ def test_sigkill_mid_delta_sync_keeps_the_snapshot_behind_and_rerun_converges(tm
         time.sleep(0.3)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
-        guid = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)[0]["guid"]
-        assert set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) != set(target)
+        guid = sandbox.walkme.segments(TEST_SYSTEM_GUID)[0]["guid"]
+        assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) != set(target)
         assert state.read_bytes() == snapshot_before  # the snapshot never runs ahead of the API
 
         sandbox.clear_faults()
@@ -138,6 +138,6 @@ def test_sigkill_mid_delta_sync_keeps_the_snapshot_behind_and_rerun_converges(tm
         # The killed delta changed the segment after the snapshot (its update time says so): the
         # evidence no longer matches the snapshot, so the rerun sends the whole membership.
         assert "Sync plan (full)" in output
-        assert set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) == set(target)
-        assert len(sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)) == 1
+        assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == set(target)
+        assert len(sandbox.walkme.segments(TEST_SYSTEM_GUID)) == 1
         assert state.read_text().count("\n") == len(target) + 1

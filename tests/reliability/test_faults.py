@@ -14,16 +14,16 @@ from support import sandbox_conn_env
 from airflow_provider_segments.exceptions import SegmentsApiError, SegmentsAuthError, SegmentsNotFoundError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
-SEGMENTS = f"/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 TOKEN = "/accounts/connect/token"
 ZD_LIST = "/api/v2/help_center/user_segments.json"
 
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with SandboxServer() as server:
+    with SegmentsTestServer() as server:
         for name, value in sandbox_conn_env(server.url, timeout=1).items():
             monkeypatch.setenv(name, value)
         yield server
@@ -31,7 +31,7 @@ def sandbox(monkeypatch):
 
 @pytest.fixture
 def walkme(sandbox):
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Enterprise", ["a"])["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Enterprise", ["a"])["guid"]
     return WalkMeHook(), guid
 
 
@@ -62,7 +62,7 @@ def test_walkme_update_survives_a_transient_fault(sandbox, walkme, fault):
     assert result["requests"] == 1
     if "delay" in fault:  # the stalled request is logged (and applied) once its delay is over
         time.sleep(fault["delay"])
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid) == ["x", "y"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, guid) == ["x", "y"]
     assert _attempts(sandbox, "PUT", f"{SEGMENTS}/{guid}") == 2
 
 
@@ -93,7 +93,7 @@ def test_token_revoked_between_two_chunks_is_replaced_once(sandbox, walkme):
     session.request = revoke_after_first_chunk
     hook.update_segment(guid, "override", ids)
     assert puts == [200, 401, 200, 200]
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid) == ids
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, guid) == ids
     assert _attempts(sandbox, "POST", TOKEN) == 2
 
 
@@ -150,9 +150,9 @@ def test_wrong_credentials_fail_fast_naming_the_connection(sandbox, monkeypatch)
 def test_create_whose_response_is_lost_does_not_duplicate(sandbox):
     sandbox.inject_fault(SEGMENTS, lose_response=True, method="POST")
     result = WalkMeHook().create_segment("Churned last week", ["a", "b"])
-    (segment,) = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
     assert segment["guid"] == result["segment_guid"] and segment["name"] == "Churned last week"
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == ["a", "b"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == ["a", "b"]
 
 
 # -- Zendesk -------------------------------------------------------------------------------------

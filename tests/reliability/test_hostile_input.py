@@ -16,7 +16,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 SYSTEM = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
@@ -183,7 +183,7 @@ def test_a_csv_without_user_ids_column_fails_before_anything_is_sent(sandbox, tm
         _sync(tmp_path, user_ids_path=str(path))
     assert sandbox.requests == []
     result = _sync(tmp_path, user_ids_path=str(path), user_ids_column="email")
-    assert sorted(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, result["segment_guid"])) == [
+    assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == [
         "a@x.com",
         "b@x.com",
     ]

@@ -28,14 +28,14 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
-SEGMENTS = f"/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with SandboxServer() as server:
+    with SegmentsTestServer() as server:
         for name, value in sandbox_conn_env(server.url, timeout=1, max_attempts=2).items():
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.5)
@@ -43,12 +43,12 @@ def sandbox(monkeypatch):
 
 
 def segments_named(sandbox, name: str) -> list[dict]:
-    return [s for s in sandbox.walkme.segments(SANDBOX_SYSTEM_GUID) if s["name"] == name]
+    return [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == name]
 
 
 def members_of(sandbox, name: str) -> set[str]:
     (segment,) = segments_named(sandbox, name)
-    return set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]))
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
 
 
 def writes(sandbox) -> list[dict]:
@@ -142,7 +142,7 @@ def test_a_by_name_sync_after_the_segment_was_recreated_is_full(sandbox, tmp_pat
     state = tmp_path / "audience.snapshot"
     first = sync(state, user_ids=["a", "b"])
     WalkMeHook().delete_segment(first["segment_guid"])
-    sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Audience", ["stranger"])
+    sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["stranger"])
     result = sync(state, user_ids=["a", "b"])
     assert result["mode"] == "full"
     assert members_of(sandbox, "Audience") == {"a", "b"}
@@ -234,7 +234,7 @@ def test_a_retry_of_a_partial_create_with_if_exists_error_converges(sandbox):
 
 # -- 8. a delete whose answer was lost --------------------------------------------------------------
 def test_a_delete_whose_answer_was_lost_is_reported_done_with_missing_ok_false(sandbox):
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Old", ["a"])["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Old", ["a"])["guid"]
     sandbox.inject_fault(f"{SEGMENTS}/", method="DELETE", lose_response=True)
     assert WalkMeDeleteSegmentOperator(task_id="d", segment_guid=guid, missing_ok=False).execute({}) == guid
     assert segments_named(sandbox, "Old") == []
@@ -252,7 +252,7 @@ def test_a_create_answer_without_a_guid_never_sends_to_segment_none(sandbox, mon
 
 
 def test_a_segment_guid_of_32_hex_digits_is_sent_hyphenated(sandbox):
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Hex", ["a"])["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Hex", ["a"])["guid"]
     WalkMeUpdateSegmentOperator(
         task_id="u", segment_guid=guid.replace("-", "").upper(), action="add", user_ids=["b"]
     ).execute({})
@@ -319,9 +319,9 @@ def test_two_workers_with_their_own_snapshot_alternate_and_membership_stays_exac
 
 # -- 17.3. an old-format snapshot ---------------------------------------------------------------------------
 def test_a_version_1_snapshot_reads_as_no_snapshot(sandbox, tmp_path):
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Audience", ["a", "x"])["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["a", "x"])["guid"]
     state = tmp_path / "s"
-    header = {"version": 1, "segment_guid": guid, "system_guid": SANDBOX_SYSTEM_GUID, "count": 2}
+    header = {"version": 1, "segment_guid": guid, "system_guid": TEST_SYSTEM_GUID, "count": 2}
     state.write_text(f"#segments-snapshot {json.dumps(header)}\na\nb\n")
     result = sync(state, user_ids=["a", "b"])
     assert result["mode"] == "full"
@@ -395,7 +395,7 @@ def test_a_second_sync_of_the_same_state_path_while_one_runs_fails_clearly(sandb
 
 # -- 17.9. no listed member count ----------------------------------------------------------------------------
 def test_an_override_whose_removal_cannot_be_checked_is_refused(sandbox, monkeypatch):
-    guid = sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Counted", [f"u{i}" for i in range(40)])["guid"]
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Counted", [f"u{i}" for i in range(40)])["guid"]
     original = WalkMeHook.list_segments
 
     def without_counts(self, system_guid=None):
@@ -410,7 +410,7 @@ def test_an_override_whose_removal_cannot_be_checked_is_refused(sandbox, monkeyp
     result = WalkMeUpdateSegmentOperator(
         task_id="u", segment_guid=guid, action="override", user_ids=["u1"], max_removal_fraction=1.0
     ).execute({})
-    assert result["verified"] is False and set(sandbox.walkme.members(SANDBOX_SYSTEM_GUID, guid)) == {"u1"}
+    assert result["verified"] is False and set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == {"u1"}
 
 
 # -- model-based: any sequence of failing runs, then one clean run ---------------------------------

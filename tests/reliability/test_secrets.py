@@ -15,27 +15,27 @@ from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators.walkme import WalkMeCreateSegmentOperator, WalkMeListSegmentsOperator
 from airflow_provider_segments.operators.zendesk import ZendeskCreateUserSegmentOperator
-from airflow_provider_segments.sandbox import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_SYSTEM_GUID,
-    SANDBOX_ZENDESK_API_TOKEN,
-    SANDBOX_ZENDESK_EMAIL,
-    SANDBOX_ZENDESK_OAUTH_TOKEN,
-    SANDBOX_ZENDESK_PASSWORD,
-    SandboxServer,
+from airflow_provider_segments.testing import (
+    TEST_CLIENT_ID,
+    TEST_CLIENT_SECRET,
+    TEST_SYSTEM_GUID,
+    TEST_ZENDESK_API_TOKEN,
+    TEST_ZENDESK_EMAIL,
+    TEST_ZENDESK_OAUTH_TOKEN,
+    TEST_ZENDESK_PASSWORD,
+    SegmentsTestServer,
 )
 
 ZENDESK_STYLES = {
-    "api_token": (SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_API_TOKEN),
-    "password": (SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_PASSWORD),
-    "oauth_token": (None, SANDBOX_ZENDESK_OAUTH_TOKEN),
+    "api_token": (TEST_ZENDESK_EMAIL, TEST_ZENDESK_API_TOKEN),
+    "password": (TEST_ZENDESK_EMAIL, TEST_ZENDESK_PASSWORD),
+    "oauth_token": (None, TEST_ZENDESK_OAUTH_TOKEN),
 }
 
 
 @pytest.fixture
 def sandbox():
-    with SandboxServer() as server:
+    with SegmentsTestServer() as server:
         yield server
 
 
@@ -57,9 +57,9 @@ def test_walkme_secrets_stay_out_of_logs_errors_xcoms_and_repr(sandbox, monkeypa
         {
             "conn_type": "walkme",
             "host": sandbox.url,
-            "login": SANDBOX_CLIENT_ID,
-            "password": SANDBOX_CLIENT_SECRET,
-            "extra": {"system_guid": SANDBOX_SYSTEM_GUID},
+            "login": TEST_CLIENT_ID,
+            "password": TEST_CLIENT_SECRET,
+            "extra": {"system_guid": TEST_SYSTEM_GUID},
         },
     )
     xcoms = [
@@ -73,7 +73,7 @@ def test_walkme_secrets_stay_out_of_logs_errors_xcoms_and_repr(sandbox, monkeypa
     with pytest.raises(SegmentsError) as err:
         hook.list_segments()
     errors.append(str(err.value))
-    secrets = [SANDBOX_CLIENT_SECRET, *sandbox.walkme.issued_tokens]
+    secrets = [TEST_CLIENT_SECRET, *sandbox.walkme.issued_tokens]
     assert len(secrets) >= 3
     captured = capsys.readouterr()
     everything = "\n".join(

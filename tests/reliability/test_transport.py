@@ -26,7 +26,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.http import ApiClient, without_userinfo
-from airflow_provider_segments.sandbox import SandboxServer
+from airflow_provider_segments.testing import SegmentsTestServer
 
 WALKME_ENV = "AIRFLOW_CONN_WALKME_DEFAULT"
 ZENDESK_ENV = "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT"
@@ -352,7 +352,7 @@ def test_a_create_refused_by_a_closed_port_is_retried_once_the_server_is_up():
 
 
 def test_a_connection_reset_after_the_create_was_sent_is_not_taken_for_never_sent():
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
         sandbox.inject_fault("/things", drop_connection=True, method="POST")
         with pytest.raises(SegmentsUnknownOutcomeError):
             _client(sandbox.url).request_json("POST", "/things", json_body={}, idempotent=False)
@@ -366,7 +366,7 @@ def test_zendesk_field_level_reasons_are_in_the_error(monkeypatch):
         "description": "Record validation errors",
         "details": {"name": [{"description": "Name: is already taken", "error": "DuplicateValue"}]},
     }
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
         for name, value in sandbox_conn_env(sandbox.url).items():
             monkeypatch.setenv(name, value)
         path = "/api/v2/help_center/user_segments.json"

@@ -146,14 +146,12 @@ def test_parse_changed_at_reads_naive_in_the_default_time_zone_here_utc():
 def sandbox_segment(monkeypatch):
     from support import sandbox_conn_env
 
-    from airflow_provider_segments.sandbox import SANDBOX_SYSTEM_GUID, SandboxServer
+    from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
 
-    with SandboxServer() as server:
+    with SegmentsTestServer() as server:
         for name, value in sandbox_conn_env(server.url).items():
             monkeypatch.setenv(name, value)
-        guid = server.walkme.create_segment(SANDBOX_SYSTEM_GUID, "Gated", [f"u{i}" for i in range(25)])[
-            "guid"
-        ]
+        guid = server.walkme.create_segment(TEST_SYSTEM_GUID, "Gated", [f"u{i}" for i in range(25)])["guid"]
         yield server, guid
 
 

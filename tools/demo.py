@@ -1,10 +1,10 @@
-"""Run an example DAG in real Airflow against the local sandbox: ``make demo`` calls this.
+"""Run an example DAG in real Airflow against the local test server: ``make demo`` calls this.
 
-It starts the sandbox on a free loopback port, points the ``walkme_default`` and
-``zendesk_help_center_default`` connections at it with the sandbox-only credentials, prepares a
+It starts the test server on a free loopback port, points the ``walkme_default`` and
+``zendesk_help_center_default`` connections at it with the test server-only credentials, prepares a
 throw-away Airflow home (SQLite, no examples), runs ``airflow dags test`` on the example DAG and
-prints a short summary read back from the sandbox.
-The end-to-end tests call :func:`run_dag_against_sandbox` too, so the demo is tested as it ships.
+prints a short summary read back from the test server.
+The end-to-end tests call :func:`run_dag_against_test_server` too, so the demo is tested as it ships.
 """
 
 from __future__ import annotations
@@ -18,20 +18,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_provider_segments.sandbox.server import SandboxServer
-from airflow_provider_segments.sandbox.walkme import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_SYSTEM_GUID,
+from airflow_provider_segments.testing.server import SegmentsTestServer
+from airflow_provider_segments.testing.walkme import (
+    TEST_CLIENT_ID,
+    TEST_CLIENT_SECRET,
+    TEST_SYSTEM_GUID,
 )
-from airflow_provider_segments.sandbox.zendesk import SANDBOX_ZENDESK_API_TOKEN, SANDBOX_ZENDESK_EMAIL
+from airflow_provider_segments.testing.zendesk import TEST_ZENDESK_API_TOKEN, TEST_ZENDESK_EMAIL
 
 DEFAULT_DAG_ID = "walkme_segment_demo"
 
 
 @dataclass
 class DagRunOutcome:
-    """What a DAG run against the sandbox produced."""
+    """What a DAG run against the test server produced."""
 
     returncode: int
     output: str
@@ -40,7 +40,7 @@ class DagRunOutcome:
 
 
 def airflow_env(airflow_home: Path, dags_folder: Path, sandbox_url: str, **extra_env: str) -> dict[str, str]:
-    """Environment for an Airflow process that uses a private home and the sandbox connections."""
+    """Environment for an Airflow process that uses a private home and the test server connections."""
     env = dict(os.environ)
     env.update(
         {
@@ -51,9 +51,9 @@ def airflow_env(airflow_home: Path, dags_folder: Path, sandbox_url: str, **extra
                 {
                     "conn_type": "walkme",
                     "host": sandbox_url,
-                    "login": SANDBOX_CLIENT_ID,
-                    "password": SANDBOX_CLIENT_SECRET,
-                    "extra": {"system_guid": SANDBOX_SYSTEM_GUID},
+                    "login": TEST_CLIENT_ID,
+                    "password": TEST_CLIENT_SECRET,
+                    "extra": {"system_guid": TEST_SYSTEM_GUID},
                 }
             ),
             # The example DAGs' small SQLite warehouse and their files live in the private home too.
@@ -65,8 +65,8 @@ def airflow_env(airflow_home: Path, dags_folder: Path, sandbox_url: str, **extra
                 {
                     "conn_type": "zendesk_help_center",
                     "host": sandbox_url,
-                    "login": SANDBOX_ZENDESK_EMAIL,
-                    "password": SANDBOX_ZENDESK_API_TOKEN,
+                    "login": TEST_ZENDESK_EMAIL,
+                    "password": TEST_ZENDESK_API_TOKEN,
                     "extra": {"auth_type": "api_token"},
                 }
             ),
@@ -91,8 +91,8 @@ def migrate_db(env: dict[str, str]) -> None:
     marker.touch()
 
 
-def run_dag_against_sandbox(
-    sandbox: SandboxServer,
+def run_dag_against_test_server(
+    sandbox: SegmentsTestServer,
     *,
     dag_id: str = DEFAULT_DAG_ID,
     airflow_home: Path,
@@ -127,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--propagation-seconds", type=int, default=5, help="shortened propagation window")
     args = parser.parse_args(argv)
 
-    with SandboxServer() as sandbox:
-        print(f"Sandbox (WalkMe and Zendesk Help Center APIs) listening on {sandbox.url}")
+    with SegmentsTestServer() as sandbox:
+        print(f"Test server (WalkMe and Zendesk Help Center APIs) listening on {sandbox.url}")
         print(f"Running DAG {args.dag_id!r} with real Airflow (airflow dags test) ...", flush=True)
-        outcome = run_dag_against_sandbox(
+        outcome = run_dag_against_test_server(
             sandbox,
             dag_id=args.dag_id,
             airflow_home=args.airflow_home.resolve(),
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             extra_env={"SEGMENTS_DEMO_PROPAGATION_SECONDS": str(args.propagation_seconds)},
         )
         summary_lines = [line for line in outcome.output.splitlines() if "DEMO SUMMARY:" in line]
-        segments = sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)
+        segments = sandbox.walkme.segments(TEST_SYSTEM_GUID)
         writes = [r for r in sandbox.requests if r.get("action")]  # segment writes, not token calls
 
     print(f"Airflow log: {outcome.log_path}")
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"DAG {args.dag_id!r} succeeded in {outcome.seconds:.1f} s.")
     for segment in segments:
-        members = sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"])
-        print(f"  sandbox segment {segment['name']!r} ({segment['guid']}): {len(members):,} members")
-    print(f"  write requests the sandbox received: {len(writes)}")
+        members = sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"])
+        print(f"  test server segment {segment['name']!r} ({segment['guid']}): {len(members):,} members")
+    print(f"  write requests the test server received: {len(writes)}")
     for line in summary_lines[-1:]:
         print("  " + line.split("DEMO SUMMARY:", 1)[1].strip())
     return 0

@@ -16,18 +16,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from airflow_provider_segments.sandbox import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_SYSTEM_GUID,
-    SANDBOX_ZENDESK_API_TOKEN,
-    SANDBOX_ZENDESK_EMAIL,
-    SANDBOX_ZENDESK_OAUTH_TOKEN,
-    SANDBOX_ZENDESK_PASSWORD,
-    SandboxServer,
+from airflow_provider_segments.testing import (
+    TEST_CLIENT_ID,
+    TEST_CLIENT_SECRET,
+    TEST_SYSTEM_GUID,
+    TEST_ZENDESK_API_TOKEN,
+    TEST_ZENDESK_EMAIL,
+    TEST_ZENDESK_OAUTH_TOKEN,
+    TEST_ZENDESK_PASSWORD,
+    SegmentsTestServer,
 )
-from airflow_provider_segments.sandbox.base import Request
-from airflow_provider_segments.sandbox.zendesk import FIRST_CUSTOM_SEGMENT_ID, ZendeskApp
+from airflow_provider_segments.testing.base import Request
+from airflow_provider_segments.testing.zendesk import FIRST_CUSTOM_SEGMENT_ID, ZendeskApp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HC = "/api/v2/help_center"
@@ -46,15 +46,15 @@ SEGMENT_KEYS = {
     "updated_at",
     "built_in",
 }
-TOKEN_AUTH = (f"{SANDBOX_ZENDESK_EMAIL}/token", SANDBOX_ZENDESK_API_TOKEN)
+TOKEN_AUTH = (f"{TEST_ZENDESK_EMAIL}/token", TEST_ZENDESK_API_TOKEN)
 NOT_AUTHENTICATED = {"error": "Couldn't authenticate you"}
 NOT_FOUND = {"error": "RecordNotFound", "description": "Not found"}
 BUILT_IN_REFUSED = {"error": "Forbidden", "description": "Built-in user segments cannot be modified"}
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
+def sandbox() -> Iterator[SegmentsTestServer]:
+    with SegmentsTestServer(port=0) as server:
         yield server
 
 
@@ -66,15 +66,15 @@ def api() -> Iterator[requests.Session]:
         yield session
 
 
-def url(sandbox: SandboxServer, path: str) -> str:
+def url(sandbox: SegmentsTestServer, path: str) -> str:
     return f"{sandbox.url}{HC}/{path}"
 
 
-def segment_url(sandbox: SandboxServer, segment_id: int, tail: str = ".json") -> str:
+def segment_url(sandbox: SegmentsTestServer, segment_id: int, tail: str = ".json") -> str:
     return url(sandbox, f"user_segments/{segment_id}{tail}")
 
 
-def create(api: requests.Session, sandbox: SandboxServer, **fields: object) -> dict:
+def create(api: requests.Session, sandbox: SegmentsTestServer, **fields: object) -> dict:
     body = {"name": "VIP agents", "user_type": "staff", **fields}
     response = api.post(url(sandbox, "user_segments.json"), json={"user_segment": body}, timeout=5)
     assert response.status_code == 201, response.text
@@ -105,14 +105,14 @@ def follow(api: requests.Session, first_url: str, key: str = "user_segments", li
 @pytest.mark.parametrize(
     ("auth", "headers", "style"),
     [
-        (None, {"Authorization": f"Bearer {SANDBOX_ZENDESK_OAUTH_TOKEN}"}, "oauth_token"),
+        (None, {"Authorization": f"Bearer {TEST_ZENDESK_OAUTH_TOKEN}"}, "oauth_token"),
         (TOKEN_AUTH, {}, "api_token"),
-        ((SANDBOX_ZENDESK_EMAIL.upper(), SANDBOX_ZENDESK_PASSWORD), {}, "password"),
+        ((TEST_ZENDESK_EMAIL.upper(), TEST_ZENDESK_PASSWORD), {}, "password"),
     ],
     ids=["oauth-bearer", "email-token-api-token", "email-password"],
 )
 def test_each_auth_style_is_accepted_and_logged(
-    sandbox: SandboxServer, auth: tuple[str, str] | None, headers: dict[str, str], style: str
+    sandbox: SegmentsTestServer, auth: tuple[str, str] | None, headers: dict[str, str], style: str
 ) -> None:
     listed = requests.get(url(sandbox, "user_segments.json"), auth=auth, headers=headers, timeout=5)
     created = requests.post(
@@ -133,13 +133,13 @@ def test_each_auth_style_is_accepted_and_logged(
     [
         (None, {}),
         (None, {"Authorization": "Bearer not-the-oauth-token"}),
-        (None, {"Authorization": f"Bearer {SANDBOX_ZENDESK_API_TOKEN}"}),
-        ((f"{SANDBOX_ZENDESK_EMAIL}/token", "wrong-token"), {}),
-        ((f"{SANDBOX_ZENDESK_EMAIL}/token", SANDBOX_ZENDESK_PASSWORD), {}),
-        ((SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_API_TOKEN), {}),
-        ((SANDBOX_ZENDESK_EMAIL, "wrong-password"), {}),
-        (("someone@else.example.com/token", SANDBOX_ZENDESK_API_TOKEN), {}),
-        (("someone@else.example.com", SANDBOX_ZENDESK_PASSWORD), {}),
+        (None, {"Authorization": f"Bearer {TEST_ZENDESK_API_TOKEN}"}),
+        ((f"{TEST_ZENDESK_EMAIL}/token", "wrong-token"), {}),
+        ((f"{TEST_ZENDESK_EMAIL}/token", TEST_ZENDESK_PASSWORD), {}),
+        ((TEST_ZENDESK_EMAIL, TEST_ZENDESK_API_TOKEN), {}),
+        ((TEST_ZENDESK_EMAIL, "wrong-password"), {}),
+        (("someone@else.example.com/token", TEST_ZENDESK_API_TOKEN), {}),
+        (("someone@else.example.com", TEST_ZENDESK_PASSWORD), {}),
     ],
     ids=[
         "none",
@@ -154,7 +154,7 @@ def test_each_auth_style_is_accepted_and_logged(
     ],
 )
 def test_wrong_credentials_get_401_and_change_nothing(
-    sandbox: SandboxServer, auth: tuple[str, str] | None, headers: dict[str, str]
+    sandbox: SegmentsTestServer, auth: tuple[str, str] | None, headers: dict[str, str]
 ) -> None:
     for method, target, body in [
         ("GET", url(sandbox, "user_segments.json"), None),
@@ -171,7 +171,7 @@ def test_wrong_credentials_get_401_and_change_nothing(
 def test_an_auth_style_set_to_none_is_refused() -> None:
     app = ZendeskApp(password=None)
 
-    by_password = app.handle(basic_get(SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_PASSWORD))
+    by_password = app.handle(basic_get(TEST_ZENDESK_EMAIL, TEST_ZENDESK_PASSWORD))
     by_token = app.handle(basic_get(*TOKEN_AUTH))
 
     assert by_password is not None and by_password.status == 401
@@ -181,7 +181,7 @@ def test_an_auth_style_set_to_none_is_refused() -> None:
 # -- segments ---------------------------------------------------------------------------------------
 
 
-def test_built_in_segments_exist_from_the_start(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_built_in_segments_exist_from_the_start(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     response = api.get(url(sandbox, "user_segments.json"), timeout=5)
 
     assert response.status_code == 200
@@ -193,7 +193,9 @@ def test_built_in_segments_exist_from_the_start(sandbox: SandboxServer, api: req
     assert all(set(s) == SEGMENT_KEYS for s in segments)
 
 
-def test_create_show_update_list_and_delete_round_trip(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_create_show_update_list_and_delete_round_trip(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     created = api.post(
         url(sandbox, "user_segments.json"),
         json={
@@ -260,7 +262,7 @@ def test_create_show_update_list_and_delete_round_trip(sandbox: SandboxServer, a
     assert [s["id"] for s in sandbox.zendesk.segments()] == [1, 2, second["id"]]
 
 
-def test_paths_without_the_json_suffix_work_too(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_paths_without_the_json_suffix_work_too(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     segment = create(api, sandbox)
 
     assert api.get(url(sandbox, "user_segments"), timeout=5).status_code == 200
@@ -270,7 +272,7 @@ def test_paths_without_the_json_suffix_work_too(sandbox: SandboxServer, api: req
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 @pytest.mark.parametrize("segment_id", [1, 2])
 def test_built_in_segments_cannot_be_updated_or_deleted(
-    sandbox: SandboxServer, api: requests.Session, method: str, segment_id: int
+    sandbox: SegmentsTestServer, api: requests.Session, method: str, segment_id: int
 ) -> None:
     before = sandbox.zendesk.segment(segment_id)
 
@@ -286,7 +288,7 @@ def test_built_in_segments_cannot_be_updated_or_deleted(
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 @pytest.mark.parametrize("segment_id", ["360000000999", "abc"], ids=["unknown", "not-a-number"])
 def test_unknown_segment_ids_get_404_record_not_found(
-    sandbox: SandboxServer, api: requests.Session, method: str, segment_id: str
+    sandbox: SegmentsTestServer, api: requests.Session, method: str, segment_id: str
 ) -> None:
     create(api, sandbox)
 
@@ -339,7 +341,7 @@ def test_unknown_segment_ids_get_404_record_not_found(
     ],
 )
 def test_create_rejects_invalid_fields_with_400_naming_the_field(
-    sandbox: SandboxServer, api: requests.Session, fields: dict, field: str, message: str
+    sandbox: SegmentsTestServer, api: requests.Session, fields: dict, field: str, message: str
 ) -> None:
     response = api.post(url(sandbox, "user_segments.json"), json={"user_segment": fields}, timeout=5)
 
@@ -350,7 +352,7 @@ def test_create_rejects_invalid_fields_with_400_naming_the_field(
     assert [s["id"] for s in sandbox.zendesk.segments()] == [1, 2]
 
 
-def test_every_invalid_field_is_reported_at_once(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_every_invalid_field_is_reported_at_once(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     response = api.post(
         url(sandbox, "user_segments.json"),
         json={"user_segment": {"user_type": "foo", "tags": [1]}},
@@ -379,7 +381,7 @@ def test_every_invalid_field_is_reported_at_once(sandbox: SandboxServer, api: re
     ids=["unwrapped", "not-an-object", "array", "truncated", "empty"],
 )
 def test_bodies_without_a_user_segment_object_get_400(
-    sandbox: SandboxServer, api: requests.Session, body: str, field: str
+    sandbox: SegmentsTestServer, api: requests.Session, body: str, field: str
 ) -> None:
     headers = {"Content-Type": "application/json"}
     created = api.post(url(sandbox, "user_segments.json"), data=body, headers=headers, timeout=5)
@@ -392,7 +394,7 @@ def test_bodies_without_a_user_segment_object_get_400(
     assert sandbox.zendesk.segment(segment["id"]) == segment
 
 
-def test_writes_need_a_json_content_type(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_writes_need_a_json_content_type(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     segment = create(api, sandbox)
     body = '{"user_segment": {"name": "x", "user_type": "staff"}}'
 
@@ -408,7 +410,7 @@ def test_writes_need_a_json_content_type(sandbox: SandboxServer, api: requests.S
 
 
 def test_update_rejects_invalid_values_and_keeps_the_segment(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     segment = create(api, sandbox, tags=["vip"])
 
@@ -424,7 +426,7 @@ def test_update_rejects_invalid_values_and_keeps_the_segment(
 
 
 def test_partial_update_changes_only_the_given_fields_and_an_empty_list_clears(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     segment = create(
         api,
@@ -454,7 +456,7 @@ def test_partial_update_changes_only_the_given_fields_and_an_empty_list_clears(
 
 
 def test_built_in_filter_selects_built_in_or_custom_segments(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     custom = create(api, sandbox)
 
@@ -472,7 +474,7 @@ def test_built_in_filter_selects_built_in_or_custom_segments(
     assert list(bad.json()["errors"]) == ["built_in"]
 
 
-def test_applicable_lists_every_segment(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_applicable_lists_every_segment(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     staff = create(api, sandbox, user_type="staff")
     signed_in = create(api, sandbox, user_type="signed_in_users")
 
@@ -483,7 +485,7 @@ def test_applicable_lists_every_segment(sandbox: SandboxServer, api: requests.Se
 
 
 def test_user_segments_of_a_user_are_signed_in_users_plus_segments_that_added_the_user(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     with_user = create(api, sandbox, name="A", added_user_ids=[500, 501])
     create(api, sandbox, name="B", added_user_ids=[502])
@@ -505,7 +507,7 @@ def test_user_segments_of_a_user_are_signed_in_users_plus_segments_that_added_th
 
 
 def test_cursor_pagination_walks_250_segments_in_three_pages_keeping_the_filter(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     seeded = [sandbox.zendesk.create_segment(name=f"Segment {i}")["id"] for i in range(250)]
 
@@ -528,7 +530,7 @@ def test_cursor_pagination_walks_250_segments_in_three_pages_keeping_the_filter(
 
 
 def test_cursor_pagination_defaults_to_100_and_prev_links_go_back(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     for i in range(150):
         sandbox.zendesk.create_segment(name=f"Segment {i}")
@@ -558,7 +560,7 @@ def test_cursor_pagination_defaults_to_100_and_prev_links_go_back(
     ids=["size-over-100", "size-zero", "size-not-a-number", "bad-cursor", "per-page-over-100", "page-zero"],
 )
 def test_bad_pagination_parameters_get_400(
-    sandbox: SandboxServer, api: requests.Session, params: dict[str, str]
+    sandbox: SegmentsTestServer, api: requests.Session, params: dict[str, str]
 ) -> None:
     response = api.get(url(sandbox, "user_segments.json"), params=params, timeout=5)
 
@@ -568,7 +570,7 @@ def test_bad_pagination_parameters_get_400(
     assert name in response.json()["description"]
 
 
-def test_an_empty_list_has_no_cursors_or_links(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_an_empty_list_has_no_cursors_or_links(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     response = api.get(url(sandbox, "user_segments.json"), params={"built_in": "false"}, timeout=5)
 
     assert response.json() == {
@@ -581,7 +583,9 @@ def test_an_empty_list_has_no_cursors_or_links(sandbox: SandboxServer, api: requ
 # -- offset pagination and the endless fault --------------------------------------------------------
 
 
-def test_offset_pagination_when_switched_over_http(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_offset_pagination_when_switched_over_http(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     seeded = [sandbox.zendesk.create_segment()["id"] for _ in range(250)]
     switched = requests.post(
         sandbox.url + "/_sandbox/zendesk/pagination", json={"style": "offset"}, timeout=5
@@ -607,7 +611,7 @@ def test_offset_pagination_when_switched_over_http(sandbox: SandboxServer, api: 
 
 
 def test_page_or_per_page_in_the_request_gets_offset_pagination(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     for _ in range(5):
         sandbox.zendesk.create_segment()
@@ -629,7 +633,7 @@ def test_page_or_per_page_in_the_request_gets_offset_pagination(
 
 
 def test_endless_pagination_fault_always_offers_a_next_page(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     sandbox.zendesk.create_segment()
     sandbox.zendesk.pagination = "endless"
@@ -647,7 +651,7 @@ def test_endless_pagination_fault_always_offers_a_next_page(
     assert parse_qs(urlsplit(offset["next_page"]).query)["page"] == ["8"]
 
 
-def test_pagination_style_is_validated_and_reset(sandbox: SandboxServer) -> None:
+def test_pagination_style_is_validated_and_reset(sandbox: SegmentsTestServer) -> None:
     with pytest.raises(ValueError, match="pagination"):
         sandbox.zendesk.pagination = "pages"
     refused = requests.post(sandbox.url + "/_sandbox/zendesk/pagination", json={"style": "pages"}, timeout=5)
@@ -663,7 +667,7 @@ def test_pagination_style_is_validated_and_reset(sandbox: SandboxServer) -> None
 
 
 def test_sections_and_topics_of_a_segment_are_listed_with_urls_on_the_sandbox_host(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     segment = create(api, sandbox)
     other = create(api, sandbox, name="Other")
@@ -714,7 +718,7 @@ def test_sections_and_topics_of_a_segment_are_listed_with_urls_on_the_sandbox_ho
     assert empty.json()["topics"] == []
 
 
-def test_sections_are_paginated_like_other_lists(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_sections_are_paginated_like_other_lists(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     added = [sandbox.zendesk.add_section(2, f"Section {i}")["id"] for i in range(5)]
 
     pages = follow(api, segment_url(sandbox, 2, "/sections.json?page[size]=2"))
@@ -722,7 +726,7 @@ def test_sections_are_paginated_like_other_lists(sandbox: SandboxServer, api: re
     assert [[s["id"] for s in page["sections"]] for page in pages] == [added[:2], added[2:4], added[4:]]
 
 
-def test_sections_and_topics_need_a_known_segment(sandbox: SandboxServer) -> None:
+def test_sections_and_topics_need_a_known_segment(sandbox: SegmentsTestServer) -> None:
     with pytest.raises(KeyError):
         sandbox.zendesk.add_section(404, "Nowhere")
     response = requests.post(
@@ -735,7 +739,9 @@ def test_sections_and_topics_need_a_known_segment(sandbox: SandboxServer) -> Non
 # -- rate limit, faults, log ------------------------------------------------------------------------
 
 
-def test_rate_limit_headers_count_down_on_every_answer(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_rate_limit_headers_count_down_on_every_answer(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     answers = [
         api.get(url(sandbox, "user_segments.json"), timeout=5),
         api.get(segment_url(sandbox, 999), timeout=5),  # 404
@@ -749,7 +755,7 @@ def test_rate_limit_headers_count_down_on_every_answer(sandbox: SandboxServer, a
 
 
 def test_a_low_rate_limit_runs_down_to_zero_and_reset_refills_it(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     sandbox.zendesk.rate_limit = 2
 
@@ -786,7 +792,7 @@ def test_rate_limit_window_refills_after_a_minute() -> None:
 
 
 def test_injected_429_with_retry_after_hits_a_zendesk_path(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     sandbox.inject_fault(f"{HC}/user_segments", 429, retry_after="7")
 
@@ -809,7 +815,7 @@ def test_injected_429_with_retry_after_hits_a_zendesk_path(
 
 
 def test_request_log_records_auth_action_and_added_user_count(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     segment = create(api, sandbox, added_user_ids=[1, 2, 3])
     api.delete(segment_url(sandbox, segment["id"]), timeout=5)
@@ -826,7 +832,7 @@ def test_request_log_records_auth_action_and_added_user_count(
 
 
 def test_reset_restores_the_built_in_segments_and_id_counter(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     create(api, sandbox)
     sandbox.zendesk.add_section(1, "Kept?")
@@ -867,15 +873,15 @@ def test_create_segment_seeds_without_validation_and_rejects_unknown_fields() ->
 
 
 def test_walkme_still_works_beside_zendesk_on_the_same_port(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     token = requests.post(
         sandbox.url + "/accounts/connect/token",
         data={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=5,
     ).json()["access_token"]
-    walkme_url = f"{sandbox.url}/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+    walkme_url = f"{sandbox.url}/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 
     walkme = requests.post(
         walkme_url,
@@ -888,7 +894,7 @@ def test_walkme_still_works_beside_zendesk_on_the_same_port(
 
     assert walkme.status_code == 201
     assert "X-Rate-Limit" not in walkme.headers
-    assert [s["name"] for s in sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)] == ["Trial users"]
+    assert [s["name"] for s in sandbox.walkme.segments(TEST_SYSTEM_GUID)] == ["Trial users"]
     assert sandbox.zendesk.segment(zendesk["id"]) == zendesk
     assert basic_on_walkme.status_code == 401
 
@@ -899,7 +905,7 @@ def test_cli_start_up_line_names_the_zendesk_email_but_no_secret() -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_segments.sandbox", "--port", "0"],
+        [sys.executable, "-m", "airflow_provider_segments.testing", "--port", "0"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -911,8 +917,8 @@ def test_cli_start_up_line_names_the_zendesk_email_but_no_secret() -> None:
         assert ready, "the sandbox printed nothing within 15 s"
         line = process.stdout.readline()
         base = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
-        assert SANDBOX_ZENDESK_EMAIL in line and "SANDBOX_ZENDESK_API_TOKEN" in line
-        for secret in (SANDBOX_ZENDESK_API_TOKEN, SANDBOX_ZENDESK_PASSWORD, SANDBOX_ZENDESK_OAUTH_TOKEN):
+        assert TEST_ZENDESK_EMAIL in line and "TEST_ZENDESK_API_TOKEN" in line
+        for secret in (TEST_ZENDESK_API_TOKEN, TEST_ZENDESK_PASSWORD, TEST_ZENDESK_OAUTH_TOKEN):
             assert secret not in line
 
         response = requests.get(base + SEGMENTS_PATH, auth=TOKEN_AUTH, timeout=5)

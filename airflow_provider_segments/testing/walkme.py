@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_segments.sandbox.base import (
+from airflow_provider_segments.testing.base import (
     HttpError,
     Request,
     Response,
@@ -56,20 +56,20 @@ from airflow_provider_segments.sandbox.base import (
 __all__ = [
     "MAX_IDS_PER_REQUEST",
     "MAX_ID_LENGTH",
-    "SANDBOX_CLIENT_ID",
-    "SANDBOX_CLIENT_SECRET",
-    "SANDBOX_SYSTEM_GUID",
+    "TEST_CLIENT_ID",
+    "TEST_CLIENT_SECRET",
+    "TEST_SYSTEM_GUID",
     "TOKEN_PATH",
     "UPDATE_ACTIONS",
     "WalkMeApp",
 ]
 
-SANDBOX_CLIENT_ID = "sandbox-client-id"
-"""Client ID the sandbox accepts. Sandbox-only: it is public and grants nothing anywhere else."""
-SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
-"""Client secret the sandbox accepts. Sandbox-only: it is public and grants nothing anywhere else."""
-SANDBOX_SYSTEM_GUID = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
-"""The system GUID the sandbox knows by default (32 hex characters, like a real WalkMe one)."""
+TEST_CLIENT_ID = "sandbox-client-id"
+"""Client ID the test server accepts. Test-only: it is public and grants nothing anywhere else."""
+TEST_CLIENT_SECRET = "sandbox-client-secret"
+"""Client secret the test server accepts. Test-only: it is public and grants nothing anywhere else."""
+TEST_SYSTEM_GUID = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
+"""The system GUID the test server knows by default (32 hex characters, like a real WalkMe one)."""
 
 MAX_IDS_PER_REQUEST = 25_000
 """Documented limit: "Up to 25k users per request"."""
@@ -112,7 +112,7 @@ class _Segment:
 
 
 class WalkMeApp:
-    """The fake WalkMe Segments API; plug it into a sandbox server, or read its state in tests.
+    """The fake WalkMe Segments API; plug it into a test server server, or read its state in tests.
 
     :param client_id: the only client id the token endpoint accepts.
     :param client_secret: the matching secret.
@@ -124,9 +124,9 @@ class WalkMeApp:
     def __init__(
         self,
         *,
-        client_id: str = SANDBOX_CLIENT_ID,
-        client_secret: str = SANDBOX_CLIENT_SECRET,
-        systems: Iterable[str] = (SANDBOX_SYSTEM_GUID,),
+        client_id: str = TEST_CLIENT_ID,
+        client_secret: str = TEST_CLIENT_SECRET,
+        systems: Iterable[str] = (TEST_SYSTEM_GUID,),
         token_ttl: float = 86400,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

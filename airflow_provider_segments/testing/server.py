@@ -1,12 +1,12 @@
-"""The sandbox HTTP server: dispatch to fake-API apps, a request log, and fault injection.
+"""The test server HTTP server: dispatch to fake-API apps, a request log, and fault injection.
 
 The machinery here is platform-agnostic. Each fake API is an *app* (see
-:mod:`airflow_provider_segments.sandbox.base`); :class:`SandboxServer` only wires the apps together,
+:mod:`airflow_provider_segments.testing.base`); :class:`SegmentsTestServer` only wires the apps together,
 so the Zendesk Help Center fake is one more app beside the WalkMe one, not a second server.
 
 Control endpoints, never logged and never subject to faults:
 
-- ``POST /_sandbox/faults`` with the arguments of :meth:`SandboxHTTPServer.inject_fault` as JSON
+- ``POST /_sandbox/faults`` with the arguments of :meth:`LocalHTTPServer.inject_fault` as JSON
   (201, the stored fault); ``GET /_sandbox/faults`` lists pending faults; ``DELETE`` clears them.
 - ``GET /_sandbox/requests`` returns the request log as a JSON array; ``DELETE`` clears it.
 - ``POST /_sandbox/reset`` clears faults, the log and every app's state (204).
@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_segments.sandbox.base import (
+from airflow_provider_segments.testing.base import (
     App,
     HttpError,
     Request,
@@ -43,20 +43,20 @@ from airflow_provider_segments.sandbox.base import (
     json_response,
     method_not_allowed,
 )
-from airflow_provider_segments.sandbox.walkme import WalkMeApp
-from airflow_provider_segments.sandbox.zendesk import ZendeskApp
+from airflow_provider_segments.testing.walkme import WalkMeApp
+from airflow_provider_segments.testing.zendesk import ZendeskApp
 
 __all__ = [
     "CONTROL_PREFIX",
     "MAX_BODY_BYTES",
     "Fault",
-    "SandboxHTTPServer",
-    "SandboxServer",
+    "LocalHTTPServer",
+    "SegmentsTestServer",
     "is_loopback_host",
 ]
 
 CONTROL_PREFIX = "/_sandbox/"
-"""Paths under this prefix steer the sandbox itself; they are not logged and never faulted."""
+"""Paths under this prefix steer the test server itself; they are not logged and never faulted."""
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """Bodies above this size are refused with 413 (25,000 ids of 100 characters are about 2.6 MB)."""
@@ -166,7 +166,7 @@ def _looks_like_json(text: str) -> bool:
     return True
 
 
-class SandboxHTTPServer(ThreadingHTTPServer):
+class LocalHTTPServer(ThreadingHTTPServer):
     """A threading HTTP/1.1 server that offers each request to its apps in turn.
 
     It also keeps the request log and the pending faults; both are guarded by one lock, so tests
@@ -196,7 +196,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self._control = _ControlApp(self)
         for app in apps:
             self.add_app(app)
-        super().__init__(server_address, _SandboxRequestHandler)
+        super().__init__(server_address, _RequestHandler)
 
     def server_bind(self) -> None:
         """Bind without the reverse DNS lookup ``HTTPServer`` does (it can take seconds)."""
@@ -208,7 +208,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     def add_app(self, app: App) -> None:
         """Plug in another fake API; apps are asked in the order they were added."""
         if not callable(getattr(app, "handle", None)):
-            raise TypeError(f"{app!r} is not a sandbox app: it has no handle(request) method")
+            raise TypeError(f"{app!r} is not a test server app: it has no handle(request) method")
         self.apps.append(app)
 
     # -- faults ---------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             return exc.response()
         except Exception as exc:  # a bug in an app: answer 500 and show the traceback on stderr
             traceback.print_exc(file=sys.stderr)
-            return json_response(500, {"message": f"Sandbox error: {type(exc).__name__}: {exc}"})
+            return json_response(500, {"message": f"Test server error: {type(exc).__name__}: {exc}"})
         return json_response(404, {"message": "Not found"})
 
     # -- connections ----------------------------------------------------------------------------
@@ -370,7 +370,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 class _ControlApp:
     """The ``/_sandbox/`` endpoints that steer the server itself (faults, log, reset)."""
 
-    def __init__(self, server: SandboxHTTPServer) -> None:
+    def __init__(self, server: LocalHTTPServer) -> None:
         self.server = server
 
     def handle(self, request: Request) -> Response | None:
@@ -404,12 +404,12 @@ class _ControlApp:
         return None
 
 
-class _SandboxRequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(BaseHTTPRequestHandler):
     """Reads a request fully, applies faults, asks the apps, logs, and writes the response."""
 
-    server: SandboxHTTPServer
+    server: LocalHTTPServer
     protocol_version = "HTTP/1.1"
-    server_version = "SegmentsSandbox/1.0"
+    server_version = "SegmentsTestServer/1.0"
     disable_nagle_algorithm = True
 
     def version_string(self) -> str:
@@ -563,7 +563,7 @@ def is_loopback_host(host: str) -> bool:
     return bool(addresses) and all(ipaddress.ip_address(address).is_loopback for address in addresses)
 
 
-class SandboxServer:
+class SegmentsTestServer:
     """A local server speaking the WalkMe Segments API and the Zendesk Help Center User Segments API.
 
     Both fakes share one port: :attr:`walkme` and :attr:`zendesk` hold their state. For tests and the demo.
@@ -590,14 +590,14 @@ class SandboxServer:
         host = host.strip().strip("[]")
         if not allow_remote and not is_loopback_host(host):
             raise ValueError(
-                f"refusing to bind the sandbox to {host!r}: it is not a loopback address and the sandbox "
-                "credentials are public; use 127.0.0.1, or pass allow_remote=True (--allow-remote)"
+                f"refusing to bind the test server to {host!r}: it is not a loopback address and the "
+                "its credentials are public; use 127.0.0.1, or pass allow_remote=True (--allow-remote)"
             )
         self.walkme = WalkMeApp(token_ttl=token_ttl)
         """The fake WalkMe Segments API; its state is readable in-process by tests."""
         self.zendesk = ZendeskApp()
         """The fake Zendesk Help Center User Segments API; its state is readable in-process by tests."""
-        self.httpd = SandboxHTTPServer((host, port), [self.walkme, self.zendesk], log_requests=log_requests)
+        self.httpd = LocalHTTPServer((host, port), [self.walkme, self.zendesk], log_requests=log_requests)
         self._thread: threading.Thread | None = None
 
     @property
@@ -616,7 +616,7 @@ class SandboxServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self) -> SandboxServer:
+    def start(self) -> SegmentsTestServer:
         """Serve in a daemon thread (idempotent); return self."""
         if self._thread is None:
             self._thread = threading.Thread(
@@ -637,7 +637,7 @@ class SandboxServer:
         self.httpd.close_connections()
         self.httpd.server_close()
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> SegmentsTestServer:
         return self.start()
 
     def __exit__(
@@ -667,7 +667,7 @@ class SandboxServer:
         truncate_body: bool = False,
         skip: int = 0,
     ) -> Fault:
-        """Make the next ``count`` matching requests fail; see :meth:`SandboxHTTPServer.inject_fault`."""
+        """Make the next ``count`` matching requests fail; see :meth:`LocalHTTPServer.inject_fault`."""
         return self.httpd.inject_fault(
             path_prefix,
             status,
@@ -687,7 +687,7 @@ class SandboxServer:
         self.httpd.clear_faults()
 
     def request_log(self) -> list[dict[str, Any]]:
-        """A copy of the request log, oldest first; see :meth:`SandboxHTTPServer.request_log`."""
+        """A copy of the request log, oldest first; see :meth:`LocalHTTPServer.request_log`."""
         return self.httpd.request_log()
 
     @property

@@ -16,30 +16,30 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider_segments.sandbox import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_SYSTEM_GUID,
-    SandboxServer,
+from airflow_provider_segments.testing import (
+    TEST_CLIENT_ID,
+    TEST_CLIENT_SECRET,
+    TEST_SYSTEM_GUID,
+    SegmentsTestServer,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN_PATH = "/accounts/connect/token"
-SEGMENTS_PATH = f"/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+SEGMENTS_PATH = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
+def sandbox() -> Iterator[SegmentsTestServer]:
+    with SegmentsTestServer(port=0) as server:
         yield server
 
 
-def get_token(sandbox: SandboxServer) -> str:
+def get_token(sandbox: SegmentsTestServer) -> str:
     response = requests.post(
         sandbox.url + TOKEN_PATH,
         data={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=5,
     )
     assert response.status_code == 200, response.text
@@ -47,19 +47,19 @@ def get_token(sandbox: SandboxServer) -> str:
 
 
 @pytest.fixture
-def api(sandbox: SandboxServer) -> Iterator[requests.Session]:
+def api(sandbox: SegmentsTestServer) -> Iterator[requests.Session]:
     """A keep-alive session already holding a valid bearer token."""
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {get_token(sandbox)}"
         yield session
 
 
-def segments_url(sandbox: SandboxServer, segment_guid: str | None = None) -> str:
+def segments_url(sandbox: SegmentsTestServer, segment_guid: str | None = None) -> str:
     url = sandbox.url + SEGMENTS_PATH
     return f"{url}/{segment_guid}" if segment_guid else url
 
 
-def create(api: requests.Session, sandbox: SandboxServer, name: str = "Heap users", user_ids=()) -> dict:
+def create(api: requests.Session, sandbox: SegmentsTestServer, name: str = "Heap users", user_ids=()) -> dict:
     response = api.post(segments_url(sandbox), json={"name": name, "userIds": list(user_ids)}, timeout=5)
     assert response.status_code == 201, response.text
     return response.json()
@@ -68,12 +68,14 @@ def create(api: requests.Session, sandbox: SandboxServer, name: str = "Heap user
 # -- token endpoint ---------------------------------------------------------------------------------
 
 
-def test_token_endpoint_issues_a_bearer_token_that_opens_the_segment_calls(sandbox: SandboxServer) -> None:
+def test_token_endpoint_issues_a_bearer_token_that_opens_the_segment_calls(
+    sandbox: SegmentsTestServer,
+) -> None:
     response = requests.post(
         sandbox.url + TOKEN_PATH,
         data="grant_type=client_credentials",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=5,
     )
 
@@ -92,17 +94,17 @@ def test_token_endpoint_issues_a_bearer_token_that_opens_the_segment_calls(sandb
     assert listing.json() == []
 
 
-def test_each_token_request_gets_a_different_token(sandbox: SandboxServer) -> None:
+def test_each_token_request_gets_a_different_token(sandbox: SegmentsTestServer) -> None:
     assert get_token(sandbox) != get_token(sandbox)
 
 
 @pytest.mark.parametrize(
     "auth",
-    [(SANDBOX_CLIENT_ID, "wrong-secret"), ("someone-else", SANDBOX_CLIENT_SECRET), None],
+    [(TEST_CLIENT_ID, "wrong-secret"), ("someone-else", TEST_CLIENT_SECRET), None],
     ids=["bad-secret", "bad-client-id", "no-basic-auth"],
 )
 def test_token_endpoint_rejects_bad_client_credentials_with_401_invalid_client(
-    sandbox: SandboxServer, auth: tuple[str, str] | None
+    sandbox: SegmentsTestServer, auth: tuple[str, str] | None
 ) -> None:
     response = requests.post(
         sandbox.url + TOKEN_PATH, data={"grant_type": "client_credentials"}, auth=auth, timeout=5
@@ -117,21 +119,21 @@ def test_token_endpoint_rejects_bad_client_credentials_with_401_invalid_client(
     "form", [{"grant_type": "password"}, {"scope": "segments:read"}], ids=["password-grant", "no-grant"]
 )
 def test_token_endpoint_rejects_other_grants_with_400_unsupported_grant_type(
-    sandbox: SandboxServer, form: dict[str, str]
+    sandbox: SegmentsTestServer, form: dict[str, str]
 ) -> None:
     response = requests.post(
-        sandbox.url + TOKEN_PATH, data=form, auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET), timeout=5
+        sandbox.url + TOKEN_PATH, data=form, auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET), timeout=5
     )
 
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
 
 
-def test_token_endpoint_requires_a_form_body_and_answers_415_to_json(sandbox: SandboxServer) -> None:
+def test_token_endpoint_requires_a_form_body_and_answers_415_to_json(sandbox: SegmentsTestServer) -> None:
     response = requests.post(
         sandbox.url + TOKEN_PATH,
         json={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=5,
     )
 
@@ -140,10 +142,8 @@ def test_token_endpoint_requires_a_form_body_and_answers_415_to_json(sandbox: Sa
     assert "x-www-form-urlencoded" in response.json()["error_description"]
 
 
-def test_token_endpoint_answers_405_to_get(sandbox: SandboxServer) -> None:
-    response = requests.get(
-        sandbox.url + TOKEN_PATH, auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET), timeout=5
-    )
+def test_token_endpoint_answers_405_to_get(sandbox: SegmentsTestServer) -> None:
+    response = requests.get(sandbox.url + TOKEN_PATH, auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET), timeout=5)
 
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
@@ -158,7 +158,7 @@ def test_token_endpoint_answers_405_to_get(sandbox: SandboxServer) -> None:
     ids=["no-header", "unknown-token", "basic-instead-of-bearer"],
 )
 def test_segment_calls_without_a_valid_bearer_token_get_401_invalid_token(
-    sandbox: SandboxServer, headers: dict[str, str]
+    sandbox: SegmentsTestServer, headers: dict[str, str]
 ) -> None:
     for method, url, body in [
         ("GET", segments_url(sandbox), None),
@@ -171,15 +171,15 @@ def test_segment_calls_without_a_valid_bearer_token_get_401_invalid_token(
         assert response.json()["error"] == "invalid_token"
         assert response.json()["message"]
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert sandbox.walkme.segments(SANDBOX_SYSTEM_GUID) == []
+    assert sandbox.walkme.segments(TEST_SYSTEM_GUID) == []
 
 
 def test_tokens_expire_after_token_ttl() -> None:
-    with SandboxServer(port=0, token_ttl=0.3) as sandbox:
+    with SegmentsTestServer(port=0, token_ttl=0.3) as sandbox:
         response = requests.post(
             sandbox.url + TOKEN_PATH,
             data={"grant_type": "client_credentials"},
-            auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+            auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
             timeout=5,
         )
         assert response.json()["expires_in"] == 0.3
@@ -194,7 +194,7 @@ def test_tokens_expire_after_token_ttl() -> None:
         assert "expired" in expired.json()["message"]
 
 
-def test_revoked_tokens_get_401_and_a_new_token_works(sandbox: SandboxServer) -> None:
+def test_revoked_tokens_get_401_and_a_new_token_works(sandbox: SegmentsTestServer) -> None:
     first = {"Authorization": f"Bearer {get_token(sandbox)}"}
     assert requests.get(segments_url(sandbox), headers=first, timeout=5).status_code == 200
 
@@ -208,7 +208,7 @@ def test_revoked_tokens_get_401_and_a_new_token_works(sandbox: SandboxServer) ->
     assert requests.get(segments_url(sandbox), headers=second, timeout=5).status_code == 401
 
 
-def test_tokens_endpoint_lists_every_token_issued_even_after_a_revoke(sandbox: SandboxServer) -> None:
+def test_tokens_endpoint_lists_every_token_issued_even_after_a_revoke(sandbox: SegmentsTestServer) -> None:
     # A test whose Airflow runs in other processes reads them here, to search its logs for them.
     first, second = get_token(sandbox), get_token(sandbox)
     sandbox.walkme.revoke_tokens()
@@ -224,7 +224,7 @@ def test_tokens_endpoint_lists_every_token_issued_even_after_a_revoke(sandbox: S
 # -- segment calls ------------------------------------------------------------------------------------
 
 
-def test_unknown_system_gets_404_until_added(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_unknown_system_gets_404_until_added(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     other = "0123456789abcdef0123456789abcdef"
     url = f"{sandbox.url}/public/v1/user/system/{other}/segment"
 
@@ -237,11 +237,11 @@ def test_unknown_system_gets_404_until_added(sandbox: SandboxServer, api: reques
     assert api.get(url, timeout=5).status_code == 200
     assert api.post(url, json={"name": "x", "userIds": ["a"]}, timeout=5).status_code == 201
     assert [s["name"] for s in sandbox.walkme.segments(other)] == ["x"]
-    assert sandbox.walkme.segments(SANDBOX_SYSTEM_GUID) == []
+    assert sandbox.walkme.segments(TEST_SYSTEM_GUID) == []
 
 
 def test_create_answers_201_with_the_segment_and_stores_each_id_once(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     response = api.post(
         segments_url(sandbox),
@@ -258,19 +258,21 @@ def test_create_answers_201_with_the_segment_and_stores_each_id_once(
     assert segment["name"] == "Trial users"
     assert segment["usersCount"] == 2
     assert ISO_UTC.match(segment["createdAt"]) and ISO_UTC.match(segment["updatedAt"])
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == ["b@x.com", "a@x.com"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == ["b@x.com", "a@x.com"]
 
 
-def test_create_without_external_id_returns_null_id(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_create_without_external_id_returns_null_id(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     assert create(api, sandbox)["id"] is None
 
 
-def test_duplicate_segment_names_are_allowed(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_duplicate_segment_names_are_allowed(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     first = create(api, sandbox, name="Same")
     second = create(api, sandbox, name="Same")
 
     assert first["guid"] != second["guid"]
-    assert [s["name"] for s in sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)] == ["Same", "Same"]
+    assert [s["name"] for s in sandbox.walkme.segments(TEST_SYSTEM_GUID)] == ["Same", "Same"]
 
 
 @pytest.mark.parametrize(
@@ -284,7 +286,7 @@ def test_duplicate_segment_names_are_allowed(sandbox: SandboxServer, api: reques
     ids=["add", "remove", "override", "override-empty"],
 )
 def test_update_applies_the_action_to_the_membership(
-    sandbox: SandboxServer, api: requests.Session, action: str, user_ids: list[str], expected: list[str]
+    sandbox: SegmentsTestServer, api: requests.Session, action: str, user_ids: list[str], expected: list[str]
 ) -> None:
     segment = create(api, sandbox, user_ids=["a", "b", "c"])
 
@@ -298,25 +300,27 @@ def test_update_applies_the_action_to_the_membership(
     assert body["usersCount"] == len(expected)
     assert body["createdAt"] == segment["createdAt"]
     assert ISO_UTC.match(body["updatedAt"])
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == expected
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == expected
     users = requests.get(
-        f"{sandbox.url}/_sandbox/walkme/systems/{SANDBOX_SYSTEM_GUID}/segments/{segment['guid']}/users",
+        f"{sandbox.url}/_sandbox/walkme/systems/{TEST_SYSTEM_GUID}/segments/{segment['guid']}/users",
         timeout=5,
     )
     assert users.json() == {"userIds": expected}
 
 
-def test_update_rejects_unknown_action_with_400(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_update_rejects_unknown_action_with_400(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     segment = create(api, sandbox, user_ids=["a"])
 
     response = api.put(segments_url(sandbox, segment["guid"]), json={"action": "append", "userIds": ["b"]})
 
     assert response.status_code == 400
     assert "action" in response.json()["message"]
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == ["a"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == ["a"]
 
 
-def test_update_and_delete_of_unknown_segment_get_404(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_update_and_delete_of_unknown_segment_get_404(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     segment = create(api, sandbox, user_ids=["a"])
     unhyphenated = segment["guid"].replace("-", "")
 
@@ -325,11 +329,11 @@ def test_update_and_delete_of_unknown_segment_get_404(sandbox: SandboxServer, ap
         assert updated.status_code == 404
         assert updated.json() == {"message": "Segment not found"}
         assert api.delete(segments_url(sandbox, guid), timeout=5).status_code == 404
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == ["a"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == ["a"]
 
 
 def test_list_returns_segments_in_creation_order_without_user_ids(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     first = create(api, sandbox, name="one", user_ids=["a", "b"])
     second = create(api, sandbox, name="two", user_ids=["c"])
@@ -341,7 +345,9 @@ def test_list_returns_segments_in_creation_order_without_user_ids(
     assert "userIds" not in response.text
 
 
-def test_delete_answers_204_and_removes_the_segment(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_delete_answers_204_and_removes_the_segment(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     keep = create(api, sandbox, name="keep")
     gone = create(api, sandbox, name="gone", user_ids=["a"])
 
@@ -381,27 +387,29 @@ def test_delete_answers_204_and_removes_the_segment(sandbox: SandboxServer, api:
     ],
 )
 def test_create_rejects_invalid_payloads_with_400_naming_the_problem(
-    sandbox: SandboxServer, api: requests.Session, payload: dict, named: str
+    sandbox: SegmentsTestServer, api: requests.Session, payload: dict, named: str
 ) -> None:
     response = api.post(segments_url(sandbox), json=payload, timeout=5)
 
     assert response.status_code == 400
     assert named in response.json()["message"]
-    assert sandbox.walkme.segments(SANDBOX_SYSTEM_GUID) == []
+    assert sandbox.walkme.segments(TEST_SYSTEM_GUID) == []
 
 
-def test_ids_of_exactly_100_characters_are_accepted(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_ids_of_exactly_100_characters_are_accepted(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     long_id = "u" * 100
 
     segment = create(api, sandbox, user_ids=[long_id])
 
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == [long_id]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == [long_id]
     too_long = api.put(segments_url(sandbox, segment["guid"]), json={"action": "add", "userIds": ["v" * 101]})
     assert too_long.status_code == 400
 
 
 def test_25000_ids_per_request_are_accepted_and_25001_rejected(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     ids = [f"user-{i}@example.com" for i in range(25_001)]
 
@@ -419,11 +427,13 @@ def test_25000_ids_per_request_are_accepted_and_25001_rejected(
     assert "25,000" in too_many_create.json()["message"]
     assert too_many_update.status_code == 400
     assert full_update.status_code == 200
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == ids[1:]
-    assert len(sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)) == 1
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == ids[1:]
+    assert len(sandbox.walkme.segments(TEST_SYSTEM_GUID)) == 1
 
 
-def test_create_and_update_require_json_content_type(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_create_and_update_require_json_content_type(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     segment = create(api, sandbox, user_ids=["a"])
     form = {"name": "x", "userIds": "a"}
 
@@ -437,13 +447,13 @@ def test_create_and_update_require_json_content_type(sandbox: SandboxServer, api
 
     assert created.status_code == 415
     assert updated.status_code == 415
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == ["a"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == ["a"]
 
 
 @pytest.mark.parametrize(
     "body", ['{"name": "x", "userIds": [', "", "[1, 2]"], ids=["truncated", "empty", "array"]
 )
-def test_malformed_json_bodies_get_400(sandbox: SandboxServer, api: requests.Session, body: str) -> None:
+def test_malformed_json_bodies_get_400(sandbox: SegmentsTestServer, api: requests.Session, body: str) -> None:
     response = api.post(
         segments_url(sandbox), data=body, headers={"Content-Type": "application/json"}, timeout=5
     )
@@ -452,7 +462,7 @@ def test_malformed_json_bodies_get_400(sandbox: SandboxServer, api: requests.Ses
     assert response.json()["message"]
 
 
-def test_chunked_request_bodies_are_read_whole(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_chunked_request_bodies_are_read_whole(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"name": "chunked", '
         yield b'"userIds": ["a", "b"]}'
@@ -462,10 +472,10 @@ def test_chunked_request_bodies_are_read_whole(sandbox: SandboxServer, api: requ
     )
 
     assert response.status_code == 201
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, response.json()["guid"]) == ["a", "b"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, response.json()["guid"]) == ["a", "b"]
 
 
-def test_wrong_method_on_a_known_path_gets_405(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_wrong_method_on_a_known_path_gets_405(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     segment = create(api, sandbox)
 
     on_item = api.get(segments_url(sandbox, segment["guid"]), timeout=5)
@@ -477,13 +487,13 @@ def test_wrong_method_on_a_known_path_gets_405(sandbox: SandboxServer, api: requ
     assert on_collection.headers["Allow"] == "GET, POST"
 
 
-def test_unknown_paths_get_404(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_unknown_paths_get_404(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     assert api.get(sandbox.url + SEGMENTS_PATH + "s", timeout=5).status_code == 404
     assert api.get(sandbox.url + "/public/v2/whatever", timeout=5).status_code == 404
 
 
 def test_a_session_keeps_one_connection_alive_across_calls(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     segment = create(api, sandbox, user_ids=["a"])
     api.put(segments_url(sandbox, segment["guid"]), json={"action": "add", "userIds": ["b"]}, timeout=5)
@@ -499,7 +509,7 @@ def test_a_session_keeps_one_connection_alive_across_calls(
 
 
 def test_injected_429_carries_retry_after_and_only_hits_count_requests(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     sandbox.inject_fault(SEGMENTS_PATH, 429, count=2, retry_after="3")
 
@@ -514,7 +524,7 @@ def test_injected_429_carries_retry_after_and_only_hits_count_requests(
 
 
 def test_faults_can_be_limited_to_one_method_and_carry_a_custom_body(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     segment = create(api, sandbox, user_ids=["a"])
     sandbox.inject_fault("/public/", 503, method="PUT", body='{"message": "maintenance"}')
@@ -527,10 +537,12 @@ def test_faults_can_be_limited_to_one_method_and_carry_a_custom_body(
     assert failed.status_code == 503
     assert failed.json() == {"message": "maintenance"}
     assert retried.status_code == 200
-    assert sandbox.walkme.members(SANDBOX_SYSTEM_GUID, segment["guid"]) == ["a", "b"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]) == ["a", "b"]
 
 
-def test_injected_delay_trips_a_client_read_timeout(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_injected_delay_trips_a_client_read_timeout(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     sandbox.inject_fault(SEGMENTS_PATH, delay=1.0)
 
     started = time.monotonic()
@@ -541,7 +553,7 @@ def test_injected_delay_trips_a_client_read_timeout(sandbox: SandboxServer, api:
     assert api.get(segments_url(sandbox), timeout=5).status_code == 200
 
 
-def test_injected_delay_then_normal_handling(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_injected_delay_then_normal_handling(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     sandbox.inject_fault(SEGMENTS_PATH, delay=0.3)
 
     started = time.monotonic()
@@ -549,24 +561,24 @@ def test_injected_delay_then_normal_handling(sandbox: SandboxServer, api: reques
 
     assert time.monotonic() - started >= 0.3
     assert response.status_code == 201
-    assert [s["name"] for s in sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)] == ["slow"]
+    assert [s["name"] for s in sandbox.walkme.segments(TEST_SYSTEM_GUID)] == ["slow"]
 
 
 def test_dropped_connection_raises_connection_error_then_serves_again(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     sandbox.inject_fault(SEGMENTS_PATH, drop_connection=True, method="POST")
 
     with pytest.raises(requests.ConnectionError):
         api.post(segments_url(sandbox), json={"name": "lost", "userIds": ["a"]}, timeout=5)
 
-    assert sandbox.walkme.segments(SANDBOX_SYSTEM_GUID) == []
+    assert sandbox.walkme.segments(TEST_SYSTEM_GUID) == []
     assert (
         api.post(segments_url(sandbox), json={"name": "kept", "userIds": ["a"]}, timeout=5).status_code == 201
     )
 
 
-def test_faults_can_be_injected_listed_and_cleared_over_http(sandbox: SandboxServer) -> None:
+def test_faults_can_be_injected_listed_and_cleared_over_http(sandbox: SegmentsTestServer) -> None:
     fault = {"path_prefix": TOKEN_PATH, "status": 500, "count": 1, "retry_after": "1"}
 
     created = requests.post(sandbox.url + "/_sandbox/faults", json=fault, timeout=5)
@@ -577,7 +589,7 @@ def test_faults_can_be_injected_listed_and_cleared_over_http(sandbox: SandboxSer
     token = requests.post(
         sandbox.url + TOKEN_PATH,
         data={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=5,
     )
     assert token.status_code == 500
@@ -594,14 +606,14 @@ def test_faults_can_be_injected_listed_and_cleared_over_http(sandbox: SandboxSer
     [{"status": 429}, {"path_prefix": "/x"}, {"path_prefix": "/x", "status": 429, "colour": "red"}],
     ids=["no-prefix", "nothing-to-do", "unknown-field"],
 )
-def test_invalid_faults_are_rejected_with_400(sandbox: SandboxServer, fault: dict) -> None:
+def test_invalid_faults_are_rejected_with_400(sandbox: SegmentsTestServer, fault: dict) -> None:
     response = requests.post(sandbox.url + "/_sandbox/faults", json=fault, timeout=5)
 
     assert response.status_code == 400
     assert requests.get(sandbox.url + "/_sandbox/faults", timeout=5).json() == []
 
 
-def test_control_paths_are_never_faulted(sandbox: SandboxServer) -> None:
+def test_control_paths_are_never_faulted(sandbox: SegmentsTestServer) -> None:
     sandbox.inject_fault("/", 500, count=10)
 
     assert requests.get(sandbox.url + "/_sandbox/requests", timeout=5).status_code == 200
@@ -613,7 +625,7 @@ def test_control_paths_are_never_faulted(sandbox: SandboxServer) -> None:
 
 
 def test_request_log_records_calls_with_id_counts_and_actions(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     segment = create(api, sandbox, user_ids=["a", "b", "a"])
     api.put(segments_url(sandbox, segment["guid"]), json={"action": "remove", "userIds": ["a"]}, timeout=5)
@@ -638,7 +650,7 @@ def test_request_log_records_calls_with_id_counts_and_actions(
 
 
 def test_rejected_writes_are_logged_with_their_id_count(
-    sandbox: SandboxServer, api: requests.Session
+    sandbox: SegmentsTestServer, api: requests.Session
 ) -> None:
     api.post(segments_url(sandbox), json={"name": "x", "userIds": ["a"] * 25_001}, timeout=10)
 
@@ -653,7 +665,9 @@ def test_rejected_writes_are_logged_with_their_id_count(
     }
 
 
-def test_reset_clears_segments_tokens_faults_and_log(sandbox: SandboxServer, api: requests.Session) -> None:
+def test_reset_clears_segments_tokens_faults_and_log(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
     create(api, sandbox, user_ids=["a"])
     sandbox.walkme.add_system("0123456789abcdef0123456789abcdef")
     sandbox.inject_fault("/public/", 500)
@@ -661,19 +675,19 @@ def test_reset_clears_segments_tokens_faults_and_log(sandbox: SandboxServer, api
     assert requests.post(sandbox.url + "/_sandbox/reset", timeout=5).status_code == 204
 
     assert sandbox.request_log() == []
-    assert sandbox.walkme.systems() == [SANDBOX_SYSTEM_GUID]
+    assert sandbox.walkme.systems() == [TEST_SYSTEM_GUID]
     assert api.get(segments_url(sandbox), timeout=5).status_code == 401  # old token forgotten
     fresh = {"Authorization": f"Bearer {get_token(sandbox)}"}
     assert requests.get(segments_url(sandbox), headers=fresh, timeout=5).json() == []  # no fault, no segment
 
 
 def test_stop_closes_the_port_and_idle_connections() -> None:
-    sandbox = SandboxServer(port=0).start()
+    sandbox = SegmentsTestServer(port=0).start()
     session = requests.Session()
     assert session.post(
         sandbox.url + TOKEN_PATH,
         data={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=5,
     ).ok
 
@@ -686,7 +700,7 @@ def test_stop_closes_the_port_and_idle_connections() -> None:
 
 def test_non_loopback_hosts_are_refused_unless_allowed() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        SandboxServer(host="0.0.0.0", port=0)
+        SegmentsTestServer(host="0.0.0.0", port=0)
 
 
 # -- command line -------------------------------------------------------------------------------------
@@ -698,7 +712,7 @@ def _cli(*args: str) -> subprocess.Popen[str]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_segments.sandbox", *args],
+        [sys.executable, "-m", "airflow_provider_segments.testing", *args],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -716,13 +730,13 @@ def test_cli_serves_tokens_on_the_printed_url_and_stops_cleanly(stop_signal: sig
         line = process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:\d+", line)
         assert match, line
-        assert SANDBOX_CLIENT_ID in line and SANDBOX_SYSTEM_GUID in line and "sandbox-only" in line
-        assert SANDBOX_CLIENT_SECRET not in line
+        assert TEST_CLIENT_ID in line and TEST_SYSTEM_GUID in line and "test-only" in line
+        assert TEST_CLIENT_SECRET not in line
 
         response = requests.post(
             match.group(0) + TOKEN_PATH,
             data={"grant_type": "client_credentials"},
-            auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+            auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
             timeout=5,
         )
         assert response.status_code == 200
@@ -748,34 +762,34 @@ def test_cli_refuses_a_non_loopback_host_without_allow_remote() -> None:
 
 # -- faults used by the reliability suite -------------------------------------------------------
 def test_lose_response_applies_the_request_then_hangs_up():
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
         token = sandbox.walkme.issue_token()
         sandbox.inject_fault("/public/", lose_response=True, method="POST")
-        url = f"{sandbox.url}/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
+        url = f"{sandbox.url}/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
         with pytest.raises(requests.ConnectionError):
             requests.post(
                 url, json={"name": "lost", "userIds": ["a"]}, headers={"Authorization": f"Bearer {token}"}
             )
-        assert [s["name"] for s in sandbox.walkme.segments(SANDBOX_SYSTEM_GUID)] == ["lost"]
+        assert [s["name"] for s in sandbox.walkme.segments(TEST_SYSTEM_GUID)] == ["lost"]
         assert sandbox.requests[-1]["fault"] == "lose_response"
 
 
 def test_truncate_body_sends_half_the_promised_body():
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
         token = sandbox.walkme.issue_token()
         sandbox.inject_fault("/public/", truncate_body=True)
-        url = f"{sandbox.url}/public/v1/user/system/{SANDBOX_SYSTEM_GUID}/segment"
-        sandbox.walkme.create_segment(SANDBOX_SYSTEM_GUID, "x" * 50)
+        url = f"{sandbox.url}/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
+        sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "x" * 50)
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
             requests.get(url, headers={"Authorization": f"Bearer {token}"})
         assert requests.get(url, headers={"Authorization": f"Bearer {token}"}).json()[0]["name"] == "x" * 50
 
 
 def test_skip_lets_the_first_matching_requests_through():
-    with SandboxServer() as sandbox:
+    with SegmentsTestServer() as sandbox:
         sandbox.inject_fault("/accounts/", 503, skip=2)
         url = f"{sandbox.url}/accounts/connect/token"
-        auth = (SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET)
+        auth = (TEST_CLIENT_ID, TEST_CLIENT_SECRET)
         statuses = [
             requests.post(url, data={"grant_type": "client_credentials"}, auth=auth).status_code
             for _ in range(4)

@@ -56,7 +56,7 @@ Assumptions, because the document does not say (change them here if the real API
   every user belongs to the built-in ``signed_in_users`` segment plus each custom segment whose
   ``added_user_ids`` contains the user id (groups, organizations and tags are not evaluated, every
   numeric user id exists, and the requesting agent's own segments are not intersected).
-- ``applicable.json`` lists every segment: the sandbox plays an account whose plan allows staff
+- ``applicable.json`` lists every segment: the test server plays an account whose plan allows staff
   segments.
 - ``name`` is required on create (the document marks only ``user_type`` mandatory); read-only and
   unknown fields in a body (``id``, ``built_in``, ``created_at``, ...) are ignored; list values are
@@ -89,7 +89,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from airflow_provider_segments.sandbox.base import (
+from airflow_provider_segments.testing.base import (
     HttpError,
     Request,
     Response,
@@ -108,22 +108,22 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "PAGINATION_STYLES",
     "RATE_LIMIT_WINDOW",
-    "SANDBOX_ZENDESK_API_TOKEN",
-    "SANDBOX_ZENDESK_EMAIL",
-    "SANDBOX_ZENDESK_OAUTH_TOKEN",
-    "SANDBOX_ZENDESK_PASSWORD",
+    "TEST_ZENDESK_API_TOKEN",
+    "TEST_ZENDESK_EMAIL",
+    "TEST_ZENDESK_OAUTH_TOKEN",
+    "TEST_ZENDESK_PASSWORD",
     "USER_TYPES",
     "ZendeskApp",
 ]
 
-SANDBOX_ZENDESK_EMAIL = "agent@sandbox.example.com"
-"""The agent email the sandbox accepts for HTTP Basic auth. Sandbox-only: public, grants nothing elsewhere."""
-SANDBOX_ZENDESK_API_TOKEN = "sandbox-zendesk-api-token"
-"""API token the sandbox accepts as ``{email}/token:{api_token}``. Sandbox-only and public."""
-SANDBOX_ZENDESK_PASSWORD = "sandbox-zendesk-password"
-"""Password the sandbox accepts as ``{email}:{password}``. Sandbox-only and public."""
-SANDBOX_ZENDESK_OAUTH_TOKEN = "sandbox-zendesk-oauth-token"
-"""OAuth access token the sandbox accepts as ``Authorization: Bearer``. Sandbox-only and public."""
+TEST_ZENDESK_EMAIL = "agent@sandbox.example.com"
+"""The agent email the test server accepts for HTTP Basic auth. Test-only, public."""
+TEST_ZENDESK_API_TOKEN = "sandbox-zendesk-api-token"
+"""API token the test server accepts as ``{email}/token:{api_token}``. Test-only and public."""
+TEST_ZENDESK_PASSWORD = "sandbox-zendesk-password"
+"""Password the test server accepts as ``{email}:{password}``. Test-only and public."""
+TEST_ZENDESK_OAUTH_TOKEN = "sandbox-zendesk-oauth-token"
+"""OAuth access token the test server accepts as ``Authorization: Bearer``. Test-only and public."""
 
 API_PREFIX = "/api/v2/help_center/"
 """Every Help Center path the app answers starts with this."""
@@ -221,7 +221,7 @@ class _Segment:
 
 
 class ZendeskApp:
-    """The fake Zendesk Help Center User Segments API; plug it into a sandbox server, or read its state.
+    """The fake Zendesk Help Center User Segments API; plug it into a test server server, or read its state.
 
     :param email: the agent email HTTP Basic auth must name (compared case-insensitively).
     :param api_token: the API token for ``{email}/token:{api_token}``; ``None`` disables that style.
@@ -237,10 +237,10 @@ class ZendeskApp:
     def __init__(
         self,
         *,
-        email: str = SANDBOX_ZENDESK_EMAIL,
-        api_token: str | None = SANDBOX_ZENDESK_API_TOKEN,
-        password: str | None = SANDBOX_ZENDESK_PASSWORD,
-        oauth_token: str | None = SANDBOX_ZENDESK_OAUTH_TOKEN,
+        email: str = TEST_ZENDESK_EMAIL,
+        api_token: str | None = TEST_ZENDESK_API_TOKEN,
+        password: str | None = TEST_ZENDESK_PASSWORD,
+        oauth_token: str | None = TEST_ZENDESK_OAUTH_TOKEN,
         pagination: str = "cursor",
         rate_limit: int = DEFAULT_RATE_LIMIT,
         clock: Callable[[], float] = time.monotonic,
@@ -435,7 +435,7 @@ class ZendeskApp:
     def _answer(self, request: Request, route: str, args: dict[str, str]) -> Response:
         if route == "segments" and request.method == "POST":
             return self._create(request)
-        if route in ("segments", "applicable"):  # the sandbox plan allows every segment
+        if route in ("segments", "applicable"):  # the test server plan allows every segment
             return self._list(request, "user_segments", self._filtered(request, self.segments()))
         if route == "user":
             user_id = _numeric_id(args["user"])
@@ -802,7 +802,7 @@ def _decode_cursor(cursor: str, name: str) -> int:
 
 
 def _base_url(request: Request) -> str:
-    """``http://<Host header>``: the sandbox as the client reached it."""
+    """``http://<Host header>``: the test server as the client reached it."""
     return f"http://{request.header('host') or 'localhost'}"
 
 

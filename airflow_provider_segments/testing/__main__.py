@@ -1,4 +1,4 @@
-"""Run the sandbox in the foreground: ``python -m airflow_provider_segments.sandbox [--port 8080]``.
+"""Run the test server in the foreground: ``python -m airflow_provider_segments.testing [--port 8080]``.
 
 Stops cleanly on Ctrl-C or SIGTERM (exit status 0).
 """
@@ -12,20 +12,20 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_segments.sandbox import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_SYSTEM_GUID,
-    SANDBOX_ZENDESK_EMAIL,
-    SandboxServer,
+from airflow_provider_segments.testing import (
+    TEST_CLIENT_ID,
+    TEST_SYSTEM_GUID,
+    TEST_ZENDESK_EMAIL,
+    SegmentsTestServer,
 )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_segments.sandbox",
+        prog="python -m airflow_provider_segments.testing",
         description=(
             "Serve local fakes of the WalkMe Segments API and the Zendesk Help Center User Segments API "
-            "on one port (sandbox-only credentials)."
+            "on one port (test-only credentials)."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
@@ -39,20 +39,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow a non-loopback --host; anyone who can reach it can use the public sandbox credentials",
+        help="allow a non-loopback --host; anyone who can reach it can use the public test credentials",
     )
     parser.add_argument("--verbose", action="store_true", help="print one access-log line per request")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the sandbox, print where it listens, and serve until Ctrl-C or SIGTERM."""
+    """Start the test server, print where it listens, and serve until Ctrl-C or SIGTERM."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.token_ttl <= 0:
         parser.error("--token-ttl must be positive")
     try:
-        server = SandboxServer(
+        server = SegmentsTestServer(
             args.host,
             args.port,
             token_ttl=args.token_ttl,
@@ -74,17 +74,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _request_stop)
     with server:
         print(
-            f"WalkMe Segments and Zendesk Help Center sandbox listening on {server.url} - sandbox-only "
-            f"credentials: WalkMe client id {SANDBOX_CLIENT_ID!r}, system GUID {SANDBOX_SYSTEM_GUID!r} "
-            "(client secret: airflow_provider_segments.sandbox.SANDBOX_CLIENT_SECRET); "
-            f"Zendesk email {SANDBOX_ZENDESK_EMAIL!r} (API token, password and OAuth token: "
-            "airflow_provider_segments.sandbox.SANDBOX_ZENDESK_API_TOKEN, SANDBOX_ZENDESK_PASSWORD, "
-            "SANDBOX_ZENDESK_OAUTH_TOKEN); Ctrl-C stops",
+            f"WalkMe Segments and Zendesk Help Center test server listening on {server.url} - test-only "
+            f"credentials: WalkMe client id {TEST_CLIENT_ID!r}, system GUID {TEST_SYSTEM_GUID!r} "
+            "(client secret: airflow_provider_segments.testing.TEST_CLIENT_SECRET); "
+            f"Zendesk email {TEST_ZENDESK_EMAIL!r} (API token, password and OAuth token: "
+            "airflow_provider_segments.testing.TEST_ZENDESK_API_TOKEN, TEST_ZENDESK_PASSWORD, "
+            "TEST_ZENDESK_OAUTH_TOKEN); AIRFLOW_CONN_* lines to paste: "
+            f"python -m airflow_provider_segments.testing.connections {server.url}; Ctrl-C stops",
             flush=True,
         )
         while not stop.wait(0.5):
             pass
-    print("sandbox stopped", file=sys.stderr, flush=True)
+    print("test server stopped", file=sys.stderr, flush=True)
     return 0
 
 

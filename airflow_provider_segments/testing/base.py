@@ -1,4 +1,4 @@
-"""What a sandbox app sees: the request it gets, the response it returns, and small helpers.
+"""What a test server app sees: the request it gets, the response it returns, and small helpers.
 
 An *app* is any object with ``handle(request) -> Response | None``: it returns ``None`` for paths it
 does not own, so the server can offer the request to the next app. Apps may raise :class:`HttpError`
@@ -33,7 +33,7 @@ class Request:
     body: bytes = b""
     """The raw request body."""
     log: dict[str, Any] = field(default_factory=dict)
-    """Extra fields an app wants in this request's entry of the sandbox request log."""
+    """Extra fields an app wants in this request's entry of the test server request log."""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Return the value of header ``name`` (any case), or ``default``."""
@@ -105,7 +105,7 @@ class HttpError(Exception):
 
 @runtime_checkable
 class App(Protocol):
-    """A fake API plugged into the sandbox server."""
+    """A fake API plugged into the test server server."""
 
     def handle(self, request: Request) -> Response | None:
         """Answer ``request``, or return ``None`` when the path is not this app's."""
