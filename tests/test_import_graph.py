@@ -122,3 +122,16 @@ def test_the_checker_reads_the_whole_package():
     graph = import_graph()
     assert f"{PACKAGE}.hooks.walkme" in graph and f"{PACKAGE}.http.client" in graph
     assert f"{PACKAGE}.membership" in graph[f"{PACKAGE}.hooks.walkme"]
+
+
+#: Issue 18: a module longer than this holds more than one idea (CONVENTIONS.md, "The house").
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_of_the_package_is_longer_than_the_house_allows():
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in sorted(ROOT.rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these modules (lines over {MAX_MODULE_LINES}): {long}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs
@@ -138,3 +139,18 @@ def json_object_body(request: Request) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise HttpError(400, {"message": "The request body must be a JSON object"})
     return payload
+
+
+def truncate(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters (``...`` marks the cut), for error messages."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages."""
+    return truncate(repr(value), limit)
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Compare a credential in constant time."""
+    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

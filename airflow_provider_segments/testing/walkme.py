@@ -51,6 +51,14 @@ from airflow_provider_segments.testing.base import (
     json_object_body,
     json_response,
     method_not_allowed,
+    same_secret,
+    show,
+)
+from airflow_provider_segments.testing.walkme_payloads import (
+    MAX_ID_LENGTH,
+    MAX_IDS_PER_REQUEST,
+    UPDATE_ACTIONS,
+    valid_user_ids,
 )
 
 __all__ = [
@@ -70,13 +78,6 @@ TEST_CLIENT_SECRET = "sandbox-client-secret"
 """Client secret the test server accepts. Test-only: it is public and grants nothing anywhere else."""
 TEST_SYSTEM_GUID = "5f2b9c1e8d7a4b3c9e6f1a2d3c4b5a69"
 """The system GUID the test server knows by default (32 hex characters, like a real WalkMe one)."""
-
-MAX_IDS_PER_REQUEST = 25_000
-"""Documented limit: "Up to 25k users per request"."""
-MAX_ID_LENGTH = 100
-"""Documented limit: "Up to 100 characters per ID value"."""
-UPDATE_ACTIONS = ("add", "remove", "override")
-"""The only values the update call accepts for ``action``."""
 
 TOKEN_PATH = "/accounts/connect/token"
 TOKEN_SCOPE = "segments:write segments:read"
@@ -240,7 +241,7 @@ class WalkMeApp:
             )
         credentials = request.basic_auth()
         if credentials is None or not (
-            _same(credentials[0], self.client_id) and _same(credentials[1], self.client_secret)
+            same_secret(credentials[0], self.client_id) and same_secret(credentials[1], self.client_secret)
         ):
             raise HttpError(
                 401,
@@ -253,7 +254,7 @@ class WalkMeApp:
                 400,
                 {
                     "error": "unsupported_grant_type",
-                    "error_description": f"grant_type must be client_credentials, got {_show(grant_type)}",
+                    "error_description": f"grant_type must be client_credentials, got {show(grant_type)}",
                 },
             )
         ttl = self.token_ttl
@@ -318,12 +319,12 @@ class WalkMeApp:
         name = payload.get("name")
         if not isinstance(name, str) or not name.strip():
             raise HttpError(
-                400, {"message": f"name is required and must be a non-empty string, got {_show(name)}"}
+                400, {"message": f"name is required and must be a non-empty string, got {show(name)}"}
             )
         external_id = payload.get("id")
         if external_id is not None and not isinstance(external_id, str):
-            raise HttpError(400, {"message": f"id must be a string when given, got {_show(external_id)}"})
-        user_ids = _valid_user_ids(user_ids)
+            raise HttpError(400, {"message": f"id must be a string when given, got {show(external_id)}"})
+        user_ids = valid_user_ids(user_ids)
         with self._lock:
             segments = self._systems.get(system)
             if segments is None:  # removed by a concurrent reset
@@ -339,9 +340,9 @@ class WalkMeApp:
             request.log["ids"] = len(user_ids)
         if action not in UPDATE_ACTIONS:
             raise HttpError(
-                400, {"message": f"action must be one of 'add', 'remove', 'override', got {_show(action)}"}
+                400, {"message": f"action must be one of 'add', 'remove', 'override', got {show(action)}"}
             )
-        user_ids = _valid_user_ids(user_ids)
+        user_ids = valid_user_ids(user_ids)
         with self._lock:
             segment = self._find_locked(system, segment_guid)
             if action == "add":
@@ -399,7 +400,7 @@ class WalkMeApp:
                 return method_not_allowed(("GET", "POST"))
             guid = json_object_body(request).get("guid")
             if not isinstance(guid, str) or not guid.strip() or "/" in guid:
-                raise HttpError(400, {"message": f"guid must be a non-empty string, got {_show(guid)}"})
+                raise HttpError(400, {"message": f"guid must be a non-empty string, got {show(guid)}"})
             self.add_system(guid)
             return json_response(201, {"guid": _normalise_system(guid)})
         match = _USERS_PATH.match(path)
@@ -414,55 +415,11 @@ class WalkMeApp:
         return None
 
 
-def _valid_user_ids(value: Any) -> list[str]:
-    """Return ``value`` if it is a list of 1-100 character strings, at most 25,000; else raise 400."""
-    if not isinstance(value, list):
-        raise HttpError(
-            400, {"message": f"userIds is required and must be a list of strings, got {_show(value)}"}
-        )
-    if len(value) > MAX_IDS_PER_REQUEST:
-        raise HttpError(
-            400,
-            {
-                "message": f"userIds has {len(value):,} entries; at most {MAX_IDS_PER_REQUEST:,} are allowed "
-                "per request"
-            },
-        )
-    if not value:
-        return value
-    # C-speed checks first; a slow scan only runs to name the offending entry.
-    if set(map(type, value)) != {str}:
-        index = next(i for i, item in enumerate(value) if not isinstance(item, str))
-        raise HttpError(400, {"message": f"userIds[{index}] must be a string, got {_show(value[index])}"})
-    lengths = list(map(len, value))
-    if min(lengths) == 0:
-        raise HttpError(400, {"message": f"userIds[{lengths.index(0)}] is empty; ids must not be empty"})
-    if max(lengths) > MAX_ID_LENGTH:
-        index = next(i for i, length in enumerate(lengths) if length > MAX_ID_LENGTH)
-        raise HttpError(
-            400,
-            {
-                "message": f"userIds[{index}] has {lengths[index]} characters; at most {MAX_ID_LENGTH} are "
-                f"allowed per id: {_show(value[index])}"
-            },
-        )
-    return value
-
-
 def _normalise_system(guid: str) -> str:
     if not isinstance(guid, str) or not guid.strip() or "/" in guid:
         raise ValueError(f"a system GUID must be a non-empty string without '/', got {guid!r}")
     return guid.strip().lower()
 
 
-def _same(given: str, expected: str) -> bool:
-    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
