@@ -84,10 +84,13 @@ def test_zendesk_hook_matches_its_connection_type_and_does_not_collide():
 
 def test_airflow_providers_manager_knows_the_walkme_connection_form():
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     manager = ProvidersManager()
     assert "airflow-provider-segments" in manager.providers
-    assert manager.hooks["walkme"].hook_class_name == "airflow_provider_segments.hooks.walkme.WalkMeHook"
+    # Where tasks look hooks up (ProvidersManager.hooks is deprecated for that in Airflow 3).
+    hooks = ProvidersManagerTaskRuntime().hooks
+    assert hooks["walkme"].hook_class_name == "airflow_provider_segments.hooks.walkme.WalkMeHook"
     assert manager.field_behaviours["walkme"]["relabeling"]["login"] == "Client ID"
     widgets = manager.connection_form_widgets
     assert widgets["extra__walkme__system_guid"].field["schema"]["title"] == "System GUID"
