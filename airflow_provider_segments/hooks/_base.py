@@ -19,7 +19,11 @@ from airflow_provider_segments.exceptions import (
     SegmentsError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._connection import ConnectionSettings, normalized_extra
+from airflow_provider_segments.hooks._connection import (
+    ConnectionSettings,
+    check_credential,
+    normalized_extra,
+)
 from airflow_provider_segments.http import ApiClient
 from airflow_provider_segments.text import preview
 
@@ -82,6 +86,8 @@ class SegmentsHook(BaseHook, Generic[SettingsT]):
                 f"Connection {self.conn_id!r} has no {self.secret_label()}: set its password field."
             )
         mask_secret(conn.password)
+        check_credential(conn.password, "password", self.conn_id)
+        check_credential(conn.login, "login", self.conn_id)
         return self.read_connection(conn, extra)
 
     def secret_label(self) -> str:

@@ -95,7 +95,7 @@ def test_secret_echoed_with_json_escaped_slash_is_redacted(monkeypatch):
         _zendesk(monkeypatch, server.url, secret, None, "oauth_token")
         with pytest.raises(SegmentsError) as raised:
             ZendeskHelpCenterHook().list_user_segments()
-    assert "\\/" not in str(raised.value).split("invalid token", 1)[-1][:40], str(raised.value)
+    assert "zd\\/oauth+token\\/0123456789" not in str(raised.value)
 
 
 @pytest.mark.xfail(
@@ -115,11 +115,6 @@ def test_secret_echoed_url_encoded_with_lower_case_hex_is_redacted(monkeypatch):
 
 
 # -- credentials the HTTP stack cannot send: refused by name, before anything is sent ------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="an OAuth token with a line break (pasted with its newline) is sent as a header requests "
-    "refuses: retried as if the network failed, then reported as 'InvalidHeader'",
-)
 @pytest.mark.parametrize("bad", ["\n", "\r\n", "\t", "\x00"])
 def test_oauth_token_with_a_control_character_is_refused_before_sending(sandbox, monkeypatch, bad):
     _zendesk(monkeypatch, sandbox.url, TEST_ZENDESK_OAUTH_TOKEN + bad, None, "oauth_token")
@@ -139,11 +134,6 @@ CANNOT_SEND = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a login or secret holding a character beyond Latin-1 (a euro sign, a curly quote) ends in "
-    "a raw UnicodeEncodeError from requests instead of an error naming the connection field",
-)
 @pytest.mark.parametrize(
     ("platform", "login", "password", "auth_type"),
     [case[1:] for case in CANNOT_SEND],
