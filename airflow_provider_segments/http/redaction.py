@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -16,6 +17,8 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_CHARS = 4
 #: What a secret is replaced with.
 REDACTED = "***"
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+_UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
 
 class Redactor:
@@ -74,12 +77,19 @@ class Redactor:
 
 def secret_forms(secret: str) -> set[str]:
     """The ways a secret may come back in an answer: raw, URL-encoded, JSON-escaped, base64."""
+    percent = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    # JSON as writers other than json.dumps write it too: non-ASCII kept raw, '/' escaped as '\/'
+    # (PHP's default), \u escapes in upper-case hex.
+    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    escaped |= {form.replace("/", "\\/") for form in escaped}
+    escaped |= {
+        _UNICODE_ESCAPE.sub(lambda m: m.group()[:2] + m.group()[2:].upper(), form) for form in escaped
+    }
     forms = {
         secret,
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
-        json.dumps(secret)[1:-1],
+        *percent,
+        *(_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), form) for form in percent),  # %2f as %2F
+        *escaped,
     }
     data = secret.encode()
     forms.add(base64.b64encode(data).decode())
