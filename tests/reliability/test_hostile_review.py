@@ -226,11 +226,6 @@ MALFORMED_PAGES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Zendesk page whose links/meta/id have the wrong type ends in a raw AttributeError or "
-    "TypeError instead of an error naming the answer",
-)
 @pytest.mark.parametrize("body", MALFORMED_PAGES.values(), ids=MALFORMED_PAGES.keys())
 def test_malformed_pagination_answer_is_a_clear_error(monkeypatch, body):
     answer = Answer(200, json.dumps(body), {"Content-Type": "application/json"})
