@@ -72,6 +72,11 @@ def normalize_segment(raw: Any) -> dict[str, Any]:
     if not guid and isinstance(raw.get("id"), str) and SEGMENT_GUID_PATTERN.fullmatch(raw["id"]):
         guid, external_id = raw["id"], raw.get("externalId")
     count = raw.get("usersCount", raw.get("userCount", raw.get("user_count")))
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise SegmentsError(
+            f"WalkMe lists segment {preview(guid)} with a member count (usersCount) of {preview(count)}, "
+            "not a whole number: the guards and the read-back cannot be checked against it."
+        )
     return {
         "segment_guid": guid,
         "name": raw.get("name"),

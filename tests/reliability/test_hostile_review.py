@@ -161,11 +161,6 @@ def _writes(server) -> list[tuple[str, str]]:
     return [(r["method"], r["path"]) for r in server.request_log() if r["method"] in writes]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a member count WalkMe lists as a string reaches the removal guard and the read-back as "
-    "is: a raw TypeError ('str' - 'int'), not an error naming the value",
-)
 @pytest.mark.parametrize("action", ["sync", "create", "add"])
 def test_listed_count_of_the_wrong_type_is_a_clear_error(sandbox, string_counts, action):
     segment = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "VIP", ["a", "b", "c"])
@@ -175,15 +170,12 @@ def test_listed_count_of_the_wrong_type_is_a_clear_error(sandbox, string_counts,
         "create": lambda: hook.create_segment("VIP", ["a"], max_removal_fraction=1.0),
         "add": lambda: hook.update_segment(segment["guid"], "add", ["x"]),
     }
-    with pytest.raises(SegmentsError, match=r"usersCount|count"):
+    sandbox.clear_request_log()
+    with pytest.raises(SegmentsError, match=r"usersCount\) of '3', not a whole number"):
         calls[action]()
+    assert _writes(sandbox) == [("POST", "/accounts/connect/token")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a snapshot edited by hand (one id swapped, count unchanged) is trusted for a delta: the "
-    "sync sends nothing, reports verified=True, and the segment keeps the wrong user",
-)
 def test_snapshot_edited_by_hand_is_not_trusted(sandbox, tmp_path):
     state = tmp_path / "vip.snapshot"
     first = WalkMeHook().sync_segment(["a", "b", "c"], name="VIP", state_path=state)
@@ -233,3 +225,17 @@ def test_malformed_pagination_answer_is_a_clear_error(monkeypatch, body):
         _zendesk(monkeypatch, server.url, TEST_ZENDESK_OAUTH_TOKEN, None, "oauth_token")
         with pytest.raises(SegmentsError, match="Zendesk"):
             ZendeskHelpCenterHook().list_user_segments()
+
+
+# -- malformed id values: a clear error naming the value, nothing sent ------------------------------
+MALFORMED_VALUES = {
+    "bytes not UTF-8": (b"\xff[1]", r"user_ids must be a list of user ids, got bytes that are not UTF-8"),
+    "integer of 5,000 digits": ([1, 10**5000], r"user_ids\[1\] is an integer of thousands of digits"),
+}
+
+
+@pytest.mark.parametrize(("values", "message"), MALFORMED_VALUES.values(), ids=MALFORMED_VALUES.keys())
+def test_malformed_id_values_are_refused_by_name_before_anything_is_sent(sandbox, values, message):
+    with pytest.raises(SegmentsValidationError, match=message):
+        WalkMeHook().sync_segment(values, name="VIP")
+    assert _writes(sandbox) == []
