@@ -17,6 +17,13 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_CHARS = 4
 #: What a secret is replaced with.
 REDACTED = "***"
+#: A credential field and its value, in JSON (``"access_token": "v"``, also escaped as in a repr),
+#: a form or query (``access_token=v``) or a header-like line (``client_secret: v``).
+_CREDENTIAL_FIELD = re.compile(
+    r"""(\b(?:access_token|refresh_token|id_token|client_secret|api_token|password)\\?["']?\s*[:=]\s*\\?["']?)"""
+    r"""(?!\*\*\*)[^\s"'&,;}\\]+""",
+    re.IGNORECASE,
+)
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
@@ -45,10 +52,12 @@ class Redactor:
             self._forms.update({pair, base64.b64encode(pair.encode()).decode()})
 
     def __call__(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``***``."""
+        """``text`` with every known secret replaced by ``***``, and the value of every credential
+        field (``access_token=...``, ``"refresh_token": "..."``): a secret not known yet, such as the
+        token in an answer that could not be read."""
         for form in sorted(self._forms, key=len, reverse=True):
             text = text.replace(form, REDACTED)
-        return text
+        return _CREDENTIAL_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
 
     def shorten(self, text: str, limit: int) -> str:
         """``text`` on one line, redacted, then cut to ``limit`` characters.

@@ -58,18 +58,22 @@ def _zendesk(monkeypatch, url: str, password: str, login: str | None, auth_type:
 ISSUED_TOKEN = "wm-access-token-0123456789abcdefghij"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 2xx token answer that is not JSON (form-encoded, as some OAuth servers answer, or cut "
-    "short) is quoted in the error and the Test button message before the token is registered: the "
-    "access token is shown in clear",
-)
+TOKEN_ANSWERS = {
+    "form-encoded": (
+        f"access_token={ISSUED_TOKEN}&token_type=Bearer&expires_in=3600",
+        "application/x-www-form-urlencoded",
+    ),
+    "JSON cut short": (f'{{"token_type": "Bearer", "access_token": "{ISSUED_TOKEN}', "application/json"),
+    "JSON in an HTML page": (f'<pre>{{"access_token":"{ISSUED_TOKEN}"}}</pre>', "text/html"),
+}
+
+
+@pytest.mark.parametrize(("body", "content_type"), TOKEN_ANSWERS.values(), ids=TOKEN_ANSWERS.keys())
 def test_token_answer_that_is_not_json_keeps_the_token_out_of_errors_logs_and_test_button(
-    monkeypatch, caplog
+    monkeypatch, caplog, body, content_type
 ):
     caplog.set_level(logging.DEBUG)
-    form = f"access_token={ISSUED_TOKEN}&token_type=Bearer&expires_in=3600"
-    answer = Answer(200, form, {"Content-Type": "application/x-www-form-urlencoded"})
+    answer = Answer(200, body, {"Content-Type": content_type})
     with LocalServer(lambda request: answer) as server:
         _walkme(monkeypatch, server.url)
         with pytest.raises(SegmentsError) as raised:
