@@ -328,10 +328,10 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
         if stripped.startswith("["):
             try:
                 parsed = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
                 try:
                     parsed = ast.literal_eval(stripped)
-                except (ValueError, SyntaxError):
+                except (ValueError, SyntaxError, RecursionError, MemoryError):
                     parsed = None
             if isinstance(parsed, list):
                 return parsed

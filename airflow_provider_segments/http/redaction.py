@@ -90,6 +90,7 @@ def secret_forms(secret: str) -> set[str]:
     # JSON as writers other than json.dumps write it too: non-ASCII kept raw, '/' escaped as '\/'
     # (PHP's default), \u escapes in upper-case hex.
     escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    escaped |= {repr(secret)[1:-1], ascii(secret)[1:-1]}  # in the repr of a dict an error quotes
     escaped |= {form.replace("/", "\\/") for form in escaped}
     escaped |= {
         _UNICODE_ESCAPE.sub(lambda m: m.group()[:2] + m.group()[2:].upper(), form) for form in escaped

@@ -235,6 +235,7 @@ def test_malformed_pagination_answer_is_a_clear_error(monkeypatch, body):
 MALFORMED_VALUES = {
     "bytes not UTF-8": (b"\xff[1]", r"user_ids must be a list of user ids, got bytes that are not UTF-8"),
     "integer of 5,000 digits": ([1, 10**5000], r"user_ids\[1\] is an integer of thousands of digits"),
+    "brackets nested 100,000 deep": ("[" * 100_000, r"user_ids must be a list of user ids, got the string"),
 }
 
 
@@ -264,3 +265,14 @@ def test_verify_that_is_neither_a_flag_nor_an_existing_ca_bundle_is_refused_by_n
     monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", json.dumps(conn))
     with pytest.raises(SegmentsConfigError, match=rf"extra field 'verify' is '{verify}', which is neither"):
         WalkMeHook().list_segments()
+
+
+@pytest.mark.parametrize("secret", ['it\'s a "quoted" s3cret', "nbsp\u00a0s3cret-\u00e9t\u00e9"])
+def test_secret_quoted_in_the_repr_of_an_answer_is_redacted(monkeypatch, secret):
+    body = json.dumps({"segments": {"echo": secret}})  # a shape the hook does not expect: quoted
+    answer = Answer(200, body, {"Content-Type": "application/json"})
+    with LocalServer(lambda request: answer) as server:
+        _zendesk(monkeypatch, server.url, secret, TEST_ZENDESK_EMAIL, "password")
+        with pytest.raises(SegmentsError, match="without a 'user_segments' list") as raised:
+            ZendeskHelpCenterHook().list_user_segments()
+    assert repr(secret)[1:-1] not in str(raised.value) and "s3cret" not in str(raised.value)
