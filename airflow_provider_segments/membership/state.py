@@ -1,10 +1,9 @@
 """The snapshot, its journal and the lease: what a sync remembers between runs, and what it promises.
 
-**The snapshot** (at ``state_path``) records the membership the last successful sync left and the
-platform's evidence read back after it: the member count and update time the platform listed, and
-a checksum of its ids (one edited by hand reads as damaged). It is a cache, never the truth: a sync
-uses it for a delta only while the platform still lists that count and that update time (see
-:mod:`.sync`). Any other version of the file reads as "no snapshot".
+**The snapshot** (at ``state_path``) records the membership the last successful sync left, a checksum
+of its ids, and the platform's evidence read back after it: the member count and update time the
+platform listed. It is a cache, never the truth: a sync uses it for a delta only while the platform
+still lists that count and that update time (see :mod:`.sync`). Any other version reads as "no snapshot".
 
 **The journal** (``state_path + ".journal"``) is written, atomically, before the first write of a
 change: the segment and every id whose membership the change may alter (or that the whole
@@ -27,7 +26,6 @@ refused before anything is sent.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -43,6 +41,7 @@ from typing import IO, Any
 from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
 from airflow_provider_segments.locations import read_blocks, storage_path
+from airflow_provider_segments.membership.checksum import ids_digest
 from airflow_provider_segments.text import preview
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
@@ -279,16 +278,11 @@ class StateStore:
                 STATE_VERSION,
             )
             return None
-        if ids is None or len(ids) != header.get("count") or not header.get("segment_guid"):
+        edited = ids is not None and header.get("ids_sha256") != ids_digest(ids)  # or older than checksums
+        if ids is None or edited or len(ids) != header.get("count") or not header.get("segment_guid"):
             log.warning(
-                "The snapshot at %s is incomplete or damaged; syncing in full to make the segment exact.",
-                self.state_path,
-            )
-            return None
-        if header.get("ids_sha256") != ids_digest(ids):
-            log.warning(
-                "The snapshot at %s does not match its checksum (its ids were edited, or it predates "
-                "checksums): it is not used; syncing in full to make the segment exact.",
+                "The snapshot at %s is incomplete, damaged or edited; syncing in full to make the segment "
+                "exact.",
                 self.state_path,
             )
             return None
@@ -388,16 +382,6 @@ class StateStore:
                 f"({type(err).__name__}: {err.strerror or err}). Nothing was sent."
             ) from None
         return (header if isinstance(header, dict) else {}), ids
-
-
-def ids_digest(ids: UserIds) -> str:
-    """SHA-256 of the ids as a snapshot lists them (one a line, in order): an id edited by hand, which
-    keeps the count, no longer matches, and the snapshot is not trusted for a delta."""
-    digest = hashlib.sha256()
-    for chunk in ids.chunks(WRITE_BLOCK_IDS):
-        digest.update("\n".join(chunk).encode("utf-8", "surrogatepass"))
-        digest.update(b"\n")
-    return digest.hexdigest()
 
 
 def _header_line(handle: IO[bytes]) -> bytes:

@@ -15,11 +15,12 @@ import airflow_provider_segments.testing.walkme as fake_walkme
 from airflow_provider_segments.exceptions import (
     SegmentsConfigError,
     SegmentsError,
+    SegmentsInputMissingError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
-from airflow_provider_segments.ids import UserIds
+from airflow_provider_segments.ids import IdSource, UserIds
 from airflow_provider_segments.testing import (
     TEST_CLIENT_ID,
     TEST_CLIENT_SECRET,
@@ -276,3 +277,19 @@ def test_secret_quoted_in_the_repr_of_an_answer_is_redacted(monkeypatch, secret)
         with pytest.raises(SegmentsError, match="without a 'user_segments' list") as raised:
             ZendeskHelpCenterHook().list_user_segments()
     assert repr(secret)[1:-1] not in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+BAD_PATHS = {
+    "templated line break": ("{tmp}/ids.txt\n", r"holds the control or invisible character U\+000A"),
+    "NUL byte": ("{tmp}/ids\x00.txt", r"holds the control or invisible character U\+0000"),
+    "name too long": ("{tmp}/" + "a" * 5000, r"cannot be opened: File name too long"),
+}
+
+
+@pytest.mark.parametrize(("path", "message"), BAD_PATHS.values(), ids=BAD_PATHS.keys())
+def test_a_path_no_file_can_have_is_refused_by_name_not_retried_as_missing(sandbox, tmp_path, path, message):
+    source = IdSource(path=path.format(tmp=tmp_path))
+    with pytest.raises(SegmentsValidationError, match=message) as raised:
+        WalkMeHook().sync_segment(source, name="VIP")
+    assert not isinstance(raised.value, SegmentsInputMissingError)  # that one asks for retries
+    assert _writes(sandbox) == []
