@@ -293,3 +293,31 @@ def test_a_path_no_file_can_have_is_refused_by_name_not_retried_as_missing(sandb
         WalkMeHook().sync_segment(source, name="VIP")
     assert not isinstance(raised.value, SegmentsInputMissingError)  # that one asks for retries
     assert _writes(sandbox) == []
+
+
+# -- a secret pasted into the host field: quoted by place, never shown ------------------------------
+PASTED = "pasted-s3cret-0123456789"
+HOSTS_HOLDING_THE_SECRET = [
+    f"client-id:{PASTED}",
+    f"https://api.walkme.invalid:{PASTED}",
+    f"https://api.walkme.invalid/{PASTED}?",
+    f"https://api.walkme.invalid?token={PASTED}",
+]
+
+
+@pytest.mark.parametrize("host", HOSTS_HOLDING_THE_SECRET)
+@pytest.mark.parametrize("hook_class", [WalkMeHook, ZendeskHelpCenterHook])
+def test_a_secret_pasted_into_the_host_field_stays_out_of_the_error_and_test_button(
+    monkeypatch, hook_class, host
+):
+    for name, conn_type in (
+        ("WALKME_DEFAULT", "walkme"),
+        ("ZENDESK_HELP_CENTER_DEFAULT", "zendesk_help_center"),
+    ):
+        conn = {"conn_type": conn_type, "host": host, "login": "agent@example.com", "password": PASTED}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{name}", json.dumps(conn))
+    ok, message = hook_class().test_connection()
+    with pytest.raises(SegmentsConfigError) as raised:
+        hook_class().client  # noqa: B018
+    assert (ok, PASTED in message, PASTED in str(raised.value)) == (False, False, False)
+    assert "***" in str(raised.value)
