@@ -21,7 +21,7 @@ REDACTED = "***"
 #: a form or query (``access_token=v``) or a header-like line (``client_secret: v``).
 _CREDENTIAL_FIELD = re.compile(
     r"""(\b(?:access_token|refresh_token|id_token|client_secret|api_token|password)\\?["']?\s*[:=]\s*\\?["']?)"""
-    r"""(?!\*\*\*)[^\s"'&,;}\\]+""",
+    r"""(?!\*\*\*)(?:\\.|[^\s"'&,;}\\])+""",  # a backslash escape stays inside the value
     re.IGNORECASE,
 )
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
