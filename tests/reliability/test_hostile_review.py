@@ -321,3 +321,34 @@ def test_a_secret_pasted_into_the_host_field_stays_out_of_the_error_and_test_but
         hook_class().client  # noqa: B018
     assert (ok, PASTED in message, PASTED in str(raised.value)) == (False, False, False)
     assert "***" in str(raised.value)
+
+
+@pytest.fixture
+def no_update_times(monkeypatch):
+    """The fake WalkMe lists no ``updatedAt`` (the Segments API document shows no response bodies)."""
+    original = fake_walkme._Segment.to_json
+    monkeypatch.setattr(
+        fake_walkme._Segment,
+        "to_json",
+        lambda self: {key: value for key, value in original(self).items() if key != "updatedAt"},
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="where WalkMe lists a member count but no update time, the snapshot is trusted on the count "
+    "alone, silently: a member swapped by another client (count unchanged) stays, and the sync "
+    "reports verified=True",
+)
+def test_a_member_swapped_elsewhere_is_caught_when_the_platform_lists_no_update_time(
+    sandbox, no_update_times, tmp_path
+):
+    state = tmp_path / "vip.snapshot"
+    guid = WalkMeHook().sync_segment(["a", "b", "c"], name="VIP", state_path=state)["segment_guid"]
+    other = WalkMeHook()  # another client, no snapshot: swaps c for x
+    other.update_segment(guid, "remove", ["c"], max_removal_fraction=1.0)
+    other.update_segment(guid, "add", ["x"])
+
+    result = WalkMeHook().sync_segment(["a", "b", "c"], name="VIP", state_path=state)
+
+    assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == ["a", "b", "c"], result
