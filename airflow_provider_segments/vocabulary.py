@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
+from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.text import preview
 
 # -- WalkMe --------------------------------------------------------------------------------------
@@ -48,10 +49,22 @@ def validate_update_action(value: Any) -> str:
     return value
 
 
+def check_visible_name(value: str) -> None:
+    """Refuse a segment name holding an invisible or control character (either platform):
+    "VIP\u200b" looks like "VIP", so the next lookup by name would miss it and create another."""
+    invisible = find_invisible(value)
+    if invisible:
+        raise SegmentsValidationError(
+            f"name {preview(value)} holds the invisible or control character "
+            f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
+        )
+
+
 def validate_segment_name(value: Any) -> str:
     """Return ``value`` if it is a usable segment name."""
     if not isinstance(value, str) or not value.strip():
         raise SegmentsValidationError(f"name {preview(value)} is not valid: give a non-empty string.")
+    check_visible_name(value)
     if len(value) > MAX_NAME_LENGTH:
         raise SegmentsValidationError(
             f"name {preview(value)} is too long: {len(value)} characters, at most {MAX_NAME_LENGTH}."

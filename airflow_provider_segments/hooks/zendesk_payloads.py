@@ -9,7 +9,7 @@ from typing import Any
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.ids import as_list
 from airflow_provider_segments.text import preview
-from airflow_provider_segments.vocabulary import validate_user_segment_id
+from airflow_provider_segments.vocabulary import check_visible_name, validate_user_segment_id
 
 USER_TYPES = ("signed_in_users", "staff")
 ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
@@ -66,6 +66,7 @@ def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dic
     if name is not None or creating:
         if not isinstance(name, str) or not name.strip():
             raise SegmentsValidationError(f"name {preview(name)} is not valid: give a non-empty string.")
+        check_visible_name(name)
         body["name"] = name
     user_type = fields.get("user_type")
     if user_type is not None or creating:

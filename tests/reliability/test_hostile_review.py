@@ -352,3 +352,19 @@ def test_a_member_swapped_elsewhere_is_caught_when_the_platform_lists_no_update_
     result = WalkMeHook().sync_segment(["a", "b", "c"], name="VIP", state_path=state)
 
     assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == ["a", "b", "c"], result
+
+
+# -- segment names: the whole class of invisible characters -----------------------------------------
+INVISIBLE_IN_NAMES = ["\u200b", "\u00ad", "\ufeff", "\n", "\x00", "\u202e", "\u2028"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE_IN_NAMES, ids=[f"U+{ord(c):04X}" for c in INVISIBLE_IN_NAMES])
+def test_a_segment_name_holding_an_invisible_character_is_refused_before_anything_is_sent(sandbox, char):
+    name = f"VIP{char}"  # looks like "VIP": the next lookup by name would miss it and create another
+    with pytest.raises(SegmentsValidationError, match=rf"U\+{ord(char):04X}"):
+        WalkMeHook().create_segment(name, ["a"])
+    with pytest.raises(SegmentsValidationError, match=rf"U\+{ord(char):04X}"):
+        WalkMeHook().sync_segment(["a"], name=name)
+    with pytest.raises(SegmentsValidationError, match=rf"U\+{ord(char):04X}"):
+        ZendeskHelpCenterHook().create_user_segment(name, "staff", tags=["vip"])
+    assert _writes(sandbox) == []
