@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.ids import as_list
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import check_visible_name, validate_user_segment_id
@@ -51,6 +52,12 @@ def _validate_tag_list(field: str, value: Any) -> list[str]:
         if not isinstance(item, str) or not item.strip():
             raise SegmentsValidationError(
                 f"{field}[{position}] = {preview(item)} is not valid: {field} holds non-empty strings."
+            )
+        invisible = find_invisible(item)
+        if invisible:  # "vip\u200b" looks like "vip" but matches no user tagged "vip"
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} holds the invisible or control character "
+                f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
             )
         result.append(item)
     return result

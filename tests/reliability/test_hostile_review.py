@@ -368,3 +368,14 @@ def test_a_segment_name_holding_an_invisible_character_is_refused_before_anythin
     with pytest.raises(SegmentsValidationError, match=rf"U\+{ord(char):04X}"):
         ZendeskHelpCenterHook().create_user_segment(name, "staff", tags=["vip"])
     assert _writes(sandbox) == []
+
+
+@pytest.mark.parametrize("field", ["tags", "or_tags"])
+@pytest.mark.parametrize("char", INVISIBLE_IN_NAMES, ids=[f"U+{ord(c):04X}" for c in INVISIBLE_IN_NAMES])
+def test_a_zendesk_tag_holding_an_invisible_character_is_refused_before_anything_is_sent(
+    sandbox, char, field
+):
+    hook = ZendeskHelpCenterHook()
+    with pytest.raises(SegmentsValidationError, match=rf"{field}\[1\] = .* U\+{ord(char):04X}"):
+        hook.create_user_segment("VIP", "signed_in_users", **{field: ["gold", f"vip{char}"]})
+    assert _writes(sandbox) == []
