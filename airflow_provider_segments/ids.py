@@ -125,7 +125,13 @@ class UserIds:
         ids: dict[str, Any] = {}
         for position, raw in enumerate(values):
             if isinstance(raw, int) and not isinstance(raw, bool):
-                raw = str(raw)
+                try:
+                    raw = str(raw)
+                except ValueError:  # more digits than Python converts (4,300 by default)
+                    raise SegmentsValidationError(
+                        f"{field}[{position}] is an integer of thousands of digits, not a valid user id: "
+                        f"ids have at most {max_length} characters."
+                    ) from None
             if not isinstance(raw, str):
                 raise SegmentsValidationError(
                     f"{field}[{position}] = {preview(raw)} is not a valid user id: expected a string, "
@@ -311,15 +317,21 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
     if value is None:
         raise SegmentsValidationError(f"{field} is required: pass a list of {what} (it was None).")
     if isinstance(value, (str, bytes)):
-        text = value.decode() if isinstance(value, bytes) else value
+        try:
+            text = value.decode() if isinstance(value, bytes) else value
+        except UnicodeDecodeError as err:
+            raise SegmentsValidationError(
+                f"{field} must be a list of {what}, got bytes that are not UTF-8 (byte "
+                f"0x{value[err.start]:02X} at offset {err.start:,}): {preview(value)}."
+            ) from None
         stripped = text.strip()
         if stripped.startswith("["):
             try:
                 parsed = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
                 try:
                     parsed = ast.literal_eval(stripped)
-                except (ValueError, SyntaxError):
+                except (ValueError, SyntaxError, RecursionError, MemoryError):
                     parsed = None
             if isinstance(parsed, list):
                 return parsed

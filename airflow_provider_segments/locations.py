@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
+from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.text import preview
 
 #: Characters read at a time from an id file.
@@ -29,6 +30,12 @@ def storage_path(path: Any) -> Any:
     if isinstance(text, str):
         if not text.strip():
             raise SegmentsValidationError(f"path {text!r} is not a path or URI.")
+        bad = find_invisible(text)
+        if bad:  # a templated path's line break, a NUL: no file has this name, and no retry makes one
+            raise SegmentsValidationError(
+                f"path {preview(text)} holds the control or invisible character "
+                f"{describe_char(bad.group())} at position {bad.start()}: no file can be found by it."
+            )
         if "://" not in text:
             return text
     from airflow_provider_segments._compat import ObjectStoragePath  # Airflow, on first use only
@@ -66,6 +73,12 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
         raise SegmentsInputMissingError(
             f"{str(path)!r} does not exist (yet): if another task or machine writes it, give this "
             "task retries (and a retry_delay) long enough for it to arrive."
+        ) from None
+    except OSError as err:
+        if mode != "r":
+            raise
+        raise SegmentsValidationError(  # a name too long, no permission...: a retry cannot fix it
+            f"{preview(str(path))} cannot be opened: {err.strerror or type(err).__name__}."
         ) from None
     with handle:
         yield handle

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
+from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.text import preview
 
 # -- WalkMe --------------------------------------------------------------------------------------
@@ -48,10 +49,22 @@ def validate_update_action(value: Any) -> str:
     return value
 
 
+def check_visible_name(value: str) -> None:
+    """Refuse a segment name holding an invisible or control character (either platform):
+    "VIP\u200b" looks like "VIP", so the next lookup by name would miss it and create another."""
+    invisible = find_invisible(value)
+    if invisible:
+        raise SegmentsValidationError(
+            f"name {preview(value)} holds the invisible or control character "
+            f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
+        )
+
+
 def validate_segment_name(value: Any) -> str:
     """Return ``value`` if it is a usable segment name."""
     if not isinstance(value, str) or not value.strip():
         raise SegmentsValidationError(f"name {preview(value)} is not valid: give a non-empty string.")
+    check_visible_name(value)
     if len(value) > MAX_NAME_LENGTH:
         raise SegmentsValidationError(
             f"name {preview(value)} is too long: {len(value)} characters, at most {MAX_NAME_LENGTH}."
@@ -72,6 +85,11 @@ def normalize_segment(raw: Any) -> dict[str, Any]:
     if not guid and isinstance(raw.get("id"), str) and SEGMENT_GUID_PATTERN.fullmatch(raw["id"]):
         guid, external_id = raw["id"], raw.get("externalId")
     count = raw.get("usersCount", raw.get("userCount", raw.get("user_count")))
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise SegmentsError(
+            f"WalkMe lists segment {preview(guid)} with a member count (usersCount) of {preview(count)}, "
+            "not a whole number: the guards and the read-back cannot be checked against it."
+        )
     return {
         "segment_guid": guid,
         "name": raw.get("name"),

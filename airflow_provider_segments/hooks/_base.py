@@ -9,6 +9,8 @@ A platform hook adds only its API knowledge: how its connection's fields read
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -19,8 +21,12 @@ from airflow_provider_segments.exceptions import (
     SegmentsError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks._connection import ConnectionSettings, normalized_extra
-from airflow_provider_segments.http import ApiClient
+from airflow_provider_segments.hooks._connection import (
+    ConnectionSettings,
+    check_credential,
+    normalized_extra,
+)
+from airflow_provider_segments.http import ApiClient, Redactor
 from airflow_provider_segments.text import preview
 
 #: What a create does when the name is taken: update that segment, or fail.
@@ -82,7 +88,10 @@ class SegmentsHook(BaseHook, Generic[SettingsT]):
                 f"Connection {self.conn_id!r} has no {self.secret_label()}: set its password field."
             )
         mask_secret(conn.password)
-        return self.read_connection(conn, extra)
+        with _secret_kept_out(conn.password):  # a secret pasted into the host field too
+            check_credential(conn.password, "password", self.conn_id)
+            check_credential(conn.login, "login", self.conn_id)
+            return self.read_connection(conn, extra)
 
     def secret_label(self) -> str:
         """What the password field holds, for messages."""
@@ -92,14 +101,15 @@ class SegmentsHook(BaseHook, Generic[SettingsT]):
     def client(self) -> ApiClient:
         """The HTTP client (built on first use): retry budget, timeouts and TLS from the extras."""
         settings = self.settings
-        client = ApiClient.from_extra(
-            platform=self.platform,
-            base_url=settings.base_url,
-            extra=settings.extra,
-            conn_id=self.conn_id,
-            hints=self.error_hints(),
-            logger=self.log,
-        )
+        with _secret_kept_out(settings.secret):
+            client = ApiClient.from_extra(
+                platform=self.platform,
+                base_url=settings.base_url,
+                extra=settings.extra,
+                conn_id=self.conn_id,
+                hints=self.error_hints(),
+                logger=self.log,
+            )
         client.add_secret(settings.secret)
         return client
 
@@ -122,8 +132,23 @@ class SegmentsHook(BaseHook, Generic[SettingsT]):
         the button answers at once), naming the host on failure; never echoes a secret."""
         try:
             with self.client.single_attempt():
-                return True, self.check_connection()
+                return True, self.client.redact(self.check_connection())
         except SegmentsApiError as err:
-            return False, f"Connection test against {self.base_url} (one attempt, no retries): {err}"
+            text = f"Connection test against {self.base_url} (one attempt, no retries): {err}"
+            return False, self.client.redact(text)
         except SegmentsError as err:
             return False, str(err)
+
+
+@contextlib.contextmanager
+def _secret_kept_out(secret: str) -> Iterator[None]:
+    """Re-raise a :class:`SegmentsConfigError` with ``secret`` (in every form) redacted: a connection
+    field that holds it (a password pasted into the host) is quoted by name, never shown."""
+    try:
+        yield
+    except SegmentsConfigError as err:
+        redactor = Redactor()
+        redactor.add_secret(secret)
+        if redactor(str(err)) == str(err):
+            raise
+        raise SegmentsConfigError(redactor(str(err))) from None

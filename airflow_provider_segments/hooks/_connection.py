@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
 from airflow_provider_segments.http import without_userinfo
+from airflow_provider_segments.id_rules import describe_char, find_invisible
 
 
 class ConnectionLog(Protocol):
@@ -48,6 +49,25 @@ class ConnectionSettings:
 
     def __repr__(self) -> str:  # never the secret
         return f"ConnectionSettings(base_url={self.base_url!r}, login={self.login!r})"
+
+
+def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
+    """Refuse a login or secret that HTTP cannot carry, naming the field and the character (never the
+    value): a control or invisible character (a pasted line break would be a header requests refuses,
+    a zero-width space a credential that never matches), or one beyond Latin-1 (requests encodes
+    Basic credentials and header values as Latin-1)."""
+    if not value:
+        return
+    bad = find_invisible(value)
+    position = bad.start() if bad else next((i for i, c in enumerate(value) if ord(c) > 0xFF), None)
+    if position is None:
+        return
+    kind = "a control or invisible character" if bad else "a character beyond Latin-1"
+    raise SegmentsConfigError(
+        f"Connection {conn_id!r}: its {field_name} field holds {kind}, {describe_char(value[position])}, "
+        f"at position {position}, which cannot be sent in an HTTP header: copy the value again without "
+        "it. Nothing was sent."
+    )
 
 
 def normalized_extra(extra: dict[str, Any] | None, conn_type: str) -> dict[str, Any]:

@@ -109,6 +109,11 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             fresh = 0
             for item in body[key]:
                 item_id = item.get("id") if isinstance(item, dict) else None
+                if item_id is not None and not isinstance(item_id, int | str):
+                    raise SegmentsError(
+                        f"Zendesk listed an item of {path} whose id is not a number: "
+                        f"{self.client.preview(item)}"
+                    )
                 if item_id is not None:
                     if item_id in seen_ids:
                         continue  # an item shifted onto the next page (offset pagination): once is enough
@@ -122,6 +127,11 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
                     "instead of looping."
                 )
             meta, links = body.get("meta") or {}, body.get("links") or {}
+            if not isinstance(meta, dict) or not isinstance(links, dict):
+                raise SegmentsError(
+                    f"Zendesk answered {path} with 'meta' or 'links' that is not an object: "
+                    f"{self.client.preview({'meta': meta, 'links': links})}"
+                )
             if meta.get("has_more") and links.get("next"):
                 next_url = links["next"]
             elif body.get("next_page"):
@@ -134,6 +144,10 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
                 )
             else:
                 return
+            if not isinstance(next_url, str):
+                raise SegmentsError(
+                    f"Zendesk's next-page link for {path} is not a URL: {self.client.preview(next_url)}"
+                )
             if not same_origin(self.base_url, next_url):
                 raise SegmentsError(
                     f"Zendesk's next-page link for {path} points at another origin "

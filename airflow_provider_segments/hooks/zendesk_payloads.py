@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.ids import as_list
 from airflow_provider_segments.text import preview
-from airflow_provider_segments.vocabulary import validate_user_segment_id
+from airflow_provider_segments.vocabulary import check_visible_name, validate_user_segment_id
 
 USER_TYPES = ("signed_in_users", "staff")
 ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
@@ -52,6 +53,12 @@ def _validate_tag_list(field: str, value: Any) -> list[str]:
             raise SegmentsValidationError(
                 f"{field}[{position}] = {preview(item)} is not valid: {field} holds non-empty strings."
             )
+        invisible = find_invisible(item)
+        if invisible:  # "vip\u200b" looks like "vip" but matches no user tagged "vip"
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} holds the invisible or control character "
+                f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
+            )
         result.append(item)
     return result
 
@@ -66,6 +73,7 @@ def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dic
     if name is not None or creating:
         if not isinstance(name, str) or not name.strip():
             raise SegmentsValidationError(f"name {preview(name)} is not valid: give a non-empty string.")
+        check_visible_name(name)
         body["name"] = name
     user_type = fields.get("user_type")
     if user_type is not None or creating:

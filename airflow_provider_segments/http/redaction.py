@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -16,6 +17,15 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_CHARS = 4
 #: What a secret is replaced with.
 REDACTED = "***"
+#: A credential field and its value, in JSON (``"access_token": "v"``, also escaped as in a repr),
+#: a form or query (``access_token=v``) or a header-like line (``client_secret: v``).
+_CREDENTIAL_FIELD = re.compile(
+    r"""(\b(?:access_token|refresh_token|id_token|client_secret|api_token|password)\\?["']?\s*[:=]\s*\\?["']?)"""
+    r"""(?!\*\*\*)(?:\\.|[^\s"'&,;}\\])+""",  # a backslash escape stays inside the value
+    re.IGNORECASE,
+)
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+_UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
 
 class Redactor:
@@ -42,10 +52,12 @@ class Redactor:
             self._forms.update({pair, base64.b64encode(pair.encode()).decode()})
 
     def __call__(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``***``."""
+        """``text`` with every known secret replaced by ``***``, and the value of every credential
+        field (``access_token=...``, ``"refresh_token": "..."``): a secret not known yet, such as the
+        token in an answer that could not be read."""
         for form in sorted(self._forms, key=len, reverse=True):
             text = text.replace(form, REDACTED)
-        return text
+        return _CREDENTIAL_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
 
     def shorten(self, text: str, limit: int) -> str:
         """``text`` on one line, redacted, then cut to ``limit`` characters.
@@ -74,12 +86,20 @@ class Redactor:
 
 def secret_forms(secret: str) -> set[str]:
     """The ways a secret may come back in an answer: raw, URL-encoded, JSON-escaped, base64."""
+    percent = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    # JSON as writers other than json.dumps write it too: non-ASCII kept raw, '/' escaped as '\/'
+    # (PHP's default), \u escapes in upper-case hex.
+    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    escaped |= {repr(secret)[1:-1], ascii(secret)[1:-1]}  # in the repr of a dict an error quotes
+    escaped |= {form.replace("/", "\\/") for form in escaped}
+    escaped |= {
+        _UNICODE_ESCAPE.sub(lambda m: m.group()[:2] + m.group()[2:].upper(), form) for form in escaped
+    }
     forms = {
         secret,
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
-        json.dumps(secret)[1:-1],
+        *percent,
+        *(_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), form) for form in percent),  # %2f as %2F
+        *escaped,
     }
     data = secret.encode()
     forms.add(base64.b64encode(data).decode())

@@ -1,9 +1,9 @@
 """The snapshot, its journal and the lease: what a sync remembers between runs, and what it promises.
 
-**The snapshot** (at ``state_path``) records the membership the last successful sync left and the
-platform's evidence read back after it: the member count and update time the platform listed. It is
-a cache, never the truth: a sync uses it for a delta only while the platform still lists that count
-and that update time (see :mod:`.sync`). Any other version of the file reads as "no snapshot".
+**The snapshot** (at ``state_path``) records the membership the last successful sync left, a checksum
+of its ids, and the platform's evidence read back after it: the member count and update time the
+platform listed. It is a cache, never the truth: a sync uses it for a delta only while the platform
+still lists that count and that update time (see :mod:`.sync`). Any other version reads as "no snapshot".
 
 **The journal** (``state_path + ".journal"``) is written, atomically, before the first write of a
 change: the segment and every id whose membership the change may alter (or that the whole
@@ -41,6 +41,7 @@ from typing import IO, Any
 from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
 from airflow_provider_segments.locations import read_blocks, storage_path
+from airflow_provider_segments.membership.checksum import ids_digest
 from airflow_provider_segments.text import preview
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
@@ -277,9 +278,11 @@ class StateStore:
                 STATE_VERSION,
             )
             return None
-        if ids is None or len(ids) != header.get("count") or not header.get("segment_guid"):
+        edited = ids is not None and header.get("ids_sha256") != ids_digest(ids)  # or older than checksums
+        if ids is None or edited or len(ids) != header.get("count") or not header.get("segment_guid"):
             log.warning(
-                "The snapshot at %s is incomplete or damaged; syncing in full to make the segment exact.",
+                "The snapshot at %s is incomplete, damaged or edited; syncing in full to make the segment "
+                "exact.",
                 self.state_path,
             )
             return None
@@ -300,6 +303,7 @@ class StateStore:
             "system_guid": snapshot.system_guid,
             "name": snapshot.name,
             "count": len(snapshot.ids),
+            "ids_sha256": ids_digest(snapshot.ids),
             "changed_at": snapshot.changed_at,
             "listed_count": snapshot.listed_count,
             "listed_updated_at": snapshot.listed_updated_at,
