@@ -109,8 +109,11 @@ def _sync(
         what = f"Syncing WalkMe segment {segment['segment_guid']}"
         if plan.mode == DELTA:  # members known from the snapshot the platform's evidence confirmed
             guards.check_removal(len(plan.removes), known, what)
-        else:  # members known from the count the platform lists (None: it lists none)
+        else:  # members known from the count the platform lists, else this segment's snapshot
             known = segment.get("user_count")
+            if known is None and snapshot is not None and _is_of(snapshot, segment, system):
+                known = len(snapshot.ids)
+                log.info("WalkMe lists no member count: the removal guard counts the snapshot's %s.", known)
             guards.check_removal(max(0, (known or 0) - len(ids)), known, what)
     log.info(plan.describe())
     added, removed = plan.counts()
@@ -198,7 +201,7 @@ def _baseline(
     if snapshot is None:
         return None
     guid = str(listed["segment_guid"])
-    if snapshot.system_guid.lower() != system.lower() or snapshot.segment_guid.lower() != guid.lower():
+    if not _is_of(snapshot, listed, system):
         log.info(
             "The snapshot is of segment %s in system %s, not %s: syncing in full.",
             snapshot.segment_guid,
@@ -207,7 +210,14 @@ def _baseline(
         )
         return None
     count, updated = listed.get("user_count"), listed.get("updated_at")
-    if updated is not None and updated != snapshot.listed_updated_at:
+    if updated is None:  # the count alone cannot show one member swapped for another elsewhere
+        log.warning(
+            "WalkMe lists no update time for segment %s: a change made elsewhere that kept the member "
+            "count cannot be ruled out, so the snapshot is not used; syncing in full.",
+            guid,
+        )
+        return None
+    if updated != snapshot.listed_updated_at:
         reason = "an earlier sync did not finish" if journal is not None else "it was changed since"
         log.warning(
             "WalkMe lists segment %s as updated at %s, the snapshot was taken after the update of %s: "
@@ -228,13 +238,6 @@ def _baseline(
                 f"{len(snapshot.ids):,}",
             )
             return None
-        if count is None and updated is None:
-            log.warning(
-                "WalkMe lists neither a member count nor an update time for segment %s: the snapshot "
-                "cannot be checked against the platform and is trusted as it is (full_refresh=True "
-                "resets it).",
-                guid,
-            )
         return snapshot.ids, None
     if journal.mode != DELTA or (journal.segment_guid or "").lower() != guid.lower():
         log.warning("An earlier sync left the whole membership unknown (%s): syncing in full.", journal)
@@ -247,3 +250,9 @@ def _baseline(
 
 
 # -- small helpers -----------------------------------------------------------------------------------
+
+
+def _is_of(snapshot: Snapshot, listed: dict[str, Any], system: str) -> bool:
+    """Whether ``snapshot`` was taken of the listed segment (same system, same GUID)."""
+    guid = str(listed["segment_guid"]).lower()
+    return snapshot.system_guid.lower() == system.lower() and snapshot.segment_guid.lower() == guid

@@ -334,12 +334,6 @@ def no_update_times(monkeypatch):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="where WalkMe lists a member count but no update time, the snapshot is trusted on the count "
-    "alone, silently: a member swapped by another client (count unchanged) stays, and the sync "
-    "reports verified=True",
-)
 def test_a_member_swapped_elsewhere_is_caught_when_the_platform_lists_no_update_time(
     sandbox, no_update_times, tmp_path
 ):
@@ -352,6 +346,35 @@ def test_a_member_swapped_elsewhere_is_caught_when_the_platform_lists_no_update_
     result = WalkMeHook().sync_segment(["a", "b", "c"], name="VIP", state_path=state)
 
     assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == ["a", "b", "c"], result
+    assert result["mode"] == "full"  # without an update time the snapshot cannot be confirmed
+
+
+@pytest.fixture
+def no_evidence(monkeypatch):
+    """The fake WalkMe lists neither ``usersCount`` nor ``updatedAt``."""
+    original = fake_walkme._Segment.to_json
+    monkeypatch.setattr(
+        fake_walkme._Segment,
+        "to_json",
+        lambda self: {k: v for k, v in original(self).items() if k not in ("updatedAt", "usersCount")},
+    )
+
+
+def test_without_any_listed_evidence_the_sync_is_full_and_the_guard_counts_the_snapshot(
+    sandbox, no_evidence, tmp_path
+):
+    state = tmp_path / "vip.snapshot"
+    first = [f"u{i}" for i in range(40)]
+    guid = WalkMeHook().sync_segment(first, name="VIP", state_path=state)["segment_guid"]
+    WalkMeHook().update_segment(guid, "remove", ["u0"], max_removal_fraction=None)  # elsewhere
+
+    result = WalkMeHook().sync_segment(first[:39], name="VIP", state_path=state)  # one fewer
+    assert result["mode"] == "full"
+    assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == sorted(first[:39])
+
+    with pytest.raises(SegmentsValidationError, match="remove"):  # 30 of 39: the guard still runs
+        WalkMeHook().sync_segment(first[:9], name="VIP", state_path=state)
+    assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == sorted(first[:39])
 
 
 # -- segment names: the whole class of invisible characters -----------------------------------------
