@@ -14,6 +14,22 @@ import unicodedata
 #: line and paragraph separators (``Zl``, ``Zp``). Each would split, hide or disguise an id in a file,
 #: a log or the admin UI. The set follows the running Python's Unicode database.
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt) outside those categories:
+#: what renders as nothing although its category says otherwise (the combining grapheme joiner,
+#: Hangul fillers, Khmer inherent vowels, Mongolian and emoji variation selectors, and the reserved
+#: code points the standard sets aside as ignorable). ``alice`` and ``alice\ufe0f`` look the same.
+DEFAULT_IGNORABLE_RANGES = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x2065, 0x2065),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),
+)
 _ASCII_INVISIBLE = "".join(
     c for c in map(chr, range(0x80)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
 )
@@ -29,7 +45,8 @@ _ASCII_INVISIBLE_SEARCH = {
 
 @functools.cache
 def _invisible_code_points() -> tuple[tuple[int, int], ...]:
-    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES`.
+    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES`, or
+    that Unicode calls default-ignorable (:data:`DEFAULT_IGNORABLE_RANGES`).
 
     Built on first use from the whole Unicode database (about 0.1 s, once per process, and only when
     a non-ASCII text is checked), not at import: DAG parsing imports this module.
@@ -42,6 +59,13 @@ def _invisible_code_points() -> tuple[tuple[int, int], ...]:
                 ranges[-1] = (ranges[-1][0], code)
             else:
                 ranges.append((code, code))
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted([*ranges, *DEFAULT_IGNORABLE_RANGES]):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    ranges = merged
     return tuple(ranges)
 
 

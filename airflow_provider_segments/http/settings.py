@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +82,14 @@ def verify_setting(value: Any, conn_id: str) -> bool | str:
             return True
         if lowered in ("false", "0", "no"):
             return False
-        return value.strip()  # a CA bundle path
+        path = value.strip()
+        if not os.path.exists(path):  # requests would fail at send time with a raw OSError
+            raise SegmentsConfigError(
+                f"Connection {conn_id!r}: extra field 'verify' is {path!r}, which is neither true/false "
+                "nor the path of a CA bundle on this machine (no file or directory there): use true, "
+                "false, or the path of a CA bundle that exists where the task runs."
+            )
+        return path
     raise SegmentsConfigError(
         f"Connection {conn_id!r}: extra field 'verify' must be true, false or a CA bundle path, "
         f"got {value!r}."

@@ -200,11 +200,6 @@ def test_snapshot_edited_by_hand_is_not_trusted(sandbox, tmp_path):
 DEFAULT_IGNORABLE = ["\u034f", "\u115f", "\u1160", "\u3164", "\uffa0", "\u180b", "\ufe0f", "\U000e0100"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ids holding a default-ignorable code point outside Cf/Cc (U+034F, Hangul fillers, "
-    "variation selectors) are accepted: 'alice' and 'alice\\ufe0f' look the same and are two users",
-)
 @pytest.mark.parametrize("char", DEFAULT_IGNORABLE, ids=[f"U+{ord(c):04X}" for c in DEFAULT_IGNORABLE])
 def test_id_holding_a_default_ignorable_character_is_refused(sandbox, char):
     with pytest.raises(SegmentsValidationError, match=f"U\\+{ord(char):04X}"):
@@ -248,12 +243,6 @@ def test_malformed_id_values_are_refused_by_name_before_anything_is_sent(sandbox
 
 
 # -- transport settings: a clear error naming the value, before anything is sent ------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="extra.verify 'off' (or any CA bundle path that does not exist) is taken as a path and ends "
-    "in requests' raw OSError when the call is sent, not a SegmentsConfigError naming the field "
-    "(tests/reliability/test_hostile_input.py asserts the path is kept unchecked: a design decision)",
-)
 @pytest.mark.parametrize("verify", ["off", "disabled", "/nonexistent/ca-bundle.pem"])
 def test_verify_that_is_neither_a_flag_nor_an_existing_ca_bundle_is_refused_by_name(monkeypatch, verify):
     conn = {
