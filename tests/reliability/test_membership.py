@@ -478,6 +478,7 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
             elif failure == "lost-response":
                 sandbox.inject_fault(SEGMENTS, method=method, skip=at, lose_response=True, count=5)
             elif failure == "late-landing":  # applied after the client gave up on it (and retried)
+                landed_before = _held_requests_answered(sandbox)  # by earlier runs of this sequence
                 held = sandbox.inject_fault(SEGMENTS, method=method, skip=at, delay=HELD, count=2)
             elif failure == "kill":
                 kill_after[:] = [at]
@@ -489,7 +490,7 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
                 succeeded = True
                 outcomes[failure] += 1
             if failure == "late-landing":  # every held copy (a failed run's too) lands before anyone looks
-                _wait_for_held_requests(sandbox, taken=2 - held.count)  # the sandbox counts down
+                _wait_for_held_requests(sandbox, landed_before + 2 - held.count)  # held.count counts down
             sandbox.clear_faults()
             if succeeded:
                 assert members_of(sandbox, name) == set(wanted), f"sequence {sequence}, {failure}"
@@ -501,10 +502,15 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
     assert all(outcomes.values()) and all(between.values()), (outcomes, between)
 
 
-def _wait_for_held_requests(sandbox, taken: int) -> None:
-    """Until the sandbox has answered (and logged) every request a delay fault held."""
+def _held_requests_answered(sandbox) -> int:
+    return sum(entry.get("fault") == "delay" for entry in sandbox.requests)
+
+
+def _wait_for_held_requests(sandbox, answered: int) -> None:
+    """Until the sandbox has answered (and logged) ``answered`` requests a delay fault held, this
+    sequence's earlier ones included (the log is cleared once per sequence, not per run)."""
     deadline = time.monotonic() + 10 * HELD
-    while sum(entry.get("fault") == "delay" for entry in sandbox.requests) < taken:
+    while _held_requests_answered(sandbox) < answered:
         assert time.monotonic() < deadline, "a held request never finished"
         time.sleep(0.02)
 
