@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from datetime import datetime
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.membership.sender import DEFAULT_PARALLEL_REQUESTS, check_parallel_requests
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     SYSTEM_GUID_PATTERN,
@@ -79,6 +81,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
     timeouts and TLS settings may be tuned in ``extra`` (see :meth:`ApiClient.from_extra`).
 
     :param walkme_conn_id: the Airflow connection to use.
+    :param max_parallel_requests: chunk writes (``add``/``remove``) in flight at once, 1 to 16;
+        the membership methods take it per call too.
     """
 
     conn_name_attr = "walkme_conn_id"
@@ -89,11 +93,20 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
     #: WalkMe's limit of ids in one request (the membership engine chunks to it).
     max_ids_per_request = MAX_IDS_PER_REQUEST
 
-    def __init__(self, walkme_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        walkme_conn_id: str = default_conn_name,
+        max_parallel_requests: int = DEFAULT_PARALLEL_REQUESTS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.walkme_conn_id = walkme_conn_id
+        #: Chunk writes in flight at once (the membership engine's chunk sender reads it).
+        self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
         self._token: str | None = None
         self._token_expires_at = 0.0
+        # Chunk writes run in several threads: one token fetch at a time, shared by all of them.
+        self._token_lock = threading.Lock()
 
     # -- connection ----------------------------------------------------------------------------
     def read_connection(self, conn: Any, extra: dict[str, Any]) -> WalkMeConnection:
@@ -125,10 +138,19 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         return value
 
     # -- token ---------------------------------------------------------------------------------
-    def get_access_token(self, force_refresh: bool = False) -> str:
-        """Return a bearer token, fetching a new one when none is cached or it is about to expire."""
-        if not force_refresh and self._token and time.monotonic() < self._token_expires_at:
-            return self._token
+    def get_access_token(self, force_refresh: bool = False, *, refused: str | None = None) -> str:
+        """Return a bearer token, fetching a new one when none is cached or it is about to expire.
+
+        Safe from several threads: one fetches, the others wait and share its token. ``refused``:
+        the token WalkMe just refused (401); a newer one another thread fetched meanwhile is reused.
+        """
+        with self._token_lock:
+            fresh = self._token and time.monotonic() < self._token_expires_at
+            if fresh and (not force_refresh or (refused is not None and self._token != refused)):
+                return self._token  # type: ignore[return-value]
+            return self._fetch_token()
+
+    def _fetch_token(self) -> str:
         settings = self.settings
         body = self.client.request_json(
             "POST",
@@ -165,8 +187,9 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
 
     def _call(self, method: str, path: str, *, json_body: Any = None, idempotent: bool | None = None) -> Any:
         """Send one Segments API call with the bearer token; on a 401 fetch a new token once."""
+        token = None
         for attempt in (1, 2):
-            token = self.get_access_token(force_refresh=attempt == 2)
+            token = self.get_access_token(force_refresh=attempt == 2, refused=token)
             try:
                 return self.client.request_json(
                     method,
@@ -255,6 +278,14 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         """Wait (through the client, so tests can make it instant)."""
         self.client.sleep(seconds)
 
+    def congestion_signals(self) -> int:
+        """Answers so far that said "slow down" (429, 5xx) or were retried, from every thread."""
+        return self.client.congestion_signals
+
+    def _parallel(self, max_parallel_requests: int | None) -> None:
+        if max_parallel_requests is not None:
+            self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
+
     # -- membership changes (delegated to the membership engine) -------------------------------------
     def create_segment(
         self,
@@ -266,6 +297,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         *,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        max_parallel_requests: int | None = None,
         creation_token: str | None = None,
         created_after: datetime | None = None,
     ) -> dict[str, Any]:
@@ -281,6 +313,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         :param allow_empty: let an empty ``user_ids`` through (else refused before anything is sent).
         :param max_removal_fraction: refuse overriding an existing segment when that would remove
             more than this share of the members it lists (``None``: no limit).
+        :param max_parallel_requests: ``add``/``remove`` chunk writes in flight at once (1 to 16; an
+            ``override`` is always sent alone); ``None`` keeps the hook's (default 4).
         :param creation_token: marks the segments this task creates (the operators derive it from
             the DAG run and task); default: a new token per call.
         :param created_after: when this DAG run started: with ``external_id``, a segment of this name
@@ -294,6 +328,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
             raise SegmentsValidationError(f"external_id {preview(external_id)} must be a non-empty string.")
         guards = Guards(allow_empty, max_removal_fraction)
+        self._parallel(max_parallel_requests)
         result = membership.create_segment(
             self,
             self.resolve_system_guid(system_guid),
@@ -317,6 +352,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         *,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        max_parallel_requests: int | None = None,
     ) -> dict[str, Any]:
         """Add, remove or override the users of a segment, in chunks of at most 25,000 ids.
 
@@ -328,12 +364,15 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         After the change the segment is read back: an ``override`` must list exactly as many members
         as ``user_ids`` holds, an ``add`` at least that many, else :class:`MembershipMismatchError`.
 
+        :param max_parallel_requests: ``add``/``remove`` chunk writes in flight at once (1 to 16; an
+            ``override`` is always sent alone); ``None`` keeps the hook's (default 4).
         :return: ``segment_guid``, ``system_guid``, ``action``, ``user_count``, ``requests``,
             ``changed_at``, ``listed_user_count``, ``verified``.
         """
         guid = validate_segment_guid(segment_guid)
         validate_update_action(action)
         guards = Guards(allow_empty, max_removal_fraction)
+        self._parallel(max_parallel_requests)
         result = membership.update_segment(
             self,
             self.resolve_system_guid(system_guid),
@@ -357,6 +396,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         dry_run: bool = False,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        max_parallel_requests: int | None = None,
         creation_token: str | None = None,
         created_after: datetime | None = None,
     ) -> dict[str, Any]:
@@ -371,6 +411,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         and writes nothing. What the snapshot, journal and lease promise:
         :mod:`airflow_provider_segments.membership.state`.
 
+        :param max_parallel_requests: ``add``/``remove`` chunk writes in flight at once (1 to 16; an
+            ``override`` is always sent alone); ``None`` keeps the hook's (default 4).
         :return: ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged`` (``None`` when
             unknown), ``requests`` (write requests), ``user_count``, ``segment_guid``,
             ``system_guid``, ``name``, ``changed_at`` (of the last change that sent anything),
@@ -382,6 +424,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         if name is not None:
             validate_segment_name(name)
         guards = Guards(allow_empty, max_removal_fraction)
+        self._parallel(max_parallel_requests)
         result = membership.sync_segment(
             self,
             self.resolve_system_guid(system_guid),

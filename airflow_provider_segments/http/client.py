@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 USER_AGENT = f"airflow-provider-segments/{__version__}"
 #: A rate-limit header at or below this many requests left is logged as a warning.
 RATE_LIMIT_LOW_WATERMARK = 10
+#: Kept-alive connections per host: at least the most chunk writes a task may send at once
+#: (``membership.sender.MAX_PARALLEL_REQUESTS``), so that none is closed and opened again.
+POOL_CONNECTIONS = 16
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +100,19 @@ class ApiClient:
     sleep: Callable[[float], None] = time.sleep
     redactor: Redactor = field(default_factory=Redactor, repr=False)
     _session: requests.Session | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _congestion: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         if self.logger is None:
             self.logger = log
+
+    @property
+    def congestion_signals(self) -> int:
+        """Failed attempts so far that said "slow down" or were retried: a 429 or 5xx answer, no
+        answer at all. Counted from every thread; the chunk sender halves its concurrency on each."""
+        return self._congestion
 
     def __repr__(self) -> str:
         return f"ApiClient(platform={self.platform!r}, base_url={self.base_url!r})"
@@ -171,8 +183,13 @@ class ApiClient:
     # -- transport -----------------------------------------------------------------------------
     @property
     def session(self) -> requests.Session:
-        """The keep-alive session (created on first use, never at import or construction)."""
-        if self._session is None:
+        """The keep-alive session (created on first use, never at import or construction); one for
+        every thread (a ``requests.Session`` with its connection pool may be shared by threads)."""
+        if self._session is not None:
+            return self._session
+        with self._lock:
+            if self._session is not None:
+                return self._session
             import requests
 
             session = requests.Session()
@@ -183,10 +200,10 @@ class ApiClient:
             session.auth = _connection_auth_only()
             session.trust_env = not is_loopback(urlsplit(self.base_url).hostname or "")
             adapter = deadline_adapter_class()
-            session.mount("https://", adapter())
-            session.mount("http://", adapter())
+            session.mount("https://", adapter(pool_maxsize=POOL_CONNECTIONS))
+            session.mount("http://", adapter(pool_maxsize=POOL_CONNECTIONS))
             self._session = session
-        return self._session
+            return session
 
     @contextlib.contextmanager
     def single_attempt(self) -> Iterator[None]:
@@ -284,6 +301,9 @@ class ApiClient:
             outcome = self._attempt(call, parse_json)
             if not isinstance(outcome, Failure):
                 return outcome
+            if outcome.retryable:
+                with self._lock:
+                    self._congestion += 1
             if outcome.outcome_unknown(call.idempotent):
                 raise self._error(call, outcome, attempt, unknown=True)
             delay = self.retry.delay(attempt, outcome.retry_after)

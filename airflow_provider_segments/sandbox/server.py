@@ -193,6 +193,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self._log: list[dict[str, Any]] = []
         self._connections: set[socket.socket] = set()
         self._connection_serial = 0
+        self._in_flight = 0
         self._control = _ControlApp(self)
         for app in apps:
             self.add_app(app)
@@ -299,7 +300,8 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         ``time`` (epoch seconds), ``connection`` (serial number of the TCP connection, to check
         keep-alive), ``fault`` (``"status"``, ``"delay"``, ``"drop_connection"``, ``"lose_response"``
         or ``"truncate_body"``) when a fault hit
-        it, and whatever the app added (WalkMe segment writes add ``action`` and ``ids``; Zendesk
+        it, ``in_flight`` (API requests being handled when it arrived, itself included), and
+        whatever the app added (WalkMe segment writes add ``action`` and ``ids``; Zendesk
         calls add ``auth``, writes ``action`` and ``ids``, lists ``pagination``).
         """
         with self._lock:
@@ -319,6 +321,12 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             reset = getattr(app, "reset", None)
             if callable(reset):
                 reset()
+
+    def in_flight(self, delta: int) -> int:
+        """Count a request in (``+1``) or out (``-1``); the API requests being handled now."""
+        with self._lock:
+            self._in_flight += delta
+            return self._in_flight
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -457,6 +465,17 @@ class _SandboxRequestHandler(BaseHTTPRequestHandler):
             body=body,
         )
         control = path.startswith(CONTROL_PREFIX)
+        if control:
+            self._handle(request, method, path, control)
+            return
+        # Logged as ``in_flight``: API requests being handled when this one arrived, itself included.
+        request.log["in_flight"] = self.server.in_flight(+1)
+        try:
+            self._handle(request, method, path, control)
+        finally:
+            self.server.in_flight(-1)
+
+    def _handle(self, request: Request, method: str, path: str, control: bool) -> None:
         fault = None if control else self.server.take_fault(method, path)
         fault_kind: str | None = None
         if fault is not None:
