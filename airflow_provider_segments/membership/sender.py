@@ -121,7 +121,7 @@ class _Progress:
     failed: list[tuple[int, str, int, SegmentsError]] = field(default_factory=list)
 
     def error(self, what: str, guid: str, sent_up_to: int) -> PartialUpdateError:
-        number, action, _, cause = self.failed[0]
+        number, action, _, cause = min(self.failed, key=lambda failure: failure[0])  # the first
         landed = sorted(self.landed)
         failed = sorted(n for n, *_ in self.failed)
         unsent = list(range(sent_up_to + 1, self.total_chunks + 1))
@@ -177,7 +177,8 @@ def send_chunks(
     else:
         sent = _send_in_parallel(api, system, guid, numbered, progress, Window(parallel))
     if progress.failed:
-        raise progress.error(what, guid, sent) from progress.failed[0][3]
+        first_failure = min(progress.failed, key=lambda failure: failure[0])
+        raise progress.error(what, guid, sent) from first_failure[3]
 
 
 def _send_one(api: MembershipApi, system: str, guid: str, action: str, chunk: list[str]) -> None:
