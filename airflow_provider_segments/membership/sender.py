@@ -236,6 +236,8 @@ def _send_in_parallel(
     in_flight: dict[Future[None], tuple[int, str, int, int]] = {}
     number = len(progress.landed)
     signals = getattr(api, "congestion_signals", None)
+    if callable(signals):  # only what happens from now on counts (not a retried look-up before)
+        window.seen_signals = signals()
 
     def settle(done: Iterable[Future[None]]) -> None:
         if callable(signals) and window.congested(signals()):
