@@ -99,16 +99,34 @@ class PartialUpdateError(SegmentsError):
     :param total_chunks: chunks the change needed.
     :param applied_ids: ids in the acknowledged chunks.
     :param total_ids: ids in the whole change.
+    :param landed_chunks: the numbers (from 1) of the acknowledged chunks; with parallel writes
+        they need not be the first ones.
+    :param failed_chunks: the numbers of the chunks that were sent and failed.
+    :param unsent_chunks: the numbers of the chunks never sent.
     """
 
     def __init__(
-        self, message: str, *, applied_chunks: int, total_chunks: int, applied_ids: int, total_ids: int
+        self,
+        message: str,
+        *,
+        applied_chunks: int,
+        total_chunks: int,
+        applied_ids: int,
+        total_ids: int,
+        landed_chunks: list[int] | None = None,
+        failed_chunks: list[int] | None = None,
+        unsent_chunks: list[int] | None = None,
     ) -> None:
         super().__init__(message)
         self.applied_chunks = applied_chunks
         self.total_chunks = total_chunks
         self.applied_ids = applied_ids
         self.total_ids = total_ids
+        self.landed_chunks = (
+            landed_chunks if landed_chunks is not None else list(range(1, applied_chunks + 1))
+        )
+        self.failed_chunks = failed_chunks or []
+        self.unsent_chunks = unsent_chunks or []
 
 
 class MembershipMismatchError(SegmentsError):

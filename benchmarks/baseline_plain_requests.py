@@ -12,6 +12,9 @@ Run (the sync benchmark does; the client id and secret come from the environment
     WALKME_CLIENT_ID=... WALKME_CLIENT_SECRET=... python benchmarks/baseline_plain_requests.py \\
         --url http://127.0.0.1:8080 --system-guid GUID --name "my segment" ids.txt
 
+``--from-list`` reads the file into a list first (outside the clock), as when the ids come as a
+list from XCom, and sends slices of it.
+
 The last stdout line is JSON: ``seconds`` (token, file and every call; imports excluded),
 ``peak_rss_kib`` (peak resident memory, ``VmHWM``), ``start_rss_kib`` (resident memory before the
 token), ``requests``, ``writes``, ``ids`` and ``segment_guid``. ``VmHWM`` rather than ``ru_maxrss``:
@@ -45,8 +48,22 @@ def id_chunks(path: str, size: int = MAX_IDS_PER_REQUEST) -> Iterator[list[str]]
             yield chunk
 
 
-def push(url: str, client_id: str, client_secret: str, system_guid: str, name: str, path: str) -> dict:
-    """Create segment ``name`` holding the ids of ``path``; return what was sent."""
+def list_chunks(ids: list[str], size: int = MAX_IDS_PER_REQUEST) -> Iterator[list[str]]:
+    """Yield slices of at most ``size`` ids."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def push(
+    url: str,
+    client_id: str,
+    client_secret: str,
+    system_guid: str,
+    name: str,
+    path: str,
+    ids: list[str] | None = None,
+) -> dict:
+    """Create segment ``name`` holding the ids of ``path`` (or ``ids``); return what was sent."""
     with requests.Session() as session:
         response = session.post(
             f"{url}{TOKEN_PATH}",
@@ -59,7 +76,7 @@ def push(url: str, client_id: str, client_secret: str, system_guid: str, name: s
         segments = f"{url}{SEGMENTS_PATH.format(system_guid=system_guid)}"
         guid = None
         writes = sent = 0
-        for chunk in id_chunks(path):
+        for chunk in id_chunks(path) if ids is None else list_chunks(ids):
             if guid is None:
                 response = session.post(segments, json={"name": name, "userIds": chunk}, timeout=TIMEOUT)
                 response.raise_for_status()
@@ -92,7 +109,12 @@ def main() -> None:
     parser.add_argument("--system-guid", required=True)
     parser.add_argument("--name", required=True, help="name of the segment to create")
     parser.add_argument("path", help="file of ids, one per line")
+    parser.add_argument("--from-list", action="store_true", help="read the file into a list first")
     args = parser.parse_args()
+    ids = None
+    if args.from_list:
+        with open(args.path, encoding="utf-8") as handle:
+            ids = handle.read().split()
 
     start_rss = memory_kib("VmRSS")
     started = time.perf_counter()
@@ -103,6 +125,7 @@ def main() -> None:
         args.system_guid,
         args.name,
         args.path,
+        ids,
     )
     seconds = time.perf_counter() - started
     peak = memory_kib("VmHWM")

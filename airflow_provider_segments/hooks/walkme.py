@@ -6,9 +6,6 @@ hook assumes (response shapes, DELETE) are listed in ``docs/walkme.md``.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import time
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +18,18 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
+from airflow_provider_segments.hooks.walkme_token import (
+    MAX_TOKEN_LIFETIME,
+    TOKEN_LIFETIME,
+    TokenCache,
+    token_lifetime,
+)
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.membership.sender import (
+    DEFAULT_PARALLEL_REQUESTS,
+    check_parallel_requests,
+    parallel_requests,
+)
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     SYSTEM_GUID_PATTERN,
@@ -39,33 +47,6 @@ PROPAGATION_MINUTES = 10
 
 TOKEN_PATH = "/accounts/connect/token"
 SEGMENTS_PATH = "/public/v1/user/system/{system_guid}/segment"
-#: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
-#: lifetime, so that a short-lived token is still reused).
-TOKEN_REFRESH_MARGIN = 300
-#: A token's lifetime when WalkMe's answer gives none, or gives something that is not a number.
-TOKEN_LIFETIME = 86400
-#: A cached token is reused for at most this long, whatever ``expires_in`` says (``1e999``, ``"inf"``).
-MAX_TOKEN_LIFETIME = 86400
-
-
-def token_lifetime(expires_in: Any) -> tuple[int, bool]:
-    """Whole seconds a token may be reused, from the ``expires_in`` of WalkMe's token answer, and
-    whether that value had to be replaced by the rule.
-
-    The rule: a number of seconds is clamped to 0..:data:`MAX_TOKEN_LIFETIME` (``-inf`` means 0,
-    ``1e999`` and ``"inf"`` the maximum); ``NaN``, a boolean or words mean :data:`TOKEN_LIFETIME`,
-    as a missing value does (which is not a replacement).
-    """
-    if expires_in is None:
-        return TOKEN_LIFETIME, False
-    number = None
-    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
-        with contextlib.suppress(ValueError):
-            number = float(expires_in)
-    if number is None or math.isnan(number):
-        return TOKEN_LIFETIME, True
-    clamped = min(max(number, 0.0), MAX_TOKEN_LIFETIME)
-    return int(clamped), clamped != number
 
 
 class WalkMeHook(SegmentsHook[WalkMeConnection]):
@@ -77,6 +58,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
     timeouts and TLS settings may be tuned in ``extra`` (see :meth:`ApiClient.from_extra`).
 
     :param walkme_conn_id: the Airflow connection to use.
+    :param max_parallel_requests: ``add``/``remove`` chunk writes in flight at once, 1 to 16 (an
+        ``override`` is always sent alone); the membership methods take it per call too.
     """
 
     conn_name_attr = "walkme_conn_id"
@@ -87,11 +70,17 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
     #: WalkMe's limit of ids in one request (the membership engine chunks to it).
     max_ids_per_request = MAX_IDS_PER_REQUEST
 
-    def __init__(self, walkme_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        walkme_conn_id: str = default_conn_name,
+        max_parallel_requests: int = DEFAULT_PARALLEL_REQUESTS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.walkme_conn_id = walkme_conn_id
-        self._token: str | None = None
-        self._token_expires_at = 0.0
+        #: Chunk writes in flight at once (the membership engine's chunk sender reads it).
+        self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
+        self._tokens = TokenCache()  # shared by the threads that send chunk writes
 
     # -- connection ----------------------------------------------------------------------------
     def read_connection(self, conn: Any, extra: dict[str, Any]) -> WalkMeConnection:
@@ -123,10 +112,15 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         return value
 
     # -- token ---------------------------------------------------------------------------------
-    def get_access_token(self, force_refresh: bool = False) -> str:
-        """Return a bearer token, fetching a new one when none is cached or it is about to expire."""
-        if not force_refresh and self._token and time.monotonic() < self._token_expires_at:
-            return self._token
+    def get_access_token(self, force_refresh: bool = False, *, refused: str | None = None) -> str:
+        """Return a bearer token, fetching a new one when none is cached or it is about to expire.
+
+        Safe from several threads: one fetches, the others wait and share its token. ``refused``:
+        the token WalkMe just refused (401); a newer one another thread fetched meanwhile is reused.
+        """
+        return self._tokens.get(self._fetch_token, force_refresh=force_refresh, refused=refused)
+
+    def _fetch_token(self) -> tuple[str, int]:
         settings = self.settings
         body = self.client.request_json(
             "POST",
@@ -155,16 +149,14 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
                 MAX_TOKEN_LIFETIME,
                 TOKEN_LIFETIME,
             )
-        self._token = token
-        margin = min(TOKEN_REFRESH_MARGIN, lifetime / 10)
-        self._token_expires_at = time.monotonic() + max(0.0, lifetime - margin)
         self.log.info("Fetched a WalkMe access token valid for %d s.", lifetime)
-        return token
+        return token, lifetime
 
     def _call(self, method: str, path: str, *, json_body: Any = None, idempotent: bool | None = None) -> Any:
         """Send one Segments API call with the bearer token; on a 401 fetch a new token once."""
+        token = None
         for attempt in (1, 2):
-            token = self.get_access_token(force_refresh=attempt == 2)
+            token = self.get_access_token(force_refresh=attempt == 2, refused=token)
             try:
                 return self.client.request_json(
                     method,
@@ -255,6 +247,10 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         """Wait (through the client, so tests can make it instant)."""
         self.client.sleep(seconds)
 
+    def congestion_signals(self) -> int:
+        """Answers so far that said "slow down" (429, 5xx) or were retried, from every thread."""
+        return self.client.congestion_signals
+
     # -- membership changes (delegated to the membership engine) -------------------------------------
     def create_segment(
         self,
@@ -266,6 +262,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         *,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        max_parallel_requests: int | None = None,
         creation_token: str | None = None,
         created_after: datetime | None = None,
     ) -> dict[str, Any]:
@@ -281,6 +278,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         :param allow_empty: let an empty ``user_ids`` through (else refused before anything is sent).
         :param max_removal_fraction: refuse overriding an existing segment when that would remove
             more than this share of the members it lists (``None``: no limit).
+        :param max_parallel_requests: for this call (``None``: the hook's, see the class).
         :param creation_token: marks the segments this task creates (the operators derive it from
             the DAG run and task); default: a new token per call.
         :param created_after: when this DAG run started: with ``external_id``, a segment of this name
@@ -294,18 +292,19 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
             raise SegmentsValidationError(f"external_id {preview(external_id)} must be a non-empty string.")
         guards = Guards(allow_empty, max_removal_fraction)
-        result = membership.create_segment(
-            self,
-            self.resolve_system_guid(system_guid),
-            name,
-            user_ids,
-            max_length=MAX_ID_LENGTH,
-            external_id=external_id,
-            if_exists=if_exists,
-            creation_token=creation_token,
-            created_after=created_after,
-            guards=guards,
-        )
+        with parallel_requests(self, max_parallel_requests):
+            result = membership.create_segment(
+                self,
+                self.resolve_system_guid(system_guid),
+                name,
+                user_ids,
+                max_length=MAX_ID_LENGTH,
+                external_id=external_id,
+                if_exists=if_exists,
+                creation_token=creation_token,
+                created_after=created_after,
+                guards=guards,
+            )
         return self._reported(user_ids, result)
 
     def update_segment(
@@ -317,6 +316,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         *,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        max_parallel_requests: int | None = None,
     ) -> dict[str, Any]:
         """Add, remove or override the users of a segment, in chunks of at most 25,000 ids.
 
@@ -328,21 +328,23 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         After the change the segment is read back: an ``override`` must list exactly as many members
         as ``user_ids`` holds, an ``add`` at least that many, else :class:`MembershipMismatchError`.
 
+        :param max_parallel_requests: for this call (``None``: the hook's, see the class).
         :return: ``segment_guid``, ``system_guid``, ``action``, ``user_count``, ``requests``,
             ``changed_at``, ``listed_user_count``, ``verified``.
         """
         guid = validate_segment_guid(segment_guid)
         validate_update_action(action)
         guards = Guards(allow_empty, max_removal_fraction)
-        result = membership.update_segment(
-            self,
-            self.resolve_system_guid(system_guid),
-            guid,
-            action,
-            user_ids,
-            max_length=MAX_ID_LENGTH,
-            guards=guards,
-        )
+        with parallel_requests(self, max_parallel_requests):
+            result = membership.update_segment(
+                self,
+                self.resolve_system_guid(system_guid),
+                guid,
+                action,
+                user_ids,
+                max_length=MAX_ID_LENGTH,
+                guards=guards,
+            )
         return self._reported(user_ids, result)
 
     def sync_segment(
@@ -357,6 +359,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         dry_run: bool = False,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        max_parallel_requests: int | None = None,
         creation_token: str | None = None,
         created_after: datetime | None = None,
     ) -> dict[str, Any]:
@@ -371,6 +374,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         and writes nothing. What the snapshot, journal and lease promise:
         :mod:`airflow_provider_segments.membership.state`.
 
+        :param max_parallel_requests: for this call (``None``: the hook's, see the class).
         :return: ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged`` (``None`` when
             unknown), ``requests`` (write requests), ``user_count``, ``segment_guid``,
             ``system_guid``, ``name``, ``changed_at`` (of the last change that sent anything),
@@ -382,20 +386,21 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         if name is not None:
             validate_segment_name(name)
         guards = Guards(allow_empty, max_removal_fraction)
-        result = membership.sync_segment(
-            self,
-            self.resolve_system_guid(system_guid),
-            user_ids,
-            max_length=MAX_ID_LENGTH,
-            segment_guid=segment_guid,
-            name=name,
-            state_path=state_path,
-            full_refresh=full_refresh,
-            dry_run=dry_run,
-            creation_token=creation_token,
-            created_after=created_after,
-            guards=guards,
-        )
+        with parallel_requests(self, max_parallel_requests):
+            result = membership.sync_segment(
+                self,
+                self.resolve_system_guid(system_guid),
+                user_ids,
+                max_length=MAX_ID_LENGTH,
+                segment_guid=segment_guid,
+                name=name,
+                state_path=state_path,
+                full_refresh=full_refresh,
+                dry_run=dry_run,
+                creation_token=creation_token,
+                created_after=created_after,
+                guards=guards,
+            )
         return self._reported(user_ids, result)
 
     def _reported(self, user_ids: Any, result: dict[str, Any]) -> dict[str, Any]:

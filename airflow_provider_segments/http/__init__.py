@@ -17,11 +17,12 @@ parse, and those are most of what importing them would otherwise cost.
 
 from __future__ import annotations
 
-from airflow_provider_segments.http.client import USER_AGENT, ApiClient
+from airflow_provider_segments.http.client import ApiClient
 from airflow_provider_segments.http.deadline import AttemptDeadlineExceeded, Timeouts
 from airflow_provider_segments.http.messages import API_MESSAGE_CHARS, BODY_SNIPPET_CHARS, extract_api_message
 from airflow_provider_segments.http.redaction import Redactor, without_userinfo
 from airflow_provider_segments.http.retry import RetryPolicy, never_sent, parse_retry_after
+from airflow_provider_segments.http.session import USER_AGENT
 from airflow_provider_segments.http.settings import EXTRA_RANGES
 from airflow_provider_segments.http.urls import is_loopback, origin, same_origin
 

@@ -11,18 +11,17 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_segments import __version__
 from airflow_provider_segments.exceptions import SegmentsApiError, SegmentsUnknownOutcomeError
 from airflow_provider_segments.http.deadline import (
     AttemptDeadlineExceeded,
     Timeouts,
-    deadline_adapter_class,
     send_within_deadline,
 )
 from airflow_provider_segments.http.messages import (
@@ -44,13 +43,13 @@ from airflow_provider_segments.http.retry import (
     parse_retry_after,
     retryable_status,
 )
+from airflow_provider_segments.http.session import encode_json, new_session
 from airflow_provider_segments.http.settings import check_plain_http, number_extra, verify_setting
-from airflow_provider_segments.http.urls import describe_target, is_loopback, same_origin
+from airflow_provider_segments.http.urls import describe_target, same_origin
 
 if TYPE_CHECKING:
     import requests
 
-USER_AGENT = f"airflow-provider-segments/{__version__}"
 #: A rate-limit header at or below this many requests left is logged as a warning.
 RATE_LIMIT_LOW_WATERMARK = 10
 
@@ -96,11 +95,19 @@ class ApiClient:
     sleep: Callable[[float], None] = time.sleep
     redactor: Redactor = field(default_factory=Redactor, repr=False)
     _session: requests.Session | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _congestion: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         if self.logger is None:
             self.logger = log
+
+    @property
+    def congestion_signals(self) -> int:
+        """Failed attempts so far that said "slow down" or were retried: a 429 or 5xx answer, no
+        answer at all. Counted from every thread; the chunk sender halves its concurrency on each."""
+        return self._congestion
 
     def __repr__(self) -> str:
         return f"ApiClient(platform={self.platform!r}, base_url={self.base_url!r})"
@@ -171,22 +178,16 @@ class ApiClient:
     # -- transport -----------------------------------------------------------------------------
     @property
     def session(self) -> requests.Session:
-        """The keep-alive session (created on first use, never at import or construction)."""
-        if self._session is None:
-            import requests
-
-            session = requests.Session()
-            session.headers["User-Agent"] = USER_AGENT
-            # The connection is the one source of credentials: never a .netrc entry (which would
-            # replace a bearer token) nor a URL's user info. A loopback API is reached directly:
-            # the environment's proxies (HTTP_PROXY, ALL_PROXY...) would receive the credentials.
-            session.auth = _connection_auth_only()
-            session.trust_env = not is_loopback(urlsplit(self.base_url).hostname or "")
-            adapter = deadline_adapter_class()
-            session.mount("https://", adapter())
-            session.mount("http://", adapter())
+        """The keep-alive session (created on first use, never at import or construction); one for
+        every thread (a ``requests.Session`` with its connection pool may be shared by threads)."""
+        if self._session is not None:
+            return self._session
+        with self._lock:
+            if self._session is not None:
+                return self._session
+            session = new_session(self.base_url)
             self._session = session
-        return self._session
+            return session
 
     @contextlib.contextmanager
     def single_attempt(self) -> Iterator[None]:
@@ -265,13 +266,15 @@ class ApiClient:
         self._remember_credentials(auth, headers)
         method = method.upper()
         url = self.url(path)
-        send = {
+        send: dict[str, Any] = {
             "params": params,
-            "json": json_body,
             "data": data,
             "headers": dict(headers or {}),
             "auth": auth,
         }
+        if json_body is not None:  # encoded once, not once per attempt, and faster than requests does
+            send["data"] = encode_json(json_body)
+            send["headers"].setdefault("Content-Type", "application/json")
         call = _Call(
             method,
             url,
@@ -284,6 +287,9 @@ class ApiClient:
             outcome = self._attempt(call, parse_json)
             if not isinstance(outcome, Failure):
                 return outcome
+            if outcome.retryable:
+                with self._lock:
+                    self._congestion += 1
             if outcome.outcome_unknown(call.idempotent):
                 raise self._error(call, outcome, attempt, unknown=True)
             delay = self.retry.delay(attempt, outcome.retry_after)
@@ -415,15 +421,3 @@ class ApiClient:
             status=failure.status,
             api_message=failure.api_message,
         )
-
-
-def _connection_auth_only() -> Any:
-    """A session-wide auth that adds nothing: with it set, requests reads no ``.netrc`` and no user
-    info from the URL; a call's own ``auth=`` still wins."""
-    from requests.auth import AuthBase
-
-    class ConnectionAuthOnly(AuthBase):
-        def __call__(self, request: Any) -> Any:
-            return request
-
-    return ConnectionAuthOnly()

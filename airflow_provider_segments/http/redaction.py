@@ -39,7 +39,8 @@ class Redactor:
         """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms."""
         if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
             self._registered.add(value)
-            self._forms.update(secret_forms(value))
+            # A new set, not an update: another thread may be iterating the old one right now.
+            self._forms = self._forms | secret_forms(value)
 
     def add_credentials(self, user: str, password: str) -> None:
         """Remember HTTP Basic credentials: the password, and the header value built from both."""
@@ -49,7 +50,7 @@ class Redactor:
         self.add_secret(password)
         if password:
             pair = f"{user}:{password}"
-            self._forms.update({pair, base64.b64encode(pair.encode()).decode()})
+            self._forms = self._forms | {pair, base64.b64encode(pair.encode()).decode()}
 
     def __call__(self, text: str) -> str:
         """``text`` with every known secret replaced by ``***``, and the value of every credential

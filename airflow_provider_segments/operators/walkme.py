@@ -16,6 +16,7 @@ from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.ids import IdSource
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.membership.sender import DEFAULT_PARALLEL_REQUESTS, check_parallel_requests
 from airflow_provider_segments.operators._base import (
     SegmentsOperator,
     check_unless_templated,
@@ -57,8 +58,8 @@ class _WalkMeOperator(SegmentsOperator[WalkMeHook]):
 
 
 class _WalkMeIdsOperator(_WalkMeOperator):
-    """Operators that take ids: a list (``user_ids``) or a file (``user_ids_path``), exactly one, and
-    the mass-change guards (``allow_empty``, ``max_removal_fraction``)."""
+    """Operators that take ids: a list (``user_ids``) or a file (``user_ids_path``), exactly one, the
+    mass-change guards (``allow_empty``, ``max_removal_fraction``) and ``max_parallel_requests``."""
 
     def __init__(
         self,
@@ -68,6 +69,7 @@ class _WalkMeIdsOperator(_WalkMeOperator):
         user_ids_column: str | None = None,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        max_parallel_requests: int = DEFAULT_PARALLEL_REQUESTS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -77,6 +79,7 @@ class _WalkMeIdsOperator(_WalkMeOperator):
                 "(a file of ids)."
             )
         Guards(allow_empty, max_removal_fraction)  # a wrong value fails when the DAG is parsed
+        self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
         self.user_ids = user_ids
         self.user_ids_path = user_ids_path
         self.user_ids_column = user_ids_column
@@ -90,7 +93,12 @@ class _WalkMeIdsOperator(_WalkMeOperator):
         return IdSource(path=self.user_ids_path, column=self.user_ids_column)
 
     def guard_kwargs(self) -> dict[str, Any]:
-        return {"allow_empty": self.allow_empty, "max_removal_fraction": self.max_removal_fraction}
+        """The guards and the sending settings every change of ids takes."""
+        return {
+            "allow_empty": self.allow_empty,
+            "max_removal_fraction": self.max_removal_fraction,
+            "max_parallel_requests": self.max_parallel_requests,
+        }
 
     def done(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         """Keep what the change did for the lineage methods; return it for XCom, with the segment's
@@ -146,6 +154,10 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
     :param max_removal_fraction: refuse, before any write, a change that would remove more than this
         share of the members known before (snapshot, or the count WalkMe lists); default 0.5, 1.0
         allows any removal, ``None`` turns the check off.
+    :param max_parallel_requests: chunk writes sent at once where their order does not matter (the
+        ``add`` chunks after the first ``override``, a sync's adds and removes), 1 to 16; default 4.
+        Halved on every 429/5xx answer or retry, grown back by one after a round of successes; 1
+        sends one write at a time.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
@@ -217,6 +229,10 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
     :param max_removal_fraction: refuse, before any write, an ``override`` that would remove more than this
         share of the members known before (snapshot, or the count WalkMe lists); default 0.5, 1.0
         allows any removal, ``None`` turns the check off.
+    :param max_parallel_requests: chunk writes sent at once where their order does not matter (the
+        ``add`` chunks after the first ``override``, a sync's adds and removes), 1 to 16; default 4.
+        Halved on every 429/5xx answer or retry, grown back by one after a round of successes; 1
+        sends one write at a time.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
@@ -287,6 +303,10 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
         share of the members known before (snapshot, or the count WalkMe lists); default 0.5, 1.0
         allows any removal, ``None`` turns the check off.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
+    :param max_parallel_requests: chunk writes sent at once where their order does not matter (the
+        ``add`` chunks after the first ``override``, a sync's adds and removes), 1 to 16; default 4.
+        Halved on every 429/5xx answer or retry, grown back by one after a round of successes; 1
+        sends one write at a time.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 

@@ -1,8 +1,7 @@
 """The test server's HTTP machinery: dispatch to fake-API apps, a request log, and fault injection.
 
-The machinery here is platform-agnostic. Each fake API is an *app* (see
-:mod:`airflow_provider_segments.testing.base`); :class:`SegmentsTestServer` only wires the apps together,
-so the Zendesk Help Center fake is one more app beside the WalkMe one, not a second server.
+Platform-agnostic: each fake API is an *app* (:mod:`airflow_provider_segments.testing.base`);
+:class:`SegmentsTestServer` wires the WalkMe and Zendesk apps to one server.
 
 Control endpoints, never logged and never subject to faults:
 
@@ -18,7 +17,6 @@ The server speaks HTTP/1.1 with an exact ``Content-Length`` on every response, s
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import socketserver
 import sys
@@ -41,7 +39,7 @@ from airflow_provider_segments.testing.base import (
 )
 from airflow_provider_segments.testing.faults import Fault
 
-__all__ = ["CONTROL_PREFIX", "MAX_BODY_BYTES", "LocalHTTPServer", "is_loopback_host"]
+__all__ = ["CONTROL_PREFIX", "MAX_BODY_BYTES", "LocalHTTPServer"]
 
 CONTROL_PREFIX = "/_sandbox/"
 """Paths under this prefix steer the test server itself; they are not logged and never faulted."""
@@ -77,6 +75,7 @@ class LocalHTTPServer(ThreadingHTTPServer):
         self._log: list[dict[str, Any]] = []
         self._connections: set[socket.socket] = set()
         self._connection_serial = 0
+        self._in_flight = 0
         self._control = _ControlApp(self)
         for app in apps:
             self.add_app(app)
@@ -182,9 +181,9 @@ class LocalHTTPServer(ThreadingHTTPServer):
         Each entry has ``method``, ``path``, ``status`` (``None`` when the connection was dropped),
         ``time`` (epoch seconds), ``connection`` (serial number of the TCP connection, to check
         keep-alive), ``fault`` (``"status"``, ``"delay"``, ``"drop_connection"``, ``"lose_response"``
-        or ``"truncate_body"``) when a fault hit
-        it, and whatever the app added (WalkMe segment writes add ``action`` and ``ids``; Zendesk
-        calls add ``auth``, writes ``action`` and ``ids``, lists ``pagination``).
+        or ``"truncate_body"``) when a fault hit it, ``in_flight`` (API requests being handled when
+        it arrived, itself included), and what the app added (WalkMe writes: ``action``, ``ids``;
+        Zendesk: ``auth``, writes ``action`` and ``ids``, lists ``pagination``).
         """
         with self._lock:
             return [dict(entry) for entry in self._log]
@@ -203,6 +202,12 @@ class LocalHTTPServer(ThreadingHTTPServer):
             reset = getattr(app, "reset", None)
             if callable(reset):
                 reset()
+
+    def in_flight(self, delta: int) -> int:
+        """Count a request in (``+1``) or out (``-1``); the API requests being handled now."""
+        with self._lock:
+            self._in_flight += delta
+            return self._in_flight
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -341,6 +346,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body=body,
         )
         control = path.startswith(CONTROL_PREFIX)
+        if control:
+            self._handle(request, method, path, control)
+            return
+        # Logged as ``in_flight``: API requests being handled when this one arrived, itself included.
+        request.log["in_flight"] = self.server.in_flight(+1)
+        try:
+            self._handle(request, method, path, control)
+        finally:
+            self.server.in_flight(-1)
+
+    def _handle(self, request: Request, method: str, path: str, control: bool) -> None:
         fault = None if control else self.server.take_fault(method, path)
         fault_kind: str | None = None
         if fault is not None:
@@ -432,16 +448,3 @@ def _log_entry(request: Request, status: int | None, fault: str | None, connecti
         entry["fault"] = fault
     entry.update(request.log)
     return entry
-
-
-def is_loopback_host(host: str) -> bool:
-    """Tell whether every address ``host`` resolves to is a loopback address."""
-    host = host.strip().strip("[]")
-    if not host:
-        return False
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        return False
-    addresses = {str(info[4][0]).split("%", 1)[0] for info in infos}
-    return bool(addresses) and all(ipaddress.ip_address(address).is_loopback for address in addresses)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 from types import TracebackType
 from typing import Any
@@ -11,11 +13,11 @@ from airflow_provider_segments.testing.base import (
     App,
 )
 from airflow_provider_segments.testing.faults import Fault
-from airflow_provider_segments.testing.http_server import LocalHTTPServer, is_loopback_host
+from airflow_provider_segments.testing.http_server import LocalHTTPServer
 from airflow_provider_segments.testing.walkme import WalkMeApp
 from airflow_provider_segments.testing.zendesk import ZendeskApp
 
-__all__ = ["SegmentsTestServer"]
+__all__ = ["SegmentsTestServer", "is_loopback_host"]
 
 
 class SegmentsTestServer:
@@ -157,3 +159,16 @@ class SegmentsTestServer:
     def reset(self) -> None:
         """Clear faults, the request log, segments, tokens and added systems (Zendesk: built-ins only)."""
         self.httpd.reset()
+
+
+def is_loopback_host(host: str) -> bool:
+    """Tell whether every address ``host`` resolves to is a loopback address."""
+    host = host.strip().strip("[]")
+    if not host:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return False
+    addresses = {str(info[4][0]).split("%", 1)[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(address).is_loopback for address in addresses)

@@ -28,7 +28,8 @@ from airflow_provider_segments.exceptions import (
     SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
-from airflow_provider_segments.hooks.walkme import MAX_IDS_PER_REQUEST, TOKEN_REFRESH_MARGIN, WalkMeHook
+from airflow_provider_segments.hooks.walkme import MAX_IDS_PER_REQUEST, WalkMeHook
+from airflow_provider_segments.hooks.walkme_token import TOKEN_REFRESH_MARGIN
 
 TOKEN_URL = f"{WALKME_TEST_URL}/accounts/connect/token"
 SEGMENTS_URL = f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment"
@@ -83,11 +84,11 @@ def test_token_is_cached_across_calls(hook, api):
 
 
 def test_token_about_to_expire_is_refreshed(hook, api, monkeypatch):
-    import airflow_provider_segments.hooks.walkme as walkme
+    import airflow_provider_segments.hooks.walkme_token as walkme_token
 
     api.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 60})
     now = [1000.0]
-    monkeypatch.setattr(walkme.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(walkme_token.time, "monotonic", lambda: now[0])
     hook.list_segments()
     now[0] += 53  # inside the refresh margin (a tenth of the lifetime)
     hook.list_segments()
@@ -215,7 +216,8 @@ def test_create_sends_first_chunk_then_adds_the_rest(hook, api, n, expected_writ
     }
     assert all(m == "PUT" and b["action"] == "add" for m, b in sent[1:])
     assert all(len(b["userIds"]) <= MAX_IDS_PER_REQUEST for _, b in sent)
-    assert [u for _, b in sent for u in b["userIds"]] == users
+    # the add chunks after the create go out in parallel: in any order, each id once
+    assert sorted(u for _, b in sent for u in b["userIds"]) == sorted(users)
     assert result["segment_guid"] == GUID and result["user_count"] == n and result["created"] is True
     assert datetime.fromisoformat(result["changed_at"]).utcoffset() == timedelta(0)
 
@@ -289,7 +291,10 @@ def test_update_chunks_by_action(hook, api, action, n, expected_actions):
     result = hook.update_segment(GUID, action, users, allow_empty=n == 0)
     sent = writes(api)
     assert [b["action"] for _, b in sent] == expected_actions
-    assert [u for _, b in sent for u in b["userIds"]] == users
+    if sent and sent[0][1]["action"] == "override":  # the override first, alone; then the adds
+        assert sent[0][1]["userIds"] == users[:MAX_IDS_PER_REQUEST]
+    # add and remove chunks go out in parallel: in any order, each id once
+    assert sorted(u for _, b in sent for u in b["userIds"]) == sorted(users)
     assert all(len(b["userIds"]) <= MAX_IDS_PER_REQUEST for _, b in sent)
     assert all(r.url == f"{SEGMENTS_URL}/{GUID}" for r in api.request_history if r.method == "PUT")
     assert result == {
@@ -463,11 +468,11 @@ def test_request_bodies_are_json(hook, api):
 def test_a_token_lifetime_that_is_not_finite_or_absurd_is_clamped_and_logged(
     hook, api, monkeypatch, caplog, capsys, expires_in, reused_for
 ):
-    import airflow_provider_segments.hooks.walkme as walkme
+    import airflow_provider_segments.hooks.walkme_token as walkme_token
 
     api.post(TOKEN_URL, text=f'{{"access_token": "{TOKEN}", "expires_in": {expires_in}}}')
     now = [1000.0]
-    monkeypatch.setattr(walkme.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(walkme_token.time, "monotonic", lambda: now[0])
     assert hook.get_access_token() == TOKEN  # no raw OverflowError / ValueError
     now[0] += max(reused_for - TOKEN_REFRESH_MARGIN - 1, 0)
     hook.get_access_token()

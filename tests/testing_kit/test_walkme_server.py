@@ -660,6 +660,7 @@ def test_rejected_writes_are_logged_with_their_id_count(
         "status": 400,
         "time": 0,
         "connection": 0,
+        "in_flight": 1,
         "action": "create",
         "ids": 25_001,
     }

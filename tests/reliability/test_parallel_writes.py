@@ -1,0 +1,198 @@
+"""Parallel chunk writes (``max_parallel_requests``): what may overlap does, what must stay ordered
+does not, a 429 storm slows the writes down (AIMD), and a failure or a kill in the middle of a batch
+still ends, after a rerun, with exactly the requested membership. Against the sandbox over HTTP; every
+assertion is on what the sandbox holds or received (its request log counts the requests in flight)."""
+
+from __future__ import annotations
+
+import pytest
+from support import sandbox_conn_env
+
+from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsValidationError
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.operators.walkme import (
+    WalkMeSyncSegmentOperator,
+    WalkMeUpdateSegmentOperator,
+)
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
+
+SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
+CHUNK = 10
+IDS = [f"user{i:04d}@example.com" for i in range(200)]  # 20 chunks of 10
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    with SegmentsTestServer() as server:
+        for name, value in sandbox_conn_env(server.url, timeout=5).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(WalkMeHook, "max_ids_per_request", CHUNK)
+        yield server
+
+
+def sync(state, user_ids, **kwargs):
+    kwargs.setdefault("max_removal_fraction", 1.0)  # the guards have tests of their own
+    return WalkMeSyncSegmentOperator(
+        task_id="sync", name="Audience", state_path=str(state), user_ids=user_ids, **kwargs
+    ).execute({})
+
+
+def members(sandbox) -> set[str]:
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
+
+
+def puts(sandbox) -> list[dict]:
+    """The segment writes (PUT) the sandbox received, in the order it answered them."""
+    return [r for r in sandbox.requests if r["method"] == "PUT" and r["path"].startswith(SEGMENTS)]
+
+
+def chunk_ids(chunks: list[int]) -> set[str]:
+    """The ids of the numbered chunks (1-based) of a full sync of IDS."""
+    return {i for n in chunks for i in IDS[(n - 1) * CHUNK : n * CHUNK]}
+
+
+def test_adds_after_the_override_overlap_up_to_max_parallel_requests(sandbox, tmp_path):
+    sync(tmp_path / "s", IDS[:5])  # the segment exists: the next sync overrides it, then adds
+    sandbox.clear_request_log()
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.1, count=100)  # each write takes 0.1 s
+
+    result = sync(tmp_path / "s", IDS, full_refresh=True, max_parallel_requests=4)
+
+    assert members(sandbox) == set(IDS) and result["requests"] == 20
+    writes = puts(sandbox)
+    assert [w["action"] for w in writes].count("override") == 1
+    assert writes[0]["action"] == "override" and writes[0]["in_flight"] == 1  # nothing overlaps it
+    assert max(w["in_flight"] for w in writes) == 4  # never above the cap, and the cap is used
+    assert len(writes) == 20  # one request a chunk: nothing was sent twice
+
+
+def test_a_delta_sends_its_adds_and_removes_in_parallel_and_converges(sandbox, tmp_path):
+    state = tmp_path / "s"
+    sync(state, IDS[:100])
+    sandbox.clear_request_log()
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.1, count=100)
+
+    result = sync(state, IDS[50:], max_parallel_requests=8)  # 100 adds, 50 removes: 15 chunks
+
+    assert result["mode"] == "delta" and result["requests"] == 15
+    assert members(sandbox) == set(IDS[50:])
+    writes = puts(sandbox)
+    assert {w["action"] for w in writes} == {"add", "remove"}
+    assert max(w["in_flight"] for w in writes) == 8
+
+
+def test_max_parallel_requests_1_sends_one_write_at_a_time(sandbox, tmp_path):
+    sync(tmp_path / "s", IDS, max_parallel_requests=1)
+    assert members(sandbox) == set(IDS)
+    assert max(w["in_flight"] for w in puts(sandbox)) == 1
+
+
+def test_parallel_writes_reuse_kept_alive_connections(sandbox, tmp_path):
+    """The connection pool holds every parallel connection: none is discarded and opened again."""
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.05, count=100)
+    sync(tmp_path / "s", IDS, max_parallel_requests=12)
+    assert members(sandbox) == set(IDS)
+    # 12 writers, plus the connection of the calls before the writes
+    assert len({r["connection"] for r in sandbox.requests}) <= 13
+
+
+def test_a_429_storm_halves_the_concurrency_and_the_sync_still_converges(sandbox, tmp_path):
+    sync(tmp_path / "s", IDS[:5])
+    sandbox.clear_request_log()
+    # The override goes through; the 8 adds sent at once all get a 429 (held 0.1 s, so the server
+    # sees them together); then every write takes 0.1 s.
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.1, count=1)
+    sandbox.inject_fault(f"{SEGMENTS}/", 429, method="PUT", delay=0.1, count=8)
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.1, count=100)
+
+    sync(tmp_path / "s", IDS, full_refresh=True, max_parallel_requests=8)
+
+    assert members(sandbox) == set(IDS)
+    writes = puts(sandbox)  # in the order they were answered
+    storm = [w for w in writes if w["status"] == 429]
+    assert len(storm) == 8 and max(w["in_flight"] for w in storm) == 8
+    ok = [w for w in writes if w["status"] == 200]
+    assert len(ok) == 20  # each chunk landed once: the 8 refused ones were retried
+    # After the storm (once the 8 retried writes were answered) the writes start again one at a
+    # time (8 halvings: 8 -> 1) and grow back by one per round of successes: 1, 2, 3, ...
+    after = ok[1 + 8 :]
+    assert len(after) == 11
+    assert after[0]["in_flight"] <= 2  # 1, or 2 while the server is still counting the last one out
+    assert max(w["in_flight"] for w in after[:6]) <= 4  # at most half the cap
+
+
+def test_one_failing_chunk_among_parallel_ones_says_exactly_what_landed(sandbox, tmp_path):
+    state = tmp_path / "s"
+    sync(state, IDS[:5])
+    sandbox.clear_request_log()
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.1, count=4)  # override + 3 adds
+    sandbox.inject_fault(f"{SEGMENTS}/", 400, method="PUT", delay=0.05, count=1)  # one add refused
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.1, count=100)
+
+    with pytest.raises(PartialUpdateError) as caught:
+        sync(state, IDS, full_refresh=True, max_parallel_requests=4)
+
+    err = caught.value
+    landed, failed, unsent = err.landed_chunks, err.failed_chunks, err.unsent_chunks
+    assert len(failed) == 1 and 1 in landed  # the override came first and landed
+    assert sorted(landed + failed + unsent) == list(range(1, 21))
+    assert unsent, "the sender stopped sending new chunks after the failure"
+    # What the error says landed is exactly what the server holds: nothing more, nothing less.
+    assert members(sandbox) == chunk_ids(landed)
+    assert err.applied_chunks == len(landed) and err.applied_ids == len(chunk_ids(landed))
+    message = str(err)
+    assert f"chunk {failed[0]}/20 (add) failed" in message
+    assert "landed: chunks " in message and "not sent: chunks " in message
+
+    sandbox.clear_faults()
+    sync(state, IDS, max_parallel_requests=4)  # the rerun repairs
+    assert members(sandbox) == set(IDS)
+
+
+class Killed(BaseException):
+    """Stands for the task being killed (SIGTERM's exception, a timeout) in the middle of a batch."""
+
+
+def test_a_kill_in_the_middle_of_a_parallel_delta_then_a_rerun_converge(sandbox, tmp_path, monkeypatch):
+    state = tmp_path / "s"
+    sync(state, IDS[:100])
+    snapshot = state.read_bytes()
+    sandbox.clear_request_log()
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.05, count=100)
+    real_put = WalkMeHook.put_users
+    sent: list[int] = []
+
+    def put_then_die(self, *args, **kwargs):
+        sent.append(1)
+        if len(sent) == 6:
+            raise Killed
+        return real_put(self, *args, **kwargs)
+
+    monkeypatch.setattr(WalkMeHook, "put_users", put_then_die)
+    with pytest.raises(Killed):
+        sync(state, IDS[60:], max_parallel_requests=4)  # 100 adds and 60 removes in 16 chunks
+    assert members(sandbox) != set(IDS[60:])  # the kill left it half-way
+    assert state.read_bytes() == snapshot  # the snapshot never runs ahead of the API
+
+    monkeypatch.setattr(WalkMeHook, "put_users", real_put)
+    sync(state, IDS[60:], max_parallel_requests=4)
+    assert members(sandbox) == set(IDS[60:])
+
+
+def test_an_update_sends_its_add_chunks_in_parallel(sandbox, tmp_path):
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Plain", ["x"])["guid"]
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", delay=0.1, count=100)
+    WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action="add", user_ids=IDS, max_parallel_requests=4
+    ).execute({})
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == set(IDS) | {"x"}
+    assert max(w["in_flight"] for w in puts(sandbox)) == 4
+
+
+@pytest.mark.parametrize("value", [0, -1, 17, 2.5, "4", True])
+def test_max_parallel_requests_out_of_range_is_refused_when_the_dag_is_parsed(value):
+    with pytest.raises(SegmentsValidationError, match="max_parallel_requests"):
+        WalkMeSyncSegmentOperator(
+            task_id="s", name="n", state_path="/tmp/x", user_ids=["a"], max_parallel_requests=value
+        )
