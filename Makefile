@@ -3,8 +3,7 @@
 #   make test   set up a venv per supported Airflow (oldest and newest 3.x), run lint + the test suite in
 #               each (browser tests included; the deployment test once, in newest), and build the docs
 #               site with warnings as errors; installs Debian's graphviz, chromium, postgresql and
-#               redis-server if
-#               missing (as root)
+#               redis-server if missing (as root)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3

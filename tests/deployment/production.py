@@ -123,6 +123,17 @@ def owned_pids(marker: str, sessions: set[int]) -> list[int]:
     return found
 
 
+def session_pids(session: int) -> list[int]:
+    """Live processes in ``session`` only (a worker's: its pool, the supervisors, their tasks)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat[0] != "Z" and stat[1] == session:
+                found.append(int(entry.name))
+    return found
+
+
 @dataclass
 class Processes:
     """The processes a test started, each in a session of its own, output to ``log_dir/NAME.log``."""
@@ -525,6 +536,9 @@ class S3Server:
         return [node.text or "" for node in tree.iter() if node.tag.endswith("}Key") or node.tag == "Key"]
 
     def get(self, bucket: str, key: str) -> bytes:
-        answer = requests.get(f"{self.url}/{bucket}/{key}", timeout=30)
+        from urllib.parse import quote
+
+        # Quoted: run ids hold "+" and ":", and an unquoted "+" reads as a space.
+        answer = requests.get(f"{self.url}/{bucket}/{quote(key, safe='/')}", timeout=30)
         answer.raise_for_status()
         return answer.content

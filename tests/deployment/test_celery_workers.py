@@ -55,10 +55,10 @@ from deployment.production import (
     dag_listed,
     free_port,
     login_when_up,
-    owned_pids,
     parse_time,
     postgres_program,
     redis_server_program,
+    session_pids,
     start_fresh_venv_install,
     wait_for,
 )
@@ -466,7 +466,7 @@ def killed_run(alternating_runs: list[AlternatingRun], celery: CeleryDeployment)
     worker = celery.worker_of_session(session) if session is not None else None
     assert worker is not None and worker == ti["hostname"], (ti, session)
     # The whole worker dies at once: Celery's main process and pool, the supervisor, the task.
-    killed = owned_pids(celery.processes.marker, {session})
+    killed = session_pids(session)
     for pid in killed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
