@@ -538,7 +538,13 @@ class S3Server:
     def get(self, bucket: str, key: str) -> bytes:
         from urllib.parse import quote
 
-        # Quoted: run ids hold "+" and ":", and an unquoted "+" reads as a space.
-        answer = requests.get(f"{self.url}/{bucket}/{quote(key, safe='/')}", timeout=30)
+        # Quoted: run ids hold "+" and ":", and an unquoted "+" reads as a space. moto checks no
+        # signature but refuses an anonymous GetObject on a private object: any AWS4 header will do.
+        authorization = (
+            "AWS4-HMAC-SHA256 Credential=AKIATEST/20260101/us-east-1/s3/aws4_request, "
+            "SignedHeaders=host, Signature=00"
+        )
+        url = f"{self.url}/{bucket}/{quote(key, safe='/')}"
+        answer = requests.get(url, headers={"Authorization": authorization}, timeout=30)
         answer.raise_for_status()
         return answer.content
