@@ -503,6 +503,9 @@ def test_a_sync_whose_worker_is_killed_is_retried_on_the_other_worker_and_conver
     retry_started = parse_time(tries[1]["start_date"])
     assert held[0]["time"] < retry_started
     assert retry_started - killed_run.killed_at >= RETRY_DELAY_SECONDS
+    # The killed try's lease stayed in the bucket; the retry, on another machine, took it over as its own.
+    retry_log = next((celery.home / "logs" / f"dag_id={KILL}").rglob("task_id=sync_segment/attempt=2.log"))
+    assert "takes over its own lease (an earlier try)" in retry_log.read_text()
     # One segment, exactly the input: the retry adopted the killed try's segment, no duplicate.
     (segment,) = _segments(celery, KILL_SYSTEM)
     assert segment["name"] == "Killed worker"
