@@ -2,8 +2,8 @@
 #   make demo   set up .venv-newest and run the example DAG in real Airflow against the local test server
 #   make test   set up a venv per supported Airflow (oldest and newest 3.x), run lint + the test suite in
 #               each (browser tests included; the deployment test once, in newest), and build the docs
-#               site with warnings as errors; installs Debian's graphviz, chromium and postgresql if
-#               missing (as root)
+#               site with warnings as errors; installs Debian's graphviz, chromium, postgresql and
+#               redis-server if missing (as root)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -55,13 +55,15 @@ test: system-deps
 
 # Debian packages the docs and tests need: Graphviz's dot renders the docs' diagram; the browser
 # tests drive Chromium (Playwright's own browser download cannot work on a closed network); the
-# deployment test runs a private PostgreSQL cluster (Debian keeps initdb in /usr/lib/postgresql/N/bin).
+# deployment tests run a private PostgreSQL cluster (Debian keeps initdb in /usr/lib/postgresql/N/bin)
+# and, for the CeleryExecutor, a private redis-server as Celery's broker.
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
 	  || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Please install:$$missing (apt-get install$$missing)" >&2; exit 1; fi; \
 	  echo "Installing Debian packages:$$missing"; \

@@ -5,14 +5,20 @@ started in a session of its own, with a marker in its environment; :meth:`Proces
 ends each process group (SIGTERM, then SIGKILL) and :meth:`Processes.kill_owned` any process still
 in one of those sessions or carrying the marker, by its PID: task processes put themselves in
 process groups of their own.
+
+Also here: the fresh venv with the wheel (:func:`install_in_fresh_venv`), the settings every Airflow
+component shares (:func:`airflow_base_env`), and the servers a distributed deployment adds: Redis as
+Celery's broker (:class:`RedisServer`) and an S3-compatible store (:class:`S3Server`, moto's server).
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.metadata
 import json
 import os
+import secrets as secrets_module
 import shutil
 import signal
 import socket
@@ -114,6 +120,17 @@ def owned_pids(marker: str, sessions: set[int]) -> list[int]:
             continue
         if needle in environ.split(b"\0"):
             found.append(int(entry.name))
+    return found
+
+
+def session_pids(session: int) -> list[int]:
+    """Live processes in ``session`` only (a worker's: its pool, the supervisors, their tasks)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat[0] != "Z" and stat[1] == session:
+                found.append(int(entry.name))
     return found
 
 
@@ -344,3 +361,190 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return lines
+
+
+# -- the fresh venv and the settings every component shares ---------------------------------------
+
+
+def start_fresh_venv_install(
+    venv: Path,
+    wheel: Path,
+    requirements: Sequence[str],
+    processes: Processes,
+    env: Mapping[str, str],
+    hold_versions: bool = True,
+) -> subprocess.Popen:
+    """Create a venv at ``venv`` and start installing into it the wheel (not the checkout), the
+    running Airflow's version with its postgres extra, and ``requirements``; wait for the returned
+    ``pip`` process (its output is ``processes.log("pip-install")``).
+
+    With ``hold_versions`` every package this test's own venv has is held at its version (a
+    constraints file from ``pip freeze``), so pip's cache serves most of them; packages it lacks
+    resolve freely. Without it, everything resolves freely, as a user's install would.
+    """
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    airflow_version = importlib.metadata.version("apache-airflow")
+    argv = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)]
+    argv += [f"apache-airflow[postgres]=={airflow_version}", *requirements]
+    if not hold_versions:
+        return processes.start("pip-install", argv, env)
+    constraints = venv.parent / f"{venv.name}-constraints.txt"
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    constraints.write_text("".join(line + "\n" for line in freeze.splitlines() if " @ " not in line))
+    return processes.start("pip-install", [*argv, "--constraint", str(constraints)], env)
+
+
+def airflow_base_env(
+    home: Path, venv: Path, api_port: int, database_url: str, executor: str
+) -> dict[str, str]:
+    """The settings every Airflow component of one deployment shares (this process's environment
+    without its Airflow, pytest and venv variables, plus these)."""
+    from cryptography.fernet import Fernet
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AIRFLOW", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
+    api_url = f"http://127.0.0.1:{api_port}"
+    env.update(
+        {
+            "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": executor,
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+            # Shared by every component: one fernet key, one JWT secret.
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets_module.token_urlsafe(32),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__BASE_URL": api_url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        }
+    )
+    return env
+
+
+def login_when_up(api: AirflowApi, home: Path) -> None:
+    """Wait for the api-server, then log in as the simple auth manager's generated admin."""
+    wait_for(
+        "the api-server",
+        lambda: requests.get(f"{api.base_url}/api/v2/monitor/health", timeout=5).ok,
+        timeout=120,
+    )
+    passwords = home / "simple_auth_manager_passwords.json.generated"
+    wait_for("the generated admin password", passwords.exists, 30)
+    api.login("admin", json.loads(passwords.read_text())["admin"])
+
+
+def airflow_db_migrate(venv: Path, env: Mapping[str, str]) -> None:
+    """``airflow db migrate`` with the deployment's settings."""
+    migrate = subprocess.run(
+        [str(venv / "bin" / "airflow"), "db", "migrate"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+
+
+def dag_listed(api: AirflowApi, dag_id: str) -> bool:
+    """True once the dag-processor has parsed ``dag_id`` and the API knows it."""
+    try:
+        api.get(f"/dags/{dag_id}")
+    except requests.HTTPError:
+        return False
+    return True
+
+
+# -- Redis (Celery's broker) and an S3-compatible store -------------------------------------------
+
+
+def redis_server_program() -> str | None:
+    """Debian's ``redis-server`` (package redis-server, which ``make system-deps`` installs)."""
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+
+
+class RedisServer:
+    """A private ``redis-server`` on 127.0.0.1:``port``, its files in ``root``, nothing persisted."""
+
+    def __init__(self, root: Path, port: int, processes: Processes) -> None:
+        self.root = root
+        self.port = port
+        self.processes = processes
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        argv = [redis_server_program() or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        # No snapshots, no append-only file, no daemonizing (its process group is stopped with the rest).
+        argv += ["--dir", str(self.root), "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        self.processes.start("redis", argv, os.environ)
+        wait_for("redis-server", self.ping, timeout=30, interval=0.2)
+
+    def ping(self) -> bool:
+        """True when the server answers ``PING`` (the inline protocol, no client library needed)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+
+    def url(self, database: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{database}"
+
+
+class S3Server:
+    """moto's S3-compatible server on 127.0.0.1:``port``, run from ``python`` (a venv with ``moto[server]``).
+
+    It accepts any access key; buckets and objects are read here with plain HTTP (path-style URLs).
+    """
+
+    def __init__(self, python: Path, port: int, processes: Processes) -> None:
+        self.python = python
+        self.port = port
+        self.processes = processes
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, env: Mapping[str, str]) -> None:
+        argv = [str(self.python), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.processes.start("s3", argv, env)
+        wait_for("the S3 server", lambda: requests.get(self.url, timeout=5).ok, timeout=60)
+
+    def create_bucket(self, bucket: str) -> None:
+        requests.put(f"{self.url}/{bucket}", timeout=30).raise_for_status()
+
+    def keys(self, bucket: str) -> list[str]:
+        """Every key in ``bucket`` (one page of up to 1,000 is plenty for a test)."""
+        import xml.etree.ElementTree as ET
+
+        answer = requests.get(f"{self.url}/{bucket}", params={"list-type": "2"}, timeout=30)
+        answer.raise_for_status()
+        tree = ET.fromstring(answer.content)
+        return [node.text or "" for node in tree.iter() if node.tag.endswith("}Key") or node.tag == "Key"]
+
+    def get(self, bucket: str, key: str) -> bytes:
+        from urllib.parse import quote
+
+        # Quoted: run ids hold "+" and ":", and an unquoted "+" reads as a space. moto checks no
+        # signature but refuses an anonymous GetObject on a private object: any AWS4 header will do.
+        authorization = (
+            "AWS4-HMAC-SHA256 Credential=AKIATEST/20260101/us-east-1/s3/aws4_request, "
+            "SignedHeaders=host, Signature=00"
+        )
+        url = f"{self.url}/{bucket}/{quote(key, safe='/')}"
+        answer = requests.get(url, headers={"Authorization": authorization}, timeout=30)
+        answer.raise_for_status()
+        return answer.content

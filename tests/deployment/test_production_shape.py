@@ -21,14 +21,10 @@ purpose to show that the test fails.
 from __future__ import annotations
 
 import base64
-import importlib.metadata
-import json
 import os
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,10 +39,15 @@ from deployment.production import (
     AirflowApi,
     PostgresServer,
     Processes,
+    airflow_base_env,
+    airflow_db_migrate,
+    dag_listed,
     free_port,
     json_lines,
+    login_when_up,
     parse_time,
     postgres_program,
+    start_fresh_venv_install,
     wait_for,
 )
 from support import leaked_secrets_in_files
@@ -125,35 +126,12 @@ def _require_postgres() -> None:
 def _airflow_env(
     deployment_dirs: dict[str, Path], ports: dict[str, int], pg: PostgresServer
 ) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AIRFLOW", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH"))
-    }
-    venv_bin = deployment_dirs["venv"] / "bin"
-    api_url = f"http://127.0.0.1:{ports['api']}"
+    env = airflow_base_env(
+        deployment_dirs["home"], deployment_dirs["venv"], ports["api"], pg.url("airflow"), "LocalExecutor"
+    )
     sandbox_url = f"http://127.0.0.1:{ports['sandbox']}"
     env.update(
         {
-            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-            "AIRFLOW_HOME": str(deployment_dirs["home"]),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(deployment_dirs["home"] / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url("airflow"),
-            # Shared by every component: one fernet key, one JWT secret.
-            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(ports["api"]),
-            "AIRFLOW__API__BASE_URL": api_url,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             # Private ports for the log servers of the workers and the triggerer (defaults 8793/8794).
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker_logs"]),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_logs"]),
@@ -201,43 +179,14 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         # A clean install of the wheel: a fresh venv, Airflow of the version under test with the
         # postgres extra, every other package held at the version this venv has (pip's cache serves them).
         step = time.monotonic()
-        subprocess.run([sys.executable, "-m", "venv", str(dirs["venv"])], check=True, timeout=120)
-        constraints = root / "constraints.txt"
-        freeze = subprocess.run(
-            [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout
-        constraints.write_text("".join(line + "\n" for line in freeze.splitlines() if " @ " not in line))
-        airflow_version = importlib.metadata.version("apache-airflow")
-        install = processes.start(
-            "pip-install",
-            [
-                str(dirs["venv"] / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                str(dists.wheel),
-                f"apache-airflow[postgres]=={airflow_version}",
-                "--constraint",
-                str(constraints),
-            ],
-            env,
-        )
+        install = start_fresh_venv_install(dirs["venv"], dists.wheel, [], processes, env)
         postgres.start("airflow")  # meanwhile
         timings["postgres initdb + start"] = time.monotonic() - step
         assert install.wait(timeout=600) == 0, processes.log("pip-install")
         timings["venv + pip install (wheel, airflow[postgres])"] = time.monotonic() - step
 
         step = time.monotonic()
-        airflow = str(dirs["venv"] / "bin" / "airflow")
-        migrate = subprocess.run(
-            [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-        )
-        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+        airflow_db_migrate(dirs["venv"], env)
         timings["airflow db migrate"] = time.monotonic() - step
 
         step = time.monotonic()
@@ -247,18 +196,12 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
             [python, "-m", "airflow_provider_segments.testing", "--port", str(ports["sandbox"])],
             env,
         )
+        airflow = str(dirs["venv"] / "bin" / "airflow")
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
             processes.start(component, [airflow, component], env)
-        wait_for(
-            "the api-server",
-            lambda: requests.get(f"{api.base_url}/api/v2/monitor/health", timeout=5).ok,
-            timeout=120,
-        )
-        passwords = dirs["home"] / "simple_auth_manager_passwords.json.generated"
-        wait_for("the generated admin password", passwords.exists, 30)
-        api.login("admin", json.loads(passwords.read_text())["admin"])
+        login_when_up(api, dirs["home"])
         for dag_id in (PIPELINE, KILL_RETRY, ZENDESK):
-            wait_for(f"DAG {dag_id} to be parsed", lambda d=dag_id: _dag_listed(api, d), timeout=120)
+            wait_for(f"DAG {dag_id} to be parsed", lambda d=dag_id: dag_listed(api, d), timeout=120)
         assert api.get("/importErrors")["import_errors"] == []
         wait_for("the sandbox", lambda: deployment.sandbox("GET", "/_sandbox/faults") == [], 30)
         timings["components up, DAGs parsed"] = time.monotonic() - step
@@ -286,14 +229,6 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         else:
             shutil.rmtree(root, ignore_errors=True)
         assert leftovers == [], f"processes of the deployment test still alive: {leftovers}"
-
-
-def _dag_listed(api: AirflowApi, dag_id: str) -> bool:
-    try:
-        api.get(f"/dags/{dag_id}")
-    except requests.HTTPError:
-        return False
-    return True
 
 
 @dataclass
