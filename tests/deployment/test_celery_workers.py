@@ -64,8 +64,8 @@ from deployment.production import (
 )
 from support import leaked_secrets_in_files
 
-from airflow_provider_segments.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from airflow_provider_segments.sandbox.pytest_plugin import sandbox_connection_env
+from airflow_provider_segments.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET
+from airflow_provider_segments.testing import connection_env
 
 pytestmark = pytest.mark.deployment
 
@@ -205,7 +205,7 @@ def celery(request: pytest.FixtureRequest) -> Iterator[CeleryDeployment]:
             # moto's server and botocore read no credentials from anywhere else.
             "AWS_CONFIG_FILE": str(root / "no-aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-aws-credentials"),
-            **sandbox_connection_env(
+            **connection_env(
                 sandbox_url, connect_timeout=2, timeout=10, backoff_initial=0.2, backoff_max=1
             ),
         }
@@ -241,7 +241,7 @@ def celery(request: pytest.FixtureRequest) -> Iterator[CeleryDeployment]:
         s3.create_bucket(BUCKET)
         processes.start(
             "sandbox",
-            [python, "-m", "airflow_provider_segments.sandbox", "--port", str(ports["sandbox"])],
+            [python, "-m", "airflow_provider_segments.testing", "--port", str(ports["sandbox"])],
             env,
         )
         for component in ("api-server", "scheduler", "dag-processor"):
@@ -311,7 +311,7 @@ def _sandbox_token(deployment: CeleryDeployment) -> str:
     return requests.post(
         f"{deployment.sandbox_url}/accounts/connect/token",
         data={"grant_type": "client_credentials"},
-        auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET),
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
         timeout=30,
     ).json()["access_token"]
 
@@ -516,8 +516,8 @@ def test_a_sync_whose_worker_is_killed_is_retried_on_the_other_worker_and_conver
 def _secrets(celery: CeleryDeployment) -> list[str]:
     tokens = celery.sandbox("GET", "/_sandbox/walkme/tokens")["tokens"]
     assert tokens, "the sandbox issued no WalkMe token: the runs never logged in"
-    basic = base64.b64encode(f"{SANDBOX_CLIENT_ID}:{SANDBOX_CLIENT_SECRET}".encode()).decode()
-    return [SANDBOX_CLIENT_SECRET, basic, S3_SECRET_KEY, *tokens]
+    basic = base64.b64encode(f"{TEST_CLIENT_ID}:{TEST_CLIENT_SECRET}".encode()).decode()
+    return [TEST_CLIENT_SECRET, basic, S3_SECRET_KEY, *tokens]
 
 
 def test_no_secret_in_logs_the_metadata_db_or_the_bucket(
