@@ -64,8 +64,7 @@ from deployment.production import (
 )
 from support import leaked_secrets_in_files
 
-from airflow_provider_segments.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET
-from airflow_provider_segments.testing import connection_env
+from airflow_provider_segments.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, connection_env
 
 pytestmark = pytest.mark.deployment
 
@@ -205,9 +204,7 @@ def celery(request: pytest.FixtureRequest) -> Iterator[CeleryDeployment]:
             # moto's server and botocore read no credentials from anywhere else.
             "AWS_CONFIG_FILE": str(root / "no-aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-aws-credentials"),
-            **connection_env(
-                sandbox_url, connect_timeout=2, timeout=10, backoff_initial=0.2, backoff_max=1
-            ),
+            **connection_env(sandbox_url, connect_timeout=2, timeout=10, backoff_initial=0.2, backoff_max=1),
         }
     )
     api = AirflowApi(f"http://127.0.0.1:{ports['api']}")
