@@ -548,3 +548,26 @@ class S3Server:
         answer = requests.get(url, headers={"Authorization": authorization}, timeout=30)
         answer.raise_for_status()
         return answer.content
+
+
+def walkme_token(server_url: str) -> str:
+    """A bearer token from the test server's WalkMe token endpoint (its public test credentials)."""
+    from airflow_provider_segments.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET
+
+    return requests.post(
+        f"{server_url}/accounts/connect/token",
+        data={"grant_type": "client_credentials"},
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
+        timeout=30,
+    ).json()["access_token"]
+
+
+def listed_segments(server_url: str, system_guid: str) -> list[dict[str, Any]]:
+    """The segments the test server's WalkMe API lists for ``system_guid``, as a client sees them."""
+    answer = requests.get(
+        f"{server_url}/public/v1/user/system/{system_guid}/segment",
+        headers={"Authorization": f"Bearer {walkme_token(server_url)}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return answer.json()

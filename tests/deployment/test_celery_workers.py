@@ -54,6 +54,7 @@ from deployment.production import (
     airflow_db_migrate,
     dag_listed,
     free_port,
+    listed_segments,
     login_when_up,
     parse_time,
     postgres_program,
@@ -304,25 +305,6 @@ def _wait_for_run(deployment: CeleryDeployment, dag_id: str, run_id: str) -> str
     return wait_for(f"run {run_id} of {dag_id}", finished, timeout=RUN_TIMEOUT)
 
 
-def _sandbox_token(deployment: CeleryDeployment) -> str:
-    return requests.post(
-        f"{deployment.sandbox_url}/accounts/connect/token",
-        data={"grant_type": "client_credentials"},
-        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-        timeout=30,
-    ).json()["access_token"]
-
-
-def _segments(deployment: CeleryDeployment, system_guid: str) -> list[dict[str, Any]]:
-    answer = requests.get(
-        f"{deployment.sandbox_url}/public/v1/user/system/{system_guid}/segment",
-        headers={"Authorization": f"Bearer {_sandbox_token(deployment)}"},
-        timeout=30,
-    )
-    answer.raise_for_status()
-    return answer.json()
-
-
 def _members(deployment: CeleryDeployment, system_guid: str, segment_guid: str) -> set[str]:
     path = f"/_sandbox/walkme/systems/{system_guid}/segments/{segment_guid}/users"
     members = deployment.sandbox("GET", path)["userIds"]
@@ -362,7 +344,7 @@ def alternating_runs(celery: CeleryDeployment) -> list[AlternatingRun]:
         run_id = api.trigger(dag_id, conf)
         state = _wait_for_run(celery, dag_id, run_id)
         tis = api.task_instances(dag_id, run_id)
-        segments = _segments(celery, ALTERNATING_SYSTEM)
+        segments = listed_segments(celery.sandbox_url, ALTERNATING_SYSTEM)
         members = _members(celery, ALTERNATING_SYSTEM, segments[0]["guid"]) if len(segments) == 1 else set()
         observed.append(
             AlternatingRun(
@@ -400,7 +382,7 @@ def test_syncs_alternate_between_workers_and_each_leaves_exactly_its_input(
         assert run.synced["user_count"] == AUDIENCE
     # The second and third syncs found the snapshot the other worker left in the bucket: deltas.
     assert [run.synced["mode"] for run in alternating_runs] == ["full", "delta", "delta"]
-    assert len(_segments(celery, ALTERNATING_SYSTEM)) == 1
+    assert len(listed_segments(celery.sandbox_url, ALTERNATING_SYSTEM)) == 1
 
 
 def test_ids_and_state_live_in_the_bucket_and_only_uris_go_through_xcom(
@@ -504,7 +486,7 @@ def test_a_sync_whose_worker_is_killed_is_retried_on_the_other_worker_and_conver
     retry_log = next((celery.home / "logs" / f"dag_id={KILL}").rglob("task_id=sync_segment/attempt=2.log"))
     assert "takes over its own lease (an earlier try)" in retry_log.read_text()
     # One segment, exactly the input: the retry adopted the killed try's segment, no duplicate.
-    (segment,) = _segments(celery, KILL_SYSTEM)
+    (segment,) = listed_segments(celery.sandbox_url, KILL_SYSTEM)
     assert segment["name"] == "Killed worker"
     assert _members(celery, KILL_SYSTEM, segment["guid"]) == _ids("killed", 0, AUDIENCE)
     assert api.xcom(KILL, killed_run.run_id, "sync_segment")["user_count"] == AUDIENCE

@@ -44,11 +44,13 @@ from deployment.production import (
     dag_listed,
     free_port,
     json_lines,
+    listed_segments,
     login_when_up,
     parse_time,
     postgres_program,
     start_fresh_venv_install,
     wait_for,
+    walkme_token,
 )
 from support import leaked_secrets_in_files
 
@@ -301,7 +303,7 @@ def runs(deployment: Deployment) -> Runs:
             stale_sensor = api.task_instances(STALE, run_ids[STALE]).get("wait_for_propagation") or {}
             if stale_sensor.get("state") == "deferred":
                 # A killed try's late `override` lands while the sensor waits in the triggerer.
-                (segment,) = _segments(deployment, THIRD_SYSTEM)
+                (segment,) = listed_segments(deployment.sandbox_url, THIRD_SYSTEM)
                 _override(
                     deployment, THIRD_SYSTEM, segment["guid"], [f"stale{i:05d}" for i in range(STALE_LEFT)]
                 )
@@ -366,30 +368,11 @@ def test_sensor_defers_to_the_triggerer_and_the_downstream_task_runs_after_the_w
     }
 
 
-def _sandbox_token(deployment: Deployment) -> str:
-    return requests.post(
-        f"{deployment.sandbox_url}/accounts/connect/token",
-        data={"grant_type": "client_credentials"},
-        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-        timeout=30,
-    ).json()["access_token"]
-
-
-def _segments(deployment: Deployment, system_guid: str) -> list[dict[str, Any]]:
-    answer = requests.get(
-        f"{deployment.sandbox_url}/public/v1/user/system/{system_guid}/segment",
-        headers={"Authorization": f"Bearer {_sandbox_token(deployment)}"},
-        timeout=30,
-    )
-    answer.raise_for_status()
-    return answer.json()
-
-
 def _override(deployment: Deployment, system_guid: str, segment_guid: str, user_ids: list[str]) -> None:
     requests.put(
         f"{deployment.sandbox_url}/public/v1/user/system/{system_guid}/segment/{segment_guid}",
         json={"action": "override", "userIds": user_ids},
-        headers={"Authorization": f"Bearer {_sandbox_token(deployment)}"},
+        headers={"Authorization": f"Bearer {walkme_token(deployment.sandbox_url)}"},
         timeout=30,
     ).raise_for_status()
 
@@ -413,7 +396,7 @@ def _members(deployment: Deployment, system_guid: str, segment_guid: str) -> lis
 
 
 def test_the_synced_segment_holds_exactly_the_file(runs: Runs, deployment: Deployment) -> None:
-    (segment,) = _segments(deployment, TEST_SYSTEM_GUID)
+    (segment,) = listed_segments(deployment.sandbox_url, TEST_SYSTEM_GUID)
     assert segment["name"] == "Deployed audience"
     members = _members(deployment, TEST_SYSTEM_GUID, segment["guid"])
     assert len(members) == AUDIENCE and set(members) == set(_pipeline_ids())
@@ -453,7 +436,7 @@ def test_a_killed_try_is_retried_after_its_held_write_landed_and_converges(
     assert retried[0] == ("override", 25_000) and sorted(retried[1:]) == [("add", 10_000), ("add", 25_000)]
 
     # One segment, holding exactly the file: no duplicate from the lost create, nothing missing.
-    (segment,) = _segments(deployment, SECOND_SYSTEM)
+    (segment,) = listed_segments(deployment.sandbox_url, SECOND_SYSTEM)
     assert segment["name"] == "Killed and retried"
     members = _members(deployment, SECOND_SYSTEM, segment["guid"])
     assert len(members) == AUDIENCE and set(members) == set(_kill_retry_ids())
