@@ -17,11 +17,20 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
-from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem
+from airflow_provider_segments.id_checks import (  # noqa: F401  (CSV_DELIMITERS, MAX_CSV_LINE_CHARS: re-exported)
+    CSV_DELIMITERS,
+    MAX_CSV_LINE_CHARS,
+    CsvLines,
+    add_checked,
+    checked_line_batches,
+    checked_value_batches,
+)
+from airflow_provider_segments.id_files import BLOCK_IDS, IdCollector, SortedIdFile, collect
 from airflow_provider_segments.locations import (
     not_utf8,
     open_text,
@@ -29,35 +38,40 @@ from airflow_provider_segments.locations import (
 )
 from airflow_provider_segments.text import preview  # re-exported: every module quotes values so
 
-#: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
-#: file is refused, pointing at ``user_ids_column``, rather than sent as ids, header included.
-CSV_DELIMITERS = (",", ";", "\t")
-#: The longest line of a CSV of ids (a record is one line); each field is also held to Python's
-#: ``csv.field_size_limit()`` (128 KiB unless the process changed it).
-MAX_CSV_LINE_CHARS = 1024 * 1024
-
 
 class UserIds:
-    """Validated user ids, each once, in the order first seen.
+    """Validated user ids, each once.
 
-    Membership tests are O(1) and iteration follows the input's order. Build one with
+    Up to :data:`~.id_files.SPILL_AT_IDS` ids are held in memory, in the order first seen, with
+    O(1) membership tests; a larger input is kept sorted in a temporary file
+    (:class:`~.id_files.SortedIdFile`), so memory stays flat whatever its size. Build one with
     :meth:`from_values` (a list, tuple, set, an XCom or a JSON list in a string) or :meth:`from_file`
     (lines or a CSV column, local or object storage); a :class:`UserIds` passed to either is kept.
     """
 
-    __slots__ = ("_ids", "_lookup")
+    __slots__ = ("_file", "_ids", "_lookup")
 
-    def __init__(self, ids: list[str] | None = None, lookup: set[str] | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ids: list[str] | None = None,
+        lookup: set[str] | dict[str, Any] | None = None,
+        *,
+        file: SortedIdFile | None = None,
+    ) -> None:
         # ``_ids``: the unique ids in order; ``_lookup``: the same ids for O(1) membership (built on
         # first use). A collection read to be shared (a snapshot) looks up through a dict mapping each
         # id to itself, so another reader can reuse the very same string (``from_file(share=...)``).
+        # ``_file``: the ids of a spilled collection instead (``_ids`` stays empty).
         self._ids: list[str] = ids if ids is not None else []
         self._lookup = lookup
+        self._file = file
 
     @classmethod
-    def _unique(cls, ids: list[str], *, self_mapped: bool = False) -> UserIds:
+    def _unique(cls, ids: list[str] | SortedIdFile, *, self_mapped: bool = False) -> UserIds:
         """``ids`` without repeats, in first order: one set when there are none (the common case, and
-        the cheapest check CPython offers), an ordered dict otherwise."""
+        the cheapest check CPython offers), an ordered dict otherwise. A spilled file is unique."""
+        if isinstance(ids, SortedIdFile):
+            return cls(file=ids)
         if self_mapped:
             strings = dict(zip(ids, ids, strict=True))
             return cls(ids if len(strings) == len(ids) else list(strings), strings)
@@ -67,38 +81,64 @@ class UserIds:
         ordered = dict.fromkeys(ids)
         return cls(list(ordered), ordered)
 
+    @classmethod
+    def from_validated(cls, batches: Iterable[list[str]]) -> UserIds:
+        """Ids that were validated already (another collection's chunks), collected and deduped."""
+        return cls._unique(collect(batches))
+
+    @classmethod
+    def collected(cls, collector: IdCollector) -> UserIds:
+        """The validated ids an :class:`~.id_files.IdCollector` was given, deduped."""
+        return cls._unique(collector.finish())
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the ids are kept sorted on disk rather than in memory."""
+        return self._file is not None
+
     @property
     def lookup(self) -> set[str] | dict[str, Any]:
-        """The ids as a set-like collection: what plans use for O(1) ``in`` at C speed."""
+        """The ids as a set-like collection: O(1) ``in`` at C speed (a spilled collection builds it
+        whole: the package's own code never asks a spilled one)."""
         if self._lookup is None:
-            self._lookup = set(self._ids)
+            self._lookup = set(self)
         return self._lookup
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._file.count if self._file is not None else len(self._ids)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
+        return iter(self._file) if self._file is not None else iter(self._ids)
 
     def __contains__(self, user_id: object) -> bool:
         return user_id in self.lookup
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, UserIds):
-            return self._ids == other._ids
-        if isinstance(other, list):
-            return self._ids == other
+        if isinstance(other, (UserIds, list)):
+            return len(self) == len(other) and all(map(operator.eq, self, other))
         return NotImplemented
 
     def __repr__(self) -> str:
-        return f"UserIds({len(self):,} ids)"
+        return f"UserIds({len(self):,} ids{', on disk' if self.spilled else ''})"
 
     def chunks(self, size: int) -> Iterator[list[str]]:
         """Consecutive lists of at most ``size`` ids, in order (none for no ids)."""
         if size < 1:
             raise ValueError(f"chunk size must be positive, got {size}")
+        if self._file is not None:
+            yield from self._file.chunks(size)
+            return
         for start in range(0, len(self._ids), size):
             yield self._ids[start : start + size]
+
+    def sorted_chunks(self, size: int) -> Iterator[list[str]]:
+        """Consecutive lists of at most ``size`` ids in sorted order (what a delta compares)."""
+        if self._file is not None:
+            yield from self._file.chunks(size)
+            return
+        ordered = sorted(self._ids)
+        for start in range(0, len(ordered), size):
+            yield ordered[start : start + size]
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -114,31 +154,7 @@ class UserIds:
         values = as_list(values, field)
         if not values:
             return cls()
-        # C-speed checks of the whole list; the slow walk below only runs to name a bad id.
-        if set(map(type, values)) == {str} and (
-            max(map(len, values)) <= max_length
-            and min(map(len, values)) > 0
-            and free_of_invisible("".join(values))
-            and list(map(str.strip, values)) == values
-        ):
-            return cls._unique(list(values))  # a copy: the caller keeps its list
-        ids: dict[str, Any] = {}
-        for position, raw in enumerate(values):
-            if isinstance(raw, int) and not isinstance(raw, bool):
-                try:
-                    raw = str(raw)
-                except ValueError:  # more digits than Python converts (4,300 by default)
-                    raise SegmentsValidationError(
-                        f"{field}[{position}] is an integer of thousands of digits, not a valid user id: "
-                        f"ids have at most {max_length} characters."
-                    ) from None
-            if not isinstance(raw, str):
-                raise SegmentsValidationError(
-                    f"{field}[{position}] = {preview(raw)} is not a valid user id: expected a string, "
-                    f"got {type(raw).__name__}."
-                )
-            _add_one(ids, raw, max_length, f"{field}[{position}]")
-        return cls(list(ids), ids)
+        return cls._unique(collect(checked_value_batches(values, max_length, field)))
 
     @classmethod
     def from_file(
@@ -204,28 +220,9 @@ class UserIds:
         self_mapped: bool = False,
         first_line_check: bool = False,
     ) -> UserIds:
-        collected: list[str] = []
-        carry = ""
-        first_line = 1
-        for block in blocks:
-            text = carry + block if carry else block
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            lines = text.split("\n")
-            carry = lines.pop()  # the last line may continue in the next block
-            if first_line_check:
-                first_line_check = _refuse_a_header(lines, first_line, where)
-            collected += _checked_lines(lines, text, first_line, max_length, where)
-            first_line += len(lines)
-            if len(carry) > max_length + 1:  # (+1: a "\r" whose "\n" opens the next block)
-                carry = _cut_long_line(carry, max_length, where(first_line))
-        if carry:
-            carry = carry.removesuffix("\r")
-            if first_line_check:
-                _refuse_a_header([carry], first_line, where)
-            collected += _checked_lines([carry], carry, first_line, max_length, where)
-        strings = share.lookup if share is not None else None
-        if isinstance(strings, dict) and next(iter(strings.values()), None) is not None:
+        collected = collect(checked_line_batches(blocks, max_length, where, first_line_check))
+        strings = share.lookup if share is not None and not share.spilled else None
+        if isinstance(collected, list) and isinstance(strings, dict) and next(iter(strings.values()), None):
             collected = list(map(strings.get, collected, collected))  # the string already held, if any
         return cls._unique(collected, self_mapped=self_mapped)
 
@@ -233,7 +230,7 @@ class UserIds:
     def _from_csv(
         cls, handle: IO[str], column: str, source: str, max_length: int, where: Callable[[int], str]
     ) -> UserIds:
-        lines = _CsvLines(handle, where)
+        lines = CsvLines(handle, where)
         reader = csv.reader(lines, strict=True)
         try:
             header = next(reader, None)
@@ -254,61 +251,32 @@ class UserIds:
                     f"{positions}): rename the others so that the ids' column is unambiguous."
                 )
             index = names.index(column)
-            ids: dict[str, Any] = {}
-            for row in reader:
-                lines.record_ended = True
-                if not row or not any(cell.strip() for cell in row):
-                    continue  # blank line
-                if len(row) != len(names):
-                    plural = "s" if len(row) != 1 else ""
-                    raise SegmentsValidationError(
-                        f"{where(lines.number)} has {len(row)} field{plural}, the header {len(names)}: "
-                        "quote a field holding a comma, or fix the export."
-                    )
-                _add_one(ids, row[index], max_length, where(lines.number))
+
+            def batches() -> Iterator[list[str]]:
+                batch: dict[str, Any] = {}
+                for row in reader:
+                    lines.record_ended = True
+                    if not row or not any(cell.strip() for cell in row):
+                        continue  # blank line
+                    if len(row) != len(names):
+                        plural = "s" if len(row) != 1 else ""
+                        raise SegmentsValidationError(
+                            f"{where(lines.number)} has {len(row)} field{plural}, the header {len(names)}: "
+                            "quote a field holding a comma, or fix the export."
+                        )
+                    add_checked(batch, row[index], max_length, where(lines.number))
+                    if len(batch) >= BLOCK_IDS:
+                        yield list(batch)
+                        batch = {}
+                yield list(batch)
+
+            ids = collect(batches())
         except csv.Error as err:
             raise SegmentsValidationError(
                 f"{where(lines.number)} is not valid CSV: {err}. Quote a field holding a comma, a quote "
                 "or a line break, and double the quotes inside it."
             ) from None
-        return cls(list(ids), ids)
-
-
-class _CsvLines:
-    """The lines of a CSV for :func:`csv.reader`, one record each, read one at a time.
-
-    A record that asks for a second line (a quoted field holding a line break, or a quote left
-    open, which would swallow the rest of the file) is refused at once, naming the line where it
-    starts; so is a line over :data:`MAX_CSV_LINE_CHARS`, before it is held whole. The caller sets
-    ``record_ended`` each time the reader has given a record.
-    """
-
-    __slots__ = ("_handle", "_where", "number", "record_ended")
-
-    def __init__(self, handle: IO[str], where: Callable[[int], str]) -> None:
-        self._handle = handle
-        self._where = where
-        #: The line read last: the line of the record the reader gave or failed on (1: the header).
-        self.number = 0
-        self.record_ended = True
-
-    def __iter__(self) -> Iterator[str]:
-        readline = self._handle.readline
-        while line := readline(MAX_CSV_LINE_CHARS + 2):  # + the line break, "\r\n" at most
-            self.number += 1
-            if len(line) > MAX_CSV_LINE_CHARS and len(line.rstrip("\r\n")) > MAX_CSV_LINE_CHARS:
-                raise SegmentsValidationError(
-                    f"{self._where(self.number)} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
-                    "not a CSV of ids."
-                )
-            self.record_ended = False
-            yield line
-            if not self.record_ended:  # the reader wants the next line to finish this record
-                raise SegmentsValidationError(
-                    f"{self._where(self.number)}: a quoted field goes on past the end of the line (a "
-                    "quote left open, or a line break inside quotes); each record of a CSV of ids "
-                    "must be one line."
-                )
+        return cls._unique(ids)
 
 
 def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
@@ -346,67 +314,6 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
             f"{field} must be a list of {what}, got {type(value).__name__}: {preview(value)}."
         )
     return value if isinstance(value, list) else list(value)
-
-
-def _checked_lines(
-    lines: list[str], text: str, first_line: int, max_length: int, where: Callable[[int], str]
-) -> list[str]:
-    """The ids of ``lines`` (blank lines skipped; ``text`` holds them joined by ``\n``), or raise
-    naming the first bad line."""
-    present = list(filter(None, lines))
-    if not present:
-        return present
-    # C-speed checks of the whole block first; the slow walk below only runs to name the bad line.
-    if (
-        max(map(len, present)) <= max_length
-        and free_of_invisible(text, newline_ok=True)
-        and list(map(str.strip, present)) == present
-    ):
-        return present
-    checked: dict[str, Any] = {}
-    for offset, line in enumerate(lines):
-        if not line.strip() and not find_invisible(line):
-            continue  # a blank (or whitespace-only) line
-        _add_one(checked, line, max_length, where(first_line + offset))
-    return list(checked)
-
-
-def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], str]) -> bool:
-    """Refuse a file of one id per line whose first non-blank line holds a CSV delimiter (see
-    :data:`CSV_DELIMITERS`); ``True`` while ``lines`` were all blank (look again in the next ones)."""
-    for offset, line in enumerate(lines):
-        if not line.strip():
-            continue
-        delimiter = next((d for d in CSV_DELIMITERS if d in line), None)
-        if delimiter is not None:
-            raise SegmentsValidationError(
-                f"{where(first_line + offset)} = {preview(line)} looks like a CSV header or row (it holds "
-                f"{delimiter!r}), but the file is read as one id per line. If it is a CSV, set "
-                "user_ids_column to the name of the column holding the ids. (Only the first line is "
-                "checked: if the first id really holds a comma, semicolon or tab, give the ids as a "
-                "CSV with a header and user_ids_column.)"
-            )
-        return False
-    return True
-
-
-def _cut_long_line(start: str, max_length: int, label: str) -> str:
-    """What to keep of a line whose ``start`` (it goes on in the next block) is already too long:
-    refuse it now, naming it, rather than hold a line of any length; a blank start stays blank."""
-    if start.strip():
-        raise SegmentsValidationError(
-            f"{label} = {preview(start)} is not a valid user id: it has more than {max_length} "
-            f"characters ({len(start):,} before the end of the block read; the rest was not read)."
-        )
-    return " "  # whitespace so far: the line is blank, or refused for its leading whitespace
-
-
-def _add_one(ids: dict[str, Any], raw: str, max_length: int, label: str) -> None:
-    """Add one id, or raise naming it by ``label`` (``user_ids[4]``, ``ids.txt line 4,000,001``)."""
-    reason = id_problem(raw, max_length)
-    if reason:
-        raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
-    ids[raw] = None
 
 
 class IdSource:

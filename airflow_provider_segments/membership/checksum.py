@@ -4,6 +4,8 @@ kept) reads as damaged instead of being trusted for a delta."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from airflow_provider_segments.ids import UserIds
 
@@ -17,3 +19,11 @@ def ids_digest(ids: UserIds) -> str:
     for chunk in ids.chunks(BLOCK_IDS):
         digest.update(("\n".join(chunk) + "\n").encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+def hashed_blocks(blocks: Iterable[str], digest: Any) -> Iterator[str]:
+    """``blocks`` unchanged, each added to ``digest`` on the way: the checksum of a snapshot's lines
+    as read, which :func:`ids_digest` gives for the lines as written."""
+    for block in blocks:
+        digest.update(block.encode("utf-8", "surrogatepass"))
+        yield block

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
+from airflow_provider_segments.id_files import BLOCK_IDS, IdCollector, aligned_windows
 from airflow_provider_segments.ids import UserIds
 
 FULL = "full"
@@ -19,8 +21,8 @@ class Plan:
     mode: str
     ids: UserIds
     chunk_size: int
-    adds: list[str] = field(default_factory=list)
-    removes: list[str] = field(default_factory=list)
+    adds: UserIds = field(default_factory=UserIds)
+    removes: UserIds = field(default_factory=UserIds)
     unchanged: int | None = None
 
     @property
@@ -61,8 +63,12 @@ class Plan:
             if first:
                 yield "override", []  # an allowed empty input: one request that empties the segment
             return
-        yield from (("add", chunk) for chunk in slices(self.adds, self.chunk_size))
-        yield from (("remove", chunk) for chunk in slices(self.removes, self.chunk_size))
+        yield from (("add", chunk) for chunk in self.adds.chunks(self.chunk_size))
+        yield from (("remove", chunk) for chunk in self.removes.chunks(self.chunk_size))
+
+    def changed_ids(self) -> UserIds:
+        """The ids a delta may change (adds and removes): what its journal records."""
+        return UserIds.from_validated(chain(self.adds.chunks(BLOCK_IDS), self.removes.chunks(BLOCK_IDS)))
 
 
 def full_plan(ids: UserIds, chunk_size: int) -> Plan:
@@ -76,27 +82,28 @@ def delta_plan(ids: UserIds, known: UserIds, uncertain: UserIds | None, chunk_si
     ``uncertain`` holds the ids a failed run may or may not have changed: each is added if the input
     holds it and removed otherwise, which is right whatever the failed run applied.
     """
-    wanted, before = ids.lookup, known.lookup  # set-like: `in` at C speed
-    if uncertain is not None and len(uncertain):
-        unknown = uncertain.lookup
-        adds = [i for i in ids if i not in before or i in unknown]
-        removes = [i for i in known if i not in wanted]
-        removes += [i for i in uncertain if i not in wanted and i not in before]
-    else:
-        adds = [i for i in ids if i not in before]
-        removes = [i for i in known if i not in wanted]
-    return Plan(DELTA, ids, chunk_size, adds, removes, unchanged=len(ids) - len(adds))
+    # The three collections are compared in sorted windows (each id in the same window of all three),
+    # so none is held whole: a spilled input and snapshot of millions of ids stay on disk.
+    unsure = uncertain if uncertain is not None else UserIds()
+    streams = (ids.sorted_chunks(BLOCK_IDS), known.sorted_chunks(BLOCK_IDS), unsure.sorted_chunks(BLOCK_IDS))
+    adds, removes = IdCollector(), IdCollector()  # a large difference spills too
+    try:
+        for wanted_ids, known_ids, unknown_ids in aligned_windows(*streams):
+            wanted, before, unknown = set(wanted_ids), set(known_ids), set(unknown_ids)
+            adds.add([i for i in wanted_ids if i not in before or i in unknown])
+            removes.add([i for i in known_ids if i not in wanted])
+            removes.add([i for i in unknown_ids if i not in wanted and i not in before])
+    except BaseException:
+        adds.discard()
+        removes.discard()
+        raise
+    add_ids, remove_ids = UserIds.collected(adds), UserIds.collected(removes)
+    return Plan(DELTA, ids, chunk_size, add_ids, remove_ids, unchanged=len(ids) - len(add_ids))
 
 
 def chunk_count(total: int, size: int) -> int:
     """Requests needed for ``total`` ids at ``size`` a request."""
     return -(-total // size)
-
-
-def slices(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    """Consecutive lists of at most ``size`` items."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def show_count(value: int | None) -> str:

@@ -13,10 +13,9 @@ ids as unknown.
 **The lease** (``state_path + ".lease"``) is taken before anything is sent, so two syncs of one
 ``state_path`` at the same time are detected: the second fails saying who holds it. A retry of the
 same task takes its own lease over, and so does any sync when the holder was a process on this
-machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning (its
-holder was killed on another machine). On local disk the lease is created exclusively (``O_EXCL``); object
-stores without conditional writes get a write-then-read-back check, which narrows the race but
-cannot close it: give such syncs a pool of one slot (see the Deploying docs).
+machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning. On
+local disk the lease is created exclusively (``O_EXCL``); object stores get a write-then-read-back
+check, which narrows the race but cannot close it: give such syncs a one-slot pool (see Deploying).
 
 Every file is written to a temporary sibling, flushed to disk (``fsync``) and moved over the old
 one, so a reader sees the old version or the new one, never half a file; a torn or undecodable file
@@ -26,6 +25,7 @@ refused before anything is sent.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -41,7 +41,7 @@ from typing import IO, Any
 from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
 from airflow_provider_segments.locations import read_blocks, storage_path
-from airflow_provider_segments.membership.checksum import ids_digest
+from airflow_provider_segments.membership.checksum import hashed_blocks, ids_digest
 from airflow_provider_segments.text import preview
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
@@ -268,7 +268,7 @@ class StateStore:
         read = self._read(self.snapshot_file, SNAPSHOT_MAGIC, log)
         if read is None:
             return None
-        header, ids = read
+        header, ids, body_sha256 = read
         if header.get("version") != STATE_VERSION:
             log.warning(
                 "The snapshot at %s is of format version %s, not %s: it lacks the platform's evidence, "
@@ -278,7 +278,7 @@ class StateStore:
                 STATE_VERSION,
             )
             return None
-        edited = ids is not None and header.get("ids_sha256") != ids_digest(ids)  # or older than checksums
+        edited = header.get("ids_sha256") != body_sha256  # or older than checksums
         if ids is None or edited or len(ids) != header.get("count") or not header.get("segment_guid"):
             log.warning(
                 "The snapshot at %s is incomplete, damaged or edited; syncing in full to make the segment "
@@ -316,7 +316,7 @@ class StateStore:
         if not self.journal_file.exists():
             return None
         read = self._read(self.journal_file, JOURNAL_MAGIC, log)
-        header, ids = read if read is not None else ({}, None)
+        header, ids, _ = read if read is not None else ({}, None, None)
         mode = header.get("mode")
         if ids is None or len(ids) != header.get("count") or mode not in ("full", "delta"):
             log.warning("Unreadable journal %s: the whole membership counts as unknown.", self.journal_file)
@@ -340,8 +340,9 @@ class StateStore:
     # -- reading -----------------------------------------------------------------------------------
     def _read(
         self, state_file: StateFile, magic: str, log: Any
-    ) -> tuple[dict[str, Any], UserIds | None] | None:
-        """``(header, ids)`` of a state file of ours; ``None`` when absent or damaged past reading.
+    ) -> tuple[dict[str, Any], UserIds | None, str | None] | None:
+        """``(header, ids, SHA-256 of the ids' lines as read)`` of a state file of ours; ``None`` when
+        absent or damaged past reading.
 
         A file that does not start with ``magic`` is not ours: refused, so that a mistyped
         ``state_path`` never overwrites someone's file. An empty file, or one cut short inside the
@@ -355,7 +356,7 @@ class StateStore:
                 first = _header_line(handle)
                 if magic.encode().startswith(first.rstrip(b"\r\n")):  # empty, or cut inside the magic
                     log.warning("The %s at %s is empty or cut short: it is not used.", kind, state_file)
-                    return {}, None
+                    return {}, None, None
                 if not first.startswith(magic.encode()):
                     raise SegmentsValidationError(
                         f"state_path {str(self.state_path)!r}: {state_file} is not a segments {kind} (it "
@@ -366,11 +367,14 @@ class StateStore:
                     header = json.loads(first[len(magic) :].decode("utf-8"))
                 except ValueError:
                     log.warning("The %s at %s has a damaged header.", kind, state_file)
-                    return {}, None
+                    return {}, None, None
                 text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+                digest = hashlib.sha256()
                 try:
-                    # Written by us from validated ids; re-validated so a damaged file is caught.
-                    ids = UserIds.from_lines_text(read_blocks(text), max_length=10**6, source=str(state_file))
+                    # Written by us from validated ids; re-validated so a damaged file is caught, and
+                    # hashed as read (a large one comes back sorted, not in the order written).
+                    blocks = hashed_blocks(read_blocks(text), digest)
+                    ids = UserIds.from_lines_text(blocks, max_length=10**6, source=str(state_file))
                 except (SegmentsValidationError, UnicodeDecodeError) as err:
                     log.warning("The %s at %s is damaged (%s).", kind, state_file, preview(str(err), 160))
                     ids = None
@@ -381,7 +385,7 @@ class StateStore:
                 f"state_path {str(self.state_path)!r}: {state_file} cannot be read "
                 f"({type(err).__name__}: {err.strerror or err}). Nothing was sent."
             ) from None
-        return (header if isinstance(header, dict) else {}), ids
+        return (header if isinstance(header, dict) else {}), ids, digest.hexdigest()
 
 
 def _header_line(handle: IO[bytes]) -> bytes:

@@ -144,7 +144,8 @@ def _sync(
         guid = segment["segment_guid"]
         if plan.requests:
             if store is not None:
-                store.write_journal(Journal(guid, system, plan.mode, _pending(plan, max_length)))
+                pending = plan.changed_ids() if plan.mode == DELTA else UserIds()  # full: all, by its mode
+                store.write_journal(Journal(guid, system, plan.mode, pending))
             _send_plan(api, system, guid, plan)
             try:
                 listed = verify(api, system, guid, expected=len(ids), what=f"segment {guid}")
@@ -180,13 +181,6 @@ def _sync(
 
 def _send_plan(api: MembershipApi, system: str, guid: str, plan: Plan) -> None:
     send_chunks(api, system, guid, plan.steps(), total_chunks=plan.requests, total_ids=plan.total_ids)
-
-
-def _pending(plan: Plan, max_length: int) -> UserIds:
-    """The ids a plan may change (a full plan: all, recorded as the mode alone)."""
-    if plan.mode == FULL:
-        return UserIds()
-    return UserIds.from_values(plan.adds + plan.removes, max_length=max_length)
 
 
 def _baseline(

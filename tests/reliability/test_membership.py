@@ -5,10 +5,12 @@ over HTTP; every assertion is on what the sandbox holds or received."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
 import re
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -16,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 from support import sandbox_conn_env
 
+from airflow_provider_segments import id_files
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsBusyError, SegmentsError
 from airflow_provider_segments.hooks import _base as base_hooks
@@ -434,8 +437,11 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
     """Hundreds of random sequences of runs on two workers, each with its own local snapshot: random
     inputs; each run failing at a random write (an error, a lost answer, a write that lands after the
     client gave up on it, a killed process) or not; between runs out-of-band edits, a deleted segment,
-    lost or torn state files. After every successful run (and the late copies of its writes having
-    landed) the segment holds exactly that run's input; a last clean run always succeeds."""
+    lost or torn state files. Inputs come as a list or as a file with repeats, and each sequence
+    holds ids in memory or spills them sorted to disk past 2 or 5 ids (input, snapshot, journal and
+    delta: the path of millions of ids). After every successful run (and the late copies of its
+    writes having landed) the segment holds exactly that run's input; a last clean run always
+    succeeds."""
     rng = random.Random(20261205)
     universe = [f"u{i}" for i in range(12)]
     for name, value in sandbox_conn_env(sandbox.url, timeout=0.2, max_attempts=2).items():
@@ -458,8 +464,15 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
     monkeypatch.setattr(WalkMeHook, "put_users", put_users)
     outcomes: dict[str, int] = dict.fromkeys(FAILURES, 0)
     between: dict[str, int] = dict.fromkeys(BETWEEN_RUNS, 0)
+    spill_counts: dict[int, int] = {}
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_dir))
     for sequence in range(SEQUENCES):
         sandbox.reset()  # a fresh system per sequence keeps every list call small
+        spill_at = rng.choice([id_files.SPILL_AT_IDS, 2, 5])
+        spill_counts[spill_at] = spill_counts.get(spill_at, 0) + 1
+        monkeypatch.setattr(id_files, "SPILL_AT_IDS", spill_at)
         name = f"Model {sequence}"
         workers = [tmp_path / f"model-{sequence}-a.snapshot", tmp_path / f"model-{sequence}-b.snapshot"]
         for _run in range(rng.randint(1, 4)):
@@ -482,8 +495,9 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
                 held = sandbox.inject_fault(SEGMENTS, method=method, skip=at, delay=HELD, count=2)
             elif failure == "kill":
                 kill_after[:] = [at]
+            given = _as_input(wanted, rng, tmp_path / f"model-{sequence}-{_run}.txt")
             try:
-                sync(rng.choice(workers), name=name, user_ids=wanted, full_refresh=rng.random() < 0.1)
+                sync(rng.choice(workers), name=name, full_refresh=rng.random() < 0.1, **given)
             except (SegmentsError, AirflowFailException, Killed):
                 succeeded = False
             else:
@@ -500,6 +514,19 @@ def test_model_any_sequence_of_failed_syncs_then_a_clean_run_leaves_exactly_its_
         assert members_of(sandbox, name) == set(final), f"sequence {sequence}"
     # every kind of run happened and some succeeded; every kind of event between runs happened
     assert all(outcomes.values()) and all(between.values()), (outcomes, between)
+    assert len(spill_counts) == 3, spill_counts
+    gc.collect()
+    assert list(spill_dir.iterdir()) == []  # every run and sorted file deleted, failed runs' too
+
+
+def _as_input(wanted: list[str], rng: random.Random, path) -> dict:
+    """``wanted`` as a list, or as a file of one id per line with some repeated."""
+    if rng.random() < 0.5:
+        return {"user_ids": wanted}
+    lines = wanted + rng.sample(wanted, min(len(wanted), 3))
+    rng.shuffle(lines)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"user_ids_path": str(path)}
 
 
 def _held_requests_answered(sandbox) -> int:

@@ -1,0 +1,178 @@
+"""Checking ids as they are read: values, lines of text, CSV records; a bad one is named by its
+position (``user_ids[4]``, ``ids.txt line 4,000,001``) and the reason, before anything is sent.
+
+Checks run at C speed over whole blocks; the slow walk over single ids only runs to name the bad
+one. Each reader gives checked ids in batches, for :class:`~.ids.UserIds` to collect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.id_files import BLOCK_IDS
+from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem
+from airflow_provider_segments.text import preview
+
+#: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
+#: file is refused, pointing at ``user_ids_column``, rather than sent as ids, header included.
+CSV_DELIMITERS = (",", ";", "\t")
+#: The longest line of a CSV of ids (a record is one line); each field is also held to Python's
+#: ``csv.field_size_limit()`` (128 KiB unless the process changed it).
+MAX_CSV_LINE_CHARS = 1024 * 1024
+
+
+class CsvLines:
+    """The lines of a CSV for :func:`csv.reader`, one record each, read one at a time.
+
+    A record that asks for a second line (a quoted field holding a line break, or a quote left
+    open, which would swallow the rest of the file) is refused at once, naming the line where it
+    starts; so is a line over :data:`MAX_CSV_LINE_CHARS`, before it is held whole. The caller sets
+    ``record_ended`` each time the reader has given a record.
+    """
+
+    __slots__ = ("_handle", "_where", "number", "record_ended")
+
+    def __init__(self, handle: IO[str], where: Callable[[int], str]) -> None:
+        self._handle = handle
+        self._where = where
+        #: The line read last: the line of the record the reader gave or failed on (1: the header).
+        self.number = 0
+        self.record_ended = True
+
+    def __iter__(self) -> Iterator[str]:
+        readline = self._handle.readline
+        while line := readline(MAX_CSV_LINE_CHARS + 2):  # + the line break, "\r\n" at most
+            self.number += 1
+            if len(line) > MAX_CSV_LINE_CHARS and len(line.rstrip("\r\n")) > MAX_CSV_LINE_CHARS:
+                raise SegmentsValidationError(
+                    f"{self._where(self.number)} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
+                    "not a CSV of ids."
+                )
+            self.record_ended = False
+            yield line
+            if not self.record_ended:  # the reader wants the next line to finish this record
+                raise SegmentsValidationError(
+                    f"{self._where(self.number)}: a quoted field goes on past the end of the line (a "
+                    "quote left open, or a line break inside quotes); each record of a CSV of ids "
+                    "must be one line."
+                )
+
+
+def checked_value_batches(values: list[Any], max_length: int, field: str) -> Iterator[list[str]]:
+    """The ids of ``values``, a checked list per block (a copy: the caller keeps its list)."""
+    for offset in range(0, len(values), BLOCK_IDS):
+        batch = values[offset : offset + BLOCK_IDS]
+        # C-speed checks of the block; the slow walk below only runs to name a bad id (or convert ints).
+        if set(map(type, batch)) == {str} and (
+            max(map(len, batch)) <= max_length
+            and min(map(len, batch)) > 0
+            and free_of_invisible("".join(batch))
+            and list(map(str.strip, batch)) == batch
+        ):
+            yield batch
+            continue
+        ids: dict[str, Any] = {}
+        for position, raw in enumerate(batch, offset):
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                try:
+                    raw = str(raw)
+                except ValueError:  # more digits than Python converts (4,300 by default)
+                    raise SegmentsValidationError(
+                        f"{field}[{position}] is an integer of thousands of digits, not a valid user id: "
+                        f"ids have at most {max_length} characters."
+                    ) from None
+            if not isinstance(raw, str):
+                raise SegmentsValidationError(
+                    f"{field}[{position}] = {preview(raw)} is not a valid user id: expected a string, "
+                    f"got {type(raw).__name__}."
+                )
+            add_checked(ids, raw, max_length, f"{field}[{position}]")
+        yield list(ids)
+
+
+def checked_line_batches(
+    blocks: Iterable[str], max_length: int, where: Callable[[int], str], first_line_check: bool
+) -> Iterator[list[str]]:
+    """The ids of a text given as consecutive blocks, one id per line, a checked list per block."""
+    carry = ""
+    first_line = 1
+    for block in blocks:
+        text = carry + block if carry else block
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        lines = text.split("\n")
+        carry = lines.pop()  # the last line may continue in the next block
+        if first_line_check:
+            first_line_check = _refuse_a_header(lines, first_line, where)
+        yield _checked_lines(lines, text, first_line, max_length, where)
+        first_line += len(lines)
+        if len(carry) > max_length + 1:  # (+1: a "\r" whose "\n" opens the next block)
+            carry = _cut_long_line(carry, max_length, where(first_line))
+    if carry:
+        carry = carry.removesuffix("\r")
+        if first_line_check:
+            _refuse_a_header([carry], first_line, where)
+        yield _checked_lines([carry], carry, first_line, max_length, where)
+
+
+def _checked_lines(
+    lines: list[str], text: str, first_line: int, max_length: int, where: Callable[[int], str]
+) -> list[str]:
+    """The ids of ``lines`` (blank lines skipped; ``text`` holds them joined by ``\n``), or raise
+    naming the first bad line."""
+    present = list(filter(None, lines))
+    if not present:
+        return present
+    # C-speed checks of the whole block first; the slow walk below only runs to name the bad line.
+    if (
+        max(map(len, present)) <= max_length
+        and free_of_invisible(text, newline_ok=True)
+        and list(map(str.strip, present)) == present
+    ):
+        return present
+    checked: dict[str, Any] = {}
+    for offset, line in enumerate(lines):
+        if not line.strip() and not find_invisible(line):
+            continue  # a blank (or whitespace-only) line
+        add_checked(checked, line, max_length, where(first_line + offset))
+    return list(checked)
+
+
+def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], str]) -> bool:
+    """Refuse a file of one id per line whose first non-blank line holds a CSV delimiter (see
+    :data:`CSV_DELIMITERS`); ``True`` while ``lines`` were all blank (look again in the next ones)."""
+    for offset, line in enumerate(lines):
+        if not line.strip():
+            continue
+        delimiter = next((d for d in CSV_DELIMITERS if d in line), None)
+        if delimiter is not None:
+            raise SegmentsValidationError(
+                f"{where(first_line + offset)} = {preview(line)} looks like a CSV header or row (it holds "
+                f"{delimiter!r}), but the file is read as one id per line. If it is a CSV, set "
+                "user_ids_column to the name of the column holding the ids. (Only the first line is "
+                "checked: if the first id really holds a comma, semicolon or tab, give the ids as a "
+                "CSV with a header and user_ids_column.)"
+            )
+        return False
+    return True
+
+
+def _cut_long_line(start: str, max_length: int, label: str) -> str:
+    """What to keep of a line whose ``start`` (it goes on in the next block) is already too long:
+    refuse it now, naming it, rather than hold a line of any length; a blank start stays blank."""
+    if start.strip():
+        raise SegmentsValidationError(
+            f"{label} = {preview(start)} is not a valid user id: it has more than {max_length} "
+            f"characters ({len(start):,} before the end of the block read; the rest was not read)."
+        )
+    return " "  # whitespace so far: the line is blank, or refused for its leading whitespace
+
+
+def add_checked(ids: dict[str, Any], raw: str, max_length: int, label: str) -> None:
+    """Add one id, or raise naming it by ``label`` (``user_ids[4]``, ``ids.txt line 4,000,001``)."""
+    reason = id_problem(raw, max_length)
+    if reason:
+        raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
+    ids[raw] = None

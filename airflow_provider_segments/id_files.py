@@ -1,0 +1,195 @@
+"""Where a large :class:`~airflow_provider_segments.ids.UserIds` keeps its ids: a sorted file on disk.
+
+A Python string costs ~90 bytes for a 34-character id, a list and a set ~50 more: 10 million ids
+held in memory need ~1.5 GiB. So an :class:`IdCollector` holds at most :data:`SPILL_AT_IDS` ids;
+past that it sorts and dedupes what it holds into a *run* file in the temporary directory, and at
+the end merges the runs (already sorted: one streaming pass) into one :class:`SortedIdFile` of
+unique ids. Memory stays near one run's worth, whatever the input's size; the disk holds about
+twice the ids' text while the runs merge. Inputs of up to :data:`SPILL_AT_IDS` ids never touch
+the disk and keep the order they were given in.
+
+A sorted file is what a delta wants anyway: two of them are compared window by window
+(:func:`aligned_windows`) without either being held whole.
+
+Ids reaching here are validated: no control character, so none holds a line break, and every
+character sorts after ``"\\n"``; lines compare as their ids do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import tempfile
+import weakref
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from itertools import groupby, islice
+
+from airflow_provider_segments.exceptions import SegmentsError
+
+#: Ids an input may hold in memory before it spills to sorted files on disk (~140 MiB of strings,
+#: list and set for 34-character ids). Tests lower it to run the spilling path on small inputs.
+SPILL_AT_IDS = 1_000_000
+#: Ids written or read per block.
+BLOCK_IDS = 25_000
+_ENCODING = "utf-8"
+
+
+class SortedIdFile:
+    """Unique ids, sorted, one a line, in a temporary file deleted with this object."""
+
+    def __init__(self, path: str, count: int) -> None:
+        self.path = path
+        self.count = count
+        self._remove = weakref.finalize(self, _remove_quietly, path)
+
+    def __iter__(self) -> Iterator[str]:
+        with open(self.path, encoding=_ENCODING, newline="") as handle:
+            for line in handle:
+                yield line[:-1]
+
+    def chunks(self, size: int) -> Iterator[list[str]]:
+        """Consecutive sorted lists of at most ``size`` ids."""
+        with open(self.path, encoding=_ENCODING, newline="") as handle:
+            while lines := list(islice(handle, size)):
+                yield [line[:-1] for line in lines]
+
+    def close(self) -> None:
+        """Delete the file now (it is deleted when this object goes, otherwise)."""
+        self._remove()
+
+
+class IdCollector:
+    """Validated ids, added in batches; :meth:`finish` gives them back in memory, or as one
+    :class:`SortedIdFile` once more than :data:`SPILL_AT_IDS` were added.
+
+    Duplicates are left to the caller while nothing spilled (the ids come back as added); a spilled
+    collection comes back sorted and deduplicated.
+    """
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self._runs: list[str] = []
+
+    def add(self, ids: list[str]) -> None:
+        self.held += ids
+        if len(self.held) >= SPILL_AT_IDS:
+            self._spill()
+
+    def finish(self) -> list[str] | SortedIdFile:
+        if not self._runs:
+            return self.held
+        try:
+            if self.held:
+                self._spill()
+            return self._merge()
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Delete the runs (an input refused half-way leaves nothing on disk)."""
+        for path in self._runs:
+            _remove_quietly(path)
+        self._runs = []
+        self.held = []
+
+    def _spill(self) -> None:
+        run = sorted(dict.fromkeys(self.held))  # dedupe (C speed), then sort
+        self.held = []
+        path = _new_file("run")
+        self._runs.append(path)
+        with _spill_errors(path), open(path, "w", encoding=_ENCODING, newline="") as handle:
+            for start in range(0, len(run), BLOCK_IDS):
+                handle.write("\n".join(run[start : start + BLOCK_IDS]))
+                handle.write("\n")
+
+    def _merge(self) -> SortedIdFile:
+        path = _new_file("ids")
+        count = 0
+        try:
+            with _spill_errors(path), open(path, "w", encoding=_ENCODING, newline="") as out:
+                handles = [open(run, encoding=_ENCODING, newline="") for run in self._runs]  # noqa: SIM115
+                try:
+                    unique = (line for line, _ in groupby(heapq.merge(*handles)))
+                    while block := list(islice(unique, BLOCK_IDS)):
+                        out.write("".join(block))
+                        count += len(block)
+                finally:
+                    for handle in handles:
+                        handle.close()
+        except BaseException:
+            _remove_quietly(path)
+            raise
+        return SortedIdFile(path, count)
+
+
+def collect(batches: Iterable[list[str]]) -> list[str] | SortedIdFile:
+    """The ids of ``batches`` through one :class:`IdCollector`."""
+    collector = IdCollector()
+    try:
+        for batch in batches:
+            collector.add(batch)
+    except BaseException:
+        collector.discard()
+        raise
+    return collector.finish()
+
+
+def aligned_windows(*streams: Iterable[list[str]]) -> Iterator[tuple[list[str], ...]]:
+    """Walk several sorted streams of unique ids (each given as consecutive sorted lists) in step:
+    each window holds, for every stream, its ids within one key range, so an id present in several
+    streams is in the same window of each. Memory: about one list of each stream."""
+    sources = [iter(stream) for stream in streams]
+    buffers: list[list[str]] = [[] for _ in sources]
+    starts = [0] * len(sources)
+    while True:
+        for index, source in enumerate(sources):
+            if starts[index] >= len(buffers[index]):
+                buffers[index], starts[index] = next(source, []), 0
+        live = [index for index in range(len(sources)) if starts[index] < len(buffers[index])]
+        if not live:
+            return
+        cut = min(buffers[index][-1] for index in live)  # no stream goes past this key in this window
+        window = []
+        for index in range(len(sources)):
+            end = bisect_right(buffers[index], cut, starts[index])
+            window.append(buffers[index][starts[index] : end])
+            starts[index] = end
+        yield tuple(window)
+
+
+def _new_file(kind: str) -> str:
+    try:
+        handle, path = tempfile.mkstemp(prefix=f"segments-{kind}-", suffix=".txt")
+    except OSError as err:
+        raise _spill_error(tempfile.gettempdir(), err) from None
+    os.close(handle)
+    return path
+
+
+class _spill_errors:
+    """Turn a full disk (or any write failure) into an error naming the folder and what to do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, err: BaseException | None, tb: object) -> None:
+        if isinstance(err, OSError):
+            raise _spill_error(os.path.dirname(self.path), err) from None
+
+
+def _spill_error(folder: str, err: OSError) -> SegmentsError:
+    return SegmentsError(
+        f"More than {SPILL_AT_IDS:,} ids are sorted on disk, and writing to {folder} failed "
+        f"({type(err).__name__}: {err.strerror or err}). Free space there (about 80 bytes per id) or "
+        "point TMPDIR at a folder with room. Nothing was sent."
+    )
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)

@@ -1,0 +1,115 @@
+"""Inputs past ``SPILL_AT_IDS`` are kept sorted on disk: same ids, same errors, nothing left behind;
+a sync from them (full, then a delta against a spilled snapshot) leaves exactly the input on the
+sandbox. The threshold is lowered so that a few ids take the path of millions."""
+
+from __future__ import annotations
+
+import gc
+import random
+import tempfile
+
+import pytest
+
+from airflow_provider_segments import id_files
+from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
+from airflow_provider_segments.id_files import aligned_windows
+from airflow_provider_segments.ids import UserIds
+from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+
+
+@pytest.fixture
+def spill_dir(tmp_path, monkeypatch):
+    """A temporary directory of its own, and spilling past 4 ids."""
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setattr(id_files, "SPILL_AT_IDS", 4)
+    return folder
+
+
+def test_a_file_past_the_threshold_is_sorted_deduped_and_its_runs_deleted(spill_dir, tmp_path):
+    wanted = [f"id{i:02d}" for i in range(11)]
+    given = [*wanted, "id03", "id10", "id00"]
+    random.Random(1).shuffle(given)
+    path = tmp_path / "ids.txt"
+    path.write_bytes(("\r\n".join(given) + "\r\n\r\n").encode())
+    ids = UserIds.from_file(str(path), max_length=100)
+    assert ids.spilled and len(ids) == 11 and list(ids) == sorted(wanted)
+    assert [len(chunk) for chunk in ids.chunks(5)] == [5, 5, 1]
+    assert len(list(spill_dir.iterdir())) == 1  # the merged file; the runs are gone
+    del ids
+    gc.collect()
+    assert list(spill_dir.iterdir()) == []
+
+
+def test_a_bad_id_after_a_spill_is_named_and_nothing_stays_on_disk(spill_dir, tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join([f"id{i}" for i in range(9)] + ["bad\u200bid", "id9"]) + "\n")
+    with pytest.raises(SegmentsValidationError, match=r"line 10 = .*U\+200B"):
+        UserIds.from_file(str(path), max_length=100)
+    with pytest.raises(SegmentsValidationError, match=r"user_ids\[9\]"):
+        UserIds.from_values([f"id{i}" for i in range(9)] + [" padded"], max_length=100)
+    gc.collect()
+    assert list(spill_dir.iterdir()) == []
+
+
+def test_a_csv_column_and_a_list_spill_the_same_way(spill_dir, tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("email,plan\n" + "".join(f"u{i % 7}@x.com,p{i}\n" for i in range(20)))
+    from_csv = UserIds.from_file(str(path), max_length=100, column="email")
+    from_list = UserIds.from_values([f"u{i % 7}@x.com" for i in range(20)] + [12], max_length=100)
+    assert from_csv.spilled and list(from_csv) == sorted(f"u{i}@x.com" for i in range(7))
+    assert from_list.spilled and set(from_list) == {*from_csv, "12"}
+
+
+def test_an_unwritable_temporary_directory_is_named_and_nothing_is_sent(spill_dir, sandbox, tmp_path):
+    tempfile.tempdir = str(tmp_path / "missing")
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(f"id{i}" for i in range(9)) + "\n")
+    with pytest.raises(SegmentsError, match=r"missing.*TMPDIR"):
+        WalkMeSyncSegmentOperator(
+            task_id="s", name="Spill", user_ids_path=str(path), state_path=str(tmp_path / "state")
+        ).execute({})
+    assert [r for r in sandbox.requests if r["method"] != "GET" and "segment" in r["path"]] == []
+
+
+def test_a_spilled_sync_then_a_delta_against_its_spilled_snapshot_is_exact(spill_dir, sandbox, tmp_path):
+    """The snapshot of a spilled input reads back as ours (its checksum covers the lines as written),
+    so the second run is a delta of two writes, not a full sync."""
+    state, path = tmp_path / "state", tmp_path / "ids.txt"
+    first = [f"user{i:03d}" for i in range(30)]
+    path.write_text("\n".join(reversed(first)) + "\n")
+
+    def sync() -> dict:
+        return WalkMeSyncSegmentOperator(
+            task_id="s", name="Spill", user_ids_path=str(path), state_path=str(state)
+        ).execute({})
+
+    created = sync()
+    second = [*first[3:], "user900", "user901"]
+    path.write_text("\n".join(second) + "\n")
+    before = len(sandbox.requests)
+    result = sync()
+    assert (result["mode"], result["added"], result["removed"], result["requests"]) == ("delta", 2, 3, 2)
+    members = sandbox.walkme.members(TEST_SYSTEM_GUID, created["segment_guid"])
+    assert sorted(members) == sorted(second)
+    writes = [(r["action"], r["ids"]) for r in sandbox.requests[before:] if r.get("action")]
+    assert sorted(writes) == [("add", 2), ("remove", 3)]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_aligned_windows_put_each_id_in_the_same_window_of_every_stream(seed):
+    rng = random.Random(seed)
+    universe = [f"{rng.randrange(10**6):06d}" for _ in range(200)]
+    streams = [sorted(set(rng.sample(universe, rng.randint(0, 60)))) for _ in range(3)]
+    sizes = [rng.randint(1, 9) for _ in streams]
+    chunked = [[s[i : i + n] for i in range(0, len(s), n)] for s, n in zip(streams, sizes, strict=True)]
+    windows = list(aligned_windows(*chunked))
+    for index, stream in enumerate(streams):  # each stream whole, in order
+        assert [i for window in windows for i in window[index]] == stream
+    where = {}
+    for number, window in enumerate(windows):
+        for part in window:
+            for user_id in part:
+                assert where.setdefault(user_id, number) == number
