@@ -111,9 +111,10 @@ class IdCollector:
                     merged = [user_id for part in parts for user_id in part]
                     merged.sort()
                     unique = list(dict.fromkeys(merged))
-                    out.write("\n".join(unique))
-                    out.write("\n")
-                    count += len(unique)
+                    if unique:
+                        out.write("\n".join(unique))
+                        out.write("\n")
+                        count += len(unique)
         except BaseException:
             _remove_quietly(path)
             raise
@@ -136,13 +137,17 @@ def aligned_windows(*streams: Iterable[list[str]]) -> Iterator[tuple[list[str], 
     """Walk several sorted streams of unique ids (each given as consecutive sorted lists) in step:
     each window holds, for every stream, its ids within one key range, so an id present in several
     streams is in the same window of each. Memory: about one list of each stream."""
-    sources = [iter(stream) for stream in streams]
+    sources: list[Iterator[list[str]] | None] = [iter(stream) for stream in streams]
     buffers: list[list[str]] = [[] for _ in sources]
     starts = [0] * len(sources)
     while True:
         for index, source in enumerate(sources):
-            if starts[index] >= len(buffers[index]):
-                buffers[index], starts[index] = next(source, []), 0
+            while source is not None and starts[index] >= len(buffers[index]):  # (an empty list: read on)
+                chunk = next(source, None)
+                if chunk is None:
+                    source = sources[index] = None
+                else:
+                    buffers[index], starts[index] = chunk, 0
         live = [index for index in range(len(sources)) if starts[index] < len(buffers[index])]
         if not live:
             return

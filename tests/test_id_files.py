@@ -105,6 +105,8 @@ def test_aligned_windows_put_each_id_in_the_same_window_of_every_stream(seed):
     streams = [sorted(set(rng.sample(universe, rng.randint(0, 60)))) for _ in range(3)]
     sizes = [rng.randint(1, 9) for _ in streams]
     chunked = [[s[i : i + n] for i in range(0, len(s), n)] for s, n in zip(streams, sizes, strict=True)]
+    for chunks in chunked:  # an empty list anywhere in a stream is not its end
+        chunks.insert(rng.randint(0, len(chunks)), [])
     windows = list(aligned_windows(*chunked))
     for index, stream in enumerate(streams):  # each stream whole, in order
         assert [i for window in windows for i in window[index]] == stream
