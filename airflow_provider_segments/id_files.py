@@ -5,24 +5,24 @@ held in memory need ~1.5 GiB. So an :class:`IdCollector` holds at most :data:`SP
 past that it sorts and dedupes what it holds into a *run* file in the temporary directory, and at
 the end merges the runs (already sorted: one streaming pass) into one :class:`SortedIdFile` of
 unique ids. Memory stays near one run's worth, whatever the input's size; the disk holds about
-twice the ids' text while the runs merge. Inputs of up to :data:`SPILL_AT_IDS` ids never touch
-the disk and keep the order they were given in.
+twice the ids' text while the runs merge. The files have no name in the directory (only this
+process holds them), so nothing is left behind however the task ends. Inputs of up to
+:data:`SPILL_AT_IDS` ids never touch the disk and keep the order they were given in.
 
 A sorted file is what a delta wants anyway: two of them are compared window by window
 (:func:`aligned_windows`) without either being held whole.
 
-Ids reaching here are validated: no control character, so none holds a line break, and every
-character sorts after ``"\\n"``; lines compare as their ids do.
+Ids reaching here are validated: no control character, so none holds a line break.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from airflow_provider_segments.exceptions import SegmentsError
 
@@ -32,16 +32,18 @@ SPILL_AT_IDS = 1_000_000
 #: Ids written or read per block.
 BLOCK_IDS = 25_000
 _ENCODING = "utf-8"
-_READ_CHARS = 1 << 20
+_READ_BYTES = 1 << 20
 
 
 class SortedIdFile:
-    """Unique ids, sorted, one a line, in a temporary file deleted with this object."""
+    """Unique ids, sorted, one a line, in an unnamed temporary file: it has no name in the directory,
+    so it is gone with this object, or with the process however it ends (a killed task leaves
+    nothing behind)."""
 
-    def __init__(self, path: str, count: int) -> None:
-        self.path = path
+    def __init__(self, handle: BinaryIO, count: int) -> None:
         self.count = count
-        self._remove = weakref.finalize(self, _remove_quietly, path)
+        self._handle = handle
+        self._close = weakref.finalize(self, handle.close)
 
     def __iter__(self) -> Iterator[str]:
         for chunk in self.chunks(BLOCK_IDS):
@@ -49,11 +51,11 @@ class SortedIdFile:
 
     def chunks(self, size: int) -> Iterator[list[str]]:
         """Consecutive sorted lists of at most ``size`` ids."""
-        return _file_chunks(self.path, size)
+        return _file_chunks(self._handle, size)
 
     def close(self) -> None:
-        """Delete the file now (it is deleted when this object goes, otherwise)."""
-        self._remove()
+        """Free the file now (it is freed when this object goes, otherwise)."""
+        self._close()
 
 
 class IdCollector:
@@ -66,7 +68,7 @@ class IdCollector:
 
     def __init__(self) -> None:
         self.held: list[str] = []
-        self._runs: list[str] = []
+        self._runs: list[BinaryIO] = []
 
     def add(self, ids: list[str]) -> None:
         self.held += ids
@@ -84,27 +86,27 @@ class IdCollector:
             self.discard()
 
     def discard(self) -> None:
-        """Delete the runs (an input refused half-way leaves nothing on disk)."""
-        for path in self._runs:
-            _remove_quietly(path)
+        """Free the runs now (an input refused half-way holds no disk space)."""
+        for run in self._runs:
+            run.close()
         self._runs = []
         self.held = []
 
     def _spill(self) -> None:
         run = sorted(dict.fromkeys(self.held))  # dedupe (C speed), then sort
         self.held = []
-        path = _new_file("run")
-        self._runs.append(path)
-        with _spill_errors(path), open(path, "w", encoding=_ENCODING, newline="") as handle:
+        handle = _new_file()
+        self._runs.append(handle)
+        with _spill_errors():
             for start in range(0, len(run), BLOCK_IDS):
-                handle.write("\n".join(run[start : start + BLOCK_IDS]))
-                handle.write("\n")
+                handle.write(("\n".join(run[start : start + BLOCK_IDS]) + "\n").encode(_ENCODING))
+            handle.flush()
 
     def _merge(self) -> SortedIdFile:
-        path = _new_file("ids")
+        handle = _new_file()
         count = 0
         try:
-            with _spill_errors(path), open(path, "w", encoding=_ENCODING, newline="") as out:
+            with _spill_errors():
                 # Window by window (each id in the same window of every run): the parts are sorted runs,
                 # which list.sort merges at C speed; dict.fromkeys drops the repeats, keeping the order.
                 for parts in aligned_windows(*(_file_chunks(run, BLOCK_IDS) for run in self._runs)):
@@ -112,13 +114,13 @@ class IdCollector:
                     merged.sort()
                     unique = list(dict.fromkeys(merged))
                     if unique:
-                        out.write("\n".join(unique))
-                        out.write("\n")
+                        handle.write(("\n".join(unique) + "\n").encode(_ENCODING))
                         count += len(unique)
+                handle.flush()
         except BaseException:
-            _remove_quietly(path)
+            handle.close()
             raise
-        return SortedIdFile(path, count)
+        return SortedIdFile(handle, count)
 
 
 def collect(batches: Iterable[list[str]]) -> list[str] | SortedIdFile:
@@ -160,44 +162,45 @@ def aligned_windows(*streams: Iterable[list[str]]) -> Iterator[tuple[list[str], 
         yield tuple(window)
 
 
-def _file_chunks(path: str, size: int) -> Iterator[list[str]]:
+def _file_chunks(handle: BinaryIO, size: int) -> Iterator[list[str]]:
     """The ids of a file we wrote (one a line, each ended by ``\n``), in lists of at most ``size``;
-    read in large blocks and split at C speed."""
+    read in large blocks at offsets of this reader's own (``pread``), split at C speed."""
+    descriptor = handle.fileno()
     pending: list[str] = []
-    carry = ""
-    with open(path, encoding=_ENCODING, newline="") as handle:
-        while block := handle.read(_READ_CHARS):
-            lines = (carry + block).split("\n")
-            carry = lines.pop()
-            pending += lines
-            while len(pending) >= size:
-                yield pending[:size]
-                del pending[:size]
+    carry = b""
+    offset = 0
+    while block := os.pread(descriptor, _READ_BYTES, offset):
+        offset += len(block)
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        if cut:
+            pending += data[: cut - 1].decode(_ENCODING).split("\n")
+        while len(pending) >= size:
+            yield pending[:size]
+            del pending[:size]
     if pending:
         yield pending
 
 
-def _new_file(kind: str) -> str:
+def _new_file() -> BinaryIO:
+    """An unnamed file in the temporary directory (``O_TMPFILE`` where the system has it, else created
+    and unlinked at once), readable by this user only."""
     try:
-        handle, path = tempfile.mkstemp(prefix=f"segments-{kind}-", suffix=".txt")
+        return tempfile.TemporaryFile(prefix="segments-ids-")
     except OSError as err:
         raise _spill_error(tempfile.gettempdir(), err) from None
-    os.close(handle)
-    return path
 
 
 class _spill_errors:
     """Turn a full disk (or any write failure) into an error naming the folder and what to do."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: object, err: BaseException | None, tb: object) -> None:
         if isinstance(err, OSError):
-            raise _spill_error(os.path.dirname(self.path), err) from None
+            raise _spill_error(tempfile.gettempdir(), err) from None
 
 
 def _spill_error(folder: str, err: OSError) -> SegmentsError:
@@ -206,8 +209,3 @@ def _spill_error(folder: str, err: OSError) -> SegmentsError:
         f"({type(err).__name__}: {err.strerror or err}). Free space there (about 80 bytes per id) or "
         "point TMPDIR at a folder with room. Nothing was sent."
     )
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)

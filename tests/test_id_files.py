@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import gc
 import random
+import signal
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -28,7 +31,7 @@ def spill_dir(tmp_path, monkeypatch):
     return folder
 
 
-def test_a_file_past_the_threshold_is_sorted_deduped_and_its_runs_deleted(spill_dir, tmp_path):
+def test_a_file_past_the_threshold_is_sorted_deduped_and_leaves_no_file(spill_dir, tmp_path):
     wanted = [f"id{i:02d}" for i in range(11)]
     given = [*wanted, "id03", "id10", "id00"]
     random.Random(1).shuffle(given)
@@ -37,10 +40,30 @@ def test_a_file_past_the_threshold_is_sorted_deduped_and_its_runs_deleted(spill_
     ids = UserIds.from_file(str(path), max_length=100)
     assert ids.spilled and len(ids) == 11 and list(ids) == sorted(wanted)
     assert [len(chunk) for chunk in ids.chunks(5)] == [5, 5, 1]
-    assert len(list(spill_dir.iterdir())) == 1  # the merged file; the runs are gone
-    del ids
-    gc.collect()
-    assert list(spill_dir.iterdir()) == []
+    first, second = ids.chunks(3), ids.chunks(4)  # two readers at once keep their own places
+    assert (next(first), next(second), next(first)) == (
+        sorted(wanted)[:3],
+        sorted(wanted)[:4],
+        sorted(wanted)[3:6],
+    )
+    assert list(spill_dir.iterdir()) == []  # unnamed files: nothing to delete, even after a kill
+
+
+def test_a_task_killed_while_holding_spilled_ids_leaves_nothing_in_the_temporary_directory(tmp_path):
+    script = f"""
+import os, signal, tempfile
+from airflow_provider_segments import id_files
+from airflow_provider_segments.ids import UserIds
+tempfile.tempdir = {str(tmp_path)!r}
+id_files.SPILL_AT_IDS = 1000
+ids = UserIds.from_values([f"user{{i}}" for i in range(5000)], max_length=100)
+assert ids.spilled and len(ids) == 5000
+print("spilled", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL and done.stdout == "spilled\n", done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_id_after_a_spill_is_named_and_nothing_stays_on_disk(spill_dir, tmp_path):
