@@ -22,6 +22,7 @@ import tempfile
 import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from airflow_provider_segments.exceptions import SegmentsError
@@ -99,7 +100,7 @@ class IdCollector:
         self._runs.append(handle)
         with _spill_errors():
             for start in range(0, len(run), BLOCK_IDS):
-                handle.write(("\n".join(run[start : start + BLOCK_IDS]) + "\n").encode(_ENCODING))
+                _write_ids(handle, run[start : start + BLOCK_IDS])
             handle.flush()
 
     def _merge(self) -> SortedIdFile:
@@ -114,7 +115,7 @@ class IdCollector:
                     merged.sort()
                     unique = list(dict.fromkeys(merged))
                     if unique:
-                        handle.write(("\n".join(unique) + "\n").encode(_ENCODING))
+                        _write_ids(handle, unique)
                         count += len(unique)
                 handle.flush()
         except BaseException:
@@ -192,15 +193,17 @@ def _new_file() -> BinaryIO:
         raise _spill_error(tempfile.gettempdir(), err) from None
 
 
-class _spill_errors:
+def _write_ids(handle: BinaryIO, ids: list[str]) -> None:
+    handle.write(("\n".join(ids) + "\n").encode(_ENCODING))
+
+
+@contextmanager
+def _spill_errors() -> Iterator[None]:
     """Turn a full disk (or any write failure) into an error naming the folder and what to do."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, err: BaseException | None, tb: object) -> None:
-        if isinstance(err, OSError):
-            raise _spill_error(tempfile.gettempdir(), err) from None
+    try:
+        yield
+    except OSError as err:
+        raise _spill_error(tempfile.gettempdir(), err) from None
 
 
 def _spill_error(folder: str, err: OSError) -> SegmentsError:
