@@ -17,13 +17,17 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_CHARS = 4
 #: What a secret is replaced with.
 REDACTED = "***"
-#: A credential field and its value, in JSON (``"access_token": "v"``, also escaped as in a repr),
-#: a form or query (``access_token=v``) or a header-like line (``client_secret: v``).
+#: A credential field and how its value opens, in JSON (``"access_token": "v"``, also escaped as in
+#: a repr or in JSON inside a JSON string), a form or query (``access_token=v``) or a header-like
+#: line (``client_secret: v``). Where the value ends is found by :func:`_value_end`.
 _CREDENTIAL_FIELD = re.compile(
-    r"""(\b(?:access_token|refresh_token|id_token|client_secret|api_token|password)\\?["']?\s*[:=]\s*\\?["']?)"""
-    r"""(?!\*\*\*)(?:\\.|[^\s"'&,;}\\])+""",  # a backslash escape stays inside the value
+    r"""\b(?:access_token|refresh_token|id_token|client_secret|api_token|password)\\*["']?\s*[:=]\s*"""
+    r"""(?!\\*["']?\*\*\*)(?P<opener>\\*["'])?""",  # (a value already redacted is left as it is)
     re.IGNORECASE,
 )
+#: What ends a value that is not quoted: whitespace or the punctuation around a form, JSON or HTML
+#: (not a quote: a bare value may hold one, and redacting a closing quote with it is harmless).
+_BARE_VALUE_END = re.compile(r"""[\s&,;}\]<>)]""")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
@@ -58,7 +62,7 @@ class Redactor:
         token in an answer that could not be read."""
         for form in sorted(self._forms, key=len, reverse=True):
             text = text.replace(form, REDACTED)
-        return _CREDENTIAL_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
+        return _redact_credential_fields(text)
 
     def shorten(self, text: str, limit: int) -> str:
         """``text`` on one line, redacted, then cut to ``limit`` characters.
@@ -113,6 +117,42 @@ def secret_forms(secret: str) -> set[str]:
         if len(core) >= 8:
             forms.add(core)
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def _redact_credential_fields(text: str) -> str:
+    """``text`` with the value of every credential field replaced by ``***``, to where it ends."""
+    pieces: list[str] = []
+    done = 0
+    for field in _CREDENTIAL_FIELD.finditer(text):
+        if field.start() < done:
+            continue  # inside a value already redacted
+        end = _value_end(text, field.end(), field.group("opener"))
+        if end > field.end():
+            pieces += [text[done : field.end()], REDACTED]
+            done = end
+    return "".join([*pieces, text[done:]])
+
+
+def _value_end(text: str, start: int, opener: str | None) -> int:
+    """Where the value starting at ``start`` ends: at the quote that closes ``opener`` (the same
+    quote, escaped as deeply: ``\\"`` closes ``\\"``, ``\\\\\\"`` does not), or at the end of the
+    text when none does (an answer cut short); a bare value ends at :data:`_BARE_VALUE_END`. A value
+    holding the other quote, a space or a comma is redacted whole."""
+    if opener is None:
+        bare_end = _BARE_VALUE_END.search(text, start)
+        return bare_end.start() if bare_end else len(text)
+    quote, escapes = opener[-1], len(opener) - 1
+    position = start
+    while (position := text.find(quote, position)) != -1:
+        backslashes = 0
+        while position - backslashes > start and text[position - backslashes - 1] == "\\":
+            backslashes += 1
+        # Each level of escaping doubles the backslashes and adds one: a quote opened after 0, 1, 3
+        # ... backslashes closes after as many; one inside the value comes after more (2, 5, 11 ...).
+        if backslashes % (2 * escapes + 2) == escapes:
+            return position - escapes  # the closing quote stays
+        position += 1
+    return len(text)
 
 
 def without_userinfo(url: str) -> str:

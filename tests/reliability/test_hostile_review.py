@@ -85,6 +85,36 @@ def test_token_answer_that_is_not_json_keeps_the_token_out_of_errors_logs_and_te
     assert {where: ISSUED_TOKEN in text for where, text in texts.items()} == dict.fromkeys(texts, False)
 
 
+#: Tokens in answers the hook cannot read (so it never learns them): only their field shows they
+#: are secret. Each holds a character that ends a value in some other syntax (the other quote, a
+#: space, a comma, a brace, an escaped quote), with ``TAIL`` after it: no part may survive.
+TRICKY_TOKENS = {
+    "double-quoted, holding '": '{"access_token": "wm-it\'s-TAIL-0123456789"}',
+    'single-quoted, holding "': "{'access_token': 'wm-\"q\"-TAIL-0123456789'}",
+    "double-quoted, holding a space": '{"access_token": "wm tok TAIL-0123456789"}',
+    "double-quoted, holding , ; } &": '{"access_token": "wm,;}&TAIL-0123456789"}',
+    "double-quoted, holding an escaped quote": '{"access_token": "wm-\\"-TAIL-0123456789"}',
+    "JSON inside a JSON string": json.dumps({"body": json.dumps({"access_token": 'wm-"x"-TAIL-012345'})}),
+    "JSON cut short": '{"access_token": "wm-it\'s-TAIL-0123456789',
+    "form, holding '": "access_token=wm-it's-TAIL-0123456789&token_type=Bearer",
+}
+
+
+@pytest.mark.parametrize("body", TRICKY_TOKENS.values(), ids=TRICKY_TOKENS.keys())
+def test_a_token_field_is_redacted_to_the_end_of_its_value_whatever_it_holds(monkeypatch, caplog, body):
+    caplog.set_level(logging.DEBUG)
+    answer = Answer(200, f"<html><pre>{body}</pre></html>", {"Content-Type": "text/html"})
+    with LocalServer(lambda request: answer) as server:
+        _walkme(monkeypatch, server.url)
+        with pytest.raises(SegmentsError) as raised:
+            WalkMeHook().list_segments()
+        ok, message = WalkMeHook().test_connection()
+    assert not ok
+    texts = {"error": str(raised.value), "test button": message, "logs": caplog.text}
+    assert {where: "TAIL" in text for where, text in texts.items()} == dict.fromkeys(texts, False)
+    assert "access_token" in str(raised.value)  # the field is shown, its value is not
+
+
 def test_secret_echoed_with_json_escaped_slash_is_redacted(monkeypatch):
     secret = "zd/oauth+token/0123456789"
     echoed = json.dumps(f"invalid token {secret}").replace("/", "\\/")
