@@ -18,6 +18,7 @@ from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
     SegmentsNotFoundError,
 )
+from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
 from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
 from airflow_provider_segments.membership.plan import (
@@ -61,6 +62,7 @@ def creation_of(api: MembershipApi, system: str, name: str, mark: CreationMark, 
     )
 
 
+@without_cyclic_gc
 def create_segment(
     api: MembershipApi,
     system: str,
@@ -207,6 +209,7 @@ def apply_action(
     }
 
 
+@without_cyclic_gc
 def update_segment(
     api: MembershipApi,
     system: str,

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_segments.exceptions import MembershipMismatchError, SegmentsValidationError
+from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
 from airflow_provider_segments.membership.engine import (
     create_new_segment,
@@ -29,6 +30,7 @@ from airflow_provider_segments.membership.state import Journal, Snapshot, StateS
 from airflow_provider_segments.membership.writes import CreationMark, existing_segment
 
 
+@without_cyclic_gc
 def sync_segment(
     api: MembershipApi,
     system: str,
