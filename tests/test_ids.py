@@ -19,7 +19,7 @@ from support import WALKME_SYSTEM, WALKME_TEST_URL, walkme_conn_json
 from airflow_provider_segments import locations
 from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH, MAX_IDS_PER_REQUEST, WalkMeHook
-from airflow_provider_segments.id_rules import find_invisible
+from airflow_provider_segments.id_rules import find_invisible, free_of_invisible
 from airflow_provider_segments.ids import UserIds
 
 pytestmark = pytest.mark.slow
@@ -206,6 +206,17 @@ INVISIBLE = [
     pytest.param("\ufeff", id="bom-inside"),
     pytest.param("\U000e0041", id="tag-letter"),
 ]
+
+
+def test_every_ascii_character_gets_one_verdict_from_the_block_check_and_the_search():
+    """The C-speed block check (``bytes.translate`` for ASCII) and the search that names a bad
+    character agree on each of the 128, in a list's block and in a text of lines."""
+    for char in map(chr, range(0x80)):
+        for newline_ok in (False, True):
+            text = f"ab{char}cd"
+            found = find_invisible(text, newline_ok=newline_ok)
+            assert free_of_invisible(text, newline_ok=newline_ok) == (found is None), (char, newline_ok)
+            assert (found is None) == (char.isprintable() or (newline_ok and char == "\n")), char
 
 
 @pytest.mark.parametrize("char", INVISIBLE)
