@@ -4,7 +4,8 @@ kept) reads as damaged instead of being trusted for a delta."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow_provider_segments.ids import UserIds
@@ -16,9 +17,44 @@ BLOCK_IDS = 10_000
 def ids_digest(ids: UserIds) -> str:
     """SHA-256 of the ids one a line, in order, as a snapshot lists them."""
     digest = hashlib.sha256()
-    for chunk in ids.chunks(BLOCK_IDS):
-        digest.update(("\n".join(chunk) + "\n").encode("utf-8", "surrogatepass"))
+    for block in line_blocks(ids):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def line_blocks(ids: UserIds) -> Iterator[bytes]:
+    """The ids one a line, as UTF-8 blocks made one at a time (a spilled collection stays on disk)."""
+    for chunk in ids.chunks(BLOCK_IDS):
+        yield ("\n".join(chunk) + "\n").encode("utf-8")
+
+
+#: A snapshot's body ready to write: its lines as UTF-8 blocks, and their SHA-256 (hex).
+EncodedLines = tuple[Iterable[bytes], str]
+
+
+def encoded_lines(ids: UserIds) -> EncodedLines:
+    """The ids one a line as UTF-8 blocks, and the digest of them: in one pass for ids held in
+    memory; a spilled collection is read twice from disk instead of held encoded."""
+    if ids.spilled:
+        return line_blocks(ids), ids_digest(ids)
+    digest = hashlib.sha256()
+    blocks = list(line_blocks(ids))
+    for block in blocks:
+        digest.update(block)
+    return blocks, digest.hexdigest()
+
+
+def encoding_in_background(ids: UserIds) -> Callable[[], EncodedLines]:
+    """Start :func:`encoded_lines` on a thread of its own; return what waits for its result.
+
+    A sync starts it before its writes, while its threads mostly wait on the platform: the
+    snapshot's body is ready by the time the change is verified. It costs the text of the ids in
+    memory, so it is for ids held in memory (up to ``id_files.SPILL_AT_IDS``).
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-body")
+    future = executor.submit(encoded_lines, ids)
+    executor.shutdown(wait=False)  # the thread ends with its one task
+    return future.result
 
 
 def hashed_blocks(blocks: Iterable[str], digest: Any) -> Iterator[str]:

@@ -32,7 +32,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,7 +41,12 @@ from typing import IO, Any
 from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
 from airflow_provider_segments.locations import read_blocks, storage_path
-from airflow_provider_segments.membership.checksum import hashed_blocks, ids_digest
+from airflow_provider_segments.membership.checksum import (
+    EncodedLines,
+    encoded_lines,
+    hashed_blocks,
+    line_blocks,
+)
 from airflow_provider_segments.text import preview
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
@@ -55,8 +60,6 @@ LEASE_SUFFIX = ".lease"
 LEASE_SECONDS = 3600
 #: The first line of a state file (its header) is at most this long.
 MAX_HEADER_BYTES = 64 * 1024
-#: Ids written per line block.
-WRITE_BLOCK_IDS = 10_000
 
 
 @dataclass
@@ -112,8 +115,8 @@ class StateFile:
         with handle:
             yield handle
 
-    def replace(self, header_line: str, ids: UserIds | None = None) -> None:
-        """Write ``header_line`` and ``ids`` (one a line) to a temporary sibling, flush it to disk and
+    def replace(self, header_line: str, body: Iterable[bytes] = ()) -> None:
+        """Write ``header_line`` and the ``body`` blocks to a temporary sibling, flush it to disk and
         move it over this file: a reader sees the old file or the new one."""
         temporary = StateFile(f"{self.location}.tmp-{uuid.uuid4().hex}")
         if self.local:
@@ -121,15 +124,9 @@ class StateFile:
         else:
             temporary.target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with (
-                open(temporary.target, "w", encoding="utf-8", newline="")
-                if self.local
-                else temporary.target.open("w", encoding="utf-8", newline="")
-            ) as handle:
-                handle.write(header_line + "\n")
-                for chunk in ids.chunks(WRITE_BLOCK_IDS) if ids is not None else ():
-                    handle.write("\n".join(chunk))
-                    handle.write("\n")
+            with open(temporary.target, "wb") if self.local else temporary.target.open("wb") as handle:
+                handle.write(f"{header_line}\n".encode())
+                handle.writelines(body)
                 if self.local:
                     handle.flush()
                     os.fsync(handle.fileno())
@@ -296,19 +293,22 @@ class StateStore:
             listed_updated_at=header.get("listed_updated_at"),
         )
 
-    def write_snapshot(self, snapshot: Snapshot) -> None:
+    def write_snapshot(self, snapshot: Snapshot, body: EncodedLines | None = None) -> None:
+        """Write ``snapshot``; ``body``: its ids already encoded (:func:`.checksum.encoded_lines`)."""
+        ids = snapshot.ids
+        blocks, digest = body or encoded_lines(ids)
         header = {
             "version": STATE_VERSION,
             "segment_guid": snapshot.segment_guid,
             "system_guid": snapshot.system_guid,
             "name": snapshot.name,
-            "count": len(snapshot.ids),
-            "ids_sha256": ids_digest(snapshot.ids),
+            "count": len(ids),
+            "ids_sha256": digest,
             "changed_at": snapshot.changed_at,
             "listed_count": snapshot.listed_count,
             "listed_updated_at": snapshot.listed_updated_at,
         }
-        self.snapshot_file.replace(f"{SNAPSHOT_MAGIC} {json.dumps(header)}", snapshot.ids)
+        self.snapshot_file.replace(f"{SNAPSHOT_MAGIC} {json.dumps(header)}", blocks)
 
     # -- journal -----------------------------------------------------------------------------------
     def read_journal(self, log: Any) -> Journal | None:
@@ -332,7 +332,7 @@ class StateStore:
             "count": len(journal.ids),
             "started_at": datetime.now(timezone.utc).isoformat(),
         }
-        self.journal_file.replace(f"{JOURNAL_MAGIC} {json.dumps(header)}", journal.ids)
+        self.journal_file.replace(f"{JOURNAL_MAGIC} {json.dumps(header)}", line_blocks(journal.ids))
 
     def clear_journal(self) -> None:
         self.journal_file.remove()

@@ -13,6 +13,7 @@ from typing import Any
 from airflow_provider_segments.exceptions import MembershipMismatchError, SegmentsValidationError
 from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
+from airflow_provider_segments.membership.checksum import encoding_in_background
 from airflow_provider_segments.membership.engine import (
     create_new_segment,
     creation_of,
@@ -135,7 +136,9 @@ def _sync(
         log.info("Dry run: nothing was sent and the snapshot was not touched.")
         return {**summary, "changed_at": None, "listed_user_count": None, "verified": False}
 
-    # 4. journal, send, verify
+    # 4. journal, send, verify; meanwhile a thread encodes the snapshot's body (ids held in memory)
+    writes = segment is None or plan.requests
+    body = encoding_in_background(ids) if store is not None and writes and not ids.spilled else None
     if segment is None:
         if store is not None:
             store.write_journal(Journal(None, system, FULL, UserIds()))
@@ -174,7 +177,8 @@ def _sync(
                     changed_at,
                     listed_count=listed.get("user_count"),
                     listed_updated_at=listed.get("updated_at"),
-                )
+                ),
+                body() if body is not None else None,
             )
             log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.state_path)
         store.clear_journal()
