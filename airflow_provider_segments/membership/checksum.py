@@ -47,9 +47,10 @@ def encoded_lines(ids: UserIds) -> EncodedLines:
 def encoding_in_background(ids: UserIds) -> Callable[[], EncodedLines]:
     """Start :func:`encoded_lines` on a thread of its own; return what waits for its result.
 
-    A sync starts it before its writes, while its threads mostly wait on the platform: the
-    snapshot's body is ready by the time the change is verified. It costs the text of the ids in
-    memory, so it is for ids held in memory (up to ``id_files.SPILL_AT_IDS``).
+    A sync starts it before its writes, while its threads mostly wait on the platform: by the time
+    the change is verified, the snapshot's body is encoded (ids held in memory: their text is held
+    once more meanwhile) or its checksum is known (spilled ids: the body is then written straight
+    from the sorted file, which each reader reads at its own offset).
     """
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-body")
     future = executor.submit(encoded_lines, ids)

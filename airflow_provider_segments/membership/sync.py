@@ -136,9 +136,8 @@ def _sync(
         log.info("Dry run: nothing was sent and the snapshot was not touched.")
         return {**summary, "changed_at": None, "listed_user_count": None, "verified": False}
 
-    # 4. journal, send, verify; meanwhile a thread encodes the snapshot's body (ids held in memory)
-    writes = segment is None or plan.requests
-    body = encoding_in_background(ids) if store is not None and writes and not ids.spilled else None
+    # 4. journal, send, verify; meanwhile a thread encodes the snapshot's body
+    body = encoding_in_background(ids) if store is not None and (segment is None or plan.requests) else None
     if segment is None:
         if store is not None:
             store.write_journal(Journal(None, system, FULL, UserIds()))
