@@ -188,3 +188,10 @@ def test_a_change_walks_no_garbage_collection_over_its_ids_and_turns_it_back_on(
     hook.update_segment(result["segment_guid"], "add", ["one more"])
     assert not gc.isenabled()
     assert len(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == 90_001
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_runs_and_merged_windows_are_sorted_without_repeats(seed):
+    rng = random.Random(seed)
+    ids = [f"u{rng.randrange(rng.choice([1, 3, 50, 10_000]))}" for _ in range(rng.randrange(0, 400))]
+    assert id_files._sorted_unique(list(ids)) == sorted(set(ids))
