@@ -101,6 +101,8 @@ def test_a_base_url_with_anything_but_host_port_and_safe_path_is_refused(url):
         "http://localhost:1",
         "http://LOCALHOST",
         "http://[::1]:80",
+        "http://[::ffff:127.0.0.1]:8080",  # 127.0.0.1 written as an IPv4-mapped IPv6 address
+        "http://[0:0:0:0:0:ffff:7f00:1]",
     ],
 )
 def test_plain_http_to_a_loopback_host_is_accepted_silently(base_url, caplog):
@@ -110,7 +112,14 @@ def test_plain_http_to_a_loopback_host_is_accepted_silently(base_url, caplog):
 
 
 @pytest.mark.parametrize(
-    "base_url", ["http://10.0.0.5", "http://api.walkme.com", "http://localhost.evil.test", "http://[::2]"]
+    "base_url",
+    [
+        "http://10.0.0.5",
+        "http://api.walkme.com",
+        "http://localhost.evil.test",
+        "http://[::2]",
+        "http://[::ffff:10.0.0.5]",
+    ],
 )
 def test_plain_http_to_another_host_needs_the_extra(base_url, caplog):
     with pytest.raises(SegmentsConfigError, match=r"'c'.*https.*allow_insecure_http"):

@@ -43,14 +43,18 @@ def same_origin(first: str, second: str) -> bool:
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (brackets allowed): nothing leaves the machine."""
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (brackets allowed), also written as IPv4-mapped
+    IPv6 (``::ffff:127.0.0.1``, which Python before 3.13 does not call loopback): nothing leaves the
+    machine."""
     host = host.strip("[]").lower()
     if host in LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def describe_target(url: str, location: str | None) -> str:
