@@ -43,7 +43,7 @@ from airflow_provider_segments.http.retry import (
     parse_retry_after,
     retryable_status,
 )
-from airflow_provider_segments.http.session import encode_json, new_session
+from airflow_provider_segments.http.session import encode_json, new_session, tls_verify
 from airflow_provider_segments.http.settings import check_plain_http, number_extra, verify_setting
 from airflow_provider_segments.http.urls import describe_target, same_origin
 
@@ -339,7 +339,7 @@ class ApiClient:
             call.method,
             call.url,
             timeout=self.timeouts.for_requests(),
-            verify=self.verify,
+            verify=tls_verify(self.base_url, self.verify),
             allow_redirects=False,
             **call.send,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -29,11 +30,25 @@ def new_session(base_url: str) -> requests.Session:
     # replace a bearer token) nor a URL's user info. A loopback API is reached directly:
     # the environment's proxies (HTTP_PROXY, ALL_PROXY...) would receive the credentials.
     session.auth = _connection_auth_only()
-    session.trust_env = not is_loopback(urlsplit(base_url).hostname or "")
+    session.trust_env = _reads_environment(base_url)
     adapter = deadline_adapter_class()
     session.mount("https://", adapter(pool_maxsize=POOL_CONNECTIONS))
     session.mount("http://", adapter(pool_maxsize=POOL_CONNECTIONS))
     return session
+
+
+def tls_verify(base_url: str, verify: bool | str) -> bool | str:
+    """The ``verify`` a request to ``base_url`` is sent with: the connection's setting, except that a
+    session that does not read the environment (a loopback API, see :func:`new_session`) still
+    verifies against the CA bundle the environment names (``REQUESTS_CA_BUNDLE``, else
+    ``CURL_CA_BUNDLE``), as requests does for any other host: a local TLS proxy with its own CA."""
+    if verify is True and not _reads_environment(base_url):
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify
+
+
+def _reads_environment(base_url: str) -> bool:
+    return not is_loopback(urlsplit(base_url).hostname or "")
 
 
 def encode_json(value: Any) -> bytes:

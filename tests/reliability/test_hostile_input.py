@@ -10,6 +10,7 @@ from support import walkme_conn_json, zendesk_conn_json
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import (
     SegmentsConfigError,
+    SegmentsError,
     SegmentsInputMissingError,
     SegmentsValidationError,
 )
@@ -195,3 +196,65 @@ def test_an_unclosed_quote_in_a_csv_fails_before_anything_is_sent(sandbox, tmp_p
     with pytest.raises(AirflowFailException, match=r"export\.csv line 2\b.*quoted field"):
         _sync(tmp_path, user_ids_path=str(path), user_ids_column="email")
     assert sandbox.requests == []
+
+
+def _self_signed_certificate(folder) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate path, key path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "local test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "local-ca.pem", folder / "local-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_an_https_api_on_this_machine_is_verified_against_the_ca_bundle_the_environment_names(
+    monkeypatch, tmp_path, variable
+):
+    """A loopback API is reached without the environment's proxies, but a local TLS proxy's CA, named
+    the way requests reads it, still verifies it; without it the certificate is refused."""
+    import ssl
+
+    from local_servers import Answer, LocalServer
+
+    cert, key = _self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    token = Answer(200, b'{"access_token": "tok-0123456789abcdef", "expires_in": 3600}')
+    with LocalServer(lambda request: token) as server:
+        server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
+        url = f"https://127.0.0.1:{server.port}"
+        monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json(host=url, max_attempts=1))
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            monkeypatch.delenv(name, raising=False)
+        with pytest.raises(SegmentsError, match="TLS verification failed"):
+            WalkMeHook().get_access_token()
+        monkeypatch.setenv(variable, cert)
+        assert WalkMeHook().get_access_token() == "tok-0123456789abcdef"
+        assert [r.path for r in server.received] == ["/accounts/connect/token"]
