@@ -27,6 +27,7 @@ from airflow_provider_segments.http import (
     same_origin,
     without_userinfo,
 )
+from airflow_provider_segments.http.session import new_session
 
 
 def _parse(url: str, port: int | None = None) -> str:
@@ -363,3 +364,12 @@ def test_never_sent_is_decided_by_exception_type_not_wording():
     assert not never_sent(
         _wrapped(urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()))
     )
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9\\@evil.example", "https://api.test\\@127.0.0.1"])
+def test_a_base_url_whose_host_two_url_parsers_read_differently_is_refused(base_url):
+    """urllib3 (which sends) and urlsplit read ``host\\@other`` as different hosts: one check would
+    pass plain http as loopback while the session sent the token through the environment's proxy."""
+    with pytest.raises(SegmentsConfigError, match="not a base URL"):
+        ApiClient.from_extra(platform="T", base_url=base_url, extra={}, conn_id="c")
+    assert new_session("http://127.0.0.1:9\\@evil.example").trust_env is False  # the host urllib3 sends to

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from airflow_provider_segments import __version__
 from airflow_provider_segments.http.deadline import deadline_adapter_class
-from airflow_provider_segments.http.urls import is_loopback
+from airflow_provider_segments.http.urls import host_of, is_loopback
 
 if TYPE_CHECKING:
     import requests
@@ -48,7 +47,7 @@ def tls_verify(base_url: str, verify: bool | str) -> bool | str:
 
 
 def _reads_environment(base_url: str) -> bool:
-    return not is_loopback(urlsplit(base_url).hostname or "")
+    return not is_loopback(host_of(base_url))  # the host urllib3 will send to, as check_plain_http reads it
 
 
 def encode_json(value: Any) -> bytes:

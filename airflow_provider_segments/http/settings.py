@@ -13,9 +13,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
-from airflow_provider_segments.http.urls import is_loopback
+from airflow_provider_segments.http.redaction import without_userinfo
+from airflow_provider_segments.http.urls import host_of, is_loopback
 from airflow_provider_segments.text import preview
 
 
@@ -122,6 +124,11 @@ def check_plain_http(base_url: str, extra: Mapping[str, Any], conn_id: str, logg
         raise SegmentsConfigError(f"Connection {conn_id!r}: {base_url!r} is not a base URL.") from None
     if parsed.scheme not in ("http", "https"):
         raise SegmentsConfigError(f"Connection {conn_id!r}: {base_url!r} is not an http(s) URL.")
+    if (urlsplit(base_url).hostname or "") != host_of(base_url):  # e.g. "host\\@other"
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: {without_userinfo(base_url)!r} is not a base URL: URL parsers read "
+            "its host in two ways, so the host checked might not be the host that receives the request."
+        )
     if parsed.scheme == "https" or is_loopback(parsed.host or ""):
         return
     if not flag_setting(extra, "allow_insecure_http", conn_id):

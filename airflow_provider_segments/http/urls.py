@@ -35,6 +35,18 @@ def origin(url: str) -> tuple[str, str, int] | None:
     return scheme, host, parsed.port or DEFAULT_PORTS[scheme]
 
 
+def host_of(url: str) -> str:
+    """The host urllib3 sends a request for ``url`` to, in lower case without IPv6 brackets ("" when
+    it cannot read one)."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        return (parse_url(url.strip()).host or "").strip("[]").lower()
+    except (LocationParseError, ValueError):
+        return ""
+
+
 def same_origin(first: str, second: str) -> bool:
     """True when both URLs name the same scheme, host and port (``HTTPS://Host:443`` is
     ``https://host``); every check of "is this link still our API?" goes through it."""
