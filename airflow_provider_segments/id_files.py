@@ -54,8 +54,8 @@ def without_cyclic_gc(change: Callable[_P, _R]) -> Callable[_P, _R]:
     @functools.wraps(change)
     def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        try:  # (disabled inside: a signal's exception landing just after still turns it back on)
+            gc.disable()
             return change(*args, **kwargs)
         finally:
             if was_enabled:

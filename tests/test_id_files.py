@@ -209,3 +209,33 @@ def test_runs_and_merged_windows_are_sorted_without_repeats(seed):
     rng = random.Random(seed)
     ids = [f"u{rng.randrange(rng.choice([1, 3, 50, 10_000]))}" for _ in range(rng.randrange(0, 400))]
     assert id_files._sorted_unique(list(ids)) == sorted(set(ids))
+
+
+def test_an_interrupt_landing_just_after_the_pause_still_turns_the_collector_back_on():
+    """A signal handler's exception (Ctrl-C, Airflow's SIGTERM) can land between any two bytecodes:
+    here it lands at the first one after ``gc.disable()``."""
+    paused = id_files.without_cyclic_gc(lambda: 1)
+    fired: list[int] = []
+
+    def on_opcode(frame, event, arg):
+        if event == "opcode" and not gc.isenabled() and not fired:
+            fired.append(1)
+            raise KeyboardInterrupt
+        return on_opcode
+
+    def tracer(frame, event, arg):
+        if frame.f_code is paused.__code__:
+            frame.f_trace_opcodes = True
+            return on_opcode
+        return None
+
+    gc.enable()
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            paused()
+    finally:
+        sys.settrace(None)
+    enabled = gc.isenabled()
+    gc.enable()
+    assert fired and enabled
