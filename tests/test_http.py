@@ -373,3 +373,45 @@ def test_a_base_url_whose_host_two_url_parsers_read_differently_is_refused(base_
     with pytest.raises(SegmentsConfigError, match="not a base URL"):
         ApiClient.from_extra(platform="T", base_url=base_url, extra={}, conn_id="c")
     assert new_session("http://127.0.0.1:9\\@evil.example").trust_env is False  # the host urllib3 sends to
+
+
+# -- credential fields of a token the client never learned ------------------------------------------
+FIELD_FORMS = {
+    "repr of JSON, value holding a quote": repr({"detail": json.dumps({"access_token": 'abc"SECRETxyz'})}),
+    'JSON in JSON in repr, value holding \\ and "': repr(
+        json.dumps({"b": json.dumps({"password": 'a\\"SECRETxyz'})})
+    ),
+    "bare, holding )": "password=hunter)SECRETxyz",
+    "bare, holding < >": "password: my<SECRET>xyz",
+    "bare, holding ]": "api_token=ab]SECRETxyz",
+    "HTML-escaped JSON": "{&quot;access_token&quot;:&quot;SECRETxyz&quot;}",
+    "HTML numeric quotes": "{&#34;access_token&#34;: &#34;SECRETxyz&#34;}",
+    "URL-encoded JSON": "next=%7B%22access_token%22%3A%22SECRETxyz%22%7D",
+    "URL-encoded fragment": "cb%23access_token%3DSECRETxyz%26t%3D1",
+    "HTML input": '<input name="access_token" value="SECRETxyz">',
+    "camelCase key": '{"accessToken": "SECRETxyz"}',
+    "prefixed key": "oauth_access_token=SECRETxyz",
+    "scheme before the value": "access_token: Bearer SECRETxyz",
+    "header-like value with a space": "password: SEC RETxyz",
+    "an object as the value": '{"client_secret": {"value": "SEC RETxyz"}}',
+    "a value starting with ***": '{"access_token": "***SECRETxyz"}',
+}
+
+
+@pytest.mark.parametrize("text", FIELD_FORMS.values(), ids=FIELD_FORMS.keys())
+def test_a_credential_field_is_redacted_whole_in_every_way_an_answer_writes_it(text):
+    redact = Redactor()
+    shown = redact(text)
+    assert "xyz" not in shown and "SECRET" not in shown
+    assert redact(shown) == shown  # redacting twice changes nothing
+
+
+def test_a_known_secret_holding_a_quote_is_redacted_in_json_shown_through_repr():
+    redact = Redactor()
+    redact.add_secret('hunter"2xyz')
+    assert "2xyz" not in redact.preview({"detail": json.dumps({"pw": 'hunter"2xyz'})}, 200)
+
+
+def test_text_around_a_redacted_field_stays():
+    shown = Redactor()('{"error": "bad", "access_token": "abc", "hint": "retry"}')
+    assert shown == '{"error": "bad", "access_token": "***", "hint": "retry"}'

@@ -17,17 +17,25 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_CHARS = 4
 #: What a secret is replaced with.
 REDACTED = "***"
+#: A quote as text may write it: raw (escaped by backslashes or not), HTML-escaped, URL-encoded.
+_QUOTE = r"""\\*["']|&quot;|&apos;|&#0*3[49];|&#x0*2[27];|%2[27]"""
 #: A credential field and how its value opens, in JSON (``"access_token": "v"``, also escaped as in
-#: a repr or in JSON inside a JSON string), a form or query (``access_token=v``) or a header-like
-#: line (``client_secret: v``). Where the value ends is found by :func:`_value_end`.
+#: a repr, in JSON inside a JSON string, HTML-escaped or URL-encoded), a form or query
+#: (``access_token=v``), an HTML input (``name="access_token" value="v"``) or a header-like line
+#: (``client_secret: v``), whatever the spelling (``accessToken``, ``oauth_access_token``). Where the
+#: value ends is found by :func:`_value_end`.
 _CREDENTIAL_FIELD = re.compile(
-    r"""\b(?:access_token|refresh_token|id_token|client_secret|api_token|password)\\*["']?\s*[:=]\s*"""
-    r"""(?!\\*["']?\*\*\*)(?P<opener>\\*["'])?""",  # (a value already redacted is left as it is)
+    r"""(?:(?<![a-z0-9])|(?<=%[0-9a-f]{2}))(?:(?:access|refresh|id|api)[_-]?token|client[_-]?secret|password)"""
+    rf"""(?:{_QUOTE})?(?:\s+value)?\s*(?P<separator>[:=]|%3[ad])\s*"""
+    rf"""(?P<opener>{_QUOTE}|[{{\[])?(?:(?:bearer|basic|token)\s+)?""",
     re.IGNORECASE,
 )
-#: What ends a value that is not quoted: whitespace or the punctuation around a form, JSON or HTML
-#: (not a quote: a bare value may hold one, and redacting a closing quote with it is harmless).
-_BARE_VALUE_END = re.compile(r"""[\s&,;}\]<>)]""")
+#: What ends a value that is not quoted: what separates the fields of a form, query or list (also
+#: URL-encoded), and whitespace after ``=`` (a header-like ``name: value`` runs to the end of its line).
+_BARE_VALUE_END = {
+    "=": re.compile(r"[\s&,;]|%26|%2c|%3b", re.IGNORECASE),
+    ":": re.compile(r"[\r\n&,;]|%26|%2c|%3b", re.IGNORECASE),
+}
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
@@ -97,6 +105,7 @@ def secret_forms(secret: str) -> set[str]:
     escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
     escaped |= {repr(secret)[1:-1], ascii(secret)[1:-1]}  # in the repr of a dict an error quotes
     escaped |= {form.replace("/", "\\/") for form in escaped}
+    escaped |= {form.replace("\\", "\\\\") for form in escaped}  # the JSON quoted through repr()
     escaped |= {
         _UNICODE_ESCAPE.sub(lambda m: m.group()[:2] + m.group()[2:].upper(), form) for form in escaped
     }
@@ -126,30 +135,35 @@ def _redact_credential_fields(text: str) -> str:
     for field in _CREDENTIAL_FIELD.finditer(text):
         if field.start() < done:
             continue  # inside a value already redacted
-        end = _value_end(text, field.end(), field.group("opener"))
-        if end > field.end():
+        separator = "=" if field["separator"] in ("=", "%3d", "%3D") else ":"
+        end = _value_end(text, field.end(), field["opener"], separator)
+        if end > field.end() and text[field.end() : end] != REDACTED:  # (one redacted already stays)
             pieces += [text[done : field.end()], REDACTED]
             done = end
     return "".join([*pieces, text[done:]])
 
 
-def _value_end(text: str, start: int, opener: str | None) -> int:
-    """Where the value starting at ``start`` ends: at the quote that closes ``opener`` (the same
-    quote, escaped as deeply: ``\\"`` closes ``\\"``, ``\\\\\\"`` does not), or at the end of the
-    text when none does (an answer cut short); a bare value ends at :data:`_BARE_VALUE_END`. A value
-    holding the other quote, a space or a comma is redacted whole."""
+def _value_end(text: str, start: int, opener: str | None, separator: str) -> int:
+    """Where the value starting at ``start`` ends; when unsure, later (a value cut short, or an
+    object, runs to the end of the text).
+
+    A quoted value ends at the same quote escaped exactly as deeply as ``opener``: ``"`` after no
+    backslash closes ``"``, one after two (an escaped quote seen through ``repr``) does not, so a
+    value holding the other quote, a space, a comma or an escaped quote is redacted whole. A bare
+    value ends at :data:`_BARE_VALUE_END`."""
     if opener is None:
-        bare_end = _BARE_VALUE_END.search(text, start)
+        bare_end = _BARE_VALUE_END[separator].search(text, start)
         return bare_end.start() if bare_end else len(text)
-    quote, escapes = opener[-1], len(opener) - 1
+    if opener in "{[":
+        return len(text)
+    quote = opener.lstrip("\\")
+    escapes = len(opener) - len(quote)
     position = start
     while (position := text.find(quote, position)) != -1:
         backslashes = 0
         while position - backslashes > start and text[position - backslashes - 1] == "\\":
             backslashes += 1
-        # Each level of escaping doubles the backslashes and adds one: a quote opened after 0, 1, 3
-        # ... backslashes closes after as many; one inside the value comes after more (2, 5, 11 ...).
-        if backslashes % (2 * escapes + 2) == escapes:
+        if backslashes == escapes:
             return position - escapes  # the closing quote stays
         position += 1
     return len(text)
