@@ -122,7 +122,7 @@ def test_first_sync_is_full_then_only_the_difference_is_sent(sandbox, tmp_path):
         59_500,
         2,
     )
-    assert writes(sandbox) == [("add", 300), ("remove", 500)]
+    assert sorted(writes(sandbox)) == [("add", 300), ("remove", 500)]  # in parallel: any order
     assert set(members(sandbox, result["segment_guid"])) == set(second)
     assert list(read_snapshot(state).ids) == second
 
