@@ -239,3 +239,19 @@ def test_an_interrupt_landing_just_after_the_pause_still_turns_the_collector_bac
     enabled = gc.isenabled()
     gc.enable()
     assert fired and enabled
+
+
+def test_an_encoded_body_writes_the_same_snapshot_every_time_it_is_used(spill_dir, tmp_path):
+    """A spilled body is read from the sorted file each time, not a one-shot generator that would
+    leave a second write with no ids and the full checksum."""
+    from airflow_provider_segments.membership.checksum import encoded_lines
+    from airflow_provider_segments.membership.state import Snapshot, StateStore
+
+    ids = UserIds.from_values([f"user{i}" for i in range(9)], max_length=100)
+    body = encoded_lines(ids)
+    store = StateStore(str(tmp_path / "state"))
+    written = []
+    for _ in range(2):
+        store.write_snapshot(Snapshot("g", "s", "n", ids, "2026-12-06T00:00:00+00:00"), body)
+        written.append((tmp_path / "state").read_bytes())
+    assert ids.spilled and written[0] == written[1] and written[0].count(b"\n") == 10

@@ -35,13 +35,23 @@ EncodedLines = tuple[Iterable[bytes], str]
 def encoded_lines(ids: UserIds) -> EncodedLines:
     """The ids one a line as UTF-8 blocks, and the digest of them: in one pass for ids held in
     memory; a spilled collection is read twice from disk instead of held encoded."""
-    if ids.spilled:
-        return line_blocks(ids), ids_digest(ids)
+    if ids.spilled:  # each use reads the sorted file again (a generator would be empty the second time)
+        return _LineBlocks(ids), ids_digest(ids)
     digest = hashlib.sha256()
     blocks = list(line_blocks(ids))
     for block in blocks:
         digest.update(block)
     return blocks, digest.hexdigest()
+
+
+class _LineBlocks:
+    """:func:`line_blocks` of a spilled collection, as often as it is iterated."""
+
+    def __init__(self, ids: UserIds) -> None:
+        self._ids = ids
+
+    def __iter__(self) -> Iterator[bytes]:
+        return line_blocks(self._ids)
 
 
 def encoding_in_background(ids: UserIds) -> Callable[[], EncodedLines]:
