@@ -69,19 +69,26 @@ TOKEN_ANSWERS = {
 }
 
 
-@pytest.mark.parametrize(("body", "content_type"), TOKEN_ANSWERS.values(), ids=TOKEN_ANSWERS.keys())
-def test_token_answer_that_is_not_json_keeps_the_token_out_of_errors_logs_and_test_button(
-    monkeypatch, caplog, body, content_type
-):
+def _texts_shown_for_a_token_answer(monkeypatch, caplog, answer: Answer) -> dict[str, str]:
+    """What a DAG author sees when the token endpoint gives ``answer`` (which the hook cannot use):
+    the error, the "Test" button's message (which must report a failure) and the logs."""
     caplog.set_level(logging.DEBUG)
-    answer = Answer(200, body, {"Content-Type": content_type})
     with LocalServer(lambda request: answer) as server:
         _walkme(monkeypatch, server.url)
         with pytest.raises(SegmentsError) as raised:
             WalkMeHook().list_segments()
         ok, message = WalkMeHook().test_connection()
     assert not ok
-    texts = {"error": str(raised.value), "test button": message, "logs": caplog.text}
+    return {"error": str(raised.value), "test button": message, "logs": caplog.text}
+
+
+@pytest.mark.parametrize(("body", "content_type"), TOKEN_ANSWERS.values(), ids=TOKEN_ANSWERS.keys())
+def test_token_answer_that_is_not_json_keeps_the_token_out_of_errors_logs_and_test_button(
+    monkeypatch, caplog, body, content_type
+):
+    texts = _texts_shown_for_a_token_answer(
+        monkeypatch, caplog, Answer(200, body, {"Content-Type": content_type})
+    )
     assert {where: ISSUED_TOKEN in text for where, text in texts.items()} == dict.fromkeys(texts, False)
 
 
@@ -102,17 +109,10 @@ TRICKY_TOKENS = {
 
 @pytest.mark.parametrize("body", TRICKY_TOKENS.values(), ids=TRICKY_TOKENS.keys())
 def test_a_token_field_is_redacted_to_the_end_of_its_value_whatever_it_holds(monkeypatch, caplog, body):
-    caplog.set_level(logging.DEBUG)
     answer = Answer(200, f"<html><pre>{body}</pre></html>", {"Content-Type": "text/html"})
-    with LocalServer(lambda request: answer) as server:
-        _walkme(monkeypatch, server.url)
-        with pytest.raises(SegmentsError) as raised:
-            WalkMeHook().list_segments()
-        ok, message = WalkMeHook().test_connection()
-    assert not ok
-    texts = {"error": str(raised.value), "test button": message, "logs": caplog.text}
+    texts = _texts_shown_for_a_token_answer(monkeypatch, caplog, answer)
     assert {where: "TAIL" in text for where, text in texts.items()} == dict.fromkeys(texts, False)
-    assert "access_token" in str(raised.value)  # the field is shown, its value is not
+    assert "access_token" in texts["error"]  # the field is shown, its value is not
 
 
 def test_secret_echoed_with_json_escaped_slash_is_redacted(monkeypatch):
