@@ -128,7 +128,7 @@ class IdCollector:
         self._runs.append(handle)
         with _spill_errors():
             for start in range(0, len(run), BLOCK_IDS):
-                _write_ids(handle, run[start : start + BLOCK_IDS])
+                handle.write(line_bytes(run[start : start + BLOCK_IDS]))
             handle.flush()
 
     def _merge(self) -> SortedIdFile:
@@ -141,7 +141,7 @@ class IdCollector:
                 for parts in aligned_windows(*(_file_chunks(run, BLOCK_IDS) for run in self._runs)):
                     unique = _sorted_unique([user_id for part in parts for user_id in part])
                     if unique:
-                        _write_ids(handle, unique)
+                        handle.write(line_bytes(unique))
                         count += len(unique)
                 handle.flush()
         except BaseException:
@@ -226,8 +226,9 @@ def _new_file() -> BinaryIO:
         raise _spill_error(tempfile.gettempdir(), err) from None
 
 
-def _write_ids(handle: BinaryIO, ids: list[str]) -> None:
-    handle.write(("\n".join(ids) + "\n").encode(_ENCODING))
+def line_bytes(ids: list[str]) -> bytes:
+    """``ids`` one a line, each ended by ``\n``, as UTF-8: how spilled runs and snapshots hold them."""
+    return ("\n".join(ids) + "\n").encode(_ENCODING)
 
 
 @contextmanager

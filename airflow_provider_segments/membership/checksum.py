@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from airflow_provider_segments.id_files import line_bytes
 from airflow_provider_segments.ids import UserIds
 
 #: Ids hashed per update.
@@ -16,16 +17,19 @@ BLOCK_IDS = 10_000
 
 def ids_digest(ids: UserIds) -> str:
     """SHA-256 of the ids one a line, in order, as a snapshot lists them."""
-    digest = hashlib.sha256()
-    for block in line_blocks(ids):
-        digest.update(block)
-    return digest.hexdigest()
+    return _digest(line_blocks(ids))
 
 
 def line_blocks(ids: UserIds) -> Iterator[bytes]:
     """The ids one a line, as UTF-8 blocks made one at a time (a spilled collection stays on disk)."""
-    for chunk in ids.chunks(BLOCK_IDS):
-        yield ("\n".join(chunk) + "\n").encode("utf-8")
+    return map(line_bytes, ids.chunks(BLOCK_IDS))
+
+
+def _digest(blocks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for block in blocks:
+        digest.update(block)
+    return digest.hexdigest()
 
 
 #: A snapshot's body ready to write: its lines as UTF-8 blocks, and their SHA-256 (hex).
@@ -37,11 +41,8 @@ def encoded_lines(ids: UserIds) -> EncodedLines:
     memory; a spilled collection is read twice from disk instead of held encoded."""
     if ids.spilled:  # each use reads the sorted file again (a generator would be empty the second time)
         return _LineBlocks(ids), ids_digest(ids)
-    digest = hashlib.sha256()
     blocks = list(line_blocks(ids))
-    for block in blocks:
-        digest.update(block)
-    return blocks, digest.hexdigest()
+    return blocks, _digest(blocks)
 
 
 class _LineBlocks:
