@@ -87,7 +87,8 @@ test-one: .venv-$(AIRFLOW)/.installed
 	.venv-$(AIRFLOW)/bin/ruff format --check .
 	.venv-$(AIRFLOW)/bin/mypy
 	MODEL_SEQUENCES=$(MODEL_SEQUENCES_$(AIRFLOW)) \
-	  .venv-$(AIRFLOW)/bin/python -m pytest $(PYTEST_MARKS_$(AIRFLOW)) $(PYTEST_ARGS)
+	  .venv-$(AIRFLOW)/bin/python -m pytest $(PYTEST_MARKS_$(AIRFLOW)) $(PYTEST_ARGS) \
+	  || { .venv-$(AIRFLOW)/bin/python tools/last_failed.py; exit 1; }
 
 clean:
 	rm -rf .venv-* .airflow-home .pytest_cache .ruff_cache .mypy_cache *.egg-info docs/_build
