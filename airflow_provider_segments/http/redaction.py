@@ -1,6 +1,6 @@
 """Keeping secrets out of every text the HTTP core builds: one :class:`Redactor` per client.
 
-Every secret is known in the forms an answer may echo it in (raw, URL-encoded, JSON-escaped,
+Every secret is known in the forms an answer may echo it in (raw, URL-encoded, JSON- and HTML-escaped,
 base64, and the base64 "cores" inside a longer credential string). Text quoting an answer is
 redacted as a whole before it is cut, so a secret straddling the cut cannot leave its prefix behind.
 """
@@ -8,6 +8,7 @@ redacted as a whole before it is cut, so a secret straddling the cut cannot leav
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from typing import Any
@@ -62,7 +63,8 @@ class Redactor:
         self.add_secret(password)
         if password:
             pair = f"{user}:{password}"
-            self._forms = self._forms | {pair, base64.b64encode(pair.encode()).decode()}
+            headers = {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
+            self._forms = self._forms | {pair} | headers
 
     def __call__(self, text: str) -> str:
         """``text`` with every known secret replaced by ``***``, and the value of every credential
@@ -97,8 +99,31 @@ class Redactor:
         return text
 
 
+def _encodings(text: str) -> list[bytes]:
+    """The bytes ``text`` may travel as: UTF-8, and Latin-1 where it differs (requests encodes the
+    user and password of HTTP Basic auth as Latin-1 when they fit)."""
+    utf8 = text.encode()
+    try:
+        latin1 = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return [utf8]
+    return [utf8] if latin1 == utf8 else [utf8, latin1]
+
+
+def _html_escapes(secret: str) -> set[str]:
+    """``secret`` as an HTML page may quote it: ``&amp;``, ``&lt;``, ``&gt;`` and the quotes in each
+    of their spellings (``&quot;``/``&#34;``/``&#x22;``, ``&#x27;``/``&#39;``/``&apos;``)."""
+    escaped = html.escape(secret, quote=False)
+    forms = {escaped}
+    for double in ("&quot;", "&#34;", "&#x22;"):
+        for single in ("&#x27;", "&#39;", "&apos;"):
+            forms.add(escaped.replace('"', double).replace("'", single))
+    return forms
+
+
 def secret_forms(secret: str) -> set[str]:
-    """The ways a secret may come back in an answer: raw, URL-encoded, JSON-escaped, base64."""
+    """The ways a secret may come back in an answer: raw, URL-encoded, JSON-escaped, HTML-escaped,
+    base64; the byte-wise forms of its UTF-8 and of its Latin-1 bytes (see :func:`_encodings`)."""
     percent = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     # JSON as writers other than json.dumps write it too: non-ASCII kept raw, '/' escaped as '\/'
     # (PHP's default), \u escapes in upper-case hex.
@@ -114,17 +139,19 @@ def secret_forms(secret: str) -> set[str]:
         *percent,
         *(_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), form) for form in percent),  # %2f as %2F
         *escaped,
+        *_html_escapes(secret),
     }
-    data = secret.encode()
-    forms.add(base64.b64encode(data).decode())
-    forms.add(base64.urlsafe_b64encode(data).decode())
-    # The base64 of a longer string holding the secret (an unknown user name before it) contains one
-    # of three cores, depending on where the secret starts modulo 3: register the long-enough ones.
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + data).decode()
-        core = encoded[4 if offset else 0 : 4 * ((offset + len(data)) // 3)]
-        if len(core) >= 8:
-            forms.add(core)
+    for data in _encodings(secret):
+        forms |= {quote(data, safe=""), quote_plus(data)}  # a Latin-1 secret percent-encoded byte-wise
+        forms.add(base64.b64encode(data).decode())
+        forms.add(base64.urlsafe_b64encode(data).decode())
+        # The base64 of a longer string holding the secret (an unknown user name before it) contains
+        # one of three cores, depending on where the secret starts modulo 3: register the long ones.
+        for offset in range(3):
+            encoded = base64.b64encode(b"\0" * offset + data).decode()
+            core = encoded[4 if offset else 0 : 4 * ((offset + len(data)) // 3)]
+            if len(core) >= 8:
+                forms.add(core)
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
 
 

@@ -3,12 +3,15 @@ appear in logs (DEBUG included), exception messages, XCom values or repr() of ho
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import logging
 from urllib.parse import quote
 
 import pytest
-from support import leaked_secrets
+from local_servers import Answer, LocalServer
+from support import leaked_secrets, walkme_conn_json, zendesk_conn_json
 
 from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
@@ -26,6 +29,8 @@ from airflow_provider_segments.testing import (
     SegmentsTestServer,
 )
 
+#: A secret that fits Latin-1 but is not ASCII (accepted in a connection, sent as Latin-1 bytes).
+LATIN1_SECRET = "s\u00e9cret-0987654321"
 ZENDESK_STYLES = {
     "api_token": (TEST_ZENDESK_EMAIL, TEST_ZENDESK_API_TOKEN),
     "password": (TEST_ZENDESK_EMAIL, TEST_ZENDESK_PASSWORD),
@@ -186,3 +191,72 @@ def test_a_password_in_the_host_url_is_in_no_refusal_log_or_test_button(
     for text in (str(err.value), shown, captured.out + captured.err):
         assert not [piece for piece in _fragments(HOST_PASSWORD) if piece in text], text
     assert hook.default_conn_name in str(err.value) and "user info" in str(err.value)
+
+
+# -- every byte encoding and every HTML spelling of a known secret (a hostile review's finds) -----------
+def _echo_authorization(request):
+    return Answer(
+        401, f"Denied. Authorization: {request.header('authorization')}", {"Content-Type": "text/plain"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "make_hook", "conn"),
+    [
+        (
+            "AIRFLOW_CONN_WALKME_DEFAULT",
+            WalkMeHook,
+            lambda url: walkme_conn_json(host=url, login="cid-42", password=LATIN1_SECRET),
+        ),
+        (
+            "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+            ZendeskHelpCenterHook,
+            lambda url: zendesk_conn_json(host=url, login="a@b.example", password=LATIN1_SECRET),
+        ),
+        (
+            "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+            ZendeskHelpCenterHook,
+            lambda url: zendesk_conn_json(
+                host=url, login="a@b.example", password=LATIN1_SECRET, auth_type="password"
+            ),
+        ),
+    ],
+    ids=["walkme-client-secret", "zendesk-api-token", "zendesk-password"],
+)
+def test_a_latin1_secret_echoed_in_the_basic_header_it_was_sent_in_is_redacted(
+    monkeypatch, caplog, env, make_hook, conn
+):
+    """requests sends HTTP Basic credentials as Latin-1 bytes where they fit: the header on the wire is
+    the base64 of those bytes, not of the UTF-8 ones, and an error page echoing it must not show it."""
+    caplog.set_level(logging.DEBUG)
+    with LocalServer(_echo_authorization) as server:
+        monkeypatch.setenv(env, conn(server.url))
+        hook = make_hook()
+        with pytest.raises(SegmentsError) as err:
+            hook.get_access_token() if isinstance(hook, WalkMeHook) else hook.list_user_segments()
+        ok, message = make_hook().test_connection()
+        sent = server.received[0].header("authorization").split(" ", 1)[1]
+    assert LATIN1_SECRET in base64.b64decode(sent).decode("latin-1")  # what went on the wire
+    for text in (str(err.value), repr(err.value), message, caplog.text):
+        assert sent not in text and LATIN1_SECRET not in text, text
+    assert not ok
+
+
+@pytest.mark.parametrize("password", ['hunter<2>&pass"word', "it's&<secret>", "a\"b'c&d<e>f"])
+def test_a_password_echoed_html_escaped_in_any_spelling_is_redacted(monkeypatch, password):
+    spellings = {
+        html.escape(password),  # &quot; and &#x27;
+        html.escape(password, quote=False).replace('"', "&#34;").replace("'", "&#39;"),
+        html.escape(password, quote=False).replace('"', "&quot;").replace("'", "&apos;"),
+    }
+    page = "<html><body>" + " | ".join(f"Bad password {s}" for s in sorted(spellings)) + "</body></html>"
+    with LocalServer(lambda request: Answer(401, page, {"Content-Type": "text/html"})) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+            zendesk_conn_json(host=server.url, login="a@b.example", password=password, auth_type="password"),
+        )
+        with pytest.raises(SegmentsError) as err:
+            ZendeskHelpCenterHook().list_user_segments()
+    assert "Bad password ***" in str(err.value)
+    for spelling in spellings:
+        assert spelling not in str(err.value), str(err.value)
