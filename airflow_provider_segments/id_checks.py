@@ -17,7 +17,7 @@ from airflow_provider_segments.text import preview
 
 #: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
 #: file is refused, pointing at ``user_ids_column``, rather than sent as ids, header included.
-CSV_DELIMITERS = (",", ";", "\t")
+CSV_DELIMITERS = (",", ";", "\t", "|")
 #: The longest line of a CSV of ids (a record is one line); each field is also held to Python's
 #: ``csv.field_size_limit()`` (128 KiB unless the process changed it).
 MAX_CSV_LINE_CHARS = 1024 * 1024
@@ -50,6 +50,11 @@ class CsvLines:
                     f"{self._where(self.number)} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
                     "not a CSV of ids."
                 )
+            if line.endswith("\r"):  # (newline="": a "\r\n" ends in "\n")
+                raise SegmentsValidationError(
+                    f"{self._where(self.number)} ends in a carriage return (U+000D) with no line feed "
+                    "after it: a stray \\r would split a record in two; fix the export's line endings."
+                )
             self.record_ended = False
             yield line
             if not self.record_ended:  # the reader wants the next line to finish this record
@@ -76,8 +81,8 @@ def checked_value_batches(values: list[Any], max_length: int, field: str) -> Ite
         ids: dict[str, Any] = {}
         for position, raw in enumerate(batch, offset):
             if isinstance(raw, int) and not isinstance(raw, bool):
-                try:
-                    raw = str(raw)
+                try:  # its decimal digits, whatever a subclass (an enum) says its str() is
+                    raw = int.__repr__(raw)
                 except ValueError:  # more digits than Python converts (4,300 by default)
                     raise SegmentsValidationError(
                         f"{field}[{position}] is an integer of thousands of digits, not a valid user id: "
@@ -88,6 +93,7 @@ def checked_value_batches(values: list[Any], max_length: int, field: str) -> Ite
                     f"{field}[{position}] = {preview(raw)} is not a valid user id: expected a string, "
                     f"got {type(raw).__name__}."
                 )
+            raw = str.__str__(raw)  # a subclass's (an enum's) own characters, as a plain str
             add_checked(ids, raw, max_length, f"{field}[{position}]")
         yield list(ids)
 
@@ -110,8 +116,7 @@ def checked_line_batches(
         first_line += len(lines)
         if len(carry) > max_length + 1:  # (+1: a "\r" whose "\n" opens the next block)
             carry = _cut_long_line(carry, max_length, where(first_line))
-    if carry:
-        carry = carry.removesuffix("\r")
+    if carry:  # the last line (a "\r" ending it has no "\n" after it: it is refused as stray)
         if first_line_check:
             _refuse_a_header([carry], first_line, where)
         yield _checked_lines([carry], carry, first_line, max_length, where)
@@ -152,7 +157,7 @@ def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], s
                 f"{where(first_line + offset)} = {preview(line)} looks like a CSV header or row (it holds "
                 f"{delimiter!r}), but the file is read as one id per line. If it is a CSV, set "
                 "user_ids_column to the name of the column holding the ids. (Only the first line is "
-                "checked: if the first id really holds a comma, semicolon or tab, give the ids as a "
+                "checked: if the first id really holds a comma, semicolon, tab or pipe, give the ids as a "
                 "CSV with a header and user_ids_column.)"
             )
         return False

@@ -31,6 +31,7 @@ from airflow_provider_segments.id_checks import (  # noqa: F401  (CSV_DELIMITERS
     checked_value_batches,
 )
 from airflow_provider_segments.id_files import BLOCK_IDS, IdCollector, SortedIdFile, collect
+from airflow_provider_segments.id_rules import find_invisible
 from airflow_provider_segments.locations import (
     not_utf8,
     open_text,
@@ -173,7 +174,7 @@ class UserIds:
         id column. ``share``: ids already in memory (e.g. the last snapshot); an id both hold uses
         the same string, so two large, mostly equal collections cost little more than one.
 
-        A file of one id per line whose first non-blank line holds a comma, semicolon or tab is
+        A file of one id per line whose first non-blank line holds a comma, semicolon, tab or pipe is
         refused: it is a CSV given without ``column`` (its header would be sent as an id, then every
         row). Later lines may hold them; a first id that does must come as a CSV with ``column``.
         A line longer than ``max_length`` is refused as soon as a block shows it.
@@ -256,8 +257,8 @@ class UserIds:
                 batch: dict[str, Any] = {}
                 for row in reader:
                     lines.record_ended = True
-                    if not row or not any(cell.strip() for cell in row):
-                        continue  # blank line
+                    if not any(cell.strip() or find_invisible(cell) for cell in row):
+                        continue  # blank line (a control character that strip() takes for space is not)
                     if len(row) != len(names):
                         plural = "s" if len(row) != 1 else ""
                         raise SegmentsValidationError(
@@ -284,6 +285,8 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
     :meth:`UserIds.from_values`); a string holding a JSON or Python list literal is parsed."""
     if value is None:
         raise SegmentsValidationError(f"{field} is required: pass a list of {what} (it was None).")
+    if isinstance(value, (bytearray, memoryview)):  # iterated, each would be one id per byte
+        value = bytes(value)
     if isinstance(value, (str, bytes)):
         try:
             text = value.decode() if isinstance(value, bytes) else value

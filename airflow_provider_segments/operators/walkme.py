@@ -143,7 +143,7 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
         ``SegmentsInputMissingError``, which the task's retries apply to. Templated.
     :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV (read
         strictly: one line per record, as many fields as the header). Without it, a file whose first
-        line holds a comma, semicolon or tab is refused as a CSV. Templated.
+        line holds a comma, semicolon, tab or pipe is refused as a CSV. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's ``extra.system_guid``. Templated.
     :param external_id: your own id for the segment (the API's optional ``id``). Templated.
     :param if_exists: ``"update"`` or ``"error"``: what to do when the name is already taken (a segment
@@ -222,7 +222,7 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
         (one per line, or a CSV with ``user_ids_column``), streamed and validated first. Templated.
     :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV (read
         strictly: one line per record, as many fields as the header). Without it, a file whose first
-        line holds a comma, semicolon or tab is refused as a CSV. Templated.
+        line holds a comma, semicolon, tab or pipe is refused as a CSV. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
     :param allow_empty: let an empty input through (it empties the segment); by default an empty list
         or file fails the task before anything is sent: an empty export is more often a failed one.
@@ -290,7 +290,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
         CSV with ``user_ids_column``), streamed and validated before the first request. Templated.
     :param user_ids_column: the CSV column holding the ids, when ``user_ids_path`` is a CSV (read
         strictly: one line per record, as many fields as the header). Without it, a file whose first
-        line holds a comma, semicolon or tab is refused as a CSV. Templated.
+        line holds a comma, semicolon, tab or pipe is refused as a CSV. Templated.
     :param state_path: where the snapshot lives (local path or URI). Templated. With an executor that
         may run tasks on several machines (Celery, Kubernetes), use object storage every worker
         reaches (``s3://<conn_id>@bucket/key``); a local path then logs a warning.

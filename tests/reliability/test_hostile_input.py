@@ -4,6 +4,8 @@ characters and malformed files of ids fail the task, naming the place, before an
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 from support import walkme_conn_json, zendesk_conn_json
 
@@ -16,6 +18,7 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.ids import UserIds
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
@@ -258,3 +261,94 @@ def test_an_https_api_on_this_machine_is_verified_against_the_ca_bundle_the_envi
         monkeypatch.setenv(variable, cert)
         assert WalkMeHook().get_access_token() == "tok-0123456789abcdef"
         assert [r.path for r in server.received] == ["/accounts/connect/token"]
+
+
+# -- shapes of input that would send the wrong users (a hostile review's finds, fixed by class) ---------
+@pytest.mark.parametrize(
+    "user_ids",
+    [bytearray(b"alice"), memoryview(b"alice"), bytearray(b'["alice", "bob"]')],
+    ids=["bytearray", "memoryview", "bytearray-of-a-json-list"],
+)
+def test_bytes_like_ids_are_read_as_bytes_never_as_one_id_per_byte(sandbox, tmp_path, user_ids):
+    """Iterated, a bytearray or memoryview gives ints (97, 108, ...), each a valid id: the segment
+    would hold five strangers. They are read as bytes are: a JSON list is parsed, anything else refused."""
+    if user_ids[:1] == b"[":
+        result = _sync(tmp_path, user_ids=user_ids)
+        assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == ["alice", "bob"]
+        return
+    refused = r"user_ids must be a list of user ids, got the string 'alice'"
+    with pytest.raises(AirflowFailException, match=refused):
+        _sync(tmp_path, user_ids=user_ids)
+    assert sandbox.requests == []
+
+
+def test_zendesk_user_id_lists_given_as_bytes_like_are_never_one_id_per_byte():
+    from airflow_provider_segments.hooks.zendesk_payloads import build_user_segment_payload
+
+    for value in (memoryview(b"12"), bytearray(b"12")):
+        with pytest.raises(SegmentsValidationError, match="added_user_ids must be a list"):
+            build_user_segment_payload({"added_user_ids": value}, creating=False)
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_a_delimited_export_without_user_ids_column_is_refused_whatever_its_delimiter(
+    sandbox, tmp_path, delimiter
+):
+    path = tmp_path / "audience.txt"
+    rows = [["user_id", "email"], ["alice", "alice@example.com"], ["bob", "bob@example.com"]]
+    path.write_text("".join(delimiter.join(row) + "\n" for row in rows))
+    with pytest.raises(AirflowFailException, match=r"audience\.txt line 1 = .*looks like a CSV header"):
+        _sync(tmp_path, user_ids_path=str(path))
+    assert sandbox.requests == []
+
+
+class _Tier(int, enum.Enum):  # an int-valued enum that is not an IntEnum: str() gives "_Tier.GOLD"
+    GOLD = 42
+
+
+class _Plan(str, enum.Enum):  # str() gives "_Plan.PRO"
+    PRO = "pro-account-7"
+
+
+class _LoudId(str):
+    def __str__(self) -> str:
+        return "not-the-id"
+
+
+def test_int_and_str_subclasses_are_sent_as_their_value_not_as_what_str_says(sandbox, tmp_path):
+    result = _sync(tmp_path, user_ids=[_Tier.GOLD, _Plan.PRO, _LoudId("loud-1"), 7])
+    members = sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])
+    assert sorted(members) == ["42", "7", "loud-1", "pro-account-7"]
+    assert all(type(member) is str for member in members)
+
+
+@pytest.mark.parametrize("control", ["\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028", "\u2029"])
+def test_a_csv_row_of_only_a_control_character_strip_takes_for_space_is_refused(tmp_path, control):
+    """str.strip() removes these, so the row looked blank and was skipped; a file of lines refuses them."""
+    path = tmp_path / "export.csv"
+    path.write_text(f"id,plan\nalice,pro\n{control}\nbob,free\n", encoding="utf-8", newline="")
+    with pytest.raises(SegmentsValidationError, match=r"export\.csv line 3\b"):
+        UserIds.from_file(path, max_length=100, column="id")
+    lines = tmp_path / "ids.txt"
+    lines.write_text(f"alice\n{control}\nbob\n", encoding="utf-8", newline="")
+    with pytest.raises(SegmentsValidationError, match=r"ids\.txt line 2\b"):
+        UserIds.from_file(lines, max_length=100)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("id\nalice\rbob\n", 2), ("id\nalice\nbob\r", 3), ("id\r\nalice\r\nbob\r", 3)],
+    ids=["csv-mid-line", "csv-at-the-end", "crlf-file-cut-after-cr"],
+)
+def test_a_stray_carriage_return_is_refused_in_a_csv_and_in_a_file_of_lines(tmp_path, text, line):
+    csv_path = tmp_path / "export.csv"
+    csv_path.write_text(text, encoding="utf-8", newline="")
+    with pytest.raises(SegmentsValidationError, match=rf"export\.csv line {line}\b.*U\+000D"):
+        UserIds.from_file(csv_path, max_length=100, column="id")
+    lines = tmp_path / "ids.txt"
+    lines.write_text(text.replace("id\r\n", "").replace("id\n", ""), encoding="utf-8", newline="")
+    with pytest.raises(SegmentsValidationError, match=r"ids\.txt line \d\b.*U\+000D"):
+        UserIds.from_file(lines, max_length=100)
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_text("alice\r\nbob\r\n", encoding="utf-8", newline="")
+    assert list(UserIds.from_file(crlf, max_length=100)) == ["alice", "bob"]
