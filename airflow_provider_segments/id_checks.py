@@ -65,8 +65,11 @@ class CsvLines:
                 )
 
 
-def checked_value_batches(values: list[Any], max_length: int, field: str) -> Iterator[list[str]]:
-    """The ids of ``values``, a checked list per block (a copy: the caller keeps its list)."""
+def checked_value_batches(
+    values: list[Any], max_length: int, field: str, *, start: int = 0
+) -> Iterator[list[str]]:
+    """The ids of ``values``, a checked list per block (a copy: the caller keeps its list); errors
+    name positions from ``start`` (``values`` is a part of a longer input)."""
     for offset in range(0, len(values), BLOCK_IDS):
         batch = values[offset : offset + BLOCK_IDS]
         # C-speed checks of the block; the slow walk below only runs to name a bad id (or convert ints).
@@ -79,7 +82,7 @@ def checked_value_batches(values: list[Any], max_length: int, field: str) -> Ite
             yield batch
             continue
         ids: dict[str, Any] = {}
-        for position, raw in enumerate(batch, offset):
+        for position, raw in enumerate(batch, start + offset):
             if isinstance(raw, int) and not isinstance(raw, bool):
                 try:  # its decimal digits, whatever a subclass (an enum) says its str() is
                     raw = int.__repr__(raw)

@@ -47,10 +47,11 @@ class UserIds:
     O(1) membership tests; a larger input is kept sorted in a temporary file
     (:class:`~.id_files.SortedIdFile`), so memory stays flat whatever its size. Build one with
     :meth:`from_values` (a list, tuple, set, an XCom or a JSON list in a string) or :meth:`from_file`
-    (lines or a CSV column, local or object storage); a :class:`UserIds` passed to either is kept.
+    (lines or a CSV column, local or object storage); a :class:`UserIds` passed to :meth:`from_values`
+    is kept when it was checked here against the same or a stricter length limit, else checked again.
     """
 
-    __slots__ = ("_file", "_ids", "_lookup")
+    __slots__ = ("_checked_max_length", "_file", "_ids", "_lookup")
 
     def __init__(
         self,
@@ -66,6 +67,13 @@ class UserIds:
         self._ids: list[str] = ids if ids is not None else []
         self._lookup = lookup
         self._file = file
+        #: The ``max_length`` the builders checked every id against (:meth:`from_values`,
+        #: :meth:`from_file`); ``None`` for a collection made otherwise, whose ids nobody checked here.
+        self._checked_max_length: int | None = None
+
+    def _checked_against(self, max_length: int) -> UserIds:
+        self._checked_max_length = max_length
+        return self
 
     @classmethod
     def _unique(cls, ids: list[str] | SortedIdFile, *, self_mapped: bool = False) -> UserIds:
@@ -148,14 +156,21 @@ class UserIds:
 
         A string is the usual sign of a templated XCom pull rendered without native rendering: one
         holding a JSON or Python list literal is parsed, any other string is refused (iterating it
-        would send one id per character). Errors name the position: ``user_ids[4711] = ...``.
+        would send one id per character). Errors name the position: ``user_ids[4711] = ...``. A
+        :class:`UserIds` is kept when it was built here against at most ``max_length``; any other
+        (made directly, or checked against a longer limit) is checked again.
         """
         if isinstance(values, UserIds):
-            return values
-        values = as_list(values, field)
-        if not values:
-            return cls()
-        return cls._unique(collect(checked_value_batches(values, max_length, field)))
+            checked = values._checked_max_length
+            if not len(values) or (checked is not None and checked <= max_length):
+                return values  # checked already, against these limits or stricter ones
+            batches = _rechecked(values, max_length, field)
+        else:
+            values = as_list(values, field)
+            if not values:
+                return cls()
+            batches = checked_value_batches(values, max_length, field)
+        return cls._unique(collect(batches))._checked_against(max_length)
 
     @classmethod
     def from_file(
@@ -197,18 +212,23 @@ class UserIds:
         try:
             with open_text(path) as handle:
                 if column:
-                    return cls._from_csv(handle, column, source, max_length, where)
-                ids = cls._from_blocks(read_blocks(handle), max_length, where, share, first_line_check=True)
+                    ids = cls._from_csv(handle, column, source, max_length, where)
+                else:
+                    ids = cls._from_blocks(
+                        read_blocks(handle), max_length, where, share, first_line_check=True
+                    )
         except UnicodeDecodeError as err:
             raise SegmentsValidationError(not_utf8(path, source, err)) from None
-        return ids
+        return ids._checked_against(max_length)
 
     @classmethod
     def from_lines_text(cls, blocks: Iterable[str], *, max_length: int, source: str) -> UserIds:
         """Ids of a text given as consecutive blocks, one id per line (a snapshot's body); the result
         can be passed as ``share`` to :meth:`from_file`."""
         where = lambda line: f"{source} line {line:,}"  # noqa: E731
-        return cls._from_blocks(blocks, max_length, where, None, self_mapped=True)
+        return cls._from_blocks(blocks, max_length, where, None, self_mapped=True)._checked_against(
+            max_length
+        )
 
     @classmethod
     def _from_blocks(
@@ -278,6 +298,14 @@ class UserIds:
                 "or a line break, and double the quotes inside it."
             ) from None
         return cls._unique(ids)
+
+
+def _rechecked(ids: UserIds, max_length: int, field: str) -> Iterator[list[str]]:
+    """The ids of a collection nobody checked against ``max_length``, checked as values are."""
+    start = 0
+    for chunk in ids.chunks(BLOCK_IDS):
+        yield from checked_value_batches(chunk, max_length, field, start=start)
+        start += len(chunk)
 
 
 def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:

@@ -352,3 +352,24 @@ def test_a_stray_carriage_return_is_refused_in_a_csv_and_in_a_file_of_lines(tmp_
     crlf = tmp_path / "crlf.txt"
     crlf.write_text("alice\r\nbob\r\n", encoding="utf-8", newline="")
     assert list(UserIds.from_file(crlf, max_length=100)) == ["alice", "bob"]
+
+
+def test_a_user_ids_collection_nobody_checked_for_this_platform_is_checked_before_anything_is_sent(
+    sandbox, tmp_path
+):
+    """A UserIds made directly, or checked against a longer limit than WalkMe's 100 characters, is
+    checked again: sent as it was, WalkMe would refuse a chunk half-way through the change."""
+    long_id = "x" * 101
+    loose = UserIds.from_values(["alice", long_id], max_length=1000)
+    with pytest.raises(
+        AirflowFailException, match=r"user_ids\[1\] = 'x+\.\.\. .*101 characters, the limit is 100"
+    ):
+        _sync(tmp_path, user_ids=loose)
+    with pytest.raises(AirflowFailException, match=r"user_ids\[2\] = ' padded'"):
+        _sync(tmp_path, user_ids=UserIds(["alice", "bob", " padded"]))
+    assert sandbox.requests == []
+    checked = UserIds.from_values(["alice", "bob", "alice"], max_length=100)
+    assert UserIds.from_values(checked, max_length=100) is checked  # checked here already: kept as is
+    unchecked = UserIds(["carol", "carol", "dave"])
+    result = _sync(tmp_path, user_ids=unchecked)
+    assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == ["carol", "dave"]
