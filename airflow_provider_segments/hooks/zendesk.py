@@ -24,8 +24,7 @@ from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.zendesk_connection import ZendeskConnection
 from airflow_provider_segments.hooks.zendesk_payloads import (
     CRITERIA_FIELDS,
-    ID_LIST_FIELDS,
-    TAG_LIST_FIELDS,
+    as_created,
     build_user_segment_payload,
     same_value,
     show_value,
@@ -214,8 +213,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         create follows the same rules as WalkMe's (:mod:`airflow_provider_segments.membership.writes`):
         the name is looked up first, an unanswered create is looked for during a grace period and
         never resent, and a segment of this name created after ``created_after`` (when this DAG run
-        started) is this task's own, even with ``if_exists="error"``. The segment is read back
-        afterwards and must list the criteria sent.
+        started) that holds exactly what this create sends is this task's own, even with
+        ``if_exists="error"``. The segment is read back afterwards and must list the criteria sent.
         """
         check_if_exists(if_exists)
         fields = {
@@ -228,12 +227,17 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             "added_user_ids": added_user_ids,
         }
         body = build_user_segment_payload(fields, creating=True)
+        created = as_created(body)
+
+        def holds_this_create(segment: dict[str, Any]) -> bool:
+            return all(same_value(segment.get(field), created[field]) for field in CRITERIA_FIELDS)
+
         creation = Creation(
             platform=self.platform,
             kind="Zendesk user segment",
             name=name,
             where="in the Help Center",
-            mark=CreationMark(created_after=created_after),
+            mark=CreationMark(created_after=created_after, holds=holds_this_create),
             find=lambda: [s for s in self.iter_user_segments(built_in=False) if s.get("name") == name],
             post=lambda: self._unwrap(
                 self._call("POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False),
@@ -255,7 +259,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
 
     def _replace(self, existing: dict[str, Any], body: dict[str, Any], reason: str) -> dict[str, Any]:
         """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
-        full = {**{field: [] for field in (*ID_LIST_FIELDS, *TAG_LIST_FIELDS)}, **body}
+        full = as_created(body)
         changes = [
             f"{field} {show_value(existing.get(field))} -> {show_value(full[field])}"
             for field in CRITERIA_FIELDS

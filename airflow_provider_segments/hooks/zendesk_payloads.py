@@ -91,6 +91,11 @@ def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dic
     return body
 
 
+def as_created(body: dict[str, Any]) -> dict[str, Any]:
+    """What a create with ``body`` makes: the list fields it leaves out are empty."""
+    return {**{field: [] for field in (*ID_LIST_FIELDS, *TAG_LIST_FIELDS)}, **body}
+
+
 def same_value(before: Any, after: Any) -> bool:
     """Whether a field reads the same before and after (lists in any order)."""
     if isinstance(before, list) and isinstance(after, list):

@@ -8,9 +8,12 @@ and if it never shows up the task fails saying so. A create is never resent blin
 task never makes a duplicate.
 
 *This task's own segment* is recognised by the creation token this task sends as the segment's
-external id (WalkMe, when the task gives no external id of its own), else by the task's external id
-(when given) together with a creation time after this DAG run started. Zendesk segments carry no
-external id, so there it is the creation time alone.
+external id (WalkMe, when the task gives no external id of its own: then nothing else counts), else
+by the task's external id (when given) together with a creation time after this DAG run started
+(in whole seconds: platforms list creation times to the second). Zendesk segments carry no external
+id, so there it is the creation time together with the content: a segment made since the run
+started that holds exactly what this create sends (another task's segment of that name holds
+something else, and is not taken for this task's).
 
 **Delete despite a lost answer.** A DELETE whose outcome is unknown is followed by a look-up: a
 segment that is gone was deleted (reported as done, not as "not found"), one still listed is
@@ -47,22 +50,27 @@ class CreationMark:
     :param external_id: the task's own external id for the segment, if any.
     :param created_after: when this DAG run started: a segment of this name (and external id) created
         since then is this task's.
+    :param holds: where segments carry no external id (Zendesk): whether a segment holds exactly what
+        this create sends; one made since the run started that holds something else is not this task's.
     """
 
     token: str | None = None
     external_id: str | None = None
     created_after: datetime | None = None
+    holds: Callable[[dict[str, Any]], bool] | None = None
 
     def owns(self, segment: dict[str, Any]) -> bool:
         """True when ``segment`` (normalised: ``external_id``, ``created_at``) is this task's."""
-        if self.token and segment.get("external_id") == self.token:
-            return True
+        if self.token and self.external_id is None:  # the token went out as the external id: proof
+            return segment.get("external_id") == self.token
         if self.created_after is None:
             return False
         if self.external_id is not None and segment.get("external_id") != self.external_id:
             return False
         created = parse_time(segment.get("created_at"))
-        return created is not None and created >= self.created_after
+        if created is None or created < self.created_after.replace(microsecond=0):
+            return False
+        return self.holds is None or self.holds(segment)
 
 
 @dataclass
