@@ -14,8 +14,10 @@ ids as unknown.
 ``state_path`` at the same time are detected: the second fails saying who holds it. A retry of the
 same task takes its own lease over, and so does any sync when the holder was a process on this
 machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning. On
-local disk the lease is created exclusively (``O_EXCL``); object stores get a write-then-read-back
-check, which narrows the race but cannot close it: give such syncs a one-slot pool (see Deploying).
+local disk the lease is written aside and hard-linked into place, so it appears whole or not at all
+(an unreadable one younger than :data:`LEASE_WRITE_SECONDS` is never taken over); object stores get
+a write-then-read-back check, which narrows the race but cannot close it: give such syncs a one-slot
+pool (see Deploying).
 
 Every file is written to a temporary sibling, flushed to disk (``fsync``) and moved over the old
 one, so a reader sees the old version or the new one, never half a file; a torn or undecodable file
@@ -33,7 +35,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -58,6 +60,9 @@ JOURNAL_SUFFIX = ".journal"
 LEASE_SUFFIX = ".lease"
 #: A lease older than this belongs to a sync that was killed: it is taken over (with a warning).
 LEASE_SECONDS = 3600
+#: An unreadable lease younger than this may be one another sync is writing (where it cannot appear
+#: whole): it is not taken over.
+LEASE_WRITE_SECONDS = 30
 #: The first line of a state file (its header) is at most this long.
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -140,13 +145,37 @@ class StateFile:
             raise
 
     def create_exclusive(self, text: str) -> bool:
-        """Create the file holding ``text`` unless it exists; ``False`` when it did."""
+        """Create the file holding ``text`` unless it exists; ``False`` when it did.
+
+        On local disk the text is written to a temporary sibling first and hard-linked into place,
+        so the file appears whole or not at all: a second sync never reads one half-written (and
+        takes it for a damaged lease). Where hard links are not supported, ``O_EXCL`` creates it.
+        """
         if not self.local:
             if self.target.exists():
                 return False
             self.replace(text)
             return True
         os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
+        temporary = f"{self.target}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temporary, self.target)
+            except FileExistsError:
+                return False
+            except OSError:  # no hard links on this filesystem
+                return self._create_with_o_excl(text)
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+        _fsync_directory(os.path.dirname(os.path.abspath(self.target)))
+        return True
+
+    def _create_with_o_excl(self, text: str) -> bool:
         try:
             descriptor = os.open(self.target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -156,6 +185,15 @@ class StateFile:
             handle.flush()
             os.fsync(handle.fileno())
         return True
+
+    def seconds_since_modified(self) -> float | None:
+        """How long ago the file was last written (local disk only; ``None`` elsewhere or absent)."""
+        if not self.local:
+            return None
+        try:
+            return time.time() - os.stat(self.target).st_mtime
+        except OSError:
+            return None
 
     def read_small_text(self) -> str | None:
         """The whole file as text (a lease), ``None`` when absent or unreadable."""
@@ -211,6 +249,13 @@ class StateStore:
             if self.lease_file.create_exclusive(record):
                 break
             current = _parse_lease(self.lease_file.read_small_text())
+            age = self.lease_file.seconds_since_modified()
+            if current is None and age is not None and age < LEASE_WRITE_SECONDS:
+                raise SegmentsBusyError(
+                    f"The lease on state_path {str(self.state_path)!r} was written {age:.0f} s ago and "
+                    "cannot be read yet: another sync may be taking it, so nothing was sent. Retry; "
+                    f"delete {self.lease_file} if it stays unreadable and no other sync is running."
+                )
             if current is None or current["holder"] == holder:
                 reason = "an unreadable lease" if current is None else "its own lease (an earlier try)"
                 log.info("Sync of %s takes over %s.", self.state_path, reason)

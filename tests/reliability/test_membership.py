@@ -396,6 +396,58 @@ def test_a_second_sync_of_the_same_state_path_while_one_runs_fails_clearly(sandb
     assert writes(sandbox) == []
 
 
+def test_a_lease_being_created_is_never_taken_over_by_a_second_sync(tmp_path, monkeypatch):
+    """Worker A stalls half-way through creating the lease (whichever step its creation takes);
+    worker B tries meanwhile. Exactly one of them may hold it: both holding it is two syncs at once."""
+    import logging
+    import threading
+
+    from airflow_provider_segments.membership import state as state_module
+    from airflow_provider_segments.membership.state import StateStore
+
+    b_tried = threading.Event()
+
+    def stalling(real):
+        def stall(*args, **kwargs):
+            if threading.current_thread().name == "A":
+                b_tried.wait(5)
+            return real(*args, **kwargs)
+
+        return stall
+
+    for step in ("fdopen", "link", "replace", "fsync"):
+        monkeypatch.setattr(state_module.os, step, stalling(getattr(os, step)))
+    holders: list[str] = []
+
+    def acquire(holder: str) -> None:
+        try:
+            StateStore(str(tmp_path / "s")).acquire_lease(holder, logging.getLogger("test"))
+            holders.append(holder)
+        except SegmentsBusyError:
+            pass
+
+    worker_a = threading.Thread(target=acquire, args=("worker-a",), name="A")
+    worker_a.start()
+    time.sleep(0.2)  # A is inside its creation now
+    acquire("worker-b")
+    b_tried.set()
+    worker_a.join(10)
+    assert len(holders) == 1, holders
+
+
+def test_an_unreadable_lease_is_taken_over_only_once_it_is_not_being_written(sandbox, tmp_path):
+    state = tmp_path / "s"
+    lease = tmp_path / "s.lease"
+    lease.write_bytes(b"")  # what a sync that takes the lease without hard links shows at first
+    with pytest.raises(SegmentsBusyError, match=r"cannot be read yet: another sync may be taking it"):
+        sync(state, user_ids=["a"])
+    assert writes(sandbox) == []
+    long_ago = time.time() - 120
+    os.utime(lease, (long_ago, long_ago))  # a sync killed while writing it: damaged, taken over
+    sync(state, user_ids=["a"])
+    assert members_of(sandbox, "Audience") == {"a"} and not lease.exists()
+
+
 # -- 17.9. no listed member count ----------------------------------------------------------------------------
 def test_an_override_whose_removal_cannot_be_checked_is_refused(sandbox, monkeypatch):
     guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Counted", [f"u{i}" for i in range(40)])["guid"]
