@@ -321,9 +321,10 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         """Add, remove or override the users of a segment, in chunks of at most 25,000 ids.
 
         ``override`` with more than 25,000 ids overrides with the first chunk and adds the rest, so
-        the final membership is exactly ``user_ids``; an ``override`` with no ids, or one that would
-        remove more than ``max_removal_fraction`` of the members WalkMe lists, is refused unless
-        allowed. Validated before the first request.
+        the final membership is exactly ``user_ids``; an ``override`` with no ids, or an ``override``
+        or ``remove`` that could remove more than ``max_removal_fraction`` of the members WalkMe
+        lists (a ``remove`` counts each id as a member), is refused unless allowed. Validated before
+        the first request.
 
         After the change the segment is read back: an ``override`` must list exactly as many members
         as ``user_ids`` holds, an ``add`` at least that many, else :class:`MembershipMismatchError`.

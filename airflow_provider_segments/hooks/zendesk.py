@@ -30,6 +30,7 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     show_value,
 )
 from airflow_provider_segments.http import same_origin
+from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
@@ -204,6 +205,9 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         added_user_ids: list[int] | None = None,
         if_exists: str = "update",
         created_after: datetime | None = None,
+        *,
+        allow_empty: bool = False,
+        max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
     ) -> dict[str, Any]:
         """Create a custom user segment; a retried task never creates a duplicate.
 
@@ -215,8 +219,14 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         never resent, and a segment of this name created after ``created_after`` (when this DAG run
         started) that holds exactly what this create sends is this task's own, even with
         ``if_exists="error"``. The segment is read back afterwards and must list the criteria sent.
+
+        Replacing a segment's ``added_user_ids`` follows WalkMe's mass-change guards
+        (:class:`~airflow_provider_segments.membership.Guards`): emptying them needs ``allow_empty``,
+        removing more than ``max_removal_fraction`` of them needs a higher fraction; nothing is sent
+        otherwise.
         """
         check_if_exists(if_exists)
+        guards = Guards(allow_empty, max_removal_fraction)
         fields = {
             "name": name,
             "user_type": user_type,
@@ -250,16 +260,21 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         )
         existing = existing_segment(creation, if_exists)
         if existing is not None:
-            return self._replace(existing, body, "already exists")
+            return self._replace(existing, body, "already exists", guards)
         segment, unconfirmed = post_once(creation)
         if unconfirmed:  # the lost create's content is not known for sure: make it exact
-            return self._replace(segment, body, "exists after the unanswered create")
+            return self._replace(segment, body, "exists after the unanswered create", guards)
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
         return self._reported(self._verified(segment["id"], body))
 
-    def _replace(self, existing: dict[str, Any], body: dict[str, Any], reason: str) -> dict[str, Any]:
+    def _replace(
+        self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards
+    ) -> dict[str, Any]:
         """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
         full = as_created(body)
+        self._check_added_users(
+            existing, full["added_user_ids"], f"Creating over user segment {existing['id']}", guards
+        )
         changes = [
             f"{field} {show_value(existing.get(field))} -> {show_value(full[field])}"
             for field in CRITERIA_FIELDS
@@ -284,8 +299,16 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         tags: list[str] | None = None,
         or_tags: list[str] | None = None,
         added_user_ids: list[int] | None = None,
+        *,
+        allow_empty: bool = False,
+        max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
     ) -> dict[str, Any]:
-        """Update the given fields of a user segment; ``None`` leaves a field as is, ``[]`` clears it."""
+        """Update the given fields of a user segment; ``None`` leaves a field as is, ``[]`` clears it.
+
+        New ``added_user_ids`` are checked against the ones Zendesk lists first, with WalkMe's
+        mass-change guards (see :meth:`create_user_segment`); nothing is sent when they refuse.
+        """
+        guards = Guards(allow_empty, max_removal_fraction)
         segment_id = validate_user_segment_id(user_segment_id)
         fields = {
             "name": name,
@@ -301,7 +324,23 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             raise SegmentsValidationError(
                 f"Nothing to update on user segment {segment_id}: give at least one field."
             )
+        if "added_user_ids" in body:
+            self._refuse_built_in(segment_id, "update")
+            listed = self.get_user_segment(segment_id)
+            what = f"Updating user segment {segment_id}"
+            self._check_added_users(listed, body["added_user_ids"], what, guards)
         return self._put(segment_id, body)
+
+    def _check_added_users(
+        self, listed: dict[str, Any], wanted: list[int], what: str, guards: Guards
+    ) -> None:
+        """The mass-change guards on replacing the ``added_user_ids`` Zendesk lists by ``wanted``."""
+        what = f"{what} with {len(wanted):,} added_user_ids"
+        current = listed.get("added_user_ids", [])  # not listed (as in Zendesk's document): none
+        if isinstance(current, list):
+            guards.check_replacement(current, wanted, what)
+        else:  # listed as something else: the removal cannot be checked
+            guards.check_removal(0, None, what)
 
     def _put(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
         self._refuse_built_in(segment_id, "update")

@@ -223,10 +223,14 @@ def update_segment(
     """``add``/``remove``/``override`` (see :meth:`~..hooks.walkme.WalkMeHook.update_segment`)."""
     ids = load_ids(user_ids, max_length=max_length)
     known = listed_segment(api, system, guid)
+    count = known.get("user_count")
+    if action == "remove":  # WalkMe lists how many members, not who: count every id as one
+        what = f"Removing {len(ids):,} ids from WalkMe segment {guid}"
+        guards.check_removal(min(len(ids), count or 0), count, what, at_most=True)
     if action != "override":
-        return apply_action(api, system, guid, action, ids, known_count=known.get("user_count"))
+        return apply_action(api, system, guid, action, ids, known_count=count)
     guards.check_input(ids, source_name(user_ids))
-    return override(api, system, guid, ids, guards=guards, known_count=known.get("user_count"))
+    return override(api, system, guid, ids, guards=guards, known_count=count)
 
 
 def listed_segment(api: MembershipApi, system: str, guid: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
@@ -51,11 +53,12 @@ class Guards:
                 "segment should really be emptied."
             )
 
-    def check_removal(self, removed: int, known: int | None, what: str) -> None:
+    def check_removal(self, removed: int, known: int | None, what: str, *, at_most: bool = False) -> None:
         """Refuse removing more than ``max_removal_fraction`` of ``known`` members.
 
         ``known=None`` means the platform did not say how many members there are: the check cannot
-        run, so the change is refused unless removal is not limited.
+        run, so the change is refused unless removal is not limited. ``at_most``: ``removed`` is
+        what the change could remove at most (a ``remove`` of ids the platform does not list).
         """
         if not self.limits_removal:
             return
@@ -70,10 +73,27 @@ class Guards:
         assert self.max_removal_fraction is not None  # limits_removal
         if removed > self.max_removal_fraction * known:
             raise SegmentsValidationError(
-                f"{what} would remove {removed:,} of its {known:,} members ({removed / known:.0%}), more "
-                f"than max_removal_fraction={self.max_removal_fraction} allows: nothing was sent. If the "
-                "audience really shrank, raise max_removal_fraction (1.0 allows any removal)."
+                f"{what} {'could remove up to' if at_most else 'would remove'} {removed:,} of its "
+                f"{known:,} members ({removed / known:.0%}), more "
+                f"than max_removal_fraction={self.max_removal_fraction} allows: nothing was sent. "
+                + (
+                    "The platform lists how many members there are, not who, so every id is counted as one. "
+                    if at_most
+                    else ""
+                )
+                + "If the audience really shrank, raise max_removal_fraction (1.0 allows any removal)."
             )
+
+    def check_replacement(self, listed: Collection[Any], wanted: Collection[Any], what: str) -> None:
+        """Refuse replacing the ``listed`` members by ``wanted`` when that empties a non-empty list
+        (unless ``allow_empty``) or removes more than ``max_removal_fraction`` of them: for a
+        platform that lists the members themselves, so the removal is exact."""
+        if listed and not wanted and not self.allow_empty:
+            raise SegmentsValidationError(
+                f"{what} would empty its {len(listed):,} members, and an empty list is more often a "
+                "failed export: nothing was sent. Pass allow_empty=True if it should really be emptied."
+            )
+        self.check_removal(len(set(listed) - set(wanted)), len(listed), what)
 
 
 #: The guards a change has when the task sets none (frozen: one shared instance is safe).

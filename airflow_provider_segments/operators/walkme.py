@@ -226,9 +226,10 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
     :param allow_empty: let an empty input through (it empties the segment); by default an empty list
         or file fails the task before anything is sent: an empty export is more often a failed one.
-    :param max_removal_fraction: refuse, before any write, an ``override`` that would remove more than this
-        share of the members known before (snapshot, or the count WalkMe lists); default 0.5, 1.0
-        allows any removal, ``None`` turns the check off.
+    :param max_removal_fraction: refuse, before any write, an ``override`` or ``remove`` that could
+        remove more than this share of the members WalkMe lists (a ``remove`` counts each id as a
+        member: WalkMe lists how many, not who); default 0.5, 1.0 allows any removal, ``None`` turns
+        the check off.
     :param max_parallel_requests: chunk writes sent at once where their order does not matter (the
         ``add`` chunks after the first ``override``, a sync's adds and removes), 1 to 16; default 4.
         Halved on every 429/5xx answer or retry, grown back by one after a round of successes; 1

@@ -1,7 +1,7 @@
 """Operators that create, update, delete and list Zendesk Help Center user segments.
 
-Thin by design: every argument but the connection id is templated; validation and pagination live
-in the hook.
+Thin by design: every argument but the connection id and the mass-change guards (checked when the
+DAG is parsed) is templated; validation and pagination live in the hook.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from airflow_provider_segments._compat import Context
 from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.operators._base import (
     SegmentsOperator,
     check_unless_templated,
@@ -44,7 +45,24 @@ class _ZendeskOperator(SegmentsOperator[ZendeskHelpCenterHook]):
 
 
 class _ZendeskWriteOperator(_ZendeskOperator):
-    """Create and update: they report the segment they wrote to OpenLineage."""
+    """Create and update: the mass-change guards on ``added_user_ids``, and they report the segment
+    they wrote to OpenLineage."""
+
+    def __init__(
+        self,
+        *,
+        allow_empty: bool = False,
+        max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        Guards(allow_empty, max_removal_fraction)  # a wrong value fails when the DAG is parsed
+        self.allow_empty = allow_empty
+        self.max_removal_fraction = max_removal_fraction
+
+    def guard_kwargs(self) -> dict[str, Any]:
+        """The mass-change guards the hook's create and update take."""
+        return {"allow_empty": self.allow_empty, "max_removal_fraction": self.max_removal_fraction}
 
     def done(self, context: Context, segment: dict[str, Any]) -> dict[str, Any]:
         """Keep the written segment for the lineage methods; return it for XCom, with its id under
@@ -75,6 +93,12 @@ class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
     :param added_user_ids: users added regardless of the criteria. Templated.
     :param if_exists: ``"update"`` or ``"error"``. Templated (a literal is checked when the DAG is
         parsed, a template when the task runs).
+    :param allow_empty: when a segment of this name exists, let an empty or left-out
+        ``added_user_ids`` empty the users it lists as added; by default that fails the task before
+        anything is sent (an empty export is more often a failed one). Not templated.
+    :param max_removal_fraction: refuse, before any write, new ``added_user_ids`` that leave out more
+        than this share of the ones Zendesk lists; default 0.5, 1.0 allows any removal, ``None``
+        turns the check off. Not templated.
     :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
     """
 
@@ -107,7 +131,10 @@ class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
             segment = self.hook.create_user_segment(
-                **self._segment_fields(), if_exists=self.if_exists, created_after=run_started_at(context)
+                **self._segment_fields(),
+                if_exists=self.if_exists,
+                created_after=run_started_at(context),
+                **self.guard_kwargs(),
             )
         return self.done(context, segment)
 
@@ -126,6 +153,12 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
     :param tags: tags a user must all have. Templated.
     :param or_tags: tags of which a user must have at least one. Templated.
     :param added_user_ids: users added regardless of the criteria. Templated.
+    :param allow_empty: let ``added_user_ids=[]`` empty the users the segment lists as added; by
+        default that fails the task before anything is sent (an empty export is more often a failed
+        one). Not templated.
+    :param max_removal_fraction: refuse, before any write, new ``added_user_ids`` that leave out more
+        than this share of the ones Zendesk lists; default 0.5, 1.0 allows any removal, ``None``
+        turns the check off. Not templated.
     :param zendesk_conn_id: Airflow connection of type ``zendesk_help_center``.
     """
 
@@ -156,7 +189,9 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input():
-            segment = self.hook.update_user_segment(self.user_segment_id, **self._segment_fields())
+            segment = self.hook.update_user_segment(
+                self.user_segment_id, **self._segment_fields(), **self.guard_kwargs()
+            )
         return self.done(context, segment)
 
 

@@ -14,6 +14,10 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
+from airflow_provider_segments.operators.zendesk import (
+    ZendeskCreateUserSegmentOperator,
+    ZendeskUpdateUserSegmentOperator,
+)
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 BEFORE = [f"member{i}" for i in range(10)]
@@ -152,3 +156,85 @@ def test_guard_settings_are_checked_when_the_dag_is_parsed():
         WalkMeSyncSegmentOperator(
             task_id="s", name="A", state_path="s", user_ids=["a"], max_removal_fraction=1.5
         )
+
+
+def test_a_remove_of_most_members_is_refused_unless_the_fraction_is_raised(sandbox):
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Listed", BEFORE)["guid"]
+    with pytest.raises(
+        AirflowFailException, match=r"could remove up to 6 of its 10 members.*nothing was sent"
+    ):
+        WalkMeUpdateSegmentOperator(
+            task_id="u", segment_guid=guid, action="remove", user_ids=BEFORE[:6]
+        ).execute({})
+    assert _writes(sandbox) == [] and _members(sandbox, guid) == set(BEFORE)
+    # ids that are not members count too: WalkMe lists no members, only how many there are
+    WalkMeUpdateSegmentOperator(task_id="u", segment_guid=guid, action="remove", user_ids=BEFORE[:5]).execute(
+        {}
+    )
+    assert _members(sandbox, guid) == set(BEFORE[5:])
+    WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action="remove", user_ids=BEFORE, max_removal_fraction=1.0
+    ).execute({})
+    assert _members(sandbox, guid) == set()
+
+
+def _zendesk_writes(sandbox) -> list[str]:
+    return [r["method"] for r in sandbox.requests if r["method"] in ("POST", "PUT", "DELETE")]
+
+
+def test_a_zendesk_update_that_empties_the_added_users_is_refused_unless_allowed(sandbox):
+    segment_id = sandbox.zendesk.create_segment(name="Beta", added_user_ids=[1, 2, 3, 4])["id"]
+    with pytest.raises(
+        AirflowFailException, match=r"added_user_ids.*empty.*nothing was sent.*allow_empty=True"
+    ):
+        ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=segment_id, added_user_ids=[]).execute(
+            {}
+        )
+    assert _zendesk_writes(sandbox) == []
+    assert sandbox.zendesk.segment(segment_id)["added_user_ids"] == [1, 2, 3, 4]
+    ZendeskUpdateUserSegmentOperator(
+        task_id="u", user_segment_id=segment_id, added_user_ids=[], allow_empty=True, max_removal_fraction=1.0
+    ).execute({})
+    assert sandbox.zendesk.segment(segment_id)["added_user_ids"] == []
+
+
+def test_a_zendesk_update_that_removes_most_added_users_is_refused_unless_the_fraction_is_raised(sandbox):
+    segment_id = sandbox.zendesk.create_segment(name="Beta", added_user_ids=[1, 2, 3, 4])["id"]
+    with pytest.raises(AirflowFailException, match=r"would remove 3 of its 4 members.*nothing was sent"):
+        ZendeskUpdateUserSegmentOperator(
+            task_id="u", user_segment_id=segment_id, added_user_ids=[4, 5, 6]
+        ).execute({})
+    assert _zendesk_writes(sandbox) == []
+    ZendeskUpdateUserSegmentOperator(
+        task_id="u", user_segment_id=segment_id, added_user_ids=[3, 4, 5]
+    ).execute({})
+    assert sorted(sandbox.zendesk.segment(segment_id)["added_user_ids"]) == [3, 4, 5]
+    ZendeskUpdateUserSegmentOperator(
+        task_id="u", user_segment_id=segment_id, added_user_ids=[9], max_removal_fraction=1.0
+    ).execute({})
+    assert sandbox.zendesk.segment(segment_id)["added_user_ids"] == [9]
+
+
+def test_a_zendesk_create_over_an_existing_segment_keeps_its_added_users_unless_allowed(sandbox):
+    segment_id = sandbox.zendesk.create_segment(name="Beta", added_user_ids=[1, 2, 3, 4])["id"]
+    with pytest.raises(
+        AirflowFailException, match=r"added_user_ids.*empty.*nothing was sent.*allow_empty=True"
+    ):
+        ZendeskCreateUserSegmentOperator(task_id="c", name="Beta", user_type="signed_in_users").execute({})
+    with pytest.raises(AirflowFailException, match=r"would remove 4 of its 4 members.*nothing was sent"):
+        ZendeskCreateUserSegmentOperator(
+            task_id="c", name="Beta", user_type="signed_in_users", added_user_ids=[7]
+        ).execute({})
+    assert _zendesk_writes(sandbox) == []
+    assert sandbox.zendesk.segment(segment_id)["added_user_ids"] == [1, 2, 3, 4]
+    ZendeskCreateUserSegmentOperator(
+        task_id="c", name="Beta", user_type="signed_in_users", added_user_ids=[7], max_removal_fraction=1.0
+    ).execute({})
+    assert sandbox.zendesk.segment(segment_id)["added_user_ids"] == [7]
+
+
+def test_zendesk_guard_settings_are_checked_when_the_dag_is_parsed():
+    with pytest.raises(ValueError, match=r"max_removal_fraction -1 must be a number from 0 to 1"):
+        ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=1, max_removal_fraction=-1)
+    with pytest.raises(ValueError, match=r"allow_empty 'yes' must be True or False"):
+        ZendeskCreateUserSegmentOperator(task_id="c", name="A", user_type="staff", allow_empty="yes")

@@ -28,7 +28,8 @@ UPDATE_TASK = textwrap.dedent(
 
     ids = [f"user{i:06d}@example.com" for i in range(100_000)]
     WalkMeUpdateSegmentOperator(
-        task_id="update", segment_guid=sys.argv[1], action=sys.argv[2], user_ids=ids
+        task_id="update", segment_guid=sys.argv[1], action=sys.argv[2], user_ids=ids,
+        max_removal_fraction=1.0,  # a remove of 100,000 ids may remove every listed member
     ).execute({})
     """
 )

@@ -209,7 +209,13 @@ def test_zendesk_create_over_an_existing_name_leaves_it_as_a_fresh_create_would(
         or_tags=["gold"],
         added_user_ids=[7],
     )
-    ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["vip"])
+    ZendeskHelpCenterHook().create_user_segment(
+        "VIP",
+        "staff",
+        tags=["vip"],
+        allow_empty=True,
+        max_removal_fraction=1.0,  # drops user 7
+    )
     fresh = ZendeskHelpCenterHook().create_user_segment("VIP fresh", "staff", tags=["vip"])
     criteria = ("user_type", "group_ids", "organization_ids", "tags", "or_tags", "added_user_ids")
     updated = zendesk.segment(old["id"])

@@ -599,7 +599,8 @@ def _between_runs(sandbox, name: str, event: str, state, some_ids: list[str], rn
     listed = segments_named(sandbox, name)
     if event == "edit" and listed:  # another tool adds or removes a few members over the API
         time.sleep(0.002)  # the sandbox's update times have millisecond resolution
-        WalkMeHook().update_segment(listed[0]["guid"], rng.choice(["add", "remove"]), some_ids)
+        action = rng.choice(["add", "remove"])
+        WalkMeHook().update_segment(listed[0]["guid"], action, some_ids, max_removal_fraction=1.0)
     elif event == "delete-segment" and listed:
         WalkMeHook().delete_segment(listed[0]["guid"])
     elif event == "lose-snapshot" and state.exists():
