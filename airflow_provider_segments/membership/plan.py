@@ -101,6 +101,15 @@ def delta_plan(ids: UserIds, known: UserIds, uncertain: UserIds | None, chunk_si
     return Plan(DELTA, ids, chunk_size, add_ids, remove_ids, unchanged=len(ids) - len(add_ids))
 
 
+def left_out_count(ids: UserIds, known: UserIds) -> int:
+    """How many of ``known`` are not in ``ids`` (compared in sorted windows, as :func:`delta_plan`)."""
+    streams = (ids.sorted_chunks(BLOCK_IDS), known.sorted_chunks(BLOCK_IDS))
+    return sum(
+        len(known_ids) - len(set(known_ids).intersection(wanted_ids))
+        for wanted_ids, known_ids in aligned_windows(*streams)
+    )
+
+
 def chunk_count(total: int, size: int) -> int:
     """Requests needed for ``total`` ids at ``size`` a request."""
     return -(-total // size)

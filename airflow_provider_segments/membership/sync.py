@@ -25,7 +25,14 @@ from airflow_provider_segments.membership.engine import (
     verify,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
-from airflow_provider_segments.membership.plan import DELTA, FULL, Plan, delta_plan, full_plan
+from airflow_provider_segments.membership.plan import (
+    DELTA,
+    FULL,
+    Plan,
+    delta_plan,
+    full_plan,
+    left_out_count,
+)
 from airflow_provider_segments.membership.sender import MembershipApi, send_chunks
 from airflow_provider_segments.membership.state import Journal, Snapshot, StateStore
 from airflow_provider_segments.membership.writes import CreationMark, existing_segment
@@ -112,12 +119,19 @@ def _sync(
         what = f"Syncing WalkMe segment {segment['segment_guid']}"
         if plan.mode == DELTA:  # members known from the snapshot the platform's evidence confirmed
             guards.check_removal(len(plan.removes), known, what)
-        else:  # members known from the count the platform lists, else this segment's snapshot
+        else:  # at least count - len(input) go; a snapshot of this segment shows who was there
             known = segment.get("user_count")
-            if known is None and snapshot is not None and _is_of(snapshot, segment, system):
-                known = len(snapshot.ids)
-                log.info("WalkMe lists no member count: the removal guard counts the snapshot's %s.", known)
-            guards.check_removal(max(0, (known or 0) - len(ids)), known, what)
+            removed = max(0, (known or 0) - len(ids))
+            if snapshot is not None and _is_of(snapshot, segment, system) and guards.limits_removal:
+                if known is None:
+                    known = len(snapshot.ids)
+                    log.info(
+                        "WalkMe lists no member count: the removal guard counts the snapshot's %s.", known
+                    )
+                # a swap keeps the count; the snapshot (even one WalkMe's evidence no longer
+                # confirms for a delta) names the members the input leaves out
+                removed = max(removed, left_out_count(ids, snapshot.ids))
+            guards.check_removal(removed, known, what)
     log.info(plan.describe())
     added, removed = plan.counts()
     summary: dict[str, Any] = {

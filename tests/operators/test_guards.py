@@ -5,6 +5,7 @@ it through. Asserted on the sandbox: what it holds and which writes it received.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -238,3 +239,23 @@ def test_zendesk_guard_settings_are_checked_when_the_dag_is_parsed():
         ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=1, max_removal_fraction=-1)
     with pytest.raises(ValueError, match=r"allow_empty 'yes' must be True or False"):
         ZendeskCreateUserSegmentOperator(task_id="c", name="A", user_type="staff", allow_empty="yes")
+
+
+def test_a_full_sync_counts_the_members_its_snapshot_lists_not_only_the_count(sandbox, tmp_path):
+    """A swap of every member keeps the count (count - len(input) = 0): the snapshot of the same
+    segment shows who was there, even when WalkMe's evidence no longer confirms it for a delta."""
+    state, guid = _synced(sandbox, tmp_path)
+    time.sleep(0.002)  # the sandbox's update times have millisecond resolution
+    WalkMeUpdateSegmentOperator(task_id="u", segment_guid=guid, action="add", user_ids=["x"]).execute({})
+    WalkMeUpdateSegmentOperator(task_id="u", segment_guid=guid, action="remove", user_ids=["x"]).execute({})
+    sandbox.clear_request_log()  # changed elsewhere (count kept): a full sync next, not a delta
+    swapped = [f"new{i}" for i in range(10)]
+    with pytest.raises(AirflowFailException, match=r"would remove 10 of its 10 members.*nothing was sent"):
+        WalkMeSyncSegmentOperator(task_id="s", name="Audience", state_path=state, user_ids=swapped).execute(
+            {}
+        )
+    assert _writes(sandbox) == [] and _members(sandbox, guid) == set(BEFORE)
+    result = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=state, user_ids=BEFORE[:6] + swapped[:4]
+    ).execute({})
+    assert result["mode"] == "full" and _members(sandbox, guid) == set(BEFORE[:6] + swapped[:4])
