@@ -342,7 +342,7 @@ def test_an_echo_cut_short_by_the_server_leaves_no_start_of_a_secret_at_the_cut_
 def test_a_secret_split_across_lines_is_redacted_once_the_whitespace_is_folded():
     redactor = Redactor()
     redactor.add_secret("pass word-1234")
-    assert redactor.shorten("token: pass\n   word-1234 end", 100) == "token: *** end"
+    assert redactor.shorten("echo: pass\n   word-1234 end", 100) == "echo: *** end"
 
 
 # -- was the request sent? ---------------------------------------------------------------------------
@@ -395,6 +395,15 @@ FIELD_FORMS = {
     "header-like value with a space": "password: SEC RETxyz",
     "an object as the value": '{"client_secret": {"value": "SEC RETxyz"}}',
     "a value starting with ***": '{"access_token": "***SECRETxyz"}',
+    "XML element": "<oauth><access_token>SECRETxyz</access_token></oauth>",
+    "XML element with attributes": '<client_secret type="s">SECRETxyz</client_secret>',
+    "HTML-escaped XML element": "&lt;refresh_token&gt;SECRETxyz&lt;/refresh_token&gt;",
+    "bare token field": '{"token": "SECRETxyz", "ok": false}',
+    "bare secret field": "secret=SECRETxyz&x=1",
+    "api key field": '{"api_key": "SECRETxyz"}',
+    "apiKey header-like": "X-Api-Key: SECRETxyz",
+    "authorization header echoed": "Authorization: Bearer SECRETxyz",
+    "XML token element": "<token>SECRETxyz</token>",
 }
 
 
@@ -410,6 +419,32 @@ def test_a_known_secret_holding_a_quote_is_redacted_in_json_shown_through_repr()
     redact = Redactor()
     redact.add_secret('hunter"2xyz')
     assert "2xyz" not in redact.preview({"detail": json.dumps({"pw": 'hunter"2xyz'})}, 200)
+
+
+def test_words_that_only_look_like_credential_fields_stay():
+    text = '{"token_type": "Bearer", "expires_in": 86400, "error": "invalid or expired token", "tokens": 3}'
+    assert Redactor()(text) == text
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        pytest.param(lambda s: s[:9] + "\n" + s[9:], id="newline"),
+        pytest.param(lambda s: s[:5] + "\r\n  " + s[5:14] + "\n\t" + s[14:], id="several-lines-indented"),
+        pytest.param(lambda s: s[:9] + "\\n" + s[9:], id="escaped-newline-in-a-repr"),
+    ],
+)
+def test_a_secret_wrapped_across_lines_is_redacted_whole(wrap):
+    """An error page, or a base64 header echoed MIME-style (76 columns), wraps a long secret."""
+    secret = "0123456789abcdefSECRET"
+    redact = Redactor()
+    redact.add_secret(secret)
+    wrapped = wrap(secret)
+    for shown in (redact(f"echo: {wrapped} end"), redact.shorten(f"echo: {wrapped} end", 200)):
+        assert "SECRET" not in shown and "01234" not in shown and shown.endswith(" end"), shown
+    header = base64.b64encode(secret.encode()).decode()
+    shown = redact(f"got {header[:10]}\n{header[10:]} .")
+    assert header[:10] not in shown and header[10:] not in shown
 
 
 def test_text_around_a_redacted_field_stays():

@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import re
+from bisect import bisect_right
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -25,8 +26,14 @@ _QUOTE = r"""\\*["']|&quot;|&apos;|&#0*3[49];|&#x0*2[27];|%2[27]"""
 #: (``access_token=v``), an HTML input (``name="access_token" value="v"``) or a header-like line
 #: (``client_secret: v``), whatever the spelling (``accessToken``, ``oauth_access_token``). Where the
 #: value ends is found by :func:`_value_end`.
+#: The names a credential field goes by: the OAuth and API-token fields, and the bare ``token``,
+#: ``secret``, ``api_key`` and ``authorization`` an unknown server may use.
+_CREDENTIAL_NAMES = (
+    r"(?:(?:access|refresh|id|api)[_-]?token|client[_-]?secret|password|passwd|secret|token"
+    r"|api[_-]?key|authorization)"
+)
 _CREDENTIAL_FIELD = re.compile(
-    r"""(?:(?<![a-z0-9])|(?<=%[0-9a-f]{2}))(?:(?:access|refresh|id|api)[_-]?token|client[_-]?secret|password)"""
+    rf"""(?:(?<![a-z0-9])|(?<=%[0-9a-f]{{2}})){_CREDENTIAL_NAMES}"""
     rf"""(?:{_QUOTE})?(?:\s+value)?\s*(?P<separator>[:=]|%3[ad])\s*"""
     rf"""(?P<opener>{_QUOTE}|[{{\[])?(?:(?:bearer|basic|token)\s+)?""",
     re.IGNORECASE,
@@ -37,6 +44,17 @@ _BARE_VALUE_END = {
     "=": re.compile(r"[\s&,;]|%26|%2c|%3b", re.IGNORECASE),
     ":": re.compile(r"[\r\n&,;]|%26|%2c|%3b", re.IGNORECASE),
 }
+#: A credential as an XML element, raw or HTML-escaped (``<access_token>v</access_token>``): its
+#: value runs to the next tag (or the end of a text cut short).
+_CREDENTIAL_ELEMENTS = (
+    re.compile(rf"<[\w.:-]*?{_CREDENTIAL_NAMES}(?:\s[^<>]*)?>(?P<value>[^<]+)", re.IGNORECASE),
+    re.compile(rf"&lt;[\w.:-]*?{_CREDENTIAL_NAMES}(?:\s.*?)?&gt;(?P<value>.+?)(?=&lt;|$)", re.IGNORECASE),
+)
+#: What may wrap a long secret across lines: whitespace, or its escape in a repr or JSON.
+_LINE_BREAK = re.compile(r"(?:\s|\\[rnt])+")
+#: A secret form at least this long is looked for with line breaks inside it too (shorter ones
+#: would match ordinary words across a space).
+WRAPPED_SECRET_CHARS = 8
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
@@ -47,13 +65,14 @@ class Redactor:
     def __init__(self) -> None:
         self._forms: set[str] = set()
         self._registered: set[Any] = set()
+        self._wrapped: tuple[str, ...] = ()  # the long forms without their whitespace
 
     def add_secret(self, value: str | None) -> None:
         """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms."""
         if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
             self._registered.add(value)
             # A new set, not an update: another thread may be iterating the old one right now.
-            self._forms = self._forms | secret_forms(value)
+            self._set_forms(self._forms | secret_forms(value))
 
     def add_credentials(self, user: str, password: str) -> None:
         """Remember HTTP Basic credentials: the password, and the header value built from both."""
@@ -64,7 +83,12 @@ class Redactor:
         if password:
             pair = f"{user}:{password}"
             headers = {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
-            self._forms = self._forms | {pair} | headers
+            self._set_forms(self._forms | {pair} | headers)
+
+    def _set_forms(self, forms: set[str]) -> None:
+        wrapped = {_LINE_BREAK.sub("", form) for form in forms}
+        self._wrapped = tuple(sorted((f for f in wrapped if len(f) >= WRAPPED_SECRET_CHARS), key=len))
+        self._forms = forms
 
     def __call__(self, text: str) -> str:
         """``text`` with every known secret replaced by ``***``, and the value of every credential
@@ -72,7 +96,8 @@ class Redactor:
         token in an answer that could not be read."""
         for form in sorted(self._forms, key=len, reverse=True):
             text = text.replace(form, REDACTED)
-        return _redact_credential_fields(text)
+        text = _redact_wrapped(text, self._wrapped)
+        return _redact_credential_elements(_redact_credential_fields(text))
 
     def shorten(self, text: str, limit: int) -> str:
         """``text`` on one line, redacted, then cut to ``limit`` characters.
@@ -153,6 +178,57 @@ def secret_forms(secret: str) -> set[str]:
             if len(core) >= 8:
                 forms.add(core)
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def _redact_wrapped(text: str, needles: tuple[str, ...]) -> str:
+    """``text`` with every secret form in ``needles`` redacted where line breaks (whitespace, or
+    escaped ``\\n``) split it: an error page or a MIME-style base64 wraps a long value."""
+    if not needles:
+        return text
+    folded = _LINE_BREAK.sub("", text)
+    needles = tuple(needle for needle in needles if needle in folded)
+    if not needles:  # the common case, found at C speed
+        return text
+    runs: list[tuple[int, int]] = []  # (start in the folded text, start in text) of each unbroken run
+    kept: list[str] = []
+    folded_length = position = 0
+    for brk in [*_LINE_BREAK.finditer(text), None]:
+        end = brk.start() if brk is not None else len(text)
+        if end > position:
+            runs.append((folded_length, position))
+            kept.append(text[position:end])
+            folded_length += end - position
+        if brk is not None:
+            position = brk.end()
+    folded = "".join(kept)
+    run_starts = [start for start, _ in runs]
+
+    def in_text(index: int) -> int:
+        folded_start, start = runs[bisect_right(run_starts, index) - 1]
+        return start + index - folded_start
+
+    spans = []
+    for needle in needles:
+        at = folded.find(needle)
+        while at != -1:
+            spans.append((in_text(at), in_text(at + len(needle) - 1) + 1))
+            at = folded.find(needle, at + 1)
+    if not spans:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for start, end in sorted(spans):
+        if start >= done:
+            pieces += [text[done:start], REDACTED]
+        done = max(done, end)  # an overlapping span widens the one redacted already
+    return "".join([*pieces, text[done:]])
+
+
+def _redact_credential_elements(text: str) -> str:
+    """``text`` with the value of every credential XML element replaced by ``***``."""
+    for element in _CREDENTIAL_ELEMENTS:
+        text = element.sub(lambda m: m.group()[: m.start("value") - m.start()] + REDACTED, text)
+    return text
 
 
 def _redact_credential_fields(text: str) -> str:
