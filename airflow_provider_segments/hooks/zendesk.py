@@ -26,6 +26,7 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     CRITERIA_FIELDS,
     as_created,
     build_user_segment_payload,
+    check_added_users,
     same_value,
     show_value,
 )
@@ -220,10 +221,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         started) that holds exactly what this create sends is this task's own, even with
         ``if_exists="error"``. The segment is read back afterwards and must list the criteria sent.
 
-        Replacing a segment's ``added_user_ids`` follows WalkMe's mass-change guards
-        (:class:`~airflow_provider_segments.membership.Guards`): emptying them needs ``allow_empty``,
-        removing more than ``max_removal_fraction`` of them needs a higher fraction; nothing is sent
-        otherwise.
+        New ``added_user_ids`` that empty or shrink the ones an existing segment lists are refused,
+        before anything is sent, by WalkMe's mass-change guards (``allow_empty``, ``max_removal_fraction``).
         """
         check_if_exists(if_exists)
         guards = Guards(allow_empty, max_removal_fraction)
@@ -272,7 +271,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
     ) -> dict[str, Any]:
         """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
         full = as_created(body)
-        self._check_added_users(
+        check_added_users(
             existing, full["added_user_ids"], f"Creating over user segment {existing['id']}", guards
         )
         changes = [
@@ -304,10 +303,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
     ) -> dict[str, Any]:
         """Update the given fields of a user segment; ``None`` leaves a field as is, ``[]`` clears it.
-
-        New ``added_user_ids`` are checked against the ones Zendesk lists first, with WalkMe's
-        mass-change guards (see :meth:`create_user_segment`); nothing is sent when they refuse.
-        """
+        New ``added_user_ids`` are guarded as in :meth:`create_user_segment`."""
         guards = Guards(allow_empty, max_removal_fraction)
         segment_id = validate_user_segment_id(user_segment_id)
         fields = {
@@ -326,21 +322,9 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             )
         if "added_user_ids" in body:
             self._refuse_built_in(segment_id, "update")
-            listed = self.get_user_segment(segment_id)
             what = f"Updating user segment {segment_id}"
-            self._check_added_users(listed, body["added_user_ids"], what, guards)
+            check_added_users(self.get_user_segment(segment_id), body["added_user_ids"], what, guards)
         return self._put(segment_id, body)
-
-    def _check_added_users(
-        self, listed: dict[str, Any], wanted: list[int], what: str, guards: Guards
-    ) -> None:
-        """The mass-change guards on replacing the ``added_user_ids`` Zendesk lists by ``wanted``."""
-        what = f"{what} with {len(wanted):,} added_user_ids"
-        current = listed.get("added_user_ids", [])  # not listed (as in Zendesk's document): none
-        if isinstance(current, list):
-            guards.check_replacement(current, wanted, what)
-        else:  # listed as something else: the removal cannot be checked
-            guards.check_removal(0, None, what)
 
     def _put(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
         self._refuse_built_in(segment_id, "update")

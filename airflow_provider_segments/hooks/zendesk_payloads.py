@@ -9,6 +9,7 @@ from typing import Any
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.ids import as_list
+from airflow_provider_segments.membership.guards import Guards
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import check_visible_name, validate_user_segment_id
 
@@ -110,3 +111,13 @@ def show_value(value: Any) -> str:
     if isinstance(value, list) and len(value) > SHOWN_LIST_ITEMS:
         return f"[{len(value):,} items]"
     return preview(value, 120)
+
+
+def check_added_users(listed: dict[str, Any], wanted: list[int], what: str, guards: Guards) -> None:
+    """The mass-change guards on replacing the ``added_user_ids`` Zendesk lists by ``wanted``."""
+    what = f"{what} with {len(wanted):,} added_user_ids"
+    current = listed.get("added_user_ids", [])  # not listed (as in Zendesk's document): none
+    if isinstance(current, list):
+        guards.check_replacement(current, wanted, what)
+    else:  # listed as something else: the removal cannot be checked
+        guards.check_removal(0, None, what)

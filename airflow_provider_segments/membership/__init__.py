@@ -3,6 +3,7 @@
 * :mod:`.guards` — mass-change guards checked before anything is sent.
 * :mod:`.plan` — what a change sends: *full* or *delta*.
 * :mod:`.state` — snapshot, journal and lease, through one storage adapter (local or object storage).
+* :mod:`.state_file` — that adapter: atomic writes, and a lease that appears whole or not at all.
 * :mod:`.sender` — the chunk sender (and why an ``override`` is never retried blindly).
 * :mod:`.writes` — create-or-adopt and delete-despite-a-lost-answer, used by both platforms' hooks.
 * :mod:`.engine` — create, update and the read-back that verifies each change.

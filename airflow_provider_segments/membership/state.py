@@ -33,22 +33,20 @@ import json
 import os
 import socket
 import time
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
-from airflow_provider_segments.locations import read_blocks, storage_path
+from airflow_provider_segments.locations import read_blocks
 from airflow_provider_segments.membership.checksum import (
     EncodedLines,
     encoded_lines,
     hashed_blocks,
     line_blocks,
 )
+from airflow_provider_segments.membership.state_file import MAX_HEADER_BYTES, StateFile
 from airflow_provider_segments.text import preview
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
@@ -63,8 +61,6 @@ LEASE_SECONDS = 3600
 #: An unreadable lease younger than this may be one another sync is writing (where it cannot appear
 #: whole): it is not taken over.
 LEASE_WRITE_SECONDS = 30
-#: The first line of a state file (its header) is at most this long.
-MAX_HEADER_BYTES = 64 * 1024
 
 
 @dataclass
@@ -95,122 +91,6 @@ class Journal:
 
     def __str__(self) -> str:
         return f"{self.mode} change of segment {self.segment_guid or '(being created)'}"
-
-
-class StateFile:
-    """One state file, on local disk or in object storage: the one storage adapter of the state."""
-
-    def __init__(self, location: Any) -> None:
-        self.location = location
-        self.target = storage_path(location)
-        self.local = isinstance(self.target, str)
-
-    def __str__(self) -> str:
-        return str(self.location)
-
-    def exists(self) -> bool:
-        return os.path.lexists(self.target) if self.local else self.target.exists()
-
-    def is_dir(self) -> bool:
-        return os.path.isdir(self.target) if self.local else self.target.is_dir()
-
-    @contextmanager
-    def open_binary(self) -> Iterator[IO[bytes]]:
-        handle = open(self.target, "rb") if self.local else self.target.open("rb")  # noqa: SIM115
-        with handle:
-            yield handle
-
-    def replace(self, header_line: str, body: Iterable[bytes] = ()) -> None:
-        """Write ``header_line`` and the ``body`` blocks to a temporary sibling, flush it to disk and
-        move it over this file: a reader sees the old file or the new one."""
-        temporary = StateFile(f"{self.location}.tmp-{uuid.uuid4().hex}")
-        if self.local:
-            os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
-        else:
-            temporary.target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(temporary.target, "wb") if self.local else temporary.target.open("wb") as handle:
-                handle.write(f"{header_line}\n".encode())
-                handle.writelines(body)
-                if self.local:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            if self.local:
-                os.replace(temporary.target, self.target)  # atomic on one filesystem
-                _fsync_directory(os.path.dirname(os.path.abspath(self.target)))
-            else:
-                temporary.target.rename(self.target)  # a move within one store
-        except BaseException:
-            temporary.remove()
-            raise
-
-    def create_exclusive(self, text: str) -> bool:
-        """Create the file holding ``text`` unless it exists; ``False`` when it did.
-
-        On local disk the text is written to a temporary sibling first and hard-linked into place,
-        so the file appears whole or not at all: a second sync never reads one half-written (and
-        takes it for a damaged lease). Where hard links are not supported, ``O_EXCL`` creates it.
-        """
-        if not self.local:
-            if self.target.exists():
-                return False
-            self.replace(text)
-            return True
-        os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
-        temporary = f"{self.target}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(temporary, self.target)
-            except FileExistsError:
-                return False
-            except OSError:  # no hard links on this filesystem
-                return self._create_with_o_excl(text)
-        finally:
-            with suppress(FileNotFoundError):
-                os.unlink(temporary)
-        _fsync_directory(os.path.dirname(os.path.abspath(self.target)))
-        return True
-
-    def _create_with_o_excl(self, text: str) -> bool:
-        try:
-            descriptor = os.open(self.target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        return True
-
-    def seconds_since_modified(self) -> float | None:
-        """How long ago the file was last written (local disk only; ``None`` elsewhere or absent)."""
-        if not self.local:
-            return None
-        try:
-            return time.time() - os.stat(self.target).st_mtime
-        except OSError:
-            return None
-
-    def read_small_text(self) -> str | None:
-        """The whole file as text (a lease), ``None`` when absent or unreadable."""
-        try:
-            with self.open_binary() as handle:
-                return handle.read(MAX_HEADER_BYTES).decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-
-    def remove(self) -> None:
-        try:
-            if self.local:
-                os.unlink(self.target)
-            elif self.target.exists():
-                self.target.unlink()
-        except FileNotFoundError:
-            pass
 
 
 class StateStore:
@@ -479,17 +359,3 @@ def _int_or_none(value: Any) -> int | None:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make a rename durable (POSIX): fsync the folder that holds the file."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms that cannot open a folder
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(descriptor)
