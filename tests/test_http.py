@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import socket
+import time
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -404,6 +405,14 @@ FIELD_FORMS = {
     "apiKey header-like": "X-Api-Key: SECRETxyz",
     "authorization header echoed": "Authorization: Bearer SECRETxyz",
     "XML token element": "<token>SECRETxyz</token>",
+    "camelCase prefix": '{"authToken": "SECRETxyz"}',
+    "session token": '{"sessionToken": "SECRETxyz"}',
+    "api secret": '{"apiSecret": "SECRETxyz"}',
+    "secret key, camelCase": '{"secretKey": "SECRETxyz"}',
+    "secret key, snake_case": '{"secret_key": "SECRETxyz"}',
+    "private key": '{"private_key": "SECRETxyz"}',
+    "cloud access key": "aws_secret_access_key=SECRETxyz",
+    "cloud access key as XML": "<SecretAccessKey>SECRETxyz</SecretAccessKey>",
 }
 
 
@@ -421,6 +430,44 @@ def test_a_known_secret_holding_a_quote_is_redacted_in_json_shown_through_repr()
     assert "2xyz" not in redact.preview({"detail": json.dumps({"pw": 'hunter"2xyz'})}, 200)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "&lt;token " * 100_000,
+        "<token " * 100_000,
+        "token: " * 100_000,
+        '"token": "' * 100_000,
+        "&lt;a&gt;" * 100_000,
+        "authToken=" * 100_000,
+    ],
+    ids=["escaped-xml-openers", "xml-openers", "header-fields", "json-fields", "escaped-tags", "form-fields"],
+)
+def test_redacting_a_hostile_error_page_of_a_megabyte_takes_linear_time(text):
+    """An error body is redacted whole before it is cut: a pattern that backtracks would stall the
+    worker for minutes on every retry (0.6 s at 20 kB, 9 s at 80 kB with one such pattern)."""
+    redact = Redactor()
+    redact.add_secret("0123456789abcdefSECRET")
+    started = time.perf_counter()
+    redact.shorten(text, 300)
+    assert time.perf_counter() - started < 5  # linear: about 0.1 s per megabyte here
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (
+            "Invalid token: expired\nSegment 12 is built in and cannot be renamed",
+            "built in and cannot be renamed",
+        ),
+        ("token: is not allowed here; name: Name has already been taken", "already been taken"),
+        ("Error: authorization: required - also the segment 12 does not exist", "does not exist"),
+    ],
+)
+def test_a_bare_word_field_hides_one_value_not_the_rest_of_the_message(text, kept):
+    redact = Redactor()
+    assert kept in redact.shorten(text, 300) and kept in redact(text)
+
+
 def test_words_that_only_look_like_credential_fields_stay():
     text = '{"token_type": "Bearer", "expires_in": 86400, "error": "invalid or expired token", "tokens": 3}'
     assert Redactor()(text) == text
@@ -432,6 +479,11 @@ def test_words_that_only_look_like_credential_fields_stay():
         pytest.param(lambda s: s[:9] + "\n" + s[9:], id="newline"),
         pytest.param(lambda s: s[:5] + "\r\n  " + s[5:14] + "\n\t" + s[14:], id="several-lines-indented"),
         pytest.param(lambda s: s[:9] + "\\n" + s[9:], id="escaped-newline-in-a-repr"),
+        pytest.param(lambda s: s[:9] + "<br>" + s[9:15] + "<br />" + s[15:], id="html-line-breaks"),
+        pytest.param(
+            lambda s: s[:9] + "&#10;" + s[9:15] + "&#x0D;&#x0a;" + s[15:], id="html-escaped-newlines"
+        ),
+        pytest.param(lambda s: s[:9] + "=\r\n" + s[9:], id="quoted-printable-soft-break"),
     ],
 )
 def test_a_secret_wrapped_across_lines_is_redacted_whole(wrap):

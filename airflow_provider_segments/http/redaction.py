@@ -21,19 +21,22 @@ MIN_SECRET_CHARS = 4
 REDACTED = "***"
 #: A quote as text may write it: raw (escaped by backslashes or not), HTML-escaped, URL-encoded.
 _QUOTE = r"""\\*["']|&quot;|&apos;|&#0*3[49];|&#x0*2[27];|%2[27]"""
+#: The names a credential goes by, whatever the spelling (``access_token``, ``accessToken``,
+#: ``oauth_access_token``, ``X-Api-Key``, ``secretKey``, ``aws_secret_access_key``): any word ending
+#: in a token, secret, password, authorization or api/private/access key (``token_type`` does not).
+_CREDENTIAL_NAME = (
+    r"(?P<name>[a-z0-9_-]*?(?:token|secret|password|passwd|authorization|(?:api|private|access)[_-]?key)"
+    r"(?:[_-]?key)?)"
+)
+#: Names that are also plain English words: a bare value after ``name:`` is one word, not the rest
+#: of the line (``Invalid token: expired`` keeps what follows).
+_PLAIN_WORDS = {"token", "secret", "authorization"}
 #: A credential field and how its value opens, in JSON (``"access_token": "v"``, also escaped as in
 #: a repr, in JSON inside a JSON string, HTML-escaped or URL-encoded), a form or query
 #: (``access_token=v``), an HTML input (``name="access_token" value="v"``) or a header-like line
-#: (``client_secret: v``), whatever the spelling (``accessToken``, ``oauth_access_token``). Where the
-#: value ends is found by :func:`_value_end`.
-#: The names a credential field goes by: the OAuth and API-token fields, and the bare ``token``,
-#: ``secret``, ``api_key`` and ``authorization`` an unknown server may use.
-_CREDENTIAL_NAMES = (
-    r"(?:(?:access|refresh|id|api)[_-]?token|client[_-]?secret|password|passwd|secret|token"
-    r"|api[_-]?key|authorization)"
-)
+#: (``client_secret: v``). Where the value ends is found by :func:`_value_end`.
 _CREDENTIAL_FIELD = re.compile(
-    rf"""(?:(?<![a-z0-9])|(?<=%[0-9a-f]{{2}})){_CREDENTIAL_NAMES}"""
+    rf"""(?:(?<![a-z0-9_-])|(?<=%[0-9a-f]{{2}})){_CREDENTIAL_NAME}"""
     rf"""(?:{_QUOTE})?(?:\s+value)?\s*(?P<separator>[:=]|%3[ad])\s*"""
     rf"""(?P<opener>{_QUOTE}|[{{\[])?(?:(?:bearer|basic|token)\s+)?""",
     re.IGNORECASE,
@@ -45,13 +48,18 @@ _BARE_VALUE_END = {
     ":": re.compile(r"[\r\n&,;]|%26|%2c|%3b", re.IGNORECASE),
 }
 #: A credential as an XML element, raw or HTML-escaped (``<access_token>v</access_token>``): its
-#: value runs to the next tag (or the end of a text cut short).
+#: value runs to the next tag (or the end of a text cut short). No part can run past a tag, so a
+#: page of openers is read in linear time.
 _CREDENTIAL_ELEMENTS = (
-    re.compile(rf"<[\w.:-]*?{_CREDENTIAL_NAMES}(?:\s[^<>]*)?>(?P<value>[^<]+)", re.IGNORECASE),
-    re.compile(rf"&lt;[\w.:-]*?{_CREDENTIAL_NAMES}(?:\s.*?)?&gt;(?P<value>.+?)(?=&lt;|$)", re.IGNORECASE),
+    re.compile(rf"<(?:[\w.-]+:)?{_CREDENTIAL_NAME}(?:\s[^<>]*)?>(?P<value>[^<]+)", re.IGNORECASE),
+    re.compile(
+        rf"&lt;(?:[\w.-]+:)?{_CREDENTIAL_NAME}(?:\s(?:(?!&[lg]t;)[^<>])*)?&gt;(?P<value>(?:(?!&lt;).)+)",
+        re.IGNORECASE | re.DOTALL,
+    ),
 )
-#: What may wrap a long secret across lines: whitespace, or its escape in a repr or JSON.
-_LINE_BREAK = re.compile(r"(?:\s|\\[rnt])+")
+#: What may wrap a long secret across lines: whitespace, its escape in a repr or JSON, an HTML line
+#: break (``<br>``, ``&#10;``) or a quoted-printable soft break (``=`` at the end of a line).
+_LINE_BREAK = re.compile(r"(?:\s|\\[rnt]|<br\s*/?>|&#(?:0*1[03]|x0*[ad]);|=\r?\n)+", re.IGNORECASE)
 #: A secret form at least this long is looked for with line breaks inside it too (shorter ones
 #: would match ordinary words across a space).
 WRAPPED_SECRET_CHARS = 8
@@ -239,7 +247,13 @@ def _redact_credential_fields(text: str) -> str:
         if field.start() < done:
             continue  # inside a value already redacted
         separator = "=" if field["separator"] in ("=", "%3d", "%3D") else ":"
-        end = _value_end(text, field.end(), field["opener"], separator)
+        if field["name"].lower() in _PLAIN_WORDS:
+            separator = "="  # a bare value is one word
+        value_start = field.end()
+        after = value_start + len(REDACTED)
+        if text.startswith(REDACTED, value_start) and (after == len(text) or text[after].isspace()):
+            continue  # redacted already (before the text's lines were folded into one)
+        end = _value_end(text, value_start, field["opener"], separator)
         if end > field.end() and text[field.end() : end] != REDACTED:  # (one redacted already stays)
             pieces += [text[done : field.end()], REDACTED]
             done = end
