@@ -14,8 +14,9 @@ ids as unknown.
 ``state_path`` at the same time are detected: the second fails saying who holds it. A retry of the
 same task takes its own lease over, and so does any sync when the holder was a process on this
 machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning. On
-local disk the lease is written aside and hard-linked into place, so it appears whole or not at all
-(an unreadable one younger than :data:`LEASE_WRITE_SECONDS` is never taken over); object stores get
+local disk syncs take turns (a lock on the folder) to read, take over and create the lease, and it
+is written aside and hard-linked into place, so it appears whole or not at all (an unreadable one
+younger than :data:`LEASE_WRITE_SECONDS` is never taken over); object stores get
 a write-then-read-back check, which narrows the race but cannot close it: give such syncs a one-slot
 pool (see Deploying).
 
@@ -106,7 +107,7 @@ class StateStore:
     # -- checks and lease ------------------------------------------------------------------------
     def check_usable(self) -> None:
         """Refuse a ``state_path`` that cannot hold a snapshot (a directory), before anything is sent."""
-        for state_file in (self.snapshot_file, self.journal_file):
+        for state_file in (self.snapshot_file, self.journal_file, self.lease_file):
             if state_file.is_dir():
                 raise SegmentsValidationError(
                     f"state_path {str(self.state_path)!r}: {state_file} is a directory; point state_path "
@@ -125,62 +126,66 @@ class StateStore:
                 "expires_at": now + LEASE_SECONDS,
             }
         )
-        for _attempt in range(2):
-            if self.lease_file.create_exclusive(record):
-                break
-            current = _parse_lease(self.lease_file.read_small_text())
-            age = self.lease_file.seconds_since_modified()
-            if current is None and age is not None and age < LEASE_WRITE_SECONDS:
+        with self.lease_file.folder_locked():  # one sync at a time decides who holds it
+            for _attempt in range(2):
+                if self.lease_file.create_exclusive(record):
+                    break
+                current = _parse_lease(self.lease_file.read_small_text())
+                age = self.lease_file.seconds_since_modified()
+                if current is None and age is not None and age < LEASE_WRITE_SECONDS:
+                    raise SegmentsBusyError(
+                        f"The lease on state_path {str(self.state_path)!r} was written {age:.0f} s ago and "
+                        "cannot be read yet: another sync may be taking it, so nothing was sent. Retry; "
+                        f"delete {self.lease_file} if it stays unreadable and no other sync is running."
+                    )
+                if current is None or current["holder"] == holder:
+                    reason = "an unreadable lease" if current is None else "its own lease (an earlier try)"
+                    log.info("Sync of %s takes over %s.", self.state_path, reason)
+                elif _holder_is_gone(current):
+                    log.warning(
+                        "Sync of %s takes over the lease of %s: its process (%s on this machine) is gone.",
+                        self.state_path,
+                        current["holder"],
+                        current["pid"],
+                    )
+                elif current["expires_at"] <= now:
+                    log.warning(
+                        "Sync of %s takes over a lease of %s that expired at %s: that sync was killed.",
+                        self.state_path,
+                        current["holder"],
+                        _iso(current["expires_at"]),
+                    )
+                else:
+                    raise SegmentsBusyError(
+                        f"Another sync ({current['holder']}) holds the lease on state_path "
+                        f"{str(self.state_path)!r} since {_iso(current['acquired_at'])}: two syncs of one "
+                        "segment at the same time could leave it holding neither input, so nothing was sent. "
+                        f"Let the other run finish (max_active_runs=1, or a pool of one slot); a lease of a "
+                        f"killed run expires at {_iso(current['expires_at'])}, or delete "
+                        f"{self.lease_file} if no other sync is running."
+                    )
+                self.lease_file.remove()
+            else:  # pragma: no cover - lost the race twice: another sync took it in between
                 raise SegmentsBusyError(
-                    f"The lease on state_path {str(self.state_path)!r} was written {age:.0f} s ago and "
-                    "cannot be read yet: another sync may be taking it, so nothing was sent. Retry; "
-                    f"delete {self.lease_file} if it stays unreadable and no other sync is running."
+                    f"Another sync took the lease on {self.state_path!r} at the same moment."
                 )
-            if current is None or current["holder"] == holder:
-                reason = "an unreadable lease" if current is None else "its own lease (an earlier try)"
-                log.info("Sync of %s takes over %s.", self.state_path, reason)
-            elif _holder_is_gone(current):
-                log.warning(
-                    "Sync of %s takes over the lease of %s: its process (%s on this machine) is gone.",
-                    self.state_path,
-                    current["holder"],
-                    current["pid"],
-                )
-            elif current["expires_at"] <= now:
-                log.warning(
-                    "Sync of %s takes over a lease of %s that expired at %s: that sync was killed.",
-                    self.state_path,
-                    current["holder"],
-                    _iso(current["expires_at"]),
-                )
-            else:
-                raise SegmentsBusyError(
-                    f"Another sync ({current['holder']}) holds the lease on state_path "
-                    f"{str(self.state_path)!r} since {_iso(current['acquired_at'])}: two syncs of one "
-                    "segment at the same time could leave it holding neither input, so nothing was sent. "
-                    f"Let the other run finish (max_active_runs=1, or a pool of one slot); a lease of a "
-                    f"killed run expires at {_iso(current['expires_at'])}, or delete "
-                    f"{self.lease_file} if no other sync is running."
-                )
-            self.lease_file.remove()
-        else:  # pragma: no cover - lost the race twice: another sync took it in between
-            raise SegmentsBusyError(f"Another sync took the lease on {self.state_path!r} at the same moment.")
-        if not self.lease_file.local:  # no conditional write: read it back to see who won
-            current = _parse_lease(self.lease_file.read_small_text())
-            if current is None or current["holder"] != holder:
-                raise SegmentsBusyError(
-                    f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
-                    "moment; nothing was sent."
-                )
+            if not self.lease_file.local:  # no conditional write: read it back to see who won
+                current = _parse_lease(self.lease_file.read_small_text())
+                if current is None or current["holder"] != holder:
+                    raise SegmentsBusyError(
+                        f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
+                        "moment; nothing was sent."
+                    )
         self._lease_holder = holder
 
     def release_lease(self) -> None:
         """Give the lease back (only a lease this store took)."""
         if self._lease_holder is None:
             return
-        current = _parse_lease(self.lease_file.read_small_text())
-        if current is not None and current["holder"] == self._lease_holder:
-            self.lease_file.remove()
+        with self.lease_file.folder_locked():
+            current = _parse_lease(self.lease_file.read_small_text())
+            if current is not None and current["holder"] == self._lease_holder:
+                self.lease_file.remove()
         self._lease_holder = None
 
     # -- snapshot ----------------------------------------------------------------------------------

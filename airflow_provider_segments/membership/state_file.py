@@ -106,6 +106,31 @@ class StateFile:
             os.fsync(handle.fileno())
         return True
 
+    @contextmanager
+    def folder_locked(self) -> Iterator[None]:
+        """Hold an exclusive lock (``flock``) on this file's folder, on local disk: two syncs deciding
+        at once whether a lease may be taken over take turns, so neither removes a lease the other
+        has just taken. Best effort where the filesystem has no locks; nothing in object storage."""
+        descriptor = self._open_folder() if self.local else None
+        try:
+            if descriptor is not None:
+                import fcntl  # POSIX only, like Airflow's workers
+
+                with suppress(OSError):  # a filesystem without locks: the race stays as narrow as it was
+                    fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            if descriptor is not None:
+                os.close(descriptor)  # (closing releases the lock)
+
+    def _open_folder(self) -> int | None:
+        folder = os.path.dirname(os.path.abspath(self.target))
+        os.makedirs(folder, exist_ok=True)
+        try:
+            return os.open(folder, os.O_RDONLY)
+        except OSError:  # pragma: no cover - platforms that cannot open a folder
+            return None
+
     def seconds_since_modified(self) -> float | None:
         """How long ago the file was last written (local disk only; ``None`` elsewhere or absent)."""
         if not self.local:

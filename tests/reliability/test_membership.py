@@ -406,11 +406,13 @@ def test_a_lease_being_created_is_never_taken_over_by_a_second_sync(tmp_path, mo
     from airflow_provider_segments.membership.state import StateStore
 
     b_tried = threading.Event()
+    stalled: list[str] = []
 
     def stalling(real):
         def stall(*args, **kwargs):
-            if threading.current_thread().name == "A":
-                b_tried.wait(5)
+            if threading.current_thread().name == "A" and not stalled:
+                stalled.append(real.__name__)
+                b_tried.wait(1)  # (B may be kept waiting for A: then A goes on after a second)
             return real(*args, **kwargs)
 
         return stall
@@ -446,6 +448,64 @@ def test_an_unreadable_lease_is_taken_over_only_once_it_is_not_being_written(san
     os.utime(lease, (long_ago, long_ago))  # a sync killed while writing it: damaged, taken over
     sync(state, user_ids=["a"])
     assert members_of(sandbox, "Audience") == {"a"} and not lease.exists()
+
+
+def test_two_syncs_taking_over_a_stale_lease_at_once_never_both_hold_it(tmp_path, monkeypatch):
+    """Worker B reads an expired lease and stalls before removing it; worker A takes it over
+    meanwhile. B must not then remove A's fresh lease and take its own: one holder at most."""
+    import logging
+    import threading
+
+    from airflow_provider_segments.membership.state import StateStore
+    from airflow_provider_segments.membership.state_file import StateFile
+
+    state = str(tmp_path / "s")
+    old = time.time() - 7200
+    expired = {
+        "holder": "killed-run",
+        "host": "elsewhere",
+        "pid": 1,
+        "acquired_at": old,
+        "expires_at": old + 3600,
+    }
+    (tmp_path / "s.lease").write_text(json.dumps(expired))
+    a_done = threading.Event()
+    remove = StateFile.remove
+
+    def stalling_remove(self):
+        if threading.current_thread().name == "B":
+            a_done.wait(1)  # B has read the expired lease; A goes first if it can
+        remove(self)
+
+    monkeypatch.setattr(StateFile, "remove", stalling_remove)
+    holders: list[str] = []
+
+    def acquire(holder: str) -> None:
+        try:
+            StateStore(state).acquire_lease(holder, logging.getLogger("test"))
+            holders.append(holder)
+        except SegmentsBusyError:
+            pass
+        finally:
+            if holder == "worker-a":
+                a_done.set()
+
+    worker_b = threading.Thread(target=acquire, args=("worker-b",), name="B")
+    worker_b.start()
+    time.sleep(0.2)  # B is stalled between its read and its remove
+    worker_a = threading.Thread(target=acquire, args=("worker-a",), name="A")
+    worker_a.start()
+    worker_a.join(10)
+    worker_b.join(10)
+    assert len(holders) == 1, holders
+
+
+def test_a_lease_path_that_is_a_directory_is_refused_before_anything_is_sent(sandbox, tmp_path):
+    state = tmp_path / "s"
+    (tmp_path / "s.lease").mkdir()
+    with pytest.raises(AirflowFailException, match=r"s\.lease is a directory.*Nothing was sent"):
+        sync(state, user_ids=["a"])
+    assert writes(sandbox) == [] and (tmp_path / "s.lease").is_dir()
 
 
 # -- 17.9. no listed member count ----------------------------------------------------------------------------
