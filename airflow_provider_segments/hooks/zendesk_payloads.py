@@ -36,19 +36,21 @@ def _coerce_list(field: str, value: Any) -> list[Any]:
 
 
 def _validate_id_list(field: str, value: Any) -> list[int]:
-    result = []
+    """The ids, each once (``"3"`` and ``3`` are one id), in the order given."""
+    result: dict[int, None] = {}
     for position, item in enumerate(_coerce_list(field, value)):
         try:
-            result.append(validate_user_segment_id(item, f"{field}[{position}]"))
+            result[validate_user_segment_id(item, f"{field}[{position}]")] = None
         except SegmentsValidationError:
             raise SegmentsValidationError(
                 f"{field}[{position}] = {preview(item)} is not valid: {field} holds positive integer ids."
             ) from None
-    return result
+    return list(result)
 
 
 def _validate_tag_list(field: str, value: Any) -> list[str]:
-    result = []
+    """The tags, each once, in the order given."""
+    result: dict[str, None] = {}
     for position, item in enumerate(_coerce_list(field, value)):
         if not isinstance(item, str) or not item.strip():
             raise SegmentsValidationError(
@@ -60,8 +62,8 @@ def _validate_tag_list(field: str, value: Any) -> list[str]:
                 f"{field}[{position}] = {preview(item)} holds the invisible or control character "
                 f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
             )
-        result.append(item)
-    return result
+        result[item] = None
+    return list(result)
 
 
 def build_user_segment_payload(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:

@@ -88,12 +88,13 @@ class Guards:
         """Refuse replacing the ``listed`` members by ``wanted`` when that empties a non-empty list
         (unless ``allow_empty``) or removes more than ``max_removal_fraction`` of them: for a
         platform that lists the members themselves, so the removal is exact."""
-        if listed and not wanted and not self.allow_empty:
+        members = set(listed)  # a member listed twice is one member
+        if members and not wanted and not self.allow_empty:
             raise SegmentsValidationError(
-                f"{what} would empty its {len(listed):,} members, and an empty list is more often a "
+                f"{what} would empty its {len(members):,} members, and an empty list is more often a "
                 "failed export: nothing was sent. Pass allow_empty=True if it should really be emptied."
             )
-        self.check_removal(len(set(listed) - set(wanted)), len(listed), what)
+        self.check_removal(len(members.difference(wanted)), len(members), what)
 
 
 #: The guards a change has when the task sets none (frozen: one shared instance is safe).

@@ -259,3 +259,17 @@ def test_a_full_sync_counts_the_members_its_snapshot_lists_not_only_the_count(sa
         task_id="s", name="Audience", state_path=state, user_ids=BEFORE[:6] + swapped[:4]
     ).execute({})
     assert result["mode"] == "full" and _members(sandbox, guid) == set(BEFORE[:6] + swapped[:4])
+
+
+def test_a_zendesk_guard_counts_distinct_users_and_duplicates_are_sent_once(sandbox):
+    segment_id = sandbox.zendesk.create_segment(name="Beta", added_user_ids=[1] * 10 + [2, 3])["id"]
+    with pytest.raises(AirflowFailException, match=r"would remove 2 of its 3 members"):  # not 2 of 12
+        ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=segment_id, added_user_ids=[3]).execute(
+            {}
+        )
+    assert _zendesk_writes(sandbox) == []
+    ZendeskUpdateUserSegmentOperator(
+        task_id="u", user_segment_id=segment_id, added_user_ids=["3", 3, 2, 2, 9], group_ids=[7, 7]
+    ).execute({})
+    stored = sandbox.zendesk.segment(segment_id)
+    assert stored["added_user_ids"] == [3, 2, 9] and stored["group_ids"] == [7]
