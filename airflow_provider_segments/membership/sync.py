@@ -129,8 +129,10 @@ def _sync(
                         "WalkMe lists no member count: the removal guard counts the snapshot's %s.", known
                     )
                 # a swap keeps the count; the snapshot (even one WalkMe's evidence no longer
-                # confirms for a delta) names the members the input leaves out
-                removed = max(removed, left_out_count(ids, snapshot.ids))
+                # confirms for a delta) names the members the input leaves out, less those the
+                # platform no longer counts (gone already)
+                gone = max(0, len(snapshot.ids) - known)
+                removed = min(known, max(removed, left_out_count(ids, snapshot.ids) - gone))
             guards.check_removal(removed, known, what)
     log.info(plan.describe())
     added, removed = plan.counts()

@@ -273,3 +273,17 @@ def test_a_zendesk_guard_counts_distinct_users_and_duplicates_are_sent_once(sand
     ).execute({})
     stored = sandbox.zendesk.segment(segment_id)
     assert stored["added_user_ids"] == [3, 2, 9] and stored["group_ids"] == [7]
+
+
+def test_a_full_sync_does_not_count_members_the_platform_no_longer_lists(sandbox, tmp_path):
+    """The segment shrank elsewhere from 10 to 2 members; the input is those 2. Nothing is removed:
+    the stale snapshot's 8 others are gone already (they were counted: '8 of its 2 members')."""
+    state, guid = _synced(sandbox, tmp_path)
+    time.sleep(0.002)  # the sandbox's update times have millisecond resolution
+    WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action="override", user_ids=BEFORE[:2], max_removal_fraction=1.0
+    ).execute({})
+    result = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=state, user_ids=BEFORE[:2]
+    ).execute({})
+    assert result["mode"] == "full" and _members(sandbox, guid) == set(BEFORE[:2])
