@@ -77,7 +77,8 @@ class Guards:
                 f"{known:,} members ({removed / known:.0%}), more "
                 f"than max_removal_fraction={self.max_removal_fraction} allows: nothing was sent. "
                 + (
-                    "The platform lists how many members there are, not who, so every id is counted as one. "
+                    "The platform lists how many members there are, not who: this counts the most the "
+                    "change could remove. "
                     if at_most
                     else ""
                 )

@@ -121,7 +121,7 @@ def _sync(
             guards.check_removal(len(plan.removes), known, what)
         else:  # at least count - len(input) go; a snapshot of this segment shows who was there
             known = segment.get("user_count")
-            removed = max(0, (known or 0) - len(ids))
+            removed, at_most = max(0, (known or 0) - len(ids)), False
             if snapshot is not None and _is_of(snapshot, segment, system) and guards.limits_removal:
                 if known is None:
                     known = len(snapshot.ids)
@@ -129,11 +129,11 @@ def _sync(
                         "WalkMe lists no member count: the removal guard counts the snapshot's %s.", known
                     )
                 # a swap keeps the count; the snapshot (even one WalkMe's evidence no longer
-                # confirms for a delta) names the members the input leaves out, less those the
-                # platform no longer counts (gone already)
-                gone = max(0, len(snapshot.ids) - known)
-                removed = min(known, max(removed, left_out_count(ids, snapshot.ids) - gone))
-            guards.check_removal(removed, known, what)
+                # confirms for a delta) names the members the input leaves out. Once members left
+                # elsewhere it cannot say which are still there: count the most that could go.
+                removed = min(known, max(removed, left_out_count(ids, snapshot.ids)))
+                at_most = len(snapshot.ids) > known
+            guards.check_removal(removed, known, what, at_most=at_most)
     log.info(plan.describe())
     added, removed = plan.counts()
     summary: dict[str, Any] = {

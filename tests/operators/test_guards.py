@@ -275,15 +275,24 @@ def test_a_zendesk_guard_counts_distinct_users_and_duplicates_are_sent_once(sand
     assert stored["added_user_ids"] == [3, 2, 9] and stored["group_ids"] == [7]
 
 
-def test_a_full_sync_does_not_count_members_the_platform_no_longer_lists(sandbox, tmp_path):
-    """The segment shrank elsewhere from 10 to 2 members; the input is those 2. Nothing is removed:
-    the stale snapshot's 8 others are gone already (they were counted: '8 of its 2 members')."""
+def test_a_full_sync_after_members_left_elsewhere_counts_the_most_it_could_remove(sandbox, tmp_path):
+    """The segment shrank elsewhere from 10 to 2 members: the snapshot no longer says which 2 are
+    left, and WalkMe lists only how many. Whether the input keeps those 2 or drops them, the guard
+    counts the most the sync could remove; full_refresh=True (count - len(input) only) or a higher
+    fraction lets it through."""
     state, guid = _synced(sandbox, tmp_path)
     time.sleep(0.002)  # the sandbox's update times have millisecond resolution
     WalkMeUpdateSegmentOperator(
         task_id="u", segment_guid=guid, action="override", user_ids=BEFORE[:2], max_removal_fraction=1.0
     ).execute({})
-    result = WalkMeSyncSegmentOperator(
-        task_id="s", name="Audience", state_path=state, user_ids=BEFORE[:2]
+    sandbox.clear_request_log()
+    for wanted in (BEFORE[2:], BEFORE[:2]):  # drops the 2 left / keeps them: the count cannot tell
+        with pytest.raises(AirflowFailException, match=r"could remove up to 2 of its 2 members"):
+            WalkMeSyncSegmentOperator(
+                task_id="s", name="Audience", state_path=state, user_ids=wanted, max_removal_fraction=0.0
+            ).execute({})
+    assert _writes(sandbox) == [] and _members(sandbox, guid) == set(BEFORE[:2])
+    WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=state, user_ids=BEFORE[:2], full_refresh=True
     ).execute({})
-    assert result["mode"] == "full" and _members(sandbox, guid) == set(BEFORE[:2])
+    assert _members(sandbox, guid) == set(BEFORE[:2])
