@@ -108,10 +108,17 @@ class StateStore:
     def check_usable(self) -> None:
         """Refuse a ``state_path`` that cannot hold a snapshot (a directory), before anything is sent."""
         for state_file in (self.snapshot_file, self.journal_file, self.lease_file):
-            if state_file.is_dir():
+            kind = (
+                "a directory"
+                if state_file.is_dir()
+                else "not a regular file"
+                if state_file.is_special()
+                else ""
+            )
+            if kind:
                 raise SegmentsValidationError(
-                    f"state_path {str(self.state_path)!r}: {state_file} is a directory; point state_path "
-                    "at a file of its own, e.g. <folder>/<segment>.snapshot. Nothing was sent."
+                    f"state_path {str(self.state_path)!r}: {state_file} is {kind}; point state_path at a "
+                    "file of its own, e.g. <folder>/<segment>.snapshot. Nothing was sent."
                 )
 
     def acquire_lease(self, holder: str, log: Any) -> None:

@@ -5,14 +5,18 @@ lease appears whole or not at all."""
 from __future__ import annotations
 
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
+from airflow_provider_segments.exceptions import SegmentsBusyError
 from airflow_provider_segments.locations import storage_path
 
+#: How long a sync waits for another to finish deciding who holds a lease (milliseconds, normally).
+FOLDER_LOCK_SECONDS = 30
 #: The first line of a state file (its header) is at most this long.
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -22,8 +26,11 @@ class StateFile:
 
     def __init__(self, location: Any) -> None:
         self.location = location
-        self.target = storage_path(location)
-        self.local = isinstance(self.target, str)
+        target = storage_path(location)
+        if not isinstance(target, str) and getattr(target, "protocol", None) in ("file", "local"):
+            target = str(target.path)  # file:// is local disk: exclusive create, folder lock, fsync
+        self.target = target
+        self.local = isinstance(target, str)
 
     def __str__(self) -> str:
         return str(self.location)
@@ -33,6 +40,17 @@ class StateFile:
 
     def is_dir(self) -> bool:
         return os.path.isdir(self.target) if self.local else self.target.is_dir()
+
+    def is_special(self) -> bool:
+        """True for a local file that is neither a regular file nor a directory (a FIFO, a device,
+        a socket): reading it could block for good."""
+        if not self.local:
+            return False
+        try:
+            mode = os.stat(self.target).st_mode
+        except OSError:  # absent (or a dangling link): nothing to read
+            return False
+        return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
     @contextmanager
     def open_binary(self) -> Iterator[IO[bytes]]:
@@ -114,14 +132,33 @@ class StateFile:
         descriptor = self._open_folder() if self.local else None
         try:
             if descriptor is not None:
-                import fcntl  # POSIX only, like Airflow's workers
-
-                with suppress(OSError):  # a filesystem without locks: the race stays as narrow as it was
-                    fcntl.flock(descriptor, fcntl.LOCK_EX)
+                self._lock(descriptor)
             yield
         finally:
             if descriptor is not None:
                 os.close(descriptor)  # (closing releases the lock)
+
+    def _lock(self, descriptor: int) -> None:
+        """Lock the folder, waiting at most :data:`FOLDER_LOCK_SECONDS` (a sync holds it for
+        milliseconds: a longer hold is another program, or a hung process)."""
+        import fcntl  # POSIX only, like Airflow's workers
+
+        deadline = time.monotonic() + FOLDER_LOCK_SECONDS
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SegmentsBusyError(
+                        f"The folder of {self} has been locked by another process for "
+                        f"{FOLDER_LOCK_SECONDS} s, so the sync's lease cannot be taken: nothing was sent. A "
+                        "sync holds that lock for milliseconds; look for another program locking the "
+                        "folder (flock), or a hung sync."
+                    ) from None
+                time.sleep(0.02)
+            except OSError:  # a filesystem without locks: the race stays as narrow as it was
+                return
 
     def _open_folder(self) -> int | None:
         folder = os.path.dirname(os.path.abspath(self.target))

@@ -450,7 +450,8 @@ def test_an_unreadable_lease_is_taken_over_only_once_it_is_not_being_written(san
     assert members_of(sandbox, "Audience") == {"a"} and not lease.exists()
 
 
-def test_two_syncs_taking_over_a_stale_lease_at_once_never_both_hold_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+def test_two_syncs_taking_over_a_stale_lease_at_once_never_both_hold_it(tmp_path, monkeypatch, as_uri):
     """Worker B reads an expired lease and stalls before removing it; worker A takes it over
     meanwhile. B must not then remove A's fresh lease and take its own: one holder at most."""
     import logging
@@ -459,7 +460,7 @@ def test_two_syncs_taking_over_a_stale_lease_at_once_never_both_hold_it(tmp_path
     from airflow_provider_segments.membership.state import StateStore
     from airflow_provider_segments.membership.state_file import StateFile
 
-    state = str(tmp_path / "s")
+    state = f"file://{tmp_path}/s" if as_uri else str(tmp_path / "s")  # file:// is local disk too
     old = time.time() - 7200
     expired = {
         "holder": "killed-run",
@@ -506,6 +507,33 @@ def test_a_lease_path_that_is_a_directory_is_refused_before_anything_is_sent(san
     with pytest.raises(AirflowFailException, match=r"s\.lease is a directory.*Nothing was sent"):
         sync(state, user_ids=["a"])
     assert writes(sandbox) == [] and (tmp_path / "s.lease").is_dir()
+
+
+def test_a_lease_path_that_is_not_a_regular_file_is_refused_before_anything_is_sent(sandbox, tmp_path):
+    os.mkfifo(tmp_path / "s.lease")  # reading it would block the sync (and the folder) for good
+    with pytest.raises(AirflowFailException, match=r"s\.lease is not a regular file.*Nothing was sent"):
+        sync(tmp_path / "s", user_ids=["a"])
+    assert writes(sandbox) == []
+
+
+def test_a_folder_locked_by_another_program_fails_the_sync_after_a_bounded_wait(
+    sandbox, tmp_path, monkeypatch
+):
+    import fcntl
+
+    from airflow_provider_segments.membership import state_file
+
+    monkeypatch.setattr(state_file, "FOLDER_LOCK_SECONDS", 0.3)
+    folder = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(folder, fcntl.LOCK_EX)  # e.g. `flock /data/segments cron-job`
+    try:
+        with pytest.raises(
+            SegmentsBusyError, match=r"locked by another process for 0\.3 s.*nothing was sent"
+        ):
+            WalkMeHook().sync_segment(["a"], name="Audience", state_path=str(tmp_path / "s"))
+    finally:
+        os.close(folder)
+    assert writes(sandbox) == []
 
 
 # -- 17.9. no listed member count ----------------------------------------------------------------------------
