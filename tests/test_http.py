@@ -413,6 +413,9 @@ FIELD_FORMS = {
     "private key": '{"private_key": "SECRETxyz"}',
     "cloud access key": "aws_secret_access_key=SECRETxyz",
     "cloud access key as XML": "<SecretAccessKey>SECRETxyz</SecretAccessKey>",
+    "XML element holding CDATA": "<access_token><![CDATA[SECRETxyz]]></access_token>",
+    "HTML input, other attributes between": '<input name="api_key" type="hidden" value="SECRETxyz">',
+    "authorization, another scheme": "Authorization: OAuth SECRETxyz",
 }
 
 
@@ -439,8 +442,21 @@ def test_a_known_secret_holding_a_quote_is_redacted_in_json_shown_through_repr()
         '"token": "' * 100_000,
         "&lt;a&gt;" * 100_000,
         "authToken=" * 100_000,
+        '"secret": {"a": [' * 60_000,
+        "<token><![CDATA[" * 60_000,
+        "\\u0041=\r\n" * 100_000,
     ],
-    ids=["escaped-xml-openers", "xml-openers", "header-fields", "json-fields", "escaped-tags", "form-fields"],
+    ids=[
+        "escaped-xml-openers",
+        "xml-openers",
+        "header-fields",
+        "json-fields",
+        "escaped-tags",
+        "form-fields",
+        "object-openers",
+        "cdata-openers",
+        "escapes-and-soft-breaks",
+    ],
 )
 def test_redacting_a_hostile_error_page_of_a_megabyte_takes_linear_time(text):
     """An error body is redacted whole before it is cut: a pattern that backtracks would stall the
@@ -466,6 +482,51 @@ def test_redacting_a_hostile_error_page_of_a_megabyte_takes_linear_time(text):
 def test_a_bare_word_field_hides_one_value_not_the_rest_of_the_message(text, kept):
     redact = Redactor()
     assert kept in redact.shorten(text, 300) and kept in redact(text)
+
+
+def test_a_credential_field_whose_value_is_an_object_hides_the_object_not_the_rest():
+    shown = Redactor()('{"secret": {"rotated": true, "v": "a}b"}, "message": "segment 123 not found"}')
+    assert (
+        "rotated" not in shown
+        and "a}b" not in shown
+        and shown.endswith('"message": "segment 123 not found"}')
+    )
+
+
+def test_each_part_of_an_api_message_is_redacted_on_its_own():
+    body = {
+        "error": "RecordInvalid",
+        "details": {
+            "api_token": [{"description": "Api token: is not allowed"}],
+            "name": [{"description": "Name: has already been taken"}],
+        },
+    }
+    message = extract_api_message(_response(body), redact=Redactor())
+    assert message == "RecordInvalid - api_token: *** - name: Name: has already been taken"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        pytest.param(
+            lambda s: json.dumps(s).replace("+", "\\u002B").replace("&", "\\u0026")[1:-1], id="dotnet-json"
+        ),
+        pytest.param(
+            lambda s: json.dumps(s).replace("&", "\\u0026").replace("<", "\\u003c")[1:-1], id="go-json"
+        ),
+        pytest.param(lambda s: "".join(f"\\u{ord(c):04X}" for c in s), id="every-char-escaped"),
+        pytest.param(lambda s: repr(json.dumps(s[:9] + "\n" + s[9:])), id="wrapped-json-through-repr"),
+        pytest.param(lambda s: s[:9] + "%0A" + s[9:], id="url-encoded-newline"),
+    ],
+)
+def test_a_known_secret_echoed_by_another_json_writer_is_redacted(echo):
+    """.NET escapes + & < > ' as \\u002B..., Go escapes & < >; JSON through repr escapes twice."""
+    secret = "Zk9+Qm2L/r7Xw&4<5>="
+    redact = Redactor()
+    redact.add_secret(secret)
+    echoed = echo(secret)
+    for shown in (redact(f"echo: {echoed} end"), redact.shorten(f"echo: {echoed} end", 300)):
+        assert echoed[8:-8] not in shown and "Qm2L" not in shown and shown.endswith(" end"), shown
 
 
 def test_words_that_only_look_like_credential_fields_stay():

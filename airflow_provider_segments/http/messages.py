@@ -59,7 +59,8 @@ def extract_api_message(response: requests.Response, redact: Redactor | None = N
                 _add_part(parts, _reason_text(value))
     elif isinstance(body, list):
         _add_part(parts, "; ".join(filter(None, map(_reason_text, body))))
-    message = " - ".join(parts) or json.dumps(body)
+    # each part on its own first: a bare credential value ends with its part, not the message
+    message = " - ".join(map(redact, parts)) or json.dumps(body)
     return redact.shorten(message, API_MESSAGE_CHARS)
 
 

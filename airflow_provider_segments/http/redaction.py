@@ -28,6 +28,8 @@ _CREDENTIAL_NAME = (
     r"(?P<name>[a-z0-9_-]*?(?:token|secret|password|passwd|authorization|(?:api|private|access)[_-]?key)"
     r"(?:[_-]?key)?)"
 )
+#: The authentication schemes a header-like value may start with (``Authorization: OAuth v``).
+_SCHEMES = r"(?:bearer|basic|token|oauth|digest|negotiate|ntlm|hoba|mutual|mac|hawk|aws4-hmac-sha256)"
 #: Names that are also plain English words: a bare value after ``name:`` is one word, not the rest
 #: of the line (``Invalid token: expired`` keeps what follows).
 _PLAIN_WORDS = {"token", "secret", "authorization"}
@@ -37,8 +39,8 @@ _PLAIN_WORDS = {"token", "secret", "authorization"}
 #: (``client_secret: v``). Where the value ends is found by :func:`_value_end`.
 _CREDENTIAL_FIELD = re.compile(
     rf"""(?:(?<![a-z0-9_-])|(?<=%[0-9a-f]{{2}})){_CREDENTIAL_NAME}"""
-    rf"""(?:{_QUOTE})?(?:\s+value)?\s*(?P<separator>[:=]|%3[ad])\s*"""
-    rf"""(?P<opener>{_QUOTE}|[{{\[])?(?:(?:bearer|basic|token)\s+)?""",
+    rf"""(?:{_QUOTE})?(?:(?:\s+[\w-]+=(?:"[^"<>]*"|'[^'<>]*'))*\s+value)?\s*(?P<separator>[:=]|%3[ad])\s*"""
+    rf"""(?P<opener>{_QUOTE}|[{{\[])?(?:{_SCHEMES}\s+)?""",
     re.IGNORECASE,
 )
 #: What ends a value that is not quoted: what separates the fields of a form, query or list (also
@@ -51,15 +53,28 @@ _BARE_VALUE_END = {
 #: value runs to the next tag (or the end of a text cut short). No part can run past a tag, so a
 #: page of openers is read in linear time.
 _CREDENTIAL_ELEMENTS = (
-    re.compile(rf"<(?:[\w.-]+:)?{_CREDENTIAL_NAME}(?:\s[^<>]*)?>(?P<value>[^<]+)", re.IGNORECASE),
+    re.compile(
+        rf"<(?:[\w.-]+:)?{_CREDENTIAL_NAME}(?:\s[^<>]*)?>(?P<value>(?:<!\[CDATA\[(?:(?!\]\]>).)*|[^<])+)",
+        re.IGNORECASE | re.DOTALL,
+    ),
     re.compile(
         rf"&lt;(?:[\w.-]+:)?{_CREDENTIAL_NAME}(?:\s(?:(?!&[lg]t;)[^<>])*)?&gt;(?P<value>(?:(?!&lt;).)+)",
         re.IGNORECASE | re.DOTALL,
     ),
 )
-#: What may wrap a long secret across lines: whitespace, its escape in a repr or JSON, an HTML line
-#: break (``<br>``, ``&#10;``) or a quoted-printable soft break (``=`` at the end of a line).
-_LINE_BREAK = re.compile(r"(?:\s|\\[rnt]|<br\s*/?>|&#(?:0*1[03]|x0*[ad]);|=\r?\n)+", re.IGNORECASE)
+#: What may wrap a long secret across lines: whitespace, its escape in a repr or JSON (once or more,
+#: also ``\u000a``), URL-encoded, an HTML line break (``<br>``, ``&#10;``) or a quoted-printable soft
+#: break (``=`` at the end of a line).
+_LINE_BREAK = re.compile(
+    r"(?:\s|\\+[rnt]|\\+u000[ad]|%0[ad]|<br\s*/?>|&#(?:0*1[03]|x0*[ad]);|=\r?\n)+", re.IGNORECASE
+)
+#: A printable ASCII character a JSON writer escaped (.NET escapes ``+ & < > '``, Go ``& < >``), also
+#: escaped again by a repr: read as the character it stands for when looking for a known secret.
+_ASCII_ESCAPE = re.compile(r"\\+u00(?P<hex>[2-7][0-9a-f])", re.IGNORECASE)
+#: The text in pieces: a line break, an escaped character, a run of plain characters, or one other.
+_PIECE = re.compile(
+    rf"(?P<brk>{_LINE_BREAK.pattern})|{_ASCII_ESCAPE.pattern}|[^\\\s<&=%]+|.", re.IGNORECASE | re.DOTALL
+)
 #: A secret form at least this long is looked for with line breaks inside it too (shorter ones
 #: would match ordinary words across a space).
 WRAPPED_SECRET_CHARS = 8
@@ -94,7 +109,7 @@ class Redactor:
             self._set_forms(self._forms | {pair} | headers)
 
     def _set_forms(self, forms: set[str]) -> None:
-        wrapped = {_LINE_BREAK.sub("", form) for form in forms}
+        wrapped = {_normalized(form) for form in forms}
         self._wrapped = tuple(sorted((f for f in wrapped if len(f) >= WRAPPED_SECRET_CHARS), key=len))
         self._forms = forms
 
@@ -104,7 +119,7 @@ class Redactor:
         token in an answer that could not be read."""
         for form in sorted(self._forms, key=len, reverse=True):
             text = text.replace(form, REDACTED)
-        text = _redact_wrapped(text, self._wrapped)
+        text = _redact_disguised(text, self._wrapped)
         return _redact_credential_elements(_redact_credential_fields(text))
 
     def shorten(self, text: str, limit: int) -> str:
@@ -188,48 +203,56 @@ def secret_forms(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
 
 
-def _redact_wrapped(text: str, needles: tuple[str, ...]) -> str:
-    """``text`` with every secret form in ``needles`` redacted where line breaks (whitespace, or
-    escaped ``\\n``) split it: an error page or a MIME-style base64 wraps a long value."""
+def _normalized(text: str) -> str:
+    """``text`` without line breaks, escaped printable ASCII read as itself (see :data:`_PIECE`)."""
+    return _LINE_BREAK.sub("", _ASCII_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), text))
+
+
+def _redact_disguised(text: str, needles: tuple[str, ...]) -> str:
+    """``text`` with every secret form in ``needles`` (normalized) redacted where line breaks split it
+    or another JSON writer escaped some of its characters: an error page or a MIME-style base64 wraps
+    a long value; .NET writes ``+`` as ``\\u002B``."""
     if not needles:
         return text
-    folded = _LINE_BREAK.sub("", text)
-    needles = tuple(needle for needle in needles if needle in folded)
+    quick = _normalized(text)
+    needles = tuple(needle for needle in needles if needle in quick)
     if not needles:  # the common case, found at C speed
         return text
-    runs: list[tuple[int, int]] = []  # (start in the folded text, start in text) of each unbroken run
+    # (start in the normalized text, start and end in text, a run of plain characters) of each piece
+    pieces: list[tuple[int, int, int, bool]] = []
     kept: list[str] = []
-    folded_length = position = 0
-    for brk in [*_LINE_BREAK.finditer(text), None]:
-        end = brk.start() if brk is not None else len(text)
-        if end > position:
-            runs.append((folded_length, position))
-            kept.append(text[position:end])
-            folded_length += end - position
-        if brk is not None:
-            position = brk.end()
-    folded = "".join(kept)
-    run_starts = [start for start, _ in runs]
+    length = 0
+    for piece in _PIECE.finditer(text):
+        if piece["brk"] is not None:
+            continue
+        char = chr(int(piece["hex"], 16)) if piece["hex"] is not None else piece.group()
+        if char.isspace():
+            continue
+        pieces.append((length, piece.start(), piece.end(), piece["hex"] is None))
+        kept.append(char)
+        length += len(char)
+    normalized = "".join(kept)
+    piece_starts = [piece[0] for piece in pieces]
 
-    def in_text(index: int) -> int:
-        folded_start, start = runs[bisect_right(run_starts, index) - 1]
-        return start + index - folded_start
+    def in_text(index: int) -> tuple[int, int]:
+        start, text_start, text_end, plain = pieces[bisect_right(piece_starts, index) - 1]
+        return (
+            (text_start + index - start, text_start + index - start + 1) if plain else (text_start, text_end)
+        )
 
     spans = []
     for needle in needles:
-        at = folded.find(needle)
+        at = normalized.find(needle)
         while at != -1:
-            spans.append((in_text(at), in_text(at + len(needle) - 1) + 1))
-            at = folded.find(needle, at + 1)
-    if not spans:
-        return text
-    pieces: list[str] = []
+            spans.append((in_text(at)[0], in_text(at + len(needle) - 1)[1]))
+            at = normalized.find(needle, at + 1)
+    result: list[str] = []
     done = 0
     for start, end in sorted(spans):
         if start >= done:
-            pieces += [text[done:start], REDACTED]
+            result += [text[done:start], REDACTED]
         done = max(done, end)  # an overlapping span widens the one redacted already
-    return "".join([*pieces, text[done:]])
+    return "".join([*result, text[done:]])
 
 
 def _redact_credential_elements(text: str) -> str:
@@ -272,7 +295,7 @@ def _value_end(text: str, start: int, opener: str | None, separator: str) -> int
         bare_end = _BARE_VALUE_END[separator].search(text, start)
         return bare_end.start() if bare_end else len(text)
     if opener in "{[":
-        return len(text)
+        return _closing_bracket(text, start)
     quote = opener.lstrip("\\")
     escapes = len(opener) - len(quote)
     position = start
@@ -282,6 +305,29 @@ def _value_end(text: str, start: int, opener: str | None, separator: str) -> int
             backslashes += 1
         if backslashes == escapes:
             return position - escapes  # the closing quote stays
+        position += 1
+    return len(text)
+
+
+def _closing_bracket(text: str, start: int) -> int:
+    """Where the object or list opened just before ``start`` closes (its bracket stays), skipping
+    brackets in quoted strings; the end of the text when it does not close, or when it holds a
+    backslash (quotes escaped as in a repr: unsure where strings end, so more is redacted)."""
+    depth, quote, position = 1, "", start
+    while position < len(text):
+        char = text[position]
+        if char == "\\":
+            return len(text)
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if not depth:
+                return position
         position += 1
     return len(text)
 
