@@ -18,7 +18,7 @@ import ast
 import csv
 import json
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
@@ -338,8 +338,11 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
             f"{field} must be a list of {what}, got the string {preview(text)}. If it comes from a "
             "template, set render_template_as_native_obj=True on the DAG or pass a list."
         )
-    if isinstance(value, dict):
-        raise SegmentsValidationError(f"{field} must be a list of {what}, got a dict: {preview(value)}.")
+    if isinstance(value, Mapping) or hasattr(value, "columns"):  # iterated: its keys, or column names
+        table = "" if isinstance(value, Mapping) else " (a table: pass one column, e.g. df['id'].tolist())"
+        raise SegmentsValidationError(
+            f"{field} must be a list of {what}, got a {type(value).__name__}{table}: {preview(value)}."
+        )
     if not isinstance(value, Iterable):
         raise SegmentsValidationError(
             f"{field} must be a list of {what}, got {type(value).__name__}: {preview(value)}."

@@ -84,7 +84,15 @@ def create_segment(
     existing = existing_segment(creation_of(api, system, name, mark, []), if_exists)
     if existing is not None:
         guid = existing["segment_guid"]
-        result = override(api, system, guid, ids, guards=guards, known_count=existing.get("user_count"))
+        result = override(
+            api,
+            system,
+            guid,
+            ids,
+            guards=guards,
+            known_count=existing.get("user_count"),
+            changed_since=existing.get("updated_at"),
+        )
         return {**result, "name": name, "external_id": existing.get("external_id"), "created": False}
     return create_new_segment(api, system, name, ids, mark)[0]
 
@@ -146,16 +154,18 @@ def override(
     *,
     guards: Guards,
     known_count: int | None = None,
+    changed_since: str | None = None,
 ) -> dict[str, Any]:
     """Make an existing segment hold exactly ``ids``: ``override`` the first chunk, ``add`` the rest.
 
     ``known_count``: the members the platform lists for it, for the removal guard (an override can
     remove at least ``known_count - len(ids)`` of them); ``None`` where it lists none.
+    ``changed_since``: the update time it listed before (see :func:`verify`).
     """
     guards.check_removal(
         max(0, (known_count or 0) - len(ids)), known_count, f"Overriding WalkMe segment {guid}"
     )
-    return apply_action(api, system, guid, "override", ids)
+    return apply_action(api, system, guid, "override", ids, changed_since=changed_since)
 
 
 def apply_action(
@@ -165,9 +175,10 @@ def apply_action(
     action: str,
     ids: UserIds,
     known_count: int | None = None,
+    changed_since: str | None = None,
 ) -> dict[str, Any]:
     """``add``, ``remove`` or ``override`` ``ids`` in chunks, then read the segment back; the result
-    for XCom."""
+    for XCom. ``changed_since``: the update time listed before the writes (see :func:`verify`)."""
     size = api.max_ids_per_request
     if action == "override":
         plan = full_plan(ids, size)
@@ -186,8 +197,11 @@ def apply_action(
     else:
         api.log.info("No ids to %s for segment %s: nothing sent.", action, guid)
     send_chunks(api, system, guid, steps, total_chunks=count, total_ids=len(ids))
+    changed_since = changed_since if count else None  # (nothing sent: nothing to see)
     if action == "override":
-        listed = verify(api, system, guid, expected=len(ids), what=f"segment {guid}")
+        listed = verify(
+            api, system, guid, expected=len(ids), what=f"segment {guid}", changed_since=changed_since
+        )
     else:
         # add/remove: the members besides these ids are not known, so only bounds can be checked.
         listed = verify(
@@ -197,6 +211,7 @@ def apply_action(
             at_least=len(ids) if action == "add" else None,
             at_most=known_count if action == "remove" else None,
             what=f"segment {guid}",
+            changed_since=changed_since,
         )
     return {
         "segment_guid": guid,
@@ -222,15 +237,15 @@ def update_segment(
 ) -> dict[str, Any]:
     """``add``/``remove``/``override`` (see :meth:`~..hooks.walkme.WalkMeHook.update_segment`)."""
     ids = load_ids(user_ids, max_length=max_length)
+    guards.check_input(ids, source_name(user_ids))  # an empty export is refused for every action
     known = listed_segment(api, system, guid)
-    count = known.get("user_count")
+    count, updated = known.get("user_count"), known.get("updated_at")
     if action == "remove":  # WalkMe lists how many members, not who: count every id as one
         what = f"Removing {len(ids):,} ids from WalkMe segment {guid}"
         guards.check_removal(min(len(ids), count or 0), count, what, at_most=True)
     if action != "override":
-        return apply_action(api, system, guid, action, ids, known_count=count)
-    guards.check_input(ids, source_name(user_ids))
-    return override(api, system, guid, ids, guards=guards, known_count=count)
+        return apply_action(api, system, guid, action, ids, known_count=count, changed_since=updated)
+    return override(api, system, guid, ids, guards=guards, known_count=count, changed_since=updated)
 
 
 def listed_segment(api: MembershipApi, system: str, guid: str) -> dict[str, Any]:
@@ -257,8 +272,13 @@ def verify(
     expected: int | None = None,
     at_least: int | None = None,
     at_most: int | None = None,
+    changed_since: str | None = None,
 ) -> dict[str, Any]:
     """Read the segment back after a change and compare its listed member count with the intent.
+
+    ``changed_since``: the update time WalkMe listed before this change's writes. Every write moves
+    it, so a segment still listed with it was not changed: writes answered but not applied (a count
+    that fits by coincidence proves nothing then).
 
     :returns: the segment as listed (``user_count`` ``None`` where the platform lists no count: then
         the change is reported as not verified).
@@ -275,6 +295,11 @@ def verify(
             )
             return listed
         problem = _count_problem(count, expected, at_least, at_most)
+        if not problem and changed_since is not None and listed.get("updated_at") == changed_since:
+            problem = (
+                f"it still lists the update time read before this change's writes ({changed_since}): "
+                "they did not take effect"
+            )
         if not problem:
             api.log.info("Read back %s: WalkMe lists %s members, as intended.", what, f"{count:,}")
             return listed

@@ -168,7 +168,14 @@ def _sync(
                 store.write_journal(Journal(guid, system, plan.mode, pending))
             _send_plan(api, system, guid, plan)
             try:
-                listed = verify(api, system, guid, expected=len(ids), what=f"segment {guid}")
+                listed = verify(
+                    api,
+                    system,
+                    guid,
+                    expected=len(ids),
+                    what=f"segment {guid}",
+                    changed_since=segment.get("updated_at"),
+                )
             except MembershipMismatchError:
                 if store is not None:  # the whole membership is in doubt: the next run is full
                     store.write_journal(Journal(guid, system, FULL, UserIds()))

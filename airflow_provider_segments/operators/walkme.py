@@ -224,8 +224,9 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
         strictly: one line per record, as many fields as the header). Without it, a file whose first
         line holds a comma, semicolon, tab or pipe is refused as a CSV. Templated.
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
-    :param allow_empty: let an empty input through (it empties the segment); by default an empty list
-        or file fails the task before anything is sent: an empty export is more often a failed one.
+    :param allow_empty: let an empty input through (an ``override`` with it empties the segment, an
+        ``add`` or ``remove`` sends nothing); by default an empty list or file fails the task before
+        anything is sent, whatever the action: an empty export is more often a failed one.
     :param max_removal_fraction: refuse, before any write, an ``override`` or ``remove`` that could
         remove more than this share of the members WalkMe lists (a ``remove`` counts each id as a
         member: WalkMe lists how many, not who); default 0.5, 1.0 allows any removal, ``None`` turns

@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_segments.testing.base import (
@@ -353,7 +353,7 @@ class WalkMeApp:
                     members.pop(user_id, None)
             else:
                 segment.members = dict.fromkeys(user_ids)
-            segment.updated_at = _now()
+            segment.updated_at = _after(segment.updated_at)
             updated = segment.to_json()
         return json_response(200, updated)
 
@@ -423,3 +423,16 @@ def _normalise_system(guid: str) -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _after(previous: str) -> str:
+    """The update time of a write: now, but always later than ``previous`` (every write moves it,
+    even two in one millisecond, as the provider's read-back relies on)."""
+    now = _now()
+    try:
+        earlier = datetime.fromisoformat(previous.replace("Z", "+00:00"))
+    except ValueError:  # a seeded value in another format
+        return now
+    if datetime.fromisoformat(now.replace("Z", "+00:00")) > earlier:
+        return now
+    return (earlier + timedelta(milliseconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")

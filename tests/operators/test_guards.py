@@ -296,3 +296,15 @@ def test_a_full_sync_after_members_left_elsewhere_counts_the_most_it_could_remov
         task_id="s", name="Audience", state_path=state, user_ids=BEFORE[:2], full_refresh=True
     ).execute({})
     assert _members(sandbox, guid) == set(BEFORE[:2])
+
+
+@pytest.mark.parametrize("action", ["add", "remove"])
+def test_an_empty_add_or_remove_is_refused_unless_allowed(sandbox, action):
+    """An empty export passed as a verified success that changed nothing."""
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Listed", BEFORE)["guid"]
+    with pytest.raises(AirflowFailException, match=r"holds no user ids.*nothing was sent.*allow_empty=True"):
+        WalkMeUpdateSegmentOperator(task_id="u", segment_guid=guid, action=action, user_ids="[]").execute({})
+    allowed = WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action=action, user_ids=[], allow_empty=True
+    ).execute({})
+    assert allowed["requests"] == 0 and _writes(sandbox) == [] and _members(sandbox, guid) == set(BEFORE)

@@ -4,7 +4,9 @@ characters and malformed files of ids fail the task, naming the place, before an
 
 from __future__ import annotations
 
+import collections
 import enum
+import types
 
 import pytest
 from support import walkme_conn_json, zendesk_conn_json
@@ -278,6 +280,33 @@ def test_bytes_like_ids_are_read_as_bytes_never_as_one_id_per_byte(sandbox, tmp_
         return
     refused = r"user_ids must be a list of user ids, got the string 'alice'"
     with pytest.raises(AirflowFailException, match=refused):
+        _sync(tmp_path, user_ids=user_ids)
+    assert sandbox.requests == []
+
+
+class _Table:
+    """What a DataFrame pulled from XCom looks like to a loop: iterating gives its column names."""
+
+    columns = ("user_id", "plan")
+
+    def __iter__(self):
+        return iter(self.columns)
+
+
+@pytest.mark.parametrize(
+    ("user_ids", "named"),
+    [
+        (collections.UserDict({"user_id": ["u1", "u2"]}), "UserDict"),
+        (types.MappingProxyType({"user_id": ["u1"]}), "mappingproxy"),
+        (collections.ChainMap({"user_id": ["u1"]}), "ChainMap"),
+        (_Table(), "_Table"),
+    ],
+    ids=["UserDict", "mappingproxy", "ChainMap", "table"],
+)
+def test_a_mapping_or_table_is_refused_never_read_as_its_keys_or_columns(sandbox, tmp_path, user_ids, named):
+    """Iterated, a mapping gives its keys and a DataFrame its column names: the segment would hold
+    'user_id'. Any mapping or table is refused, naming its type, before anything is sent."""
+    with pytest.raises(AirflowFailException, match=rf"user_ids must be a list of user ids, got a {named}"):
         _sync(tmp_path, user_ids=user_ids)
     assert sandbox.requests == []
 

@@ -20,10 +20,16 @@ from support import sandbox_conn_env
 
 from airflow_provider_segments import id_files
 from airflow_provider_segments._compat import AirflowFailException
-from airflow_provider_segments.exceptions import PartialUpdateError, SegmentsBusyError, SegmentsError
+from airflow_provider_segments.exceptions import (
+    MembershipMismatchError,
+    PartialUpdateError,
+    SegmentsBusyError,
+    SegmentsError,
+)
 from airflow_provider_segments.hooks import _base as base_hooks
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.membership import engine
 from airflow_provider_segments.membership import writes as sync_module
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
@@ -534,6 +540,44 @@ def test_a_folder_locked_by_another_program_fails_the_sync_after_a_bounded_wait(
     finally:
         os.close(folder)
     assert writes(sandbox) == []
+
+
+@pytest.mark.parametrize(
+    ("action", "user_ids"),
+    [("override", ["a", "b", "x"]), ("add", ["d"]), ("remove", ["c"])],
+)
+def test_a_write_answered_but_not_applied_is_never_reported_verified(sandbox, monkeypatch, action, user_ids):
+    """The platform (or a proxy) answers 200 but changes nothing: the count still fits (3 for a
+    3-id override of 3 members; at least 1 after an add; at most 3 after a remove), but WalkMe still
+    lists the update time read before the writes. The task fails and says so."""
+    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.01)
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "S", ["a", "b", "c"])["guid"]
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", count=100)
+    operator = WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action=action, user_ids=user_ids, max_removal_fraction=None
+    )
+    with pytest.raises(MembershipMismatchError, match=r"still lists .* update time .* did not take effect"):
+        operator.execute({})
+    sandbox.clear_faults()
+    operator.execute({})  # Airflow's retry
+    expected = {"override": {"a", "b", "x"}, "add": {"a", "b", "c", "d"}, "remove": {"a", "b"}}[action]
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == expected
+
+
+def test_a_sync_whose_writes_were_not_applied_fails_and_its_rerun_repairs_the_segment(
+    sandbox, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.01)
+    state = tmp_path / "s"
+    sync(state, user_ids=["a", "b", "c"])
+    guid = segments_named(sandbox, "Audience")[0]["guid"]
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", count=100)
+    with pytest.raises(MembershipMismatchError, match="did not take effect"):
+        sync(state, user_ids=["a", "b", "x"], full_refresh=True)  # the count (3) fits by coincidence
+    sandbox.clear_faults()
+    again = sync(state, user_ids=["a", "b", "x"])
+    assert again["mode"] == "full" and members_of(sandbox, "Audience") == {"a", "b", "x"}
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == {"a", "b", "x"}
 
 
 # -- 17.9. no listed member count ----------------------------------------------------------------------------

@@ -308,6 +308,17 @@ def test_update_applies_the_action_to_the_membership(
     assert users.json() == {"userIds": expected}
 
 
+def test_every_update_moves_the_update_time_even_within_one_millisecond(
+    sandbox: SegmentsTestServer, api: requests.Session
+) -> None:
+    segment = create(api, sandbox, user_ids=["a"])
+    times = [segment["updatedAt"]]
+    for _ in range(20):  # faster than a millisecond apart, some of them
+        url = segments_url(sandbox, segment["guid"])
+        times.append(api.put(url, json={"action": "add", "userIds": ["a"]}, timeout=5).json()["updatedAt"])
+    assert times == sorted(set(times)) and all(ISO_UTC.match(t) for t in times)
+
+
 def test_update_rejects_unknown_action_with_400(sandbox: SegmentsTestServer, api: requests.Session) -> None:
     segment = create(api, sandbox, user_ids=["a"])
 
