@@ -71,6 +71,12 @@ _LINE_BREAK = re.compile(
 #: A printable ASCII character a JSON writer escaped (.NET escapes ``+ & < > '``, Go ``& < >``), also
 #: escaped again by a repr: read as the character it stands for when looking for a known secret.
 _ASCII_ESCAPE = re.compile(r"\\+u00(?P<hex>[2-7][0-9a-f])", re.IGNORECASE)
+#: A letter, digit, ``_`` or ``-`` written as a JSON escape (once or more): shown as itself, so that
+#: a credential's name spelled with escapes (``access_\\u0074oken``) is still a credential's name.
+#: Quotes and backslashes stay escaped: decoded, they would change where a value ends.
+_WORD_CHAR_ESCAPE = re.compile(
+    r"\\+u00(?P<hex>3[0-9]|4[1-9a-f]|5[0-9af]|6[1-9a-f]|7[0-9a]|2d)", re.IGNORECASE
+)
 #: The text in pieces: a line break, an escaped character, a run of plain characters, or one other.
 _PIECE = re.compile(
     rf"(?P<brk>{_LINE_BREAK.pattern})|{_ASCII_ESCAPE.pattern}|[^\\\s<&=%]+|.", re.IGNORECASE | re.DOTALL
@@ -119,7 +125,7 @@ class Redactor:
         token in an answer that could not be read."""
         for form in sorted(self._forms, key=len, reverse=True):
             text = text.replace(form, REDACTED)
-        text = _redact_disguised(text, self._wrapped)
+        text = _WORD_CHAR_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), _redact_disguised(text, self._wrapped))
         return _redact_credential_elements(_redact_credential_fields(text))
 
     def shorten(self, text: str, limit: int) -> str:
