@@ -24,7 +24,8 @@ process's ``VmHWM`` (not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` starts 
 of the parent that spawned it); "start RSS" is its resident size when the sync began (for the
 provider, mostly Airflow's import), "growth" the difference. Request counts come from the sandbox's
 request log: a full sync into a new segment sends ceil(N/25,000) writes plus 3 reads (token, name
-look-up, the read-back that verifies the change).
+look-up, the read-back that verifies the change); an override of an existing segment reads it back
+once more, after its override chunk.
 
 Then a delta sync (N = 1,000,000 by default; 1% churn: 0.5% of the ids removed, as many added) with
 the snapshot of a full sync, compared with a full override of the same ids; the import cost of the

@@ -285,7 +285,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             and external id created since then is this task's own (an earlier try's).
         :return: ``segment_guid``, ``name``, ``system_guid``, ``external_id``, ``user_count``,
             ``requests`` (write requests sent), ``created``, ``changed_at`` (ISO-8601 UTC), and the
-            read-back: ``listed_user_count`` and ``verified`` (``False`` where WalkMe lists no count).
+            read-back: ``listed_user_count``, ``verification`` (``"exact"``; ``None`` where WalkMe lists
+            no count) and ``verified`` (``True`` when exact).
         """
         validate_segment_name(name)
         check_if_exists(if_exists)
@@ -327,11 +328,15 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         the first request.
 
         After the change the segment is read back: an ``override`` must list exactly as many members
-        as ``user_ids`` holds, an ``add`` at least that many, else :class:`MembershipMismatchError`.
+        as ``user_ids`` holds, an ``add`` at least that many, and the update time WalkMe lists must
+        have moved, else :class:`MembershipMismatchError`. A multi-chunk ``override`` is also read
+        back after its first chunk.
 
         :param max_parallel_requests: for this call (``None``: the hook's, see the class).
         :return: ``segment_guid``, ``system_guid``, ``action``, ``user_count``, ``requests``,
-            ``changed_at``, ``listed_user_count``, ``verified``.
+            ``changed_at``, ``listed_user_count``, ``verification`` (``"exact"`` for an override;
+            ``"bounds"`` for an add or remove: WalkMe lists how many members, not who; ``None``
+            without a listed count) and ``verified`` (``True`` only when exact).
         """
         guid = validate_segment_guid(segment_guid)
         validate_update_action(action)
@@ -380,7 +385,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             unknown), ``requests`` (write requests), ``user_count``, ``segment_guid``,
             ``system_guid``, ``name``, ``changed_at`` (of the last change that sent anything),
             ``dry_run``, ``listed_user_count`` (the count WalkMe lists after the change) and
-            ``verified`` (``False`` where WalkMe lists no count, or on a dry run).
+            ``verification``/``verified`` (``"exact"``/``True``; ``None``/``False`` where WalkMe lists
+            no count, or on a dry run).
         """
         if segment_guid is not None:
             segment_guid = validate_segment_guid(segment_guid)

@@ -11,6 +11,7 @@ and the next run (the retry) syncs in full.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +23,8 @@ from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
 from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
 from airflow_provider_segments.membership.plan import (
+    FULL,
+    Plan,
     chunk_count,
     full_plan,
 )
@@ -180,12 +183,8 @@ def apply_action(
     """``add``, ``remove`` or ``override`` ``ids`` in chunks, then read the segment back; the result
     for XCom. ``changed_since``: the update time listed before the writes (see :func:`verify`)."""
     size = api.max_ids_per_request
-    if action == "override":
-        plan = full_plan(ids, size)
-        steps, count = plan.steps(), plan.requests
-    else:
-        steps = ((action, chunk) for chunk in ids.chunks(size))
-        count = chunk_count(len(ids), size)
+    plan = full_plan(ids, size) if action == "override" else None
+    count = plan.requests if plan is not None else chunk_count(len(ids), size)
     if count:
         api.log.info(
             "Updating WalkMe segment %s (%s) with %s ids in %d request(s).",
@@ -196,9 +195,13 @@ def apply_action(
         )
     else:
         api.log.info("No ids to %s for segment %s: nothing sent.", action, guid)
-    send_chunks(api, system, guid, steps, total_chunks=count, total_ids=len(ids))
+    if plan is not None:
+        changed_since = send_plan(api, system, guid, plan, changed_since=changed_since)
+    else:
+        steps = ((action, chunk) for chunk in ids.chunks(size))
+        send_chunks(api, system, guid, steps, total_chunks=count, total_ids=len(ids))
     changed_since = changed_since if count else None  # (nothing sent: nothing to see)
-    if action == "override":
+    if plan is not None:
         listed = verify(
             api, system, guid, expected=len(ids), what=f"segment {guid}", changed_since=changed_since
         )
@@ -220,8 +223,62 @@ def apply_action(
         "user_count": len(ids),
         "requests": count,
         "changed_at": now_iso(),
-        **evidence_fields(listed),
+        **evidence_fields(listed, exact=plan is not None),
     }
+
+
+def send_plan(
+    api: MembershipApi,
+    system: str,
+    guid: str,
+    plan: Plan,
+    *,
+    changed_since: str | None,
+    count_after_adds: int | None = None,
+) -> str | None:
+    """Send ``plan`` in two phases with a read-back between them, so that writes answered but not
+    applied in one phase cannot be hidden by the other's (the final count would fit by
+    coincidence): a full plan's ``override`` chunk, then its ``add`` chunks; a delta's adds, then its
+    removes (when ``count_after_adds`` says what the adds must make: a clean delta).
+
+    Returns the update time listed at the read-back between the phases (else ``changed_since``):
+    what the final read-back compares (see :func:`verify`).
+    """
+    size = api.max_ids_per_request
+    total, total_ids = plan.requests, plan.total_ids
+    if plan.mode == FULL:
+        chunks = plan.ids.chunks(size)
+        first = next(chunks, [])
+        phase: Iterable[tuple[str, list[str]]] = [("override", first)]
+        rest: Iterable[tuple[str, list[str]]] = (("add", chunk) for chunk in chunks)
+        phase_chunks, phase_ids = 1, len(first)
+        expected: int | None = len(first)
+        done = f"overrode segment {guid} with the first {len(first):,} ids"
+        label = "its override chunk"
+    else:
+        phase = (("add", chunk) for chunk in plan.adds.chunks(size))
+        rest = (("remove", chunk) for chunk in plan.removes.chunks(size))
+        phase_chunks, phase_ids = chunk_count(len(plan.adds), size), len(plan.adds)
+        expected = count_after_adds
+        done = f"added {len(plan.adds):,} ids to segment {guid}"
+        label = "its adds"
+    send_chunks(api, system, guid, phase, total_chunks=total, total_ids=total_ids)
+    if 0 < phase_chunks < total and expected is not None:
+        what = f"segment {guid} after {label}"
+        listed = verify(api, system, guid, expected=expected, what=what, changed_since=changed_since)
+        changed_since = listed.get("updated_at")
+    send_chunks(
+        api,
+        system,
+        guid,
+        rest,
+        total_chunks=total,
+        total_ids=total_ids,
+        applied_chunks=phase_chunks,
+        applied_ids=phase_ids,
+        what=done,
+    )
+    return changed_since
 
 
 @without_cyclic_gc
@@ -331,9 +388,13 @@ def _count_problem(count: int, expected: int | None, at_least: int | None, at_mo
     return ""
 
 
-def evidence_fields(listed: dict[str, Any]) -> dict[str, Any]:
+def evidence_fields(listed: dict[str, Any], *, exact: bool = True) -> dict[str, Any]:
+    """What the read-back showed, for XCom: ``verified`` only where the platform's evidence pins the
+    membership (``exact``: an override, a create, a sync); an ``add`` or ``remove`` can only be
+    checked against bounds, since WalkMe lists how many members there are, not who."""
     count = listed.get("user_count")
-    return {"listed_user_count": count, "verified": count is not None}
+    verification = None if count is None else "exact" if exact else "bounds"
+    return {"listed_user_count": count, "verified": verification == "exact", "verification": verification}
 
 
 # -- the sync --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from airflow_provider_segments.membership.engine import (
     listed_segment,
     new_creation_token,
     now_iso,
+    send_plan,
     source_name,
     verify,
 )
@@ -28,12 +29,11 @@ from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
 from airflow_provider_segments.membership.plan import (
     DELTA,
     FULL,
-    Plan,
     delta_plan,
     full_plan,
     left_out_count,
 )
-from airflow_provider_segments.membership.sender import MembershipApi, send_chunks
+from airflow_provider_segments.membership.sender import MembershipApi
 from airflow_provider_segments.membership.state import Journal, Snapshot, StateStore
 from airflow_provider_segments.membership.writes import CreationMark, existing_segment
 
@@ -103,6 +103,7 @@ def _sync(
     size = api.max_ids_per_request
     plan = full_plan(ids, size)
     known: int | None = segment.get("user_count") if segment is not None else None
+    count_after_adds: int | None = None  # what a clean delta's adds must make (checked before removes)
     if segment is not None:
         baseline = _baseline(snapshot, journal, segment, system, log)
         if baseline is not None:
@@ -113,6 +114,7 @@ def _sync(
             # only a recovery (ids a failed run left unknown) falls back to the cheaper full change.
             if uncertain is None or delta.requests <= plan.requests:
                 plan = delta
+                count_after_adds = known + len(delta.adds) if uncertain is None else None
 
     # 3. guards: nothing is sent when a change removes too much (or cannot be checked)
     if segment is not None:
@@ -150,7 +152,13 @@ def _sync(
     }
     if dry_run:
         log.info("Dry run: nothing was sent and the snapshot was not touched.")
-        return {**summary, "changed_at": None, "listed_user_count": None, "verified": False}
+        return {
+            **summary,
+            "changed_at": None,
+            "listed_user_count": None,
+            "verified": False,
+            "verification": None,
+        }
 
     # 4. journal, send, verify; meanwhile a thread encodes the snapshot's body
     body = encoding_in_background(ids) if store is not None and (segment is None or plan.requests) else None
@@ -166,16 +174,17 @@ def _sync(
             if store is not None:
                 pending = plan.changed_ids() if plan.mode == DELTA else UserIds()  # full: all, by its mode
                 store.write_journal(Journal(guid, system, plan.mode, pending))
-            _send_plan(api, system, guid, plan)
             try:
-                listed = verify(
+                changed_since = send_plan(
                     api,
                     system,
                     guid,
-                    expected=len(ids),
-                    what=f"segment {guid}",
+                    plan,
                     changed_since=segment.get("updated_at"),
+                    count_after_adds=count_after_adds,
                 )
+                what = f"segment {guid}"
+                listed = verify(api, system, guid, expected=len(ids), what=what, changed_since=changed_since)
             except MembershipMismatchError:
                 if store is not None:  # the whole membership is in doubt: the next run is full
                     store.write_journal(Journal(guid, system, FULL, UserIds()))
@@ -205,10 +214,6 @@ def _sync(
             log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.state_path)
         store.clear_journal()
     return {**summary, "segment_guid": guid, "changed_at": changed_at, **evidence_fields(listed)}
-
-
-def _send_plan(api: MembershipApi, system: str, guid: str, plan: Plan) -> None:
-    send_chunks(api, system, guid, plan.steps(), total_chunks=plan.requests, total_ids=plan.total_ids)
 
 
 def _baseline(

@@ -314,7 +314,7 @@ def test_duplicates_are_dropped_keeping_first_order(hook, api):
 def test_failure_half_way_says_what_was_applied(hook, api):
     api.put(
         f"{SEGMENTS_URL}/{GUID}",
-        [{"json": {}}, {"status_code": 400, "json": {"message": "nope"}, "reason": "Bad Request"}],
+        [{"json": api.updated}, {"status_code": 400, "json": {"message": "nope"}, "reason": "Bad Request"}],
     )
     with pytest.raises(PartialUpdateError) as err:
         hook.update_segment(GUID, "override", ids(60_000))

@@ -580,6 +580,72 @@ def test_a_sync_whose_writes_were_not_applied_fails_and_its_rerun_repairs_the_se
     assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == {"a", "b", "x"}
 
 
+@pytest.fixture
+def two_ids_a_chunk(monkeypatch):
+    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.01)
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
+
+
+@pytest.mark.parametrize("how", ["update", "sync"])
+def test_an_override_whose_first_chunk_was_not_applied_fails_though_the_final_count_fits(
+    sandbox, tmp_path, two_ids_a_chunk, how
+):
+    """The override chunk is answered but not applied; the adds land on the old members, and
+    2 old + 2 added = the 4 asked for. The segment is read back after the override chunk."""
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["p", "q"])["guid"]
+    wanted = ["a", "b", "x", "y"]
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", count=1)
+
+    def run():
+        if how == "update":
+            return WalkMeUpdateSegmentOperator(
+                task_id="u", segment_guid=guid, action="override", user_ids=wanted, max_removal_fraction=1.0
+            ).execute({})
+        return sync(tmp_path / "s", user_ids=wanted, full_refresh=True)
+
+    with pytest.raises(MembershipMismatchError, match="override chunk"):
+        run()
+    assert [r["method"] for r in sandbox.requests].count("PUT") == 1  # the override only: no add sent
+    run()
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == set(wanted)
+
+
+def test_a_delta_whose_adds_and_removes_were_partly_not_applied_fails_and_the_rerun_repairs_it(
+    sandbox, tmp_path, two_ids_a_chunk
+):
+    """One add and one remove answered but not applied: the final count (10) fits. The segment is
+    read back after the adds: it must hold exactly the snapshot's count plus the adds."""
+    state = tmp_path / "s"
+    base = [f"m{i}" for i in range(10)]
+    sync(state, user_ids=base)
+    wanted = [*base[4:], "n1", "n2", "n3", "n4"]  # 2 add chunks, then 2 remove chunks
+    for _second_add_then_second_remove in range(2):
+        sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", skip=1, count=1)
+    with pytest.raises(MembershipMismatchError, match="after its adds"):
+        sync(state, user_ids=wanted, max_parallel_requests=1)
+    sandbox.clear_faults()
+    again = sync(state, user_ids=wanted)
+    assert again["mode"] == "full" and members_of(sandbox, "Audience") == set(wanted)
+
+
+@pytest.mark.parametrize(
+    ("action", "user_ids"), [("add", ["n1", "n2", "n3", "n4"]), ("remove", ["m0", "m1", "m2"])]
+)
+def test_an_add_or_remove_is_never_reported_verified_the_platform_cannot_say_who_is_a_member(
+    sandbox, two_ids_a_chunk, action, user_ids
+):
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "S", [f"m{i}" for i in range(10)])["guid"]
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", skip=1, count=1)  # chunk 2 lost
+    result = WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action=action, user_ids=user_ids
+    ).execute({})
+    assert result["verified"] is False and result["verification"] == "bounds"
+    override = WalkMeUpdateSegmentOperator(
+        task_id="u", segment_guid=guid, action="override", user_ids=["a"], max_removal_fraction=1.0
+    ).execute({})
+    assert override["verified"] is True and override["verification"] == "exact"
+
+
 # -- 17.9. no listed member count ----------------------------------------------------------------------------
 def test_an_override_whose_removal_cannot_be_checked_is_refused(sandbox, monkeypatch):
     guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Counted", [f"u{i}" for i in range(40)])["guid"]
