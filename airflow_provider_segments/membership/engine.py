@@ -355,7 +355,7 @@ def verify(
         if not problem and changed_since is not None and listed.get("updated_at") == changed_since:
             problem = (
                 f"it still lists the update time read before this change's writes ({changed_since}): "
-                "they did not take effect"
+                "they did not take effect (or WalkMe keeps update times too coarse to show them)"
             )
         if not problem:
             api.log.info("Read back %s: WalkMe lists %s members, as intended.", what, f"{count:,}")
