@@ -196,7 +196,7 @@ def apply_action(
     else:
         api.log.info("No ids to %s for segment %s: nothing sent.", action, guid)
     if plan is not None:
-        changed_since = send_plan(api, system, guid, plan, changed_since=changed_since)
+        send_plan(api, system, guid, plan, changed_since=changed_since)
     else:
         steps = ((action, chunk) for chunk in ids.chunks(size))
         send_chunks(api, system, guid, steps, total_chunks=count, total_ids=len(ids))
@@ -235,14 +235,14 @@ def send_plan(
     *,
     changed_since: str | None,
     count_after_adds: int | None = None,
-) -> str | None:
+) -> None:
     """Send ``plan`` in two phases with a read-back between them, so that writes answered but not
     applied in one phase cannot be hidden by the other's (the final count would fit by
     coincidence): a full plan's ``override`` chunk, then its ``add`` chunks; a delta's adds, then its
-    removes (when ``count_after_adds`` says what the adds must make: a clean delta).
-
-    Returns the update time listed at the read-back between the phases (else ``changed_since``):
-    what the final read-back compares (see :func:`verify`).
+    removes (``count_after_adds``: what the adds must make). ``changed_since``: the update time
+    listed before the change (see :func:`verify`). Within a phase every lost write shows in the
+    count; the final read-back compares with the time before the change too, not the one between
+    the phases (a coarse clock could show that one unmoved).
     """
     size = api.max_ids_per_request
     total, total_ids = plan.requests, plan.total_ids
@@ -253,20 +253,19 @@ def send_plan(
         rest: Iterable[tuple[str, list[str]]] = (("add", chunk) for chunk in chunks)
         phase_chunks, phase_ids = 1, len(first)
         expected: int | None = len(first)
-        done = f"overrode segment {guid} with the first {len(first):,} ids"
-        label = "its override chunk"
+        done, label = f"overrode segment {guid} with the first {len(first):,} ids", "the override chunk"
     else:
         phase = (("add", chunk) for chunk in plan.adds.chunks(size))
         rest = (("remove", chunk) for chunk in plan.removes.chunks(size))
         phase_chunks, phase_ids = chunk_count(len(plan.adds), size), len(plan.adds)
         expected = count_after_adds
-        done = f"added {len(plan.adds):,} ids to segment {guid}"
-        label = "its adds"
+        done, label = f"added {len(plan.adds):,} ids to segment {guid}", "the members before plus the adds"
     send_chunks(api, system, guid, phase, total_chunks=total, total_ids=total_ids)
     if 0 < phase_chunks < total and expected is not None:
-        what = f"segment {guid} after {label}"
-        listed = verify(api, system, guid, expected=expected, what=what, changed_since=changed_since)
-        changed_since = listed.get("updated_at")
+        what = f"segment {guid} after its {'override chunk' if plan.mode == FULL else 'adds'}"
+        verify(
+            api, system, guid, expected=expected, what=what, changed_since=changed_since, expected_is=label
+        )
     send_chunks(
         api,
         system,
@@ -276,9 +275,8 @@ def send_plan(
         total_ids=total_ids,
         applied_chunks=phase_chunks,
         applied_ids=phase_ids,
-        what=done,
+        what=done if phase_chunks else "",
     )
-    return changed_since
 
 
 @without_cyclic_gc
@@ -330,8 +328,10 @@ def verify(
     at_least: int | None = None,
     at_most: int | None = None,
     changed_since: str | None = None,
+    expected_is: str = "the input",
 ) -> dict[str, Any]:
-    """Read the segment back after a change and compare its listed member count with the intent.
+    """Read the segment back after a change and compare its listed member count with the intent
+    (``expected_is`` says what ``expected`` counts, for the error).
 
     ``changed_since``: the update time WalkMe listed before this change's writes. Every write moves
     it, so a segment still listed with it was not changed: writes answered but not applied (a count
@@ -351,7 +351,7 @@ def verify(
                 what,
             )
             return listed
-        problem = _count_problem(count, expected, at_least, at_most)
+        problem = _count_problem(count, expected, at_least, at_most, expected_is)
         if not problem and changed_since is not None and listed.get("updated_at") == changed_since:
             problem = (
                 f"it still lists the update time read before this change's writes ({changed_since}): "
@@ -378,9 +378,11 @@ def verify(
     )
 
 
-def _count_problem(count: int, expected: int | None, at_least: int | None, at_most: int | None) -> str:
+def _count_problem(
+    count: int, expected: int | None, at_least: int | None, at_most: int | None, expected_is: str
+) -> str:
     if expected is not None and count != expected:
-        return f"it should hold exactly {expected:,} (the input)"
+        return f"it should hold exactly {expected:,} ({expected_is})"
     if at_least is not None and count < at_least:
         return f"it should hold at least the {at_least:,} ids just added"
     if at_most is not None and count > at_most:
@@ -393,6 +395,8 @@ def evidence_fields(listed: dict[str, Any], *, exact: bool = True) -> dict[str, 
     membership (``exact``: an override, a create, a sync); an ``add`` or ``remove`` can only be
     checked against bounds, since WalkMe lists how many members there are, not who."""
     count = listed.get("user_count")
+    # without an update time a write answered but not applied can hide behind a count that fits
+    exact = exact and listed.get("updated_at") is not None
     verification = None if count is None else "exact" if exact else "bounds"
     return {"listed_user_count": count, "verified": verification == "exact", "verification": verification}
 

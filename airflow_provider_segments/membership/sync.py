@@ -114,7 +114,9 @@ def _sync(
             # only a recovery (ids a failed run left unknown) falls back to the cheaper full change.
             if uncertain is None or delta.requests <= plan.requests:
                 plan = delta
-                count_after_adds = known + len(delta.adds) if uncertain is None else None
+                # (a retry's adds may hold ids a failed run was adding, already in the snapshot)
+                new = len(delta.adds) if uncertain is None else left_out_count(known_ids, delta.adds)
+                count_after_adds = known + new
 
     # 3. guards: nothing is sent when a change removes too much (or cannot be checked)
     if segment is not None:
@@ -175,13 +177,9 @@ def _sync(
                 pending = plan.changed_ids() if plan.mode == DELTA else UserIds()  # full: all, by its mode
                 store.write_journal(Journal(guid, system, plan.mode, pending))
             try:
-                changed_since = send_plan(
-                    api,
-                    system,
-                    guid,
-                    plan,
-                    changed_since=segment.get("updated_at"),
-                    count_after_adds=count_after_adds,
+                changed_since = segment.get("updated_at")
+                send_plan(
+                    api, system, guid, plan, changed_since=changed_since, count_after_adds=count_after_adds
                 )
                 what = f"segment {guid}"
                 listed = verify(api, system, guid, expected=len(ids), what=what, changed_since=changed_since)

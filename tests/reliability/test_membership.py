@@ -646,6 +646,71 @@ def test_an_add_or_remove_is_never_reported_verified_the_platform_cannot_say_who
     assert override["verified"] is True and override["verification"] == "exact"
 
 
+def test_the_retry_of_a_failed_delta_is_read_back_between_its_phases_too(sandbox, tmp_path, two_ids_a_chunk):
+    """The first try failed before anything landed (its journal lists the ids it was changing); the
+    retry's second add and second remove are answered but not applied: the final count fits."""
+    state = tmp_path / "s"
+    base = [f"m{i}" for i in range(10)]
+    sync(state, user_ids=base)
+    wanted = [*base[4:], "n1", "n2", "n3", "n4"]
+    sandbox.inject_fault(f"{SEGMENTS}/", 400, method="PUT", count=1)
+    with pytest.raises(PartialUpdateError):
+        sync(state, user_ids=wanted, max_parallel_requests=1)
+    sandbox.clear_faults()
+    for _second_add_then_second_remove in range(2):
+        sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", skip=1, count=1)
+    with pytest.raises(MembershipMismatchError, match="after its adds"):
+        sync(state, user_ids=wanted, max_parallel_requests=1)
+    sandbox.clear_faults()
+    assert sync(state, user_ids=wanted)["mode"] == "full" and members_of(sandbox, "Audience") == set(wanted)
+
+
+def test_a_coarse_update_time_does_not_fail_a_two_phase_change_that_landed(
+    sandbox, monkeypatch, two_ids_a_chunk
+):
+    """Were WalkMe's update times whole seconds, the read-back between the phases and the last write
+    could share one: the final check compares with the time before the change, which moved."""
+    from datetime import datetime, timezone
+
+    from airflow_provider_segments.testing import walkme as test_server
+
+    monkeypatch.setattr(
+        test_server, "_after", lambda previous: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    guid = sandbox.walkme.create_segment(
+        TEST_SYSTEM_GUID, "S", ["p", "q"], created_at="2026-01-01T00:00:00Z"
+    )["guid"]
+    result = WalkMeUpdateSegmentOperator(
+        task_id="u",
+        segment_guid=guid,
+        action="override",
+        user_ids=["a", "b", "c", "d"],
+        max_removal_fraction=1.0,
+    ).execute({})
+    assert result["verified"] and set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == {"a", "b", "c", "d"}
+
+
+def test_without_a_listed_update_time_no_change_is_reported_exact(sandbox, monkeypatch, two_ids_a_chunk):
+    """The count alone cannot tell an override chunk answered but not applied (2 old members, a
+    first chunk of 2): where WalkMe lists no update time the change is only checked against bounds."""
+    list_segments = WalkMeHook.list_segments
+
+    def without_update_times(self, system_guid=None):
+        return [{**segment, "updated_at": None} for segment in list_segments(self, system_guid)]
+
+    monkeypatch.setattr(WalkMeHook, "list_segments", without_update_times)
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "S", ["p", "q"])["guid"]
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", count=1)
+    result = WalkMeUpdateSegmentOperator(
+        task_id="u",
+        segment_guid=guid,
+        action="override",
+        user_ids=["a", "b", "x", "y"],
+        max_removal_fraction=1.0,
+    ).execute({})
+    assert result["verification"] == "bounds" and result["verified"] is False
+
+
 # -- 17.9. no listed member count ----------------------------------------------------------------------------
 def test_an_override_whose_removal_cannot_be_checked_is_refused(sandbox, monkeypatch):
     guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Counted", [f"u{i}" for i in range(40)])["guid"]
