@@ -334,9 +334,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
 
         :param max_parallel_requests: for this call (``None``: the hook's, see the class).
         :return: ``segment_guid``, ``system_guid``, ``action``, ``user_count``, ``requests``,
-            ``changed_at``, ``listed_user_count``, ``verification`` (``"exact"`` for an override;
-            ``"bounds"`` for an add or remove: WalkMe lists how many members, not who; ``None``
-            without a listed count) and ``verified`` (``True`` only when exact).
+            ``changed_at``, ``listed_user_count``, ``verification`` (``"exact"``, ``"bounds"`` for an
+            add or remove, ``None``: see Reliability) and ``verified`` (``True`` when exact).
         """
         guid = validate_segment_guid(segment_guid)
         validate_update_action(action)
@@ -385,8 +384,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             unknown), ``requests`` (write requests), ``user_count``, ``segment_guid``,
             ``system_guid``, ``name``, ``changed_at`` (of the last change that sent anything),
             ``dry_run``, ``listed_user_count`` (the count WalkMe lists after the change) and
-            ``verification``/``verified`` (``"exact"``/``True``; ``None``/``False`` where WalkMe lists
-            no count, or on a dry run).
+            ``verification``/``verified`` (``None``/``False`` without a listed count, or on a dry run).
         """
         if segment_guid is not None:
             segment_guid = validate_segment_guid(segment_guid)
