@@ -35,6 +35,11 @@ class StateFile:
     def __str__(self) -> str:
         return str(self.location)
 
+    @property
+    def folder(self) -> str:
+        """The folder holding this file (local disk)."""
+        return os.path.dirname(os.path.abspath(self.target))
+
     def exists(self) -> bool:
         return os.path.lexists(self.target) if self.local else self.target.exists()
 
@@ -63,7 +68,7 @@ class StateFile:
         move it over this file: a reader sees the old file or the new one."""
         temporary = StateFile(f"{self.location}.tmp-{uuid.uuid4().hex}")
         if self.local:
-            os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
+            os.makedirs(self.folder, exist_ok=True)
         else:
             temporary.target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -75,7 +80,7 @@ class StateFile:
                     os.fsync(handle.fileno())
             if self.local:
                 os.replace(temporary.target, self.target)  # atomic on one filesystem
-                _fsync_directory(os.path.dirname(os.path.abspath(self.target)))
+                _fsync_directory(self.folder)
             else:
                 temporary.target.rename(self.target)  # a move within one store
         except BaseException:
@@ -94,7 +99,7 @@ class StateFile:
                 return False
             self.replace(text)
             return True
-        os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
+        os.makedirs(self.folder, exist_ok=True)
         temporary = f"{self.target}.tmp-{uuid.uuid4().hex}"
         try:
             with open(temporary, "w", encoding="utf-8") as handle:
@@ -110,7 +115,7 @@ class StateFile:
         finally:
             with suppress(FileNotFoundError):
                 os.unlink(temporary)
-        _fsync_directory(os.path.dirname(os.path.abspath(self.target)))
+        _fsync_directory(self.folder)
         return True
 
     def _create_with_o_excl(self, text: str) -> bool:
@@ -161,10 +166,9 @@ class StateFile:
                 return
 
     def _open_folder(self) -> int | None:
-        folder = os.path.dirname(os.path.abspath(self.target))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(self.folder, exist_ok=True)
         try:
-            return os.open(folder, os.O_RDONLY)
+            return os.open(self.folder, os.O_RDONLY)
         except OSError:  # pragma: no cover - platforms that cannot open a folder
             return None
 
