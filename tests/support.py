@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 WALKME_TEST_URL = "https://walkme.test"
@@ -54,6 +55,19 @@ def sandbox_conn_env(url: str, **extra: object) -> dict[str, str]:
     from airflow_provider_segments.testing.pytest_plugin import connection_env
 
     return connection_env(url, **{"backoff_initial": 0.01, "backoff_max": 0.05, **extra})
+
+
+def impatient_sandbox(monkeypatch: Any, create_lookup_interval: float) -> Iterator[Any]:
+    """A sandbox whose connections give up fast (1 s per attempt, 2 attempts) and a create lookup
+    that waits ``create_lookup_interval`` between looks: for tests of lost answers and retries."""
+    from airflow_provider_segments.membership import writes
+    from airflow_provider_segments.testing import SegmentsTestServer
+
+    with SegmentsTestServer() as server:
+        for name, value in sandbox_conn_env(server.url, timeout=1, max_attempts=2).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(writes, "CREATE_LOOKUP_INTERVAL", create_lookup_interval)
+        yield server
 
 
 #: Airflow's own supervisor prints the secrets a task registers with the masker at DEBUG

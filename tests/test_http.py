@@ -527,16 +527,21 @@ def test_each_part_of_an_api_message_is_redacted_on_its_own():
 def test_a_known_secret_echoed_by_another_json_writer_is_redacted(echo):
     """.NET escapes + & < > ' as \\u002B..., Go escapes & < >; JSON through repr escapes twice."""
     secret = "Zk9+Qm2L/r7Xw&4<5>="
-    redact = Redactor()
-    redact.add_secret(secret)
     echoed = echo(secret)
-    for shown in (redact(f"echo: {echoed} end"), redact.shorten(f"echo: {echoed} end", 300)):
+    for shown in _redacted_both_ways(secret, f"echo: {echoed} end"):
         assert echoed[8:-8] not in shown and "Qm2L" not in shown and shown.endswith(" end"), shown
 
 
 def test_words_that_only_look_like_credential_fields_stay():
     text = '{"token_type": "Bearer", "expires_in": 86400, "error": "invalid or expired token", "tokens": 3}'
     assert Redactor()(text) == text
+
+
+def _redacted_both_ways(secret: str, text: str) -> tuple[str, str]:
+    """``text`` through a redactor that knows ``secret``: whole, and shortened (folded, then cut)."""
+    redact = Redactor()
+    redact.add_secret(secret)
+    return redact(text), redact.shorten(text, 300)
 
 
 @pytest.mark.parametrize(
@@ -555,13 +560,10 @@ def test_words_that_only_look_like_credential_fields_stay():
 def test_a_secret_wrapped_across_lines_is_redacted_whole(wrap):
     """An error page, or a base64 header echoed MIME-style (76 columns), wraps a long secret."""
     secret = "0123456789abcdefSECRET"
-    redact = Redactor()
-    redact.add_secret(secret)
-    wrapped = wrap(secret)
-    for shown in (redact(f"echo: {wrapped} end"), redact.shorten(f"echo: {wrapped} end", 200)):
+    for shown in _redacted_both_ways(secret, f"echo: {wrap(secret)} end"):
         assert "SECRET" not in shown and "01234" not in shown and shown.endswith(" end"), shown
     header = base64.b64encode(secret.encode()).decode()
-    shown = redact(f"got {header[:10]}\n{header[10:]} .")
+    shown = _redacted_both_ways(secret, f"got {header[:10]}\n{header[10:]} .")[0]
     assert header[:10] not in shown and header[10:] not in shown
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
-from support import sandbox_conn_env
+from support import impatient_sandbox, sandbox_conn_env
 
 from airflow_provider_segments import id_files
 from airflow_provider_segments._compat import AirflowFailException
@@ -37,18 +37,14 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeSyncSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with SegmentsTestServer() as server:
-        for name, value in sandbox_conn_env(server.url, timeout=1, max_attempts=2).items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sync_module, "CREATE_LOOKUP_INTERVAL", 0.5)
-        yield server
+    yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.5)
 
 
 def segments_named(sandbox, name: str) -> list[dict]:

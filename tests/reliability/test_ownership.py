@@ -7,26 +7,21 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
-from support import sandbox_conn_env
+from support import impatient_sandbox
 
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsError
-from airflow_provider_segments.membership import writes as writes_module
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeSyncSegmentOperator,
 )
 from airflow_provider_segments.operators.zendesk import ZendeskCreateUserSegmentOperator
-from airflow_provider_segments.testing import TEST_SYSTEM_GUID, SegmentsTestServer
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with SegmentsTestServer() as server:
-        for name, value in sandbox_conn_env(server.url, timeout=1, max_attempts=2).items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(writes_module, "CREATE_LOOKUP_INTERVAL", 0.05)
-        yield server
+    yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.05)
 
 
 def _context(task_id: str, started: datetime) -> dict:
