@@ -102,13 +102,12 @@ def _sync(
         segment = existing_segment(creation_of(api, system, name or "", mark, []), "update")
     size = api.max_ids_per_request
     plan = full_plan(ids, size)
-    known: int | None = segment.get("user_count") if segment is not None else None
+    confirmed_members: int | None = None  # a delta's: the snapshot the platform's evidence confirmed
     count_after_adds: int | None = None  # what a clean delta's adds must make (checked before removes)
     if segment is not None:
         baseline = _baseline(snapshot, journal, segment, system, log)
         if baseline is not None:
             known_ids, uncertain = baseline
-            known = len(known_ids)
             delta = delta_plan(ids, known_ids, uncertain, size)
             # A delta never takes a member out that stays in, where override-then-add briefly does;
             # only a recovery (ids a failed run left unknown) falls back to the cheaper full change.
@@ -116,28 +115,30 @@ def _sync(
                 plan = delta
                 # (a retry's adds may hold ids a failed run was adding, already in the snapshot)
                 new = len(delta.adds) if uncertain is None else left_out_count(known_ids, delta.adds)
-                count_after_adds = known + new
+                confirmed_members = len(known_ids)
+                count_after_adds = confirmed_members + new
 
     # 3. guards: nothing is sent when a change removes too much (or cannot be checked)
     if segment is not None:
         what = f"Syncing WalkMe segment {segment['segment_guid']}"
         if plan.mode == DELTA:  # members known from the snapshot the platform's evidence confirmed
-            guards.check_removal(len(plan.removes), known, what)
+            guards.check_removal(len(plan.removes), confirmed_members, what)
         else:  # at least count - len(input) go; a snapshot of this segment shows who was there
-            known = segment.get("user_count")
-            removed, at_most = max(0, (known or 0) - len(ids)), False
+            listed_members: int | None = segment.get("user_count")
+            removing, at_most = max(0, (listed_members or 0) - len(ids)), False
             if snapshot is not None and _is_of(snapshot, segment, system) and guards.limits_removal:
-                if known is None:
-                    known = len(snapshot.ids)
+                if listed_members is None:
+                    listed_members = len(snapshot.ids)
                     log.info(
-                        "WalkMe lists no member count: the removal guard counts the snapshot's %s.", known
+                        "WalkMe lists no member count: the removal guard counts the snapshot's %s.",
+                        listed_members,
                     )
                 # a swap keeps the count; the snapshot (even one WalkMe's evidence no longer
                 # confirms for a delta) names the members the input leaves out. Once members left
                 # elsewhere it cannot say which are still there: count the most that could go.
-                removed = min(known, max(removed, left_out_count(ids, snapshot.ids)))
-                at_most = len(snapshot.ids) > known
-            guards.check_removal(removed, known, what, at_most=at_most)
+                removing = min(listed_members, max(removing, left_out_count(ids, snapshot.ids)))
+                at_most = len(snapshot.ids) > listed_members
+            guards.check_removal(removing, listed_members, what, at_most=at_most)
     log.info(plan.describe())
     added, removed = plan.counts()
     summary: dict[str, Any] = {
