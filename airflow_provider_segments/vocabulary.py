@@ -104,8 +104,12 @@ def normalize_segment(raw: Any) -> dict[str, Any]:
 SUBDOMAIN_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
 
 
+#: Zendesk ids are 64-bit signed integers: a larger number cannot name anything there.
+MAX_ZENDESK_ID = 2**63 - 1
+
+
 def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
-    """Return ``value`` as a positive int (a digit string is accepted); refuse anything else."""
+    """Return ``value`` as a positive 64-bit int (a digit string is accepted); refuse anything else."""
     if isinstance(value, bool):
         number = None
     elif isinstance(value, int):
@@ -114,8 +118,8 @@ def validate_user_segment_id(value: Any, field: str = "user_segment_id") -> int:
         number = int(value)
     else:
         number = None
-    if number is None or number <= 0:
+    if number is None or not 0 < number <= MAX_ZENDESK_ID:
         raise SegmentsValidationError(
-            f"{field} {preview(value)} is not valid: expected a positive integer id."
+            f"{field} {preview(value)} is not valid: expected a positive integer id (at most 2**63 - 1)."
         )
     return number

@@ -111,18 +111,26 @@ class WalkMeSegmentMock:
     def __init__(self, requests_mock: Any, segments_url: str, guid: str, name: str) -> None:
         self.mock, self.guid, self.name = requests_mock, guid, name
         self.members: dict[str, None] = {}
+        self.deleted = False
         requests_mock.get(segments_url, json=self.listed)
         requests_mock.post(segments_url, json=self.created)
         requests_mock.put(f"{segments_url}/{guid}", json=self.updated)
-        requests_mock.delete(f"{segments_url}/{guid}", status_code=204)
+        requests_mock.delete(f"{segments_url}/{guid}", text=self.deleting)
 
     def __getattr__(self, name: str) -> Any:  # request_history, get, put... of the mocker
         return getattr(self.mock, name)
 
     def listed(self, request: Any, context: Any) -> list[dict[str, Any]]:
-        return [{"guid": self.guid, "name": self.name, "usersCount": len(self.members)}]
+        return (
+            [] if self.deleted else [{"guid": self.guid, "name": self.name, "usersCount": len(self.members)}]
+        )
+
+    def deleting(self, request: Any, context: Any) -> str:
+        self.deleted, context.status_code = True, 204
+        return ""
 
     def created(self, request: Any, context: Any) -> dict[str, Any]:
+        self.deleted = False
         self.members = dict.fromkeys(request.json()["userIds"])
         context.status_code = 201
         return {"guid": self.guid, "name": self.name, "usersCount": len(self.members)}
@@ -148,6 +156,7 @@ class ZendeskSegmentStore:
         self.segments = {s["id"]: dict(s) for s in segments}
         requests_mock.get(self.url, json=self.get)
         requests_mock.put(self.url, json=self.put)
+        requests_mock.delete(self.url, text=self.delete)
 
     def _id(self, request: Any) -> int:
         return int(self.url.search(request.url).group(1))
@@ -161,6 +170,10 @@ class ZendeskSegmentStore:
             context.status_code, context.reason = 404, "Not Found"
             return {"error": "RecordNotFound"}
         return {"user_segment": found}
+
+    def delete(self, request: Any, context: Any) -> str:
+        context.status_code = 204 if self.segments.pop(self._id(request), None) else 404
+        return ""
 
     def put(self, request: Any, context: Any) -> dict[str, Any]:
         found = self.segments.setdefault(self._id(request), self._new(self._id(request)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
@@ -22,6 +21,7 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.zendesk_connection import ZendeskConnection
+from airflow_provider_segments.hooks.zendesk_pagination import paginated_items
 from airflow_provider_segments.hooks.zendesk_payloads import (
     CRITERIA_FIELDS,
     as_created,
@@ -30,7 +30,6 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     same_value,
     show_value,
 )
-from airflow_provider_segments.http import same_origin
 from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.writes import (
     Creation,
@@ -49,11 +48,6 @@ USER_SEGMENT_PATH = f"{API_PREFIX}/user_segments/{{id}}.json"
 USER_USER_SEGMENTS_PATH = f"{API_PREFIX}/users/{{user_id}}/user_segments.json"
 SECTIONS_PATH = f"{API_PREFIX}/user_segments/{{id}}/sections.json"
 TOPICS_PATH = f"{API_PREFIX}/user_segments/{{id}}/topics.json"
-
-#: Cursor pagination page size (Zendesk's maximum).
-PAGE_SIZE = 100
-#: A list that has not ended after this many pages is a server bug, not data: stop with an error.
-MAX_PAGES = 10_000
 
 
 class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
@@ -96,69 +90,10 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
     def _paginate(
         self, path: str, key: str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Yield the items of every page: cursor pagination, or offset if the server answers so."""
-        url: str = path
-        query: dict[str, Any] | None = {**(params or {}), "page[size]": PAGE_SIZE}
-        seen: set[str] = set()
-        seen_ids: set[Any] = set()
-        for _page in range(MAX_PAGES):
-            body = self._call("GET", url, params=query)
-            if not isinstance(body, dict) or not isinstance(body.get(key), list):
-                raise SegmentsError(
-                    f"Zendesk answered {path} without a {key!r} list: {self.client.preview(body)}"
-                )
-            fresh = 0
-            for item in body[key]:
-                item_id = item.get("id") if isinstance(item, dict) else None
-                if item_id is not None and not isinstance(item_id, int | str):
-                    raise SegmentsError(
-                        f"Zendesk listed an item of {path} whose id is not a number: "
-                        f"{self.client.preview(item)}"
-                    )
-                if item_id is not None:
-                    if item_id in seen_ids:
-                        continue  # an item shifted onto the next page (offset pagination): once is enough
-                    seen_ids.add(item_id)
-                fresh += 1
-                self._remember_built_in(item)
-                yield item
-            if body[key] and not fresh:
-                raise SegmentsError(
-                    f"Zendesk's pagination of {path} sent a page of items it had already sent; stopping "
-                    "instead of looping."
-                )
-            meta, links = body.get("meta") or {}, body.get("links") or {}
-            if not isinstance(meta, dict) or not isinstance(links, dict):
-                raise SegmentsError(
-                    f"Zendesk answered {path} with 'meta' or 'links' that is not an object: "
-                    f"{self.client.preview({'meta': meta, 'links': links})}"
-                )
-            if meta.get("has_more") and links.get("next"):
-                next_url = links["next"]
-            elif body.get("next_page"):
-                next_url = body["next_page"]
-            elif meta.get("has_more"):
-                raise SegmentsError(
-                    f"Zendesk's answer to GET {path} says more pages follow (meta.has_more is true) but "
-                    "gives no next link (links.next); stopping instead of returning part of the list, "
-                    "which could make a name lookup miss a segment and create a duplicate."
-                )
-            else:
-                return
-            if not isinstance(next_url, str):
-                raise SegmentsError(
-                    f"Zendesk's next-page link for {path} is not a URL: {self.client.preview(next_url)}"
-                )
-            if not same_origin(self.base_url, next_url):
-                raise SegmentsError(
-                    f"Zendesk's next-page link for {path} points at another origin "
-                    f"({preview(urlsplit(next_url).hostname)}); refusing to send credentials there."
-                )
-            if next_url in seen:
-                raise SegmentsError(f"Zendesk's pagination of {path} loops back to a page it already sent.")
-            seen.add(next_url)
-            url, query = next_url, None
-        raise SegmentsError(f"Zendesk's pagination of {path} did not end after {MAX_PAGES} pages.")
+        """Yield the items of every page (see :func:`.zendesk_pagination.paginated_items`)."""
+        for item in paginated_items(self._call, self.base_url, self.client.preview, path, key, params):
+            self._remember_built_in(item)
+            yield item
 
     def _remember_built_in(self, segment: Any) -> None:
         if isinstance(segment, dict) and segment.get("built_in") and isinstance(segment.get("id"), int):
@@ -172,6 +107,12 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
 
         :param built_in: ``True`` only built-in segments, ``False`` only custom ones, ``None`` both.
         """
+        for flag, value in (("built_in", built_in), ("applicable", applicable)):
+            if not isinstance(value, bool) and not (flag == "built_in" and value is None):
+                raise SegmentsValidationError(
+                    f"{flag} {preview(value)} is not valid: use True or False"
+                    + (" (or None for both)." if flag == "built_in" else ".")
+                )
         if applicable and user_id is not None:
             raise SegmentsValidationError("Pass either applicable=True or user_id, not both.")
         if user_id is not None:
@@ -271,8 +212,11 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
     ) -> dict[str, Any]:
         """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
         full = as_created(body)
+        segment_id = validate_user_segment_id(existing["id"], "listed id")
+        if "added_user_ids" not in existing:  # a list answer may leave them out: ask the segment itself
+            existing = {**existing, **self.get_user_segment(segment_id)}
         check_added_users(
-            existing, full["added_user_ids"], f"Creating over user segment {existing['id']}", guards
+            existing, full["added_user_ids"], f"Creating over user segment {segment_id}", guards
         )
         changes = [
             f"{field} {show_value(existing.get(field))} -> {show_value(full[field])}"
@@ -283,10 +227,10 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",
             existing.get("name"),
             reason,
-            existing["id"],
+            segment_id,
             "criteria changed: " + "; ".join(changes) if changes else "no criteria change",
         )
-        return self._put(existing["id"], full)
+        return self._put(segment_id, full)
 
     def update_user_segment(
         self,

@@ -118,8 +118,13 @@ def show_value(value: Any) -> str:
 def check_added_users(listed: dict[str, Any], wanted: list[int], what: str, guards: Guards) -> None:
     """The mass-change guards on replacing the ``added_user_ids`` Zendesk lists by ``wanted``."""
     what = f"{what} with {len(wanted):,} added_user_ids"
-    current = listed.get("added_user_ids", [])  # not listed (as in Zendesk's document): none
+    current = listed.get("added_user_ids")
     if isinstance(current, list):
         guards.check_replacement(current, wanted, what)
-    else:  # listed as something else: the removal cannot be checked
-        guards.check_removal(0, None, what)
+    elif guards.limits_removal:  # not listed is unknown, never "none": who would go cannot be counted
+        raise SegmentsValidationError(
+            f"{what}: Zendesk does not list the segment's added_user_ids "
+            f"({'not listed' if current is None else preview(current)}), so the users this change would "
+            f"remove cannot be counted and max_removal_fraction={guards.max_removal_fraction} cannot be "
+            "checked: nothing was sent. Pass max_removal_fraction=1.0 to replace them without that check."
+        )

@@ -72,6 +72,20 @@ class CreationMark:
             return False
         return self.holds is None or self.holds(segment)
 
+    def disowns(self, segment: dict[str, Any]) -> bool:
+        """True when ``segment`` cannot be this task's: it lists another external id than the one
+        this create sends, or was created before this run started."""
+        sent_external_id = self.external_id if self.external_id is not None else self.token
+        listed_external_id = segment.get("external_id")
+        if sent_external_id and listed_external_id is not None and listed_external_id != sent_external_id:
+            return True
+        created = parse_time(segment.get("created_at"))
+        return (
+            self.created_after is not None
+            and created is not None
+            and created < self.created_after.replace(microsecond=0)
+        )
+
 
 @dataclass
 class Creation:
@@ -183,8 +197,23 @@ def _landed(creation: Creation) -> dict[str, Any] | None:
     """After an unanswered create: the segment it made, if listed (the name was free before)."""
     matches = creation.find()
     own = [segment for segment in matches if creation.mark.owns(segment)]
-    if len(own) == 1 or (not own and len(matches) == 1):
-        return (own or matches)[0]
+    if len(own) == 1:
+        return own[0]
+    if len(matches) == 1 and creation.mark.disowns(matches[0]):
+        # the name was free when looked up: a segment of it that cannot be this create's came from
+        # elsewhere. Never adopted (it would be overwritten); a rerun looks the name up and applies
+        # if_exists to it.
+        raise SegmentsUnknownOutcomeError(
+            f"The create of {creation.kind} {creation.name!r} {creation.where} has an unknown outcome, "
+            f"and the only segment of that name ({creation.segment_id(matches[0])}, created "
+            f"{matches[0].get('created_at') or '(unknown)'}) was made before this run or by another "
+            "client: it was left alone. Rerun the task: it looks the name up first and applies if_exists.",
+            platform=creation.platform,
+            method="POST",
+            endpoint="",
+        )
+    if len(matches) == 1:
+        return matches[0]
     if len(matches) > 1:
         raise SegmentsError(
             f"{len(matches)} {creation.kind}s are named {creation.name!r} {creation.where} after a create "
@@ -223,7 +252,12 @@ def delete_confirmed(
                 return
             log.warning("%s; %s is still listed, deleting it again.", err, what)
             continue
-        log.info("Deleted %s.", what)
+        if still_listed():  # answered, not applied (a proxy's 204): the task must not say deleted
+            raise SegmentsError(
+                f"The delete of {what} was answered as done, but it is still listed: something between "
+                "this task and the platform answered for it. Nothing is reported deleted; rerun the task."
+            )
+        log.info("Deleted %s (read back: no longer listed).", what)
         return
     raise SegmentsError(
         f"{what} is still listed after {DELETE_ATTEMPTS} delete attempts whose outcome was unknown; "

@@ -266,8 +266,8 @@ def test_create_sends_the_user_segment_body(hook, requests_mock):
 
 
 def test_create_with_an_existing_name_updates_instead(hook, requests_mock):
-    requests_mock.get(LIST_URL, json=page([segment(5, "VIP agents")]))
-    ZendeskSegmentStore(requests_mock, BASE, segment(5, "VIP agents"))
+    requests_mock.get(LIST_URL, json=page([segment(5, "VIP agents", added_user_ids=[])]))
+    ZendeskSegmentStore(requests_mock, BASE, segment(5, "VIP agents", added_user_ids=[]))
     hook.create_user_segment("VIP agents", "staff", tags=["vip"])
     assert [r.method for r in requests_mock.request_history] == ["GET", "PUT", "GET"]
     with pytest.raises(SegmentExistsError, match="id 5"):
@@ -275,9 +275,10 @@ def test_create_with_an_existing_name_updates_instead(hook, requests_mock):
 
 
 def test_create_whose_response_was_lost_checks_before_resending(hook, requests_mock):
-    requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([segment(5, "VIP")])}])
+    found = segment(5, "VIP", added_user_ids=[])
+    requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([found])}])
     requests_mock.post(LIST_URL, status_code=504, reason="Gateway Timeout", text="timeout")
-    ZendeskSegmentStore(requests_mock, BASE, segment(5, "VIP"))
+    ZendeskSegmentStore(requests_mock, BASE, found)
     assert hook.create_user_segment("VIP", "staff")["id"] == 5
     assert [r.method for r in requests_mock.request_history] == ["GET", "POST", "GET", "PUT", "GET"]
 
@@ -436,7 +437,7 @@ def test_create_over_an_existing_name_clears_the_criteria_it_leaves_out(hook, re
 
 
 def test_create_after_an_unknown_outcome_replaces_the_segment_it_finds_in_full(hook, requests_mock):
-    found = segment(5, "VIP", tags=["old"], group_ids=[3])
+    found = segment(5, "VIP", tags=["old"], group_ids=[3], added_user_ids=[])
     requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([found])}])
     requests_mock.post(LIST_URL, status_code=504, reason="Gateway Timeout", text="timeout")
     ZendeskSegmentStore(requests_mock, BASE, found)

@@ -62,10 +62,11 @@ def test_update_returns_action_count_and_requests(api):
 
 
 def test_delete_returns_the_guid_and_list_returns_dicts(api):
-    assert WalkMeDeleteSegmentOperator(task_id="d", segment_guid=GUID).execute({}) == GUID
     listed = WalkMeListSegmentsOperator(task_id="l", name_prefix="Exi").execute({})
     assert [s["segment_guid"] for s in listed] == [GUID]
     assert WalkMeListSegmentsOperator(task_id="l2", name_prefix="zzz").execute({}) == []
+    assert WalkMeDeleteSegmentOperator(task_id="d", segment_guid=GUID).execute({}) == GUID
+    assert WalkMeListSegmentsOperator(task_id="l3", name_prefix="Exi").execute({}) == []  # gone
 
 
 def test_bad_input_fails_without_retry_and_sends_nothing(api):

@@ -26,7 +26,6 @@ BASE = f"{ZENDESK_TEST_URL}/api/v2/help_center"
 def api(requests_mock, zendesk_conn):
     requests_mock.get(f"{BASE}/user_segments.json", json={"user_segments": [], "meta": {"has_more": False}})
     requests_mock.post(f"{BASE}/user_segments.json", json=ZendeskSegmentStore(requests_mock, BASE).create(5))
-    requests_mock.delete(f"{BASE}/user_segments/5.json", status_code=204)
     requests_mock.get(f"{BASE}/user_segments/5/sections.json", json={"sections": [{"id": 1}]})
     requests_mock.get(f"{BASE}/user_segments/5/topics.json", json={"topics": [{"id": 2}]})
     return requests_mock

@@ -1,0 +1,107 @@
+"""Zendesk's list pagination: cursor pages (``meta.has_more`` / ``links.next``) or offset pages
+(``next_page``), walked with guards against a server that never ends, loops, or points elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
+from airflow_provider_segments.http import same_origin
+from airflow_provider_segments.text import preview
+from airflow_provider_segments.vocabulary import validate_user_segment_id
+
+#: Cursor pagination page size (Zendesk's maximum).
+PAGE_SIZE = 100
+#: A list that has not ended after this many pages is a server bug, not data: stop with an error.
+MAX_PAGES = 10_000
+#: Pages in a row that hold no item yet say more follow: a list making no progress, not data.
+MAX_EMPTY_PAGES = 3
+
+
+def paginated_items(
+    call: Callable[..., Any],
+    base_url: str,
+    show: Callable[[Any], str],
+    path: str,
+    key: str,
+    params: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield the items under ``key`` of every page of ``GET path``, each once.
+
+    ``call(method, url, params=...)`` sends one authenticated request; ``show`` previews a value
+    for an error message. Next-page links must stay on ``base_url``'s origin (credentials go only
+    there). Every item must be an object with a positive 64-bit integer ``id``: ids listed here go
+    into later requests' URLs.
+    """
+    url: str = path
+    query: dict[str, Any] | None = {**(params or {}), "page[size]": PAGE_SIZE}
+    seen: set[str] = set()
+    seen_ids: set[int] = set()
+    empty_pages = 0
+    for _page in range(MAX_PAGES):
+        body = call("GET", url, params=query)
+        if not isinstance(body, dict) or not isinstance(body.get(key), list):
+            raise SegmentsError(f"Zendesk answered {path} without a {key!r} list: {show(body)}")
+        fresh = 0
+        for item in body[key]:
+            item_id = _listed_id(item, path, show)
+            if item_id in seen_ids:
+                continue  # an item shifted onto the next page (offset pagination): once is enough
+            seen_ids.add(item_id)
+            fresh += 1
+            yield item
+        if body[key] and not fresh:
+            raise SegmentsError(
+                f"Zendesk's pagination of {path} sent a page of items it had already sent; stopping "
+                "instead of looping."
+            )
+        empty_pages = 0 if body[key] else empty_pages + 1
+        meta, links = body.get("meta") or {}, body.get("links") or {}
+        if not isinstance(meta, dict) or not isinstance(links, dict):
+            raise SegmentsError(
+                f"Zendesk answered {path} with 'meta' or 'links' that is not an object: "
+                f"{show({'meta': meta, 'links': links})}"
+            )
+        if meta.get("has_more") and links.get("next"):
+            next_url = links["next"]
+        elif body.get("next_page"):
+            next_url = body["next_page"]
+        elif meta.get("has_more"):
+            raise SegmentsError(
+                f"Zendesk's answer to GET {path} says more pages follow (meta.has_more is true) but "
+                "gives no next link (links.next); stopping instead of returning part of the list, "
+                "which could make a name lookup miss a segment and create a duplicate."
+            )
+        else:
+            return
+        if not isinstance(next_url, str):
+            raise SegmentsError(f"Zendesk's next-page link for {path} is not a URL: {show(next_url)}")
+        if not same_origin(base_url, next_url):
+            raise SegmentsError(
+                f"Zendesk's next-page link for {path} points at another origin "
+                f"({preview(urlsplit(next_url).hostname)}); refusing to send credentials there."
+            )
+        if empty_pages >= MAX_EMPTY_PAGES:
+            raise SegmentsError(
+                f"Zendesk's pagination of {path} sent {empty_pages} pages in a row with no items that "
+                "each said more follow; stopping instead of following it without end."
+            )
+        if next_url in seen:
+            raise SegmentsError(f"Zendesk's pagination of {path} loops back to a page it already sent.")
+        seen.add(next_url)
+        url, query = next_url, None
+    raise SegmentsError(f"Zendesk's pagination of {path} did not end after {MAX_PAGES} pages.")
+
+
+def _listed_id(item: Any, path: str, show: Callable[[Any], str]) -> int:
+    """The item's id, which must be a positive 64-bit integer (a bool, a string or a path is not)."""
+    item_id = item.get("id") if isinstance(item, dict) else None
+    if not isinstance(item_id, int) or isinstance(item_id, bool):
+        what = "is not an object" if not isinstance(item, dict) else "has no integer id"
+        raise SegmentsError(f"Zendesk listed an item of {path} that {what}: {show(item)}")
+    try:
+        return validate_user_segment_id(item_id, "id")
+    except SegmentsValidationError as err:
+        raise SegmentsError(f"Zendesk listed an item of {path} with an unusable id: {err}") from None
