@@ -38,6 +38,9 @@ class SegmentsApiError(SegmentsError):
     :param endpoint: URL path of the failed call (never a query string or a credential).
     :param status: HTTP status, or ``None`` when no response came back.
     :param api_message: what the API said, already cut to a readable length.
+    :param may_have_applied: whether the server may have applied the call, by any of its attempts
+        (an earlier one's answer may have been lost before the last one was refused); ``None`` when
+        not known (raised outside the HTTP client's retry loop).
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class SegmentsApiError(SegmentsError):
         endpoint: str,
         status: int | None = None,
         api_message: str | None = None,
+        may_have_applied: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.platform = platform
@@ -56,6 +60,7 @@ class SegmentsApiError(SegmentsError):
         self.endpoint = endpoint
         self.status = status
         self.api_message = api_message
+        self.may_have_applied = may_have_applied
 
 
 class SegmentsAuthError(SegmentsApiError):
@@ -93,7 +98,11 @@ class SegmentExistsError(SegmentsError):
 
 
 class PartialUpdateError(SegmentsError):
-    """A chunked change stopped part-way: some chunks were applied, the rest were not.
+    """A chunked change stopped part-way: some chunks were applied, some may have been, the rest
+    were not.
+
+    Every chunk is in exactly one of ``landed_chunks``, ``failed_chunks`` and ``unsent_chunks``;
+    ``unknown_chunks`` is the part of ``failed_chunks`` that may have landed all the same.
 
     :param applied_chunks: chunks the API acknowledged.
     :param total_chunks: chunks the change needed.
@@ -101,8 +110,12 @@ class PartialUpdateError(SegmentsError):
     :param total_ids: ids in the whole change.
     :param landed_chunks: the numbers (from 1) of the acknowledged chunks; with parallel writes
         they need not be the first ones.
-    :param failed_chunks: the numbers of the chunks that were sent and failed.
+    :param failed_chunks: the numbers of the chunks that were sent and failed: those the server
+        refused (not applied) and those of unknown outcome.
     :param unsent_chunks: the numbers of the chunks never sent.
+    :param unknown_chunks: the numbers of the failed chunks whose outcome is unknown: no answer
+        came back (a lost answer, a timeout, a broken connection; also an attempt before the one
+        that was refused), so the server may have applied them.
     """
 
     def __init__(
@@ -116,6 +129,7 @@ class PartialUpdateError(SegmentsError):
         landed_chunks: list[int] | None = None,
         failed_chunks: list[int] | None = None,
         unsent_chunks: list[int] | None = None,
+        unknown_chunks: list[int] | None = None,
     ) -> None:
         super().__init__(message)
         self.applied_chunks = applied_chunks
@@ -127,6 +141,7 @@ class PartialUpdateError(SegmentsError):
         )
         self.failed_chunks = failed_chunks or []
         self.unsent_chunks = unsent_chunks or []
+        self.unknown_chunks = unknown_chunks or []
 
 
 class MembershipMismatchError(SegmentsError):

@@ -283,22 +283,24 @@ class ApiClient:
             send,
         )
         waited = 0.0
+        may_have_applied = False  # by any attempt: the last one's refusal does not undo an earlier one
         for attempt in itertools.count(1):
             outcome = self._attempt(call, parse_json)
             if not isinstance(outcome, Failure):
                 return outcome
+            may_have_applied = may_have_applied or outcome.may_have_applied
             if outcome.retryable:
                 with self._lock:
                     self._congestion += 1
             if outcome.outcome_unknown(call.idempotent):
-                raise self._error(call, outcome, attempt, unknown=True)
+                raise self._error(call, outcome, attempt, may_have_applied, unknown=True)
             delay = self.retry.delay(attempt, outcome.retry_after)
             if not (
                 outcome.retryable
                 and self.retry.attempts_left(attempt)
                 and self.retry.wait_fits(waited, delay)
             ):
-                raise self._error(call, outcome, attempt)
+                raise self._error(call, outcome, attempt, may_have_applied)
             self._log_retry(call, outcome, attempt, delay)
             self.sleep(delay)
             waited += delay
@@ -402,7 +404,7 @@ class ApiClient:
             )
 
     def _error(
-        self, call: _Call, failure: Failure, attempts: int, *, unknown: bool = False
+        self, call: _Call, failure: Failure, attempts: int, may_have_applied: bool, *, unknown: bool = False
     ) -> SegmentsApiError:
         message = call_message(
             f"{self.platform} API {call.name}",
@@ -420,4 +422,5 @@ class ApiClient:
             endpoint=call.endpoint,
             status=failure.status,
             api_message=failure.api_message,
+            may_have_applied=may_have_applied,
         )

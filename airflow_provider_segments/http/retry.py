@@ -109,9 +109,15 @@ class Failure:
     def status(self) -> int | None:
         return self.response.status_code if self.response is not None else None
 
+    @property
+    def may_have_applied(self) -> bool:
+        """True when the server may have applied this attempt: no answer (unless never sent), a
+        500/502/504, or a success whose body was unreadable. A refusal (3xx, 4xx, 429, 503) was not."""
+        return self.retryable and self.processed
+
     def outcome_unknown(self, idempotent: bool) -> bool:
         """True when retrying could apply a write twice and failing cannot tell whether it was applied."""
-        return self.retryable and self.processed and not idempotent
+        return self.may_have_applied and not idempotent
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from airflow_provider_segments.exceptions import (
     PartialUpdateError,
+    SegmentsApiError,
     SegmentsError,
     SegmentsUnknownOutcomeError,
     SegmentsValidationError,
@@ -115,9 +116,28 @@ class Window:
             self.successes = 0
 
 
+def outcome_unknown(error: SegmentsError) -> bool:
+    """True when a write that failed with ``error`` may have been applied all the same.
+
+    Only an answer that refused it (3xx, 4xx, 429, 503) or a refusal before it was sent (a
+    validation error) says it was not; no answer (a lost one, a timeout, a broken connection), a
+    500/502/504, or such an attempt before the one refused leaves its outcome unknown. The HTTP
+    client says which (``may_have_applied``); an error raised without its say counts as unknown
+    unless its status refused the write.
+    """
+    if isinstance(error, SegmentsUnknownOutcomeError):
+        return True
+    if not isinstance(error, SegmentsApiError):
+        return False
+    if error.may_have_applied is not None:
+        return error.may_have_applied
+    return error.status is None or error.status < 300 or error.status in (500, 502, 504)
+
+
 @dataclass
 class _Progress:
-    """Which chunks (numbered from 1 over the whole change) landed, failed, or were never sent."""
+    """Which chunks (numbered from 1 over the whole change) landed, failed (refused, or of unknown
+    outcome: see :func:`outcome_unknown`), or were never sent."""
 
     total_chunks: int
     total_ids: int
@@ -129,19 +149,29 @@ class _Progress:
         number, action, _, cause = min(self.failed, key=lambda failure: failure[0])  # the first
         landed = sorted(self.landed)
         failed = sorted(n for n, *_ in self.failed)
+        unknown = sorted(n for n, _, _, err in self.failed if outcome_unknown(err))
+        unknown_ids = sum(size for _, _, size, err in self.failed if outcome_unknown(err))
+        refused = sorted(set(failed) - set(unknown))
+        refused_ids = sum(size for *_, size, _ in self.failed) - unknown_ids
         unsent = list(range(sent_up_to + 1, self.total_chunks + 1))
+        unsent_ids = self.total_ids - self.applied_ids - unknown_ids - refused_ids
         done = f"{what}; then " if what else ""
         parts = [f"landed: {_ranges(landed)}"]
-        if len(failed) > 1:
-            parts.append(f"failed: {_ranges(failed)}")
+        counts = []  # of the ids not acknowledged: which may have landed, which cannot have
+        if unknown:
+            parts.append(f"outcome unknown: {_ranges(unknown)}")
+            counts.append(f"{unknown_ids:,} ids of unknown outcome (may have landed)")
+        if refused:
+            parts.append(f"refused: {_ranges(refused)}")
+            counts.append(f"{refused_ids:,} ids refused (not applied)")
         if unsent:
             parts.append(f"not sent: {_ranges(unsent)}")
+        counts.append(f"{unsent_ids:,} ids were not sent")
         message = (
             f"WalkMe segment {guid}: {done}chunk {number}/{self.total_chunks} ({action}) failed after "
             f"{len(landed)} of {self.total_chunks} chunks were applied ({self.applied_ids:,} of "
-            f"{self.total_ids:,} ids); {self.total_ids - self.applied_ids:,} ids were not sent "
-            f"({'; '.join(parts)}). Rerunning the task converges to the requested membership. "
-            f"Cause: {cause}"
+            f"{self.total_ids:,} ids); {', '.join(counts)} ({'; '.join(parts)}). Rerunning the task "
+            f"converges to the requested membership. Cause: {cause}"
         )
         return PartialUpdateError(
             message,
@@ -152,6 +182,7 @@ class _Progress:
             landed_chunks=landed,
             failed_chunks=failed,
             unsent_chunks=unsent,
+            unknown_chunks=unknown,
         )
 
 
@@ -170,7 +201,7 @@ def send_chunks(
     """Send each ``(action, chunk)``, logging progress; an ``override`` alone, ``add``/``remove``
     chunks up to ``api.max_parallel_requests`` at once. A failure stops the sending of new chunks,
     waits for those in flight, and raises :class:`PartialUpdateError` naming the chunks that landed,
-    failed and were not sent.
+    failed (refused, or of unknown outcome) and were not sent.
 
     Chunks are numbered from ``applied_chunks + 1`` (earlier ones, e.g. a create's, count as landed).
     """
@@ -321,7 +352,8 @@ def send_override(api: MembershipApi, system: str, guid: str, chunk: list[str]) 
 
     An override is the one order-sensitive write: a copy that lands after the ``add`` chunks wipes
     them. So it is never retried blindly: when its outcome is unknown, the earlier copy is given
-    :attr:`MembershipApi.late_write_grace` seconds to land or die before the override is sent again.
+    :attr:`MembershipApi.late_write_grace` seconds to land or die before the override is sent again;
+    should that one be refused, the earlier copy may still have landed (its outcome stays unknown).
     """
     for attempt in range(1, OVERRIDE_ATTEMPTS + 1):
         try:
@@ -339,6 +371,10 @@ def send_override(api: MembershipApi, system: str, guid: str, chunk: list[str]) 
                 OVERRIDE_ATTEMPTS,
             )
             api.sleep(api.late_write_grace)
+        except SegmentsApiError as err:
+            if attempt > 1:  # refused now, but an earlier copy, of unknown outcome, may have landed
+                err.may_have_applied = True
+            raise
 
 
 @contextlib.contextmanager

@@ -320,7 +320,10 @@ def test_failure_half_way_says_what_was_applied(hook, api):
         hook.update_segment(GUID, "override", ids(60_000))
     message = str(err.value)
     assert "chunk 2/3" in message and "1 of 3 chunks" in message
-    assert "25,000 of 60,000 ids" in message and "35,000 ids were not sent" in message and "nope" in message
+    assert "25,000 of 60,000 ids" in message and "nope" in message
+    # chunks 2 and 3 (in parallel) were answered with a 400: sent and refused, none "not sent"
+    assert "35,000 ids refused (not applied), 0 ids were not sent" in message
+    assert (err.value.failed_chunks, err.value.unknown_chunks, err.value.unsent_chunks) == ([2, 3], [], [])
     assert (err.value.applied_chunks, err.value.applied_ids) == (1, 25_000)
 
 

@@ -196,3 +196,64 @@ def test_max_parallel_requests_out_of_range_is_refused_when_the_dag_is_parsed(va
         WalkMeSyncSegmentOperator(
             task_id="s", name="n", state_path="/tmp/x", user_ids=["a"], max_parallel_requests=value
         )
+
+
+# -- what a PartialUpdateError says, against what the server holds ------------------------------
+def add_all(sandbox, parallel: int) -> tuple[PartialUpdateError, set[str]]:
+    """Add IDS (20 chunks) to a segment holding only "seed"; the error and the ids the server then
+    holds (the seed left out)."""
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["seed"])["guid"]
+    with pytest.raises(PartialUpdateError) as caught:
+        WalkMeUpdateSegmentOperator(
+            task_id="add", segment_guid=guid, action="add", user_ids=IDS, max_parallel_requests=parallel
+        ).execute({})
+    return caught.value, set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) - {"seed"}
+
+
+def assert_the_error_tells_the_truth(err: PartialUpdateError, held: set[str]) -> None:
+    """Landed chunks are held, refused and unsent ones are not, every held id is in a landed chunk
+    or one of unknown outcome, and the counts in the message are those of the chunks."""
+    landed, unknown = err.landed_chunks, getattr(err, "unknown_chunks", [])
+    refused = sorted(set(err.failed_chunks) - set(unknown))
+    unsent = err.unsent_chunks
+    report = (sorted(held), landed, unknown, err.failed_chunks, unsent, str(err))
+    assert sorted(landed + err.failed_chunks + unsent) == list(range(1, 21)), report
+    assert set(unknown) <= set(err.failed_chunks), report  # failed_chunks: every chunk sent that failed
+    assert chunk_ids(landed) <= held, report
+    assert held <= chunk_ids(landed + unknown), report  # nothing held is called refused or not sent
+    assert not held & chunk_ids(refused), report
+    assert not held & chunk_ids(unsent), report
+    assert err.applied_chunks == len(landed) and err.applied_ids == len(chunk_ids(landed)), report
+    message = str(err)
+    assert f"{len(chunk_ids(unsent)):,} ids were not sent" in message, report
+    if unknown:
+        assert f"{len(chunk_ids(unknown)):,} ids of unknown outcome (may have landed)" in message, report
+
+
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_chunks_whose_answers_were_lost_are_of_unknown_outcome_not_failed_or_unsent(sandbox, parallel):
+    # chunk writes 1-3 answered; every later one applied by the server, its answer lost (each retry too)
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", skip=3, lose_response=True, count=1000)
+    err, held = add_all(sandbox, parallel)
+    assert_the_error_tells_the_truth(err, held)
+    assert err.unknown_chunks and held == chunk_ids(err.landed_chunks + err.unknown_chunks)
+
+
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_a_refused_chunk_is_not_applied_and_the_rest_are_told_apart(sandbox, parallel):
+    sandbox.inject_fault(f"{SEGMENTS}/", 400, method="PUT", skip=3, count=1)
+    err, held = add_all(sandbox, parallel)
+    assert_the_error_tells_the_truth(err, held)
+    assert err.unknown_chunks == [] and len(err.failed_chunks) == 1
+    assert "refused" in str(err)
+
+
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_a_chunk_retried_to_503s_after_a_lost_answer_is_of_unknown_outcome(sandbox, parallel):
+    # the 4th write is applied and its answer lost; every retry (and every later write) gets a 503:
+    # the last answer says "not applied", but the first attempt was
+    sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", skip=3, lose_response=True, count=1)
+    sandbox.inject_fault(f"{SEGMENTS}/", 503, method="PUT", count=1000)
+    err, held = add_all(sandbox, parallel)
+    assert_the_error_tells_the_truth(err, held)
+    assert len(held) == 4 * CHUNK and len(err.unknown_chunks) == 1
