@@ -58,6 +58,12 @@ def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
     Basic credentials and header values as Latin-1)."""
     if not value:
         return
+    if value != value.strip():  # a pasted space or no-break space: a credential that never matches
+        end, char = ("begins", value[0]) if value[0].isspace() else ("ends", value[-1])
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: its {field_name} field {end} with whitespace, "
+            f"{describe_char(char)}: copy the value again without it. Nothing was sent."
+        )
     bad = find_invisible(value)
     position = bad.start() if bad else next((i for i, c in enumerate(value) if ord(c) > 0xFF), None)
     if position is None:

@@ -11,7 +11,6 @@ from typing import Any
 
 from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
-    SegmentsApiError,
     SegmentsAuthError,
     SegmentsError,
     SegmentsValidationError,
@@ -22,6 +21,7 @@ from airflow_provider_segments.hooks.walkme_token import (
     MAX_TOKEN_LIFETIME,
     TOKEN_LIFETIME,
     TokenCache,
+    access_token_of,
     token_lifetime,
 )
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
@@ -129,14 +129,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             auth=(settings.login, settings.secret),
             idempotent=True,  # asking for a token changes nothing on the server
         )
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not token or not isinstance(token, str):
-            raise SegmentsApiError(
-                "WalkMe token endpoint answered without an access_token.",
-                platform="WalkMe",
-                method="POST",
-                endpoint=TOKEN_PATH,
-            )
+        token = access_token_of(body, TOKEN_PATH)
         self.register_secret(token)
         lifetime, replaced = token_lifetime(body.get("expires_in"))
         if replaced:

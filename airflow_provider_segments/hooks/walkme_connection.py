@@ -9,6 +9,8 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
 from airflow_provider_segments.hooks._connection import ConnectionLog, ConnectionSettings, parse_base_url
+from airflow_provider_segments.text import preview
+from airflow_provider_segments.vocabulary import SYSTEM_GUID_PATTERN
 
 DEFAULT_HOST = "https://api.walkme.com"
 #: WalkMe's publicly listed data centres; the token endpoint lives on the same host.
@@ -42,9 +44,21 @@ class WalkMeConnection(ConnectionSettings):
             secret=conn.password,
             login=conn.login,
             extra=extra,
-            system_guid=extra.get("system_guid") or None,
+            system_guid=_system_guid(extra.get("system_guid"), conn_id),
             region=region,
         )
+
+
+def _system_guid(value: Any, conn_id: str) -> str | None:
+    """Checked when the connection is read, so that a secret pasted here is redacted from the error."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not SYSTEM_GUID_PATTERN.fullmatch(value):
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: extra field 'system_guid' is {preview(value)}, not a system GUID: "
+            "expected letters, digits and hyphens only (copy it from Editor > Snippet)."
+        )
+    return value
 
 
 def _region(value: Any, conn_id: str) -> str | None:

@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from airflow_provider_segments.exceptions import SegmentsApiError
+from airflow_provider_segments.id_rules import find_invisible
+
 #: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
 #: lifetime, so that a short-lived token is still reused).
 TOKEN_REFRESH_MARGIN = 300
@@ -37,6 +40,24 @@ def token_lifetime(expires_in: Any) -> tuple[int, bool]:
         return TOKEN_LIFETIME, True
     clamped = min(max(number, 0.0), MAX_TOKEN_LIFETIME)
     return int(clamped), clamped != number
+
+
+def access_token_of(answer: Any, endpoint: str) -> str:
+    """The ``access_token`` of WalkMe's token answer; refused, never quoted, when it is missing or
+    HTTP cannot carry it in a header (requests would fail or send another header)."""
+    token = answer.get("access_token") if isinstance(answer, dict) else None
+    if not token or not isinstance(token, str):
+        problem = "without an access_token"
+    elif find_invisible(token) or any(char.isspace() or ord(char) > 0xFF for char in token):
+        problem = (
+            "with an access_token holding a space, a control or invisible character, or one beyond "
+            "Latin-1, which cannot be sent in an HTTP header (nothing was sent with it)"
+        )
+    else:
+        return token
+    raise SegmentsApiError(
+        f"WalkMe token endpoint answered {problem}.", platform="WalkMe", method="POST", endpoint=endpoint
+    )
 
 
 class TokenCache:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from airflow_provider_segments.exceptions import SegmentsApiError, SegmentsConfigError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
@@ -39,3 +40,85 @@ def test_zendesk_connection_reads_the_auth_style_once_and_never_shows_the_secret
     assert (settings.base_url, settings.auth_type) == ("https://acme.zendesk.com", "oauth_token")
     assert settings.auth_kwargs() == {"headers": {"Authorization": f"Bearer {SECRET}"}}
     assert SECRET not in repr(settings)
+
+
+# -- credentials and connection fields HTTP cannot carry, refused before anything is sent (review 8) --
+WALKME_ENV = "AIRFLOW_CONN_WALKME_DEFAULT"
+
+
+@pytest.mark.parametrize("pad", [" ", "\u00a0", "\u3000", "\u2003"])
+@pytest.mark.parametrize("field", ["password", "login"])
+@pytest.mark.parametrize("end", ["leading", "trailing"])
+def test_a_credential_with_surrounding_whitespace_is_refused_before_sending(
+    monkeypatch, requests_mock, pad, field, end
+):
+    from support import walkme_conn_json
+
+    values = {"password": SECRET, "login": "client-id-123"}
+    values[field] = pad + values[field] if end == "leading" else values[field] + pad
+    monkeypatch.setenv(WALKME_ENV, walkme_conn_json(**values))
+    with pytest.raises(SegmentsConfigError, match=f"its {field} field .*(begins|ends) with") as caught:
+        WalkMeHook().get_access_token()
+    assert requests_mock.request_history == []
+    assert SECRET not in str(caught.value) and SECRET[:12] not in str(caught.value)
+
+
+@pytest.mark.parametrize("pad", [" ", "\u00a0"])
+def test_a_zendesk_token_with_surrounding_whitespace_is_refused_before_sending(
+    monkeypatch, requests_mock, pad
+):
+    from support import zendesk_conn_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT", zendesk_conn_json(password=SECRET + pad))
+    with pytest.raises(SegmentsConfigError, match="password"):
+        ZendeskHelpCenterHook().list_user_segments()
+    assert requests_mock.request_history == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "tok\u20ac-0123456789abcdef",
+        "tok-0123456789\r\nX-Injected: 1",
+        "tok 0123456789abcdef",
+        "\u200btok-01234",
+    ],
+)
+def test_an_access_token_http_cannot_carry_is_a_clear_error_without_the_token(monkeypatch, caplog, token):
+    from local_servers import Answer, LocalServer
+    from support import walkme_conn_json
+
+    def api(request):
+        if request.path.endswith("/connect/token"):
+            return Answer(200, json.dumps({"access_token": token, "expires_in": 3600}))
+        return Answer(200, "[]")
+
+    with LocalServer(api) as server:
+        monkeypatch.setenv(
+            WALKME_ENV, walkme_conn_json(host=f"http://127.0.0.1:{server.port}", max_attempts=1)
+        )
+        with pytest.raises(SegmentsApiError, match="access_token") as caught:
+            WalkMeHook().list_segments()
+        assert [r.method for r in server.received] == ["POST"]  # nothing sent with that token
+    text = str(caught.value) + caplog.text
+    assert token[:10] not in text and token[-8:] not in text
+
+
+def test_a_secret_pasted_into_the_system_guid_field_is_not_quoted(monkeypatch, requests_mock):
+    from support import walkme_conn_json
+
+    pasted = "s3cr3t+client/secret=value"
+    monkeypatch.setenv(WALKME_ENV, walkme_conn_json(password=pasted, system_guid=pasted))
+    with pytest.raises(SegmentsConfigError, match="system_guid") as caught:
+        WalkMeHook().list_segments()
+    assert "s3cr3t" not in str(caught.value)
+    assert requests_mock.request_history == []
+
+
+def test_a_malformed_system_guid_in_the_connection_is_named_when_it_is_no_secret(monkeypatch, requests_mock):
+    from support import walkme_conn_json
+
+    monkeypatch.setenv(WALKME_ENV, walkme_conn_json(system_guid="not a guid/.."))
+    with pytest.raises(SegmentsConfigError, match=r"system_guid.*'not a guid/\.\.'"):
+        WalkMeHook().list_segments()
+    assert requests_mock.request_history == []
