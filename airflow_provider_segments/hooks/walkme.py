@@ -18,11 +18,9 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
 from airflow_provider_segments.hooks.walkme_token import (
-    MAX_TOKEN_LIFETIME,
-    TOKEN_LIFETIME,
     TokenCache,
     access_token_of,
-    token_lifetime,
+    lifetime_of,
 )
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.sender import (
@@ -30,6 +28,7 @@ from airflow_provider_segments.membership.sender import (
     check_parallel_requests,
     parallel_requests,
 )
+from airflow_provider_segments.membership.writes import LatestAnsweredTime
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     SYSTEM_GUID_PATTERN,
@@ -81,6 +80,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         #: Chunk writes in flight at once (the membership engine's chunk sender reads it).
         self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
         self._tokens = TokenCache()  # shared by the threads that send chunk writes
+        self._answered_writes = LatestAnsweredTime()  # what the read-back ties to this hook's writes
 
     # -- connection ----------------------------------------------------------------------------
     def read_connection(self, conn: Any, extra: dict[str, Any]) -> WalkMeConnection:
@@ -131,17 +131,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         )
         token = access_token_of(body, TOKEN_PATH)
         self.register_secret(token)
-        lifetime, replaced = token_lifetime(body.get("expires_in"))
-        if replaced:
-            self.log.warning(
-                "WalkMe's token answer says expires_in=%s; using %d s (the rule: a number of seconds "
-                "from 0 to %d; more, or infinity, counts as %d; not a number counts as %d).",
-                preview(body.get("expires_in"), 40),
-                lifetime,
-                MAX_TOKEN_LIFETIME,
-                MAX_TOKEN_LIFETIME,
-                TOKEN_LIFETIME,
-            )
+        lifetime = lifetime_of(body, self.log)
         self.log.info("Fetched a WalkMe access token valid for %d s.", lifetime)
         return token, lifetime
 
@@ -208,6 +198,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         )
         if segment.get("segment_guid"):
             segment["segment_guid"] = validate_segment_guid(segment["segment_guid"])
+        self._answered_writes.note(segment.get("updated_at"))
         return segment
 
     def put_users(
@@ -223,12 +214,19 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             raise SegmentsValidationError(
                 f"{len(user_ids):,} ids in one request; WalkMe allows {self.max_ids_per_request:,}."
             )
-        self._call(
+        answer = self._call(
             "PUT",
             f"{SEGMENTS_PATH.format(system_guid=system)}/{segment_guid}",
             json_body={"action": action, "userIds": user_ids},
             idempotent=idempotent,
         )
+        if isinstance(answer, dict):  # WalkMe's document does not say what a PUT answers
+            self._answered_writes.note(normalize_segment(answer).get("updated_at"))
+
+    def last_write_updated_at(self) -> str | None:
+        """The latest update time WalkMe answered a write of this hook with (``None`` when its
+        answers carry none): a segment listed as updated later was changed by someone else since."""
+        return self._answered_writes.value
 
     @property
     def late_write_grace(self) -> float:

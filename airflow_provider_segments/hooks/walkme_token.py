@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsApiError
 from airflow_provider_segments.id_rules import find_invisible
+from airflow_provider_segments.text import preview
 
 #: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
 #: lifetime, so that a short-lived token is still reused).
@@ -40,6 +41,23 @@ def token_lifetime(expires_in: Any) -> tuple[int, bool]:
         return TOKEN_LIFETIME, True
     clamped = min(max(number, 0.0), MAX_TOKEN_LIFETIME)
     return int(clamped), clamped != number
+
+
+def lifetime_of(answer: dict[str, Any], log: Any) -> int:
+    """Seconds the token of WalkMe's ``answer`` may be reused (:func:`token_lifetime`); an
+    ``expires_in`` the rule replaced is logged."""
+    lifetime, replaced = token_lifetime(answer.get("expires_in"))
+    if replaced:
+        log.warning(
+            "WalkMe's token answer says expires_in=%s; using %d s (the rule: a number of seconds "
+            "from 0 to %d; more, or infinity, counts as %d; not a number counts as %d).",
+            preview(answer.get("expires_in"), 40),
+            lifetime,
+            MAX_TOKEN_LIFETIME,
+            MAX_TOKEN_LIFETIME,
+            TOKEN_LIFETIME,
+        )
+    return lifetime
 
 
 def access_token_of(answer: Any, endpoint: str) -> str:

@@ -33,6 +33,7 @@ from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
     existing_segment,
+    parse_time,
     post_once,
 )
 
@@ -341,9 +342,21 @@ def verify(
         the change is reported as not verified).
     :raises MembershipMismatchError: the listed count disagrees after :data:`VERIFY_READS` reads.
     """
+    answered = getattr(api, "last_write_updated_at", None)  # where the API offers it (WalkMeHook)
     for read in range(1, VERIFY_READS + 1):
         listed = listed_segment(api, system, guid)
         count = listed.get("user_count")
+        last_write = answered() if callable(answered) else None
+        if _is_later(listed.get("updated_at"), last_write):
+            raise MembershipMismatchError(
+                f"After the change, WalkMe lists {what} as updated at {listed.get('updated_at')}, after "
+                f"this task's last write was answered ({last_write}): another client changed it since (or "
+                f"a late copy of a write landed), so the {count if count is not None else 'unknown'} "
+                "members it lists are not known to be the input. The task fails so that this is not "
+                "reported as success; rerun it (a sync then sends the whole membership).",
+                listed_count=count,
+                expected_count=expected,
+            )
         if count is None:
             api.log.warning(
                 "WalkMe lists no member count for %s: the change could not be verified against the "
@@ -376,6 +389,12 @@ def verify(
         listed_count=count,
         expected_count=expected,
     )
+
+
+def _is_later(listed: Any, answered: str | None) -> bool:
+    """Whether the listed update time is later than the one a write of this task was answered with."""
+    listed_at, answered_at = parse_time(listed), parse_time(answered)
+    return listed_at is not None and answered_at is not None and listed_at > answered_at
 
 
 def _count_problem(

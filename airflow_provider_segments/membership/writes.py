@@ -22,6 +22,7 @@ deleted again, a bounded number of times.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -263,6 +264,29 @@ def delete_confirmed(
         f"{what} is still listed after {DELETE_ATTEMPTS} delete attempts whose outcome was unknown; "
         "rerun the task."
     )
+
+
+class LatestAnsweredTime:
+    """The latest update time the platform answered a write with; several threads note theirs
+    (chunk writes go out in parallel)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: tuple[datetime, str] | None = None
+
+    def note(self, value: Any) -> None:
+        """Keep ``value`` (an update time as the platform wrote it) if it is the latest so far."""
+        when = parse_time(value)
+        if when is None:
+            return
+        with self._lock:
+            if self._latest is None or when > self._latest[0]:
+                self._latest = (when, str(value))
+
+    @property
+    def value(self) -> str | None:
+        """The latest time noted, as the platform wrote it; ``None`` when no answer carried one."""
+        return self._latest[1] if self._latest is not None else None
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -1,0 +1,90 @@
+"""A change overtaken by another client between its last write and its read-back (review 8).
+
+Two workers with their own state_path (no shared lease) sync one segment; the other worker's whole
+sync lands after this task's last write was answered. The count and update time read back are the
+other worker's: without tying the read-back to this task's own writes, the task reported
+``verified`` on the other worker's members, and its snapshot then kept that state for good.
+Where WalkMe's write answers carry the segment's update time (the test server's do), a later
+listed time means someone wrote after this task: it fails, and its rerun repairs the segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from support import impatient_sandbox
+
+from airflow_provider_segments.exceptions import MembershipMismatchError
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator, WalkMeUpdateSegmentOperator
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.5)
+
+
+def sync(state, **kwargs):
+    kwargs.setdefault("max_removal_fraction", 1.0)
+    return WalkMeSyncSegmentOperator(
+        task_id="sync", name="Audience", state_path=str(state), **kwargs
+    ).execute({})
+
+
+def members(sandbox) -> set[str]:
+    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Audience"]
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
+
+
+def after_the_first_write(monkeypatch, other_client: Callable[[], object]) -> list[int]:
+    """Run ``other_client`` once, right after this task's first PUT was answered."""
+    original, fired = WalkMeHook.put_users, []
+
+    def put_then_other_client(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if not fired:
+            fired.append(1)
+            monkeypatch.setattr(WalkMeHook, "put_users", original)
+            other_client()
+
+    monkeypatch.setattr(WalkMeHook, "put_users", put_then_other_client)
+    return fired
+
+
+@pytest.mark.parametrize(
+    ("first", "wanted", "other", "full_refresh"),
+    [
+        (["a", "b"], ["a", "b", "x"], ["c", "d", "e"], False),  # a delta of one add, overtaken
+        (["a", "b"], ["a", "x"], ["c", "d"], True),  # a full sync in one chunk, overtaken
+    ],
+)
+def test_a_sync_overtaken_after_its_last_write_fails_and_its_rerun_repairs(
+    sandbox, tmp_path, monkeypatch, first, wanted, other, full_refresh
+):
+    worker_a, worker_b = tmp_path / "a.snapshot", tmp_path / "b.snapshot"
+    sync(worker_a, user_ids=first)
+    fired = after_the_first_write(monkeypatch, lambda: sync(worker_b, user_ids=other))
+    with pytest.raises(MembershipMismatchError, match="after this task's last write"):
+        sync(worker_a, user_ids=wanted, full_refresh=full_refresh)
+    assert fired and members(sandbox) == set(other)
+    again = sync(worker_a, user_ids=wanted)  # the rerun: a full sync, since the snapshot is not trusted
+    assert members(sandbox) == set(wanted)
+    assert (again["verified"], again["verification"], again["mode"]) == (True, "exact", "full")
+
+
+def test_an_override_overtaken_after_its_write_fails(sandbox, tmp_path, monkeypatch):
+    sync(tmp_path / "a.snapshot", user_ids=["a", "b"])
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+    after_the_first_write(monkeypatch, lambda: sync(tmp_path / "b.snapshot", user_ids=["c", "d"]))
+    with pytest.raises(MembershipMismatchError, match="after this task's last write"):
+        WalkMeUpdateSegmentOperator(
+            task_id="u", segment_guid=segment["guid"], action="override", user_ids=["x", "y"]
+        ).execute({})
+
+
+def test_a_change_nobody_overtook_is_still_exact(sandbox, tmp_path):
+    sync(tmp_path / "a.snapshot", user_ids=["a", "b"])
+    result = sync(tmp_path / "a.snapshot", user_ids=["a", "b", "x"])
+    assert (result["verified"], result["verification"], result["mode"]) == (True, "exact", "delta")
