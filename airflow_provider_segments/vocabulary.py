@@ -8,6 +8,7 @@ nothing of theirs (nor Airflow), so nothing that needs these words has to import
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
@@ -50,8 +51,23 @@ def validate_update_action(value: Any) -> str:
 
 
 def check_visible_name(value: str) -> None:
-    """Refuse a segment name holding an invisible or control character (either platform):
-    "VIP\u200b" looks like "VIP", so the next lookup by name would miss it and create another."""
+    """Refuse a segment name that looks like another (either platform): one holding an invisible or
+    control character ("VIP\u200b" looks like "VIP"), beginning or ending with whitespace, or not in
+    composed form (NFC: "Cafe" + combining accent looks like "Café"). The next lookup by name would
+    miss the other spelling and create a second segment that looks the same."""
+    if value != value.strip():
+        char = value[0] if value[0].isspace() else value[-1]
+        raise SegmentsValidationError(
+            f"name {preview(value)} begins or ends with whitespace ({describe_char(char)}): it looks like "
+            "the name without it, so a lookup by name would miss that one; remove it."
+        )
+    if not unicodedata.is_normalized("NFC", value):
+        composed = unicodedata.normalize("NFC", value)
+        raise SegmentsValidationError(
+            f"name {preview(value)} is not in composed form (Unicode NFC): it looks like "
+            f"{preview(composed)} but is another string, so a lookup by name would miss that one; "
+            f"write it as {preview(composed)}."
+        )
     invisible = find_invisible(value)
     if invisible:
         raise SegmentsValidationError(

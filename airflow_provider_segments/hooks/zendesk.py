@@ -7,12 +7,14 @@ lists the sections and topics that use one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
+    SegmentExistsError,
     SegmentsApiError,
     SegmentsAuthError,
     SegmentsError,
@@ -264,11 +266,32 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             raise SegmentsValidationError(
                 f"Nothing to update on user segment {segment_id}: give at least one field."
             )
+        shown = self._shown_unless_built_in(segment_id, "update")
+        if "name" in body:
+            self._refuse_taken_name(body["name"], segment_id)
         if "added_user_ids" in body:
-            self._refuse_built_in(segment_id, "update")
             what = f"Updating user segment {segment_id}"
-            check_added_users(self.get_user_segment(segment_id), body["added_user_ids"], what, guards)
+            check_added_users(shown, body["added_user_ids"], what, guards)
         return self._put(segment_id, body)
+
+    def _shown_unless_built_in(self, segment_id: int, verb: str) -> dict[str, Any]:
+        """The segment as Zendesk shows it, read before a write: a built-in one is refused, so no
+        write is sent to it whichever hook sends it."""
+        self._refuse_built_in(segment_id, verb)
+        shown = self.get_user_segment(segment_id)
+        self._refuse_built_in(segment_id, verb)
+        return shown
+
+    def _refuse_taken_name(self, name: str, segment_id: int) -> None:
+        """A rename never makes two segments of one name (every later create of it would fail)."""
+        others = [s["id"] for s in self.iter_user_segments(built_in=False) if s.get("name") == name]
+        others = [other for other in others if other != segment_id]
+        if others:
+            raise SegmentExistsError(
+                f"Cannot rename user segment {segment_id} to {name!r}: user segment {others[0]} has that "
+                "name, and two segments of one name make every later lookup by name ambiguous. Nothing "
+                "was sent."
+            )
 
     def _put(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
         self._refuse_built_in(segment_id, "update")
@@ -320,7 +343,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         one that is gone was deleted.
         """
         segment_id = validate_user_segment_id(user_segment_id)
-        self._refuse_built_in(segment_id, "delete")
+        with contextlib.suppress(SegmentsNotFoundError):  # one already gone: as delete_confirmed says
+            self._shown_unless_built_in(segment_id, "delete")
         path = USER_SEGMENT_PATH.format(id=segment_id)
         try:
             delete_confirmed(

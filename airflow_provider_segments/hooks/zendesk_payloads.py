@@ -62,6 +62,12 @@ def _validate_tag_list(field: str, value: Any) -> list[str]:
                 f"{field}[{position}] = {preview(item)} holds the invisible or control character "
                 f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
             )
+        space = next((char for char in item if char.isspace()), None)
+        if space is not None:  # Zendesk tags are single words: "vip " matches no user tagged "vip"
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} holds whitespace ({describe_char(space)}): "
+                "a Zendesk tag is one word; give each tag on its own."
+            )
         result[item] = None
     return list(result)
 

@@ -286,7 +286,12 @@ def test_create_whose_response_was_lost_checks_before_resending(hook, requests_m
 def test_update_sends_only_the_given_fields_and_empty_lists_clear(hook, requests_mock):
     ZendeskSegmentStore(requests_mock, BASE, segment(5, tags=["x"]))
     hook.update_user_segment(5, tags=[], or_tags=["a", "b"])
-    assert requests_mock.request_history[0].json() == {"user_segment": {"tags": [], "or_tags": ["a", "b"]}}
+    assert [r.method for r in requests_mock.request_history] == [
+        "GET",
+        "PUT",
+        "GET",
+    ]  # read, write, read back
+    assert requests_mock.request_history[1].json() == {"user_segment": {"tags": [], "or_tags": ["a", "b"]}}
 
 
 def test_built_in_segment_known_from_a_list_is_refused_before_sending(hook, requests_mock):
@@ -300,6 +305,9 @@ def test_built_in_segment_known_from_a_list_is_refused_before_sending(hook, requ
 
 
 def test_built_in_refusal_from_the_api_is_mapped(hook, requests_mock):
+    # a segment Zendesk shows as custom but refuses as built-in all the same
+    requests_mock.get(f"{BASE}/user_segments/2.json", json={"user_segment": segment(2)})
+    requests_mock.get(LIST_URL, json=page([]))
     requests_mock.put(
         f"{BASE}/user_segments/2.json",
         status_code=403,
@@ -312,11 +320,13 @@ def test_built_in_refusal_from_the_api_is_mapped(hook, requests_mock):
 
 def test_delete_of_a_missing_segment_succeeds_unless_missing_ok_false(hook, requests_mock):
     url = f"{BASE}/user_segments/5.json"
+    requests_mock.get(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
     requests_mock.delete(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
     assert hook.delete_user_segment(5) == 5
     with pytest.raises(SegmentsNotFoundError):
         hook.delete_user_segment(5, missing_ok=False)
-    assert [r.method for r in requests_mock.request_history] == ["DELETE", "DELETE"]
+    # each delete reads the segment first (a built-in one gets no DELETE)
+    assert [r.method for r in requests_mock.request_history] == ["GET", "DELETE", "GET", "DELETE"]
 
 
 # -- validation: nothing is sent -----------------------------------------------------------------
@@ -398,7 +408,7 @@ def test_test_connection_reports_without_echoing_the_secret(hook, requests_mock)
 def test_request_bodies_are_json_with_the_wrapper(hook, requests_mock):
     ZendeskSegmentStore(requests_mock, BASE, segment(5))
     hook.update_user_segment("5", user_type="signed_in_users")
-    assert json.loads(requests_mock.request_history[0].text) == {
+    assert json.loads(requests_mock.request_history[1].text) == {
         "user_segment": {"user_type": "signed_in_users"}
     }
 

@@ -1,0 +1,84 @@
+"""Names and tags that look like others are refused before any request; a rename never makes two
+segments of one name; a built-in Zendesk segment gets no write, whichever hook sends it (review 8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_segments._compat import AirflowFailException
+from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.operators.zendesk import (
+    ZendeskDeleteUserSegmentOperator,
+    ZendeskUpdateUserSegmentOperator,
+)
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+
+API = "/api/v2/help_center/"
+LOOK_ALIKE_NAMES = {
+    "leading space": " VIP agents",
+    "trailing space": "VIP agents ",
+    "trailing tab": "VIP agents\t",
+    "leading ideographic space": "\u3000VIP agents",
+    "decomposed accent (NFD)": "Cafe\u0301 VIP",
+}
+
+
+def api_requests(sandbox, prefix: str) -> list[str]:
+    return [f"{r['method']} {r['path']}" for r in sandbox.request_log() if r["path"].startswith(prefix)]
+
+
+@pytest.mark.parametrize("name", LOOK_ALIKE_NAMES.values(), ids=LOOK_ALIKE_NAMES.keys())
+def test_a_walkme_name_that_looks_like_another_is_refused_before_any_request(sandbox, name):
+    with pytest.raises(SegmentsValidationError, match="name"):
+        WalkMeHook().create_segment(name, ["a"], system_guid=TEST_SYSTEM_GUID)
+    assert api_requests(sandbox, "/public/") == []
+
+
+@pytest.mark.parametrize("name", LOOK_ALIKE_NAMES.values(), ids=LOOK_ALIKE_NAMES.keys())
+def test_a_zendesk_name_that_looks_like_another_is_refused_before_any_request(sandbox, name):
+    with pytest.raises(SegmentsValidationError, match="name"):
+        ZendeskHelpCenterHook().create_user_segment(name, "staff")
+    assert api_requests(sandbox, API) == []
+
+
+def test_a_name_in_composed_form_with_inner_spaces_is_fine(sandbox):
+    created = ZendeskHelpCenterHook().create_user_segment("Caf\u00e9 VIP agents", "staff")
+    assert created["name"] == "Caf\u00e9 VIP agents"
+
+
+@pytest.mark.parametrize("tag", ["vip ", " vip", "v ip", "vip\t", "vip\u3000", "vip\u00a0"])
+@pytest.mark.parametrize("field", ["tags", "or_tags"])
+def test_a_tag_holding_whitespace_is_refused_before_any_request(sandbox, field, tag):
+    with pytest.raises(SegmentsValidationError, match=field):
+        ZendeskHelpCenterHook().create_user_segment("VIP", "staff", **{field: [tag]})
+    assert api_requests(sandbox, API) == []
+
+
+def test_a_rename_into_a_name_another_segment_has_is_refused_before_the_put(sandbox):
+    taken = sandbox.zendesk.create_segment(name="VIP", user_type="staff")
+    other = sandbox.zendesk.create_segment(name="Gold", user_type="staff")
+    with pytest.raises(SegmentsError, match=f"VIP.*{taken['id']}"):
+        ZendeskHelpCenterHook().update_user_segment(other["id"], name="VIP")
+    assert [r for r in api_requests(sandbox, API) if not r.startswith("GET")] == []
+    names = sorted(s["name"] for s in sandbox.zendesk.segments() if not s["built_in"])
+    assert names == ["Gold", "VIP"]
+
+
+def test_a_rename_to_its_own_name_is_fine(sandbox):
+    own = sandbox.zendesk.create_segment(name="VIP", user_type="staff")
+    assert ZendeskHelpCenterHook().update_user_segment(own["id"], name="VIP", tags=["a"])["tags"] == ["a"]
+
+
+@pytest.mark.parametrize("operator", ["update", "delete"])
+def test_a_built_in_segment_gets_no_write_from_a_fresh_hook(sandbox, operator):
+    built_in = next(s for s in sandbox.zendesk.segments() if s["built_in"])
+    with pytest.raises(AirflowFailException, match="built-in"):
+        if operator == "update":
+            ZendeskUpdateUserSegmentOperator(
+                task_id="u", user_segment_id=built_in["id"], name="Mine"
+            ).execute({})
+        else:
+            ZendeskDeleteUserSegmentOperator(task_id="d", user_segment_id=built_in["id"]).execute({})
+    assert [r for r in api_requests(sandbox, API) if not r.startswith("GET")] == []
