@@ -204,6 +204,7 @@ class UserIds:
         the file, including a directory or bytes that are not UTF-8, and
         :class:`SegmentsInputMissingError` when it does not exist.
         """
+        column = checked_column(column)
         source = str(path)
 
         def where(line: int) -> str:
@@ -211,7 +212,7 @@ class UserIds:
 
         try:
             with open_text(path) as handle:
-                if column:
+                if column is not None:
                     ids = cls._from_csv(handle, column, source, max_length, where)
                 else:
                     ids = cls._from_blocks(
@@ -300,6 +301,18 @@ class UserIds:
         return cls._unique(ids)
 
 
+def checked_column(column: Any, *, given: bool = False) -> str | None:
+    """``user_ids_column`` as given: ``None`` (a file of one id per line; refused too when ``given``:
+    a template rendered it to nothing) or a column name, a non-blank string; anything else is refused
+    by name: read as "no column", a CSV's header would be sent as an id."""
+    if (isinstance(column, str) and column.strip()) or (column is None and not given):
+        return column
+    raise SegmentsValidationError(
+        f"user_ids_column {preview(column)} is not a column name: give the name of the CSV column "
+        "holding the ids (a non-blank string), or leave user_ids_column out for a file of one id per line."
+    )
+
+
 def _rechecked(ids: UserIds, max_length: int, field: str) -> Iterator[list[str]]:
     """The ids of a collection nobody checked against ``max_length``, checked as values are."""
     start = 0
@@ -366,7 +379,7 @@ class IdSource:
             )
         self.values = values
         self.path = path
-        self.column = column
+        self.column = checked_column(column)
 
     def describe(self) -> str:
         """Where the ids come from, for logs: ``column 'email' of s3://b/k.csv`` or ``an inline list``."""

@@ -1,0 +1,95 @@
+"""Id input a hostile review found accepted or mishandled, by class: each is refused by name before
+anything is sent (or read as meant), never sent as other ids."""
+
+from __future__ import annotations
+
+import pendulum
+import pytest
+from airflow.sdk import DAG
+
+from airflow_provider_segments._compat import AirflowFailException
+from airflow_provider_segments.exceptions import SegmentsValidationError
+from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH
+from airflow_provider_segments.ids import IdSource, UserIds
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeSyncSegmentOperator,
+    WalkMeUpdateSegmentOperator,
+)
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+
+GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
+
+
+def _sync(tmp_path, **kwargs):
+    operator = WalkMeSyncSegmentOperator(
+        task_id="s", name="Audience", state_path=str(tmp_path / "audience.snapshot"), **kwargs
+    )
+    return operator.execute({})
+
+
+def _csv(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("email\na@x.com\nb@x.com\n")  # one column: no delimiter to give the header away
+    return path
+
+
+# -- user_ids_column: a column name, or not given at all ---------------------------------------------
+NOT_A_COLUMN = ["", "  ", "\t", 0, False, ["email"], ("email",), b"email", 1.5]
+
+
+@pytest.mark.parametrize("column", NOT_A_COLUMN, ids=repr)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: WalkMeCreateSegmentOperator(task_id="c", name="A", **kw),
+        lambda **kw: WalkMeUpdateSegmentOperator(task_id="u", segment_guid=GUID, action="add", **kw),
+        lambda **kw: WalkMeSyncSegmentOperator(task_id="s", name="A", state_path="/tmp/s", **kw),
+    ],
+    ids=["create", "update", "sync"],
+)
+def test_a_literal_user_ids_column_that_is_not_a_name_fails_when_the_dag_is_parsed(tmp_path, make, column):
+    with pytest.raises(SegmentsValidationError, match=r"^user_ids_column .* not a column name"):
+        make(user_ids_path=str(_csv(tmp_path)), user_ids_column=column)
+
+
+@pytest.mark.parametrize("column", NOT_A_COLUMN, ids=repr)
+def test_a_user_ids_column_that_is_not_a_name_never_reads_the_csv_as_lines(sandbox, tmp_path, column):
+    # Set after construction: what a template rendering to it leaves (the header was sent as an id).
+    operator = WalkMeSyncSegmentOperator(
+        task_id="s", name="A", state_path=str(tmp_path / "s"), user_ids_path=str(_csv(tmp_path))
+    )
+    operator.user_ids_column = column
+    with pytest.raises(AirflowFailException, match=r"^user_ids_column .* not a column name"):
+        operator.execute({})
+    assert sandbox.requests == []
+    with pytest.raises(SegmentsValidationError, match=r"^user_ids_column .* not a column name"):
+        UserIds.from_file(str(_csv(tmp_path)), max_length=MAX_ID_LENGTH, column=column)
+    with pytest.raises(SegmentsValidationError, match=r"^user_ids_column .* not a column name"):
+        IdSource(path=str(_csv(tmp_path)), column=column)
+
+
+@pytest.mark.parametrize(
+    ("native", "rendered"),
+    [(False, ""), (False, " "), (True, ""), (True, " "), (True, None)],  # (plain rendering: None is "None")
+)
+def test_a_templated_user_ids_column_rendering_to_no_name_fails_at_run_time(
+    sandbox, tmp_path, native, rendered
+):
+    with DAG(
+        "col", schedule=None, start_date=pendulum.datetime(2026, 1, 1), render_template_as_native_obj=native
+    ):
+        operator = WalkMeSyncSegmentOperator(
+            task_id="s",
+            name="A",
+            state_path=str(tmp_path / "s"),
+            user_ids_path=str(_csv(tmp_path)),
+            user_ids_column="{{ params.column }}",
+        )
+    operator.render_template_fields({"params": {"column": rendered}})
+    with pytest.raises(AirflowFailException, match=r"^user_ids_column .* not a column name"):
+        operator.execute({})
+    assert sandbox.requests == []
+    operator.user_ids_column = "email"  # the column named: read as the CSV it is
+    result = operator.execute({})
+    assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == ["a@x.com", "b@x.com"]
