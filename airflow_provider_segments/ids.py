@@ -313,6 +313,14 @@ def checked_column(column: Any, *, given: bool = False) -> str | None:
     )
 
 
+def contradictory_column(column: Any) -> str:
+    """The message for a ``user_ids_column`` given beside an inline ``user_ids`` list."""
+    return (
+        f"user_ids_column {preview(column)} is given with user_ids (an inline list), which has no "
+        "columns: it names the CSV column of user_ids_path. Leave it out, or give the file as user_ids_path."
+    )
+
+
 def _rechecked(ids: UserIds, max_length: int, field: str) -> Iterator[list[str]]:
     """The ids of a collection nobody checked against ``max_length``, checked as values are."""
     start = 0
@@ -377,6 +385,8 @@ class IdSource:
             raise SegmentsValidationError(
                 "Give exactly one of user_ids (a list) or user_ids_path (a file of ids)."
             )
+        if values is not None and column is not None:
+            raise SegmentsValidationError(contradictory_column(column))
         self.values = values
         self.path = path
         self.column = checked_column(column)

@@ -14,7 +14,7 @@ from airflow_provider_segments._compat import Context
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.walkme import WalkMeHook
-from airflow_provider_segments.ids import IdSource, checked_column
+from airflow_provider_segments.ids import IdSource, checked_column, contradictory_column
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.sender import DEFAULT_PARALLEL_REQUESTS, check_parallel_requests
 from airflow_provider_segments.operators._base import (
@@ -78,6 +78,10 @@ class _WalkMeIdsOperator(_WalkMeOperator):
                 f"Task {kwargs.get('task_id')!r}: give exactly one of user_ids (a list) or user_ids_path "
                 "(a file of ids)."
             )
+        if user_ids is not None and user_ids_column is not None:
+            raise SegmentsValidationError(
+                f"Task {kwargs.get('task_id')!r}: {contradictory_column(user_ids_column)}"
+            )
         Guards(allow_empty, max_removal_fraction)  # a wrong value fails when the DAG is parsed
         self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
         self.user_ids = user_ids
@@ -92,7 +96,7 @@ class _WalkMeIdsOperator(_WalkMeOperator):
     def id_source(self) -> IdSource:
         """The task's input, read when the change runs."""
         if self.user_ids_path is None:
-            return IdSource(values=self.user_ids)
+            return IdSource(values=self.user_ids, column=self.user_ids_column)
         column = checked_column(self.user_ids_column, given=self._user_ids_column_given)
         return IdSource(path=self.user_ids_path, column=column)
 

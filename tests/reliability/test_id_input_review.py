@@ -35,19 +35,16 @@ def _csv(tmp_path):
 
 
 # -- user_ids_column: a column name, or not given at all ---------------------------------------------
+MAKERS = [
+    lambda **kw: WalkMeCreateSegmentOperator(task_id="c", name="A", **kw),
+    lambda **kw: WalkMeUpdateSegmentOperator(task_id="u", segment_guid=GUID, action="add", **kw),
+    lambda **kw: WalkMeSyncSegmentOperator(task_id="s", name="A", state_path="/tmp/s", **kw),
+]
 NOT_A_COLUMN = ["", "  ", "\t", 0, False, ["email"], ("email",), b"email", 1.5]
 
 
 @pytest.mark.parametrize("column", NOT_A_COLUMN, ids=repr)
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda **kw: WalkMeCreateSegmentOperator(task_id="c", name="A", **kw),
-        lambda **kw: WalkMeUpdateSegmentOperator(task_id="u", segment_guid=GUID, action="add", **kw),
-        lambda **kw: WalkMeSyncSegmentOperator(task_id="s", name="A", state_path="/tmp/s", **kw),
-    ],
-    ids=["create", "update", "sync"],
-)
+@pytest.mark.parametrize("make", MAKERS, ids=["create", "update", "sync"])
 def test_a_literal_user_ids_column_that_is_not_a_name_fails_when_the_dag_is_parsed(tmp_path, make, column):
     with pytest.raises(SegmentsValidationError, match=r"^user_ids_column .* not a column name"):
         make(user_ids_path=str(_csv(tmp_path)), user_ids_column=column)
@@ -93,3 +90,23 @@ def test_a_templated_user_ids_column_rendering_to_no_name_fails_at_run_time(
     operator.user_ids_column = "email"  # the column named: read as the CSV it is
     result = operator.execute({})
     assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == ["a@x.com", "b@x.com"]
+
+
+# -- user_ids_column beside an inline list: contradictory, not ignored ------------------------------
+@pytest.mark.parametrize("column", ["email", "{{ params.column }}", ""])
+@pytest.mark.parametrize("make", MAKERS, ids=["create", "update", "sync"])
+def test_user_ids_column_beside_an_inline_list_fails_when_the_dag_is_parsed(make, column):
+    with pytest.raises(SegmentsValidationError, match=r"user_ids_column .*user_ids"):
+        make(user_ids=["a@x.com"], user_ids_column=column)
+
+
+def test_user_ids_column_beside_an_inline_list_fails_at_run_time_before_anything_is_sent(sandbox, tmp_path):
+    operator = WalkMeSyncSegmentOperator(
+        task_id="s", name="A", state_path=str(tmp_path / "s"), user_ids=["a"]
+    )
+    operator.user_ids_column = "email"  # what a template field set later would leave
+    with pytest.raises(AirflowFailException, match=r"user_ids_column .*user_ids"):
+        operator.execute({})
+    assert sandbox.requests == []
+    with pytest.raises(SegmentsValidationError, match=r"user_ids_column .*user_ids"):
+        IdSource(values=["a"], column="email")
