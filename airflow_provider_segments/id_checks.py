@@ -7,6 +7,9 @@ one. Each reader gives checked ids in batches, for :class:`~.ids.UserIds` to col
 
 from __future__ import annotations
 
+import ast
+import io
+import tokenize
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -184,3 +187,43 @@ def add_checked(ids: dict[str, Any], raw: str, max_length: int, label: str) -> N
     if reason:
         raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
     ids[raw] = None
+
+
+def python_list_literal(text: str, field: str) -> list[Any] | None:
+    """The list that ``text``, a Python list literal, writes; ``None`` when it is none.
+
+    Only what ``repr()`` of a list of strings and integers writes is read as it looks: two string
+    literals with no comma between them (Python joins them: ``['alice' 'bob']`` is ``['alicebob']``)
+    and an integer not in plain decimal digits (``0x10``, ``1_000``, ``+1``: it would be sent as
+    other digits) are refused, naming the element. Other elements (``None``, a float, a nested list)
+    are left to the caller's checks, which refuse them.
+    """
+    try:
+        tree = ast.parse(text, mode="eval")
+        parsed = ast.literal_eval(tree)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return None
+    if not isinstance(parsed, list) or not isinstance(tree.body, ast.List):
+        return None
+    for position, (node, value) in enumerate(zip(tree.body.elts, parsed, strict=True)):
+        source = ast.get_source_segment(text, node) or ""
+        if isinstance(value, str) and _string_literals(source) != 1:
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(source)} is string literals with no comma between them, "
+                f"which Python joins into one: {preview(value)}. Put a comma between the items."
+            )
+        if type(value) is int and source != repr(value):
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(source)} is not an integer in plain decimal digits (it "
+                f"would be sent as {value!r}): write it as its digits, or as a string."
+            )
+    return parsed
+
+
+def _string_literals(source: str) -> int:
+    """How many string literals the Python ``source`` of one expression holds."""
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(f"({source})").readline)
+        return sum(token.type == tokenize.STRING for token in tokens)
+    except (tokenize.TokenError, SyntaxError):
+        return 0

@@ -14,7 +14,6 @@ No Airflow import at module level: object-storage URIs are opened through Airflo
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import operator
@@ -29,6 +28,7 @@ from airflow_provider_segments.id_checks import (  # noqa: F401  (CSV_DELIMITERS
     add_checked,
     checked_line_batches,
     checked_value_batches,
+    python_list_literal,
 )
 from airflow_provider_segments.id_files import BLOCK_IDS, IdCollector, SortedIdFile, collect
 from airflow_provider_segments.id_rules import find_invisible
@@ -349,10 +349,7 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
             try:
                 parsed = json.loads(stripped)
             except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
-                try:
-                    parsed = ast.literal_eval(stripped)
-                except (ValueError, SyntaxError, RecursionError, MemoryError):
-                    parsed = None
+                parsed = python_list_literal(stripped, field)
             if isinstance(parsed, list):
                 return parsed
         raise SegmentsValidationError(

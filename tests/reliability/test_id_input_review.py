@@ -10,6 +10,7 @@ from airflow.sdk import DAG
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH
+from airflow_provider_segments.hooks.zendesk_payloads import build_user_segment_payload
 from airflow_provider_segments.ids import IdSource, UserIds
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
@@ -110,3 +111,55 @@ def test_user_ids_column_beside_an_inline_list_fails_at_run_time_before_anything
     assert sandbox.requests == []
     with pytest.raises(SegmentsValidationError, match=r"user_ids_column .*user_ids"):
         IdSource(values=["a"], column="email")
+
+
+# -- a Python list literal in a string: only what repr() of a list of strings and integers writes -----
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [
+        ("['alice' 'bob']", 0),  # Python joins adjacent string literals: one id 'alicebob'
+        ("['a', 'b' 'c', 'd']", 1),
+        ("['a',\n 'b'\n 'c']", 1),
+        ("['a', 'b'  \"c\"]", 1),
+        ("[r'a' 'b']", 0),
+        ('[\'a\', """b""" \'c\']', 1),
+        ("[0x10]", 0),  # sent as '16'
+        ("['a', 1_000]", 1),  # sent as '1000'
+        ("[+1]", 0),
+        ("[00]", 0),  # (not JSON: leading zeros)
+        ("[0o17]", 0),
+        ("[- 1]", 0),
+    ],
+)
+def test_a_python_list_literal_beyond_what_repr_writes_is_refused_naming_the_element(text, position):
+    with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[{position}\] = "):
+        ids = UserIds.from_values(text, max_length=MAX_ID_LENGTH)
+        raise AssertionError(f"accepted as {list(ids)}")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("['alice', 'bob']", ["alice", "bob"]),
+        ("['alice', 'bob',]", ["alice", "bob"]),
+        (repr(["it's", 'say "hi"', "a\\b"]), ["it's", 'say "hi"', "a\\b"]),
+        (repr(["x", 7, -7]), ["x", "7", "-7"]),
+        ("[\n  'a',\n  'b',\n]", ["a", "b"]),
+    ],
+)
+def test_a_python_list_literal_as_repr_writes_it_is_read_exactly(text, expected):
+    assert list(UserIds.from_values(text, max_length=MAX_ID_LENGTH)) == expected
+
+
+def test_two_ids_without_a_comma_fail_before_anything_is_sent(sandbox, tmp_path):
+    with pytest.raises(AirflowFailException, match=r"user_ids\[0\] = .*'alicebob'"):
+        _sync(tmp_path, user_ids="['alice' 'bob']")
+    assert sandbox.requests == []
+    result = _sync(tmp_path, user_ids="['alice', 'bob']")
+    assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == ["alice", "bob"]
+
+
+@pytest.mark.parametrize(("field", "text"), [("tags", "['vip' 'beta']"), ("group_ids", "[0x10]")])
+def test_zendesk_lists_given_as_python_literals_are_held_to_the_same_rule(field, text):
+    with pytest.raises(SegmentsValidationError, match=rf"^{field}\[0\] = "):
+        build_user_segment_payload({"name": "n", "user_type": "signed_in_users", field: text}, creating=True)
