@@ -3,6 +3,10 @@ anything is sent (or read as meant), never sent as other ids."""
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+
 import pendulum
 import pytest
 from airflow.sdk import DAG
@@ -163,3 +167,62 @@ def test_two_ids_without_a_comma_fail_before_anything_is_sent(sandbox, tmp_path)
 def test_zendesk_lists_given_as_python_literals_are_held_to_the_same_rule(field, text):
     with pytest.raises(SegmentsValidationError, match=rf"^{field}\[0\] = "):
         build_user_segment_payload({"name": "n", "user_type": "signed_in_users", field: text}, creating=True)
+
+
+# -- user_ids_path: a regular file, or refused naming it (a FIFO hung the task in open()) --------------
+def _special_files(tmp_path):
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link-to-fifo.txt"
+    link.symlink_to(fifo)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "ids.sock"))
+    device = tmp_path / "link-to-null.txt"
+    device.symlink_to("/dev/null")
+    return server, [
+        (str(fifo), "FIFO"),
+        (f"file://{fifo}", "FIFO"),
+        (str(link), "FIFO"),
+        (str(tmp_path / "ids.sock"), "socket"),
+        (str(device), "character device"),
+        ("/dev/zero", "character device"),
+    ]
+
+
+def _promptly(call, fifo):
+    """What ``call`` returns or raises, failing the test (not hanging it) when it blocks in ``fifo``."""
+    outcome: list[object] = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except BaseException as err:  # handed to the test
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # let the blocked reader go, so that the process can end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert not thread.is_alive(), "blocked instead of refusing a file that is not a regular file"
+    return outcome[0]
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_naming_it(tmp_path):
+    server, cases = _special_files(tmp_path)
+    fifo = tmp_path / "ids.fifo"
+    with server:
+        for path, kind in cases:
+            err = _promptly(lambda path=path: UserIds.from_file(path, max_length=MAX_ID_LENGTH), fifo)
+            assert isinstance(err, SegmentsValidationError), (path, err)
+            assert f"{path!r} is a {kind}" in str(err), (path, str(err))
+
+
+def test_a_fifo_as_user_ids_path_fails_before_anything_is_sent(sandbox, tmp_path):
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    err = _promptly(lambda: _sync(tmp_path, user_ids_path=str(fifo)), fifo)
+    assert isinstance(err, AirflowFailException) and "is a FIFO" in str(err), err
+    assert sandbox.requests == []
+    with pytest.raises(AirflowFailException, match=rf"'{tmp_path}' is a directory"):  # as before
+        _sync(tmp_path, user_ids_path=str(tmp_path))
