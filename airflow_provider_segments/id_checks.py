@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.id_files import BLOCK_IDS
-from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem
+from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem, is_blank
 from airflow_provider_segments.text import preview
 
 #: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
@@ -145,8 +145,8 @@ def _checked_lines(
         return present
     checked: dict[str, Any] = {}
     for offset, line in enumerate(lines):
-        if not line.strip() and not find_invisible(line):
-            continue  # a blank (or whitespace-only) line
+        if is_blank(line):
+            continue
         add_checked(checked, line, max_length, where(first_line + offset))
     return list(checked)
 
@@ -155,7 +155,7 @@ def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], s
     """Refuse a file of one id per line whose first non-blank line holds a CSV delimiter (see
     :data:`CSV_DELIMITERS`); ``True`` while ``lines`` were all blank (look again in the next ones)."""
     for offset, line in enumerate(lines):
-        if not line.strip():
+        if is_blank(line):
             continue
         delimiter = next((d for d in CSV_DELIMITERS if d in line), None)
         if delimiter is not None:
@@ -173,7 +173,9 @@ def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], s
 def _cut_long_line(start: str, max_length: int, label: str) -> str:
     """What to keep of a line whose ``start`` (it goes on in the next block) is already too long:
     refuse it now, naming it, rather than hold a line of any length; a blank start stays blank."""
-    if start.strip():
+    if not is_blank(start):
+        if find_invisible(start):
+            add_checked({}, start, max_length, label)  # refused naming the character, as a short line is
         raise SegmentsValidationError(
             f"{label} = {preview(start)} is not a valid user id: it has more than {max_length} "
             f"characters ({len(start):,} before the end of the block read; the rest was not read)."

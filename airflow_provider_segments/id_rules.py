@@ -130,6 +130,13 @@ def id_problem(user_id: str, max_length: int) -> str:
     return ""
 
 
+def is_blank(line: str) -> bool:
+    """True for a blank line of a file of ids, or a blank CSV cell: nothing but whitespace that is not
+    itself refused (``str.strip()`` also takes controls such as U+001C and U+2028 for space: a line of
+    them is refused, not skipped). The one verdict, wherever a block of the file ends."""
+    return not line.strip() and find_invisible(line) is None
+
+
 def free_of_invisible(text: str, *, newline_ok: bool = False) -> bool:
     """True when ``text`` holds no invisible or control character (``\\n`` allowed when ``newline_ok``),
     at C speed: an ASCII text through ``bytes.translate``, any other through one regex search."""

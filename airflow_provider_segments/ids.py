@@ -31,7 +31,7 @@ from airflow_provider_segments.id_checks import (  # noqa: F401  (CSV_DELIMITERS
     python_list_literal,
 )
 from airflow_provider_segments.id_files import BLOCK_IDS, IdCollector, SortedIdFile, collect
-from airflow_provider_segments.id_rules import find_invisible
+from airflow_provider_segments.id_rules import is_blank
 from airflow_provider_segments.locations import (
     not_utf8,
     open_text,
@@ -278,8 +278,8 @@ class UserIds:
                 batch: dict[str, Any] = {}
                 for row in reader:
                     lines.record_ended = True
-                    if not any(cell.strip() or find_invisible(cell) for cell in row):
-                        continue  # blank line (a control character that strip() takes for space is not)
+                    if all(map(is_blank, row)):
+                        continue
                     if len(row) != len(names):
                         plural = "s" if len(row) != 1 else ""
                         raise SegmentsValidationError(

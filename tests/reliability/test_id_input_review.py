@@ -11,6 +11,7 @@ import pendulum
 import pytest
 from airflow.sdk import DAG
 
+from airflow_provider_segments import locations
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH
@@ -226,3 +227,29 @@ def test_a_fifo_as_user_ids_path_fails_before_anything_is_sent(sandbox, tmp_path
     assert sandbox.requests == []
     with pytest.raises(AirflowFailException, match=rf"'{tmp_path}' is a directory"):  # as before
         _sync(tmp_path, user_ids_path=str(tmp_path))
+
+
+# -- a blank line: one verdict, wherever a block of the file ends -------------------------------------
+STRIP_SPACE_CONTROLS = ["\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\x0b", "\x0c", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("control", STRIP_SPACE_CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_line_of_controls_strip_takes_for_space_is_refused_wherever_a_block_ends(
+    tmp_path, monkeypatch, control
+):
+    path = tmp_path / "ids.txt"
+    for line in (control * 150 + " " * 150, " " * 150 + control * 150, control * 300):
+        path.write_text(f"a\n{line}\nb\n", encoding="utf-8")
+        for block in (4096, 400, 250, 160, 103, 50, 7):  # the block ends before, inside or after it
+            monkeypatch.setattr(locations, "BLOCK_CHARS", block)
+            with pytest.raises(SegmentsValidationError, match=rf"ids.txt line 2 = .*U\+{ord(control):04X}"):
+                ids = UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+                raise AssertionError(f"block of {block}: accepted as {list(ids)}, line 2 skipped as blank")
+
+
+def test_a_long_blank_line_is_skipped_wherever_a_block_ends(tmp_path, monkeypatch):
+    path = tmp_path / "ids.txt"
+    path.write_text("a\n" + " " * 600 + "\nb\n", encoding="utf-8")
+    for block in (4096, 250, 103, 7):
+        monkeypatch.setattr(locations, "BLOCK_CHARS", block)
+        assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a", "b"]
