@@ -3,10 +3,11 @@
 Every way a DAG hands over user ids ends here: a list (or an XCom rendered to one, or a JSON list
 in a string), a file of one id per line, a CSV column, on local disk or in object storage. Each
 produces the same :class:`UserIds`: strings of 1 to ``max_length`` characters, without surrounding
-whitespace and without any invisible or control character (Unicode general categories ``Cc``,
-``Cf``, ``Cs``, ``Zl``, ``Zp``: controls, zero-width and bidi characters, soft hyphens, byte-order
-marks, lone surrogates, line and paragraph separators), each once, in the order first seen. A bad id
-fails the whole input before anything is sent, naming its position and the code point.
+whitespace and without any invisible, blank or control character (Unicode general categories ``Cc``,
+``Cf``, ``Cs``, ``Zl``, ``Zp``, and ``Zs`` but U+0020: controls, zero-width and bidi characters, soft
+hyphens, byte-order marks, lone surrogates, line, paragraph and non-ASCII space separators; and the
+default-ignorable and blank-rendering characters of :mod:`.id_rules`), each once, in the order
+first seen. A bad id fails the whole input before anything is sent, naming its position and the code point.
 
 No Airflow import at module level: object-storage URIs are opened through Airflow's
 ``ObjectStoragePath`` on first use only.

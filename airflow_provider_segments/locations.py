@@ -33,7 +33,7 @@ def storage_path(path: Any) -> Any:
     if isinstance(text, str):
         if not text.strip():
             raise SegmentsValidationError(f"path {text!r} is not a path or URI.")
-        bad = find_invisible(text)
+        bad = find_invisible(text, spaces_ok=True)  # a file's name may hold U+00A0
         if bad:  # a templated path's line break, a NUL: no file has this name, and no retry makes one
             raise SegmentsValidationError(
                 f"path {preview(text)} holds the control or invisible character "

@@ -50,12 +50,13 @@ def validate_update_action(value: Any) -> str:
 
 
 def check_visible_name(value: str) -> None:
-    """Refuse a segment name holding an invisible or control character (either platform):
+    """Refuse a segment name holding an invisible, blank or control character (either platform;
+    U+0020 SPACE is allowed):
     "VIP\u200b" looks like "VIP", so the next lookup by name would miss it and create another."""
     invisible = find_invisible(value)
     if invisible:
         raise SegmentsValidationError(
-            f"name {preview(value)} holds the invisible or control character "
+            f"name {preview(value)} holds the invisible, blank or control character "
             f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
         )
 

@@ -58,7 +58,7 @@ def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
     Basic credentials and header values as Latin-1)."""
     if not value:
         return
-    bad = find_invisible(value)
+    bad = find_invisible(value, spaces_ok=True)  # U+00A0 is Latin-1, and may be part of a password
     position = bad.start() if bad else next((i for i, c in enumerate(value) if ord(c) > 0xFF), None)
     if position is None:
         return

@@ -23,6 +23,7 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeUpdateSegmentOperator,
 )
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+from airflow_provider_segments.vocabulary import validate_segment_name
 
 GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 
@@ -253,3 +254,52 @@ def test_a_long_blank_line_is_skipped_wherever_a_block_ends(tmp_path, monkeypatc
     for block in (4096, 250, 103, 7):
         monkeypatch.setattr(locations, "BLOCK_CHARS", block)
         assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a", "b"]
+
+
+# -- what renders blank is refused in an id: every space separator but U+0020, blank symbols ---------
+BLANK = [
+    *"\u00a0\u1680\u2000\u2007\u200a\u202f\u205f\u3000",
+    *"\u2800\U0001d159\U00016fe4",
+    *"\u115f\u1160\u3164\uffa0\u180e",
+]
+
+
+@pytest.mark.parametrize("blank", BLANK, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_blank_rendering_character_in_an_id_is_refused_naming_it(tmp_path, blank):
+    code = rf"U\+{ord(blank):04X}"
+    for value in (f"alice{blank}", f"{blank}alice", f"al{blank}ice", blank):
+        with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[1\] = .* {code}\b"):
+            UserIds.from_values(["ok", value], max_length=MAX_ID_LENGTH)
+        (tmp_path / "ids.txt").write_text(f"ok\n{value}\n", encoding="utf-8")
+        with pytest.raises(SegmentsValidationError, match=rf"ids.txt line 2 = .* {code}\b"):
+            UserIds.from_file(str(tmp_path / "ids.txt"), max_length=MAX_ID_LENGTH)
+        (tmp_path / "ids.csv").write_text(f"email,n\nok,1\n{value},2\n", encoding="utf-8")
+        with pytest.raises(SegmentsValidationError, match=rf"ids.csv line 3 = .* {code}\b"):
+            UserIds.from_file(str(tmp_path / "ids.csv"), max_length=MAX_ID_LENGTH, column="email")
+
+
+def test_an_id_with_a_no_break_space_fails_before_anything_is_sent(sandbox, tmp_path):
+    with pytest.raises(AirflowFailException, match=r"user_ids\[1\] = .* U\+00A0 NO-BREAK SPACE"):
+        _sync(tmp_path, user_ids=["alice", "bob\u00a0smith"])
+    assert sandbox.requests == []
+
+
+def test_names_and_tags_keep_a_plain_space_and_refuse_the_blank_look_alikes():
+    assert validate_segment_name("Audience 2026 (EU)") == "Audience 2026 (EU)"
+    body = build_user_segment_payload(
+        {"name": "VIP users", "user_type": "signed_in_users", "tags": ["vip tier"]}, creating=True
+    )
+    assert (body["name"], body["tags"]) == ("VIP users", ["vip tier"])
+    for blank in BLANK:
+        with pytest.raises(SegmentsValidationError, match=rf"^name .* U\+{ord(blank):04X}\b"):
+            validate_segment_name(f"Audience{blank}2026")
+        with pytest.raises(SegmentsValidationError, match=rf"^tags\[0\] = .* U\+{ord(blank):04X}\b"):
+            build_user_segment_payload(
+                {"name": "n", "user_type": "signed_in_users", "tags": [f"vip{blank}"]}, creating=True
+            )
+
+
+def test_a_path_holding_a_no_break_space_is_still_read(tmp_path):
+    path = tmp_path / "audience\u00a02026\u3000.txt"  # a file's name may hold any space: not an id
+    path.write_text("a\nb\n", encoding="utf-8")
+    assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a", "b"]
