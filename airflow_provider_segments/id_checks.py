@@ -7,12 +7,15 @@ one. Each reader gives checked ids in batches, for :class:`~.ids.UserIds` to col
 
 from __future__ import annotations
 
+import ast
+import io
+import tokenize
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.id_files import BLOCK_IDS
-from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem
+from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem, is_blank
 from airflow_provider_segments.text import preview
 
 #: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
@@ -142,8 +145,8 @@ def _checked_lines(
         return present
     checked: dict[str, Any] = {}
     for offset, line in enumerate(lines):
-        if not line.strip() and not find_invisible(line):
-            continue  # a blank (or whitespace-only) line
+        if is_blank(line):
+            continue
         add_checked(checked, line, max_length, where(first_line + offset))
     return list(checked)
 
@@ -152,7 +155,7 @@ def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], s
     """Refuse a file of one id per line whose first non-blank line holds a CSV delimiter (see
     :data:`CSV_DELIMITERS`); ``True`` while ``lines`` were all blank (look again in the next ones)."""
     for offset, line in enumerate(lines):
-        if not line.strip():
+        if is_blank(line):
             continue
         delimiter = next((d for d in CSV_DELIMITERS if d in line), None)
         if delimiter is not None:
@@ -170,7 +173,9 @@ def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], s
 def _cut_long_line(start: str, max_length: int, label: str) -> str:
     """What to keep of a line whose ``start`` (it goes on in the next block) is already too long:
     refuse it now, naming it, rather than hold a line of any length; a blank start stays blank."""
-    if start.strip():
+    if not is_blank(start):
+        if find_invisible(start):
+            add_checked({}, start, max_length, label)  # refused naming the character, as a short line is
         raise SegmentsValidationError(
             f"{label} = {preview(start)} is not a valid user id: it has more than {max_length} "
             f"characters ({len(start):,} before the end of the block read; the rest was not read)."
@@ -184,3 +189,43 @@ def add_checked(ids: dict[str, Any], raw: str, max_length: int, label: str) -> N
     if reason:
         raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
     ids[raw] = None
+
+
+def python_list_literal(text: str, field: str) -> list[Any] | None:
+    """The list that ``text``, a Python list literal, writes; ``None`` when it is none.
+
+    Only what ``repr()`` of a list of strings and integers writes is read as it looks: two string
+    literals with no comma between them (Python joins them: ``['alice' 'bob']`` is ``['alicebob']``)
+    and an integer not in plain decimal digits (``0x10``, ``1_000``, ``+1``: it would be sent as
+    other digits) are refused, naming the element. Other elements (``None``, a float, a nested list)
+    are left to the caller's checks, which refuse them.
+    """
+    try:
+        tree = ast.parse(text, mode="eval")
+        parsed = ast.literal_eval(tree)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return None
+    if not isinstance(parsed, list) or not isinstance(tree.body, ast.List):
+        return None
+    for position, (node, value) in enumerate(zip(tree.body.elts, parsed, strict=True)):
+        source = ast.get_source_segment(text, node) or ""
+        if isinstance(value, str) and _string_literals(source) != 1:
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(source)} is string literals with no comma between them, "
+                f"which Python joins into one: {preview(value)}. Put a comma between the items."
+            )
+        if type(value) is int and source != repr(value):
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(source)} is not an integer in plain decimal digits (it "
+                f"would be sent as {value!r}): write it as its digits, or as a string."
+            )
+    return parsed
+
+
+def _string_literals(source: str) -> int:
+    """How many string literals the Python ``source`` of one expression holds."""
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(f"({source})").readline)
+        return sum(token.type == tokenize.STRING for token in tokens)
+    except (tokenize.TokenError, SyntaxError):
+        return 0

@@ -1,5 +1,6 @@
 """What a valid user id is: 1 to ``max_length`` characters, no surrounding whitespace, and no
-invisible or control character (the whole Unicode class, not a list), checked at C speed."""
+invisible, blank-rendering or control character (whole Unicode classes, not a list; U+0020 SPACE is
+the one space allowed inside), checked at C speed."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import unicodedata
 #: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
 #: (``Cf``: zero-width space and joiners, bidi controls, soft hyphen, byte-order mark, tags...),
 #: surrogates (``Cs``: a lone half of a UTF-16 pair is not text and cannot be written as UTF-8) and the
-#: line and paragraph separators (``Zl``, ``Zp``). Each would split, hide or disguise an id in a file,
-#: a log or the admin UI. The set follows the running Python's Unicode database.
-INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: line and paragraph separators (``Zl``, ``Zp``) and the space separators (``Zs``) but U+0020 SPACE
+#: itself (:data:`ALLOWED_SPACE`): U+00A0 NO-BREAK SPACE, U+3000 IDEOGRAPHIC SPACE, U+2000-U+200A...
+#: look like a plain space inside an id and like nothing at its end. Each would split, hide or
+#: disguise an id in a file, a log or the admin UI. The set follows the running Python's Unicode database.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
+#: The one character of :data:`INVISIBLE_CATEGORIES` allowed: the plain space (inside an id or a name).
+ALLOWED_SPACE = " "
 #: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt) outside those categories:
 #: what renders as nothing although its category says otherwise (the combining grapheme joiner,
 #: Hangul fillers, Khmer inherent vowels, Mongolian and emoji variation selectors, and the reserved
@@ -30,9 +35,18 @@ DEFAULT_IGNORABLE_RANGES = (
     (0xFFF0, 0xFFF8),
     (0xE0000, 0xE0FFF),
 )
-_ASCII_INVISIBLE = "".join(
-    c for c in map(chr, range(0x80)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
-)
+#: Symbols and fillers that render blank although Unicode calls them neither space nor ignorable:
+#: U+2800 BRAILLE PATTERN BLANK, U+16FE4 KHITAN SMALL SCRIPT FILLER, U+1D159 MUSICAL SYMBOL NULL
+#: NOTEHEAD. ``alice\u2800`` looks like ``alice``.
+BLANK_RENDERING_RANGES = ((0x2800, 0x2800), (0x16FE4, 0x16FE4), (0x1D159, 0x1D159))
+
+
+def _is_invisible(char: str) -> bool:
+    """Whether ``char``'s category makes it invisible (see :data:`INVISIBLE_CATEGORIES`)."""
+    return unicodedata.category(char) in INVISIBLE_CATEGORIES and char != ALLOWED_SPACE
+
+
+_ASCII_INVISIBLE = "".join(filter(_is_invisible, map(chr, range(0x80))))
 #: The ASCII characters allowed in an id, and in a text of lines (``\n`` separates ids; ``\r\n`` was
 #: folded first): what ``bytes.translate`` deletes to check an ASCII text at C speed.
 _PRINTABLE_ASCII = {
@@ -48,22 +62,22 @@ _ASCII_INVISIBLE_SEARCH = {
 
 @functools.cache
 def _invisible_code_points() -> tuple[tuple[int, int], ...]:
-    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES`, or
-    that Unicode calls default-ignorable (:data:`DEFAULT_IGNORABLE_RANGES`).
+    """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES` (but
+    :data:`ALLOWED_SPACE`), that Unicode calls default-ignorable (:data:`DEFAULT_IGNORABLE_RANGES`)
+    or that render blank (:data:`BLANK_RENDERING_RANGES`).
 
     Built on first use from the whole Unicode database (about 0.1 s, once per process, and only when
     a non-ASCII text is checked), not at import: DAG parsing imports this module.
     """
     ranges: list[tuple[int, int]] = []
-    category = unicodedata.category
     for code in range(sys.maxunicode + 1):
-        if category(chr(code)) in INVISIBLE_CATEGORIES:
+        if _is_invisible(chr(code)):
             if ranges and ranges[-1][1] == code - 1:
                 ranges[-1] = (ranges[-1][0], code)
             else:
                 ranges.append((code, code))
     merged: list[tuple[int, int]] = []
-    for first, last in sorted([*ranges, *DEFAULT_IGNORABLE_RANGES]):
+    for first, last in sorted([*ranges, *DEFAULT_IGNORABLE_RANGES, *BLANK_RENDERING_RANGES]):
         if merged and first <= merged[-1][1] + 1:
             merged[-1] = (merged[-1][0], max(merged[-1][1], last))
         else:
@@ -93,8 +107,21 @@ def _invisible_searches(newline_ok: bool) -> tuple[re.Pattern[str], re.Pattern[s
     return gate, exact
 
 
-def find_invisible(text: str, *, newline_ok: bool = False) -> re.Match[str] | None:
-    """The first invisible or control character of ``text`` (see :data:`INVISIBLE_CATEGORIES`)."""
+@functools.cache
+def _space_separators() -> dict[int, str]:
+    """Each space separator (``Zs``) read as U+0020 SPACE, for ``str.translate``."""
+    return {
+        code: ALLOWED_SPACE for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Zs"
+    }
+
+
+def find_invisible(text: str, *, newline_ok: bool = False, spaces_ok: bool = False) -> re.Match[str] | None:
+    """The first invisible, blank-rendering or control character of ``text`` (see
+    :data:`INVISIBLE_CATEGORIES`, :data:`DEFAULT_IGNORABLE_RANGES`, :data:`BLANK_RENDERING_RANGES`);
+    U+0020 SPACE is not one. ``spaces_ok``: no space separator is either (a credential or a path may
+    hold U+00A0; an id or a name may not)."""
+    if spaces_ok and not text.isascii():
+        text = text.translate(_space_separators())  # one character for one: positions hold
     if text.isascii():
         return _ASCII_INVISIBLE_SEARCH[newline_ok].search(text)
     gate, exact = _invisible_searches(newline_ok)
@@ -118,7 +145,7 @@ def id_problem(user_id: str, max_length: int) -> str:
     bad = find_invisible(user_id)
     if bad:
         return (
-            f"it holds the invisible or control character {describe_char(bad.group())} at position "
+            f"it holds the invisible, blank or control character {describe_char(bad.group())} at position "
             f"{bad.start()} (clean it at the source: such characters split, hide or disguise ids)"
         )
     if not user_id.strip():
@@ -130,9 +157,17 @@ def id_problem(user_id: str, max_length: int) -> str:
     return ""
 
 
+def is_blank(line: str) -> bool:
+    """True for a blank line of a file of ids, or a blank CSV cell: nothing but whitespace that is not
+    itself refused (``str.strip()`` also takes controls such as U+001C and U+2028 for space: a line of
+    them is refused, not skipped). The one verdict, wherever a block of the file ends."""
+    return not line.strip() and find_invisible(line) is None
+
+
 def free_of_invisible(text: str, *, newline_ok: bool = False) -> bool:
-    """True when ``text`` holds no invisible or control character (``\\n`` allowed when ``newline_ok``),
-    at C speed: an ASCII text through ``bytes.translate``, any other through one regex search."""
+    """True when ``text`` holds no invisible, blank or control character (``\\n`` allowed when
+    ``newline_ok``), at C speed: an ASCII text through ``bytes.translate``, any other through one
+    regex search."""
     if text.isascii():  # most ids; bytes.translate is the fastest check there is (4x a regex search)
         return not text.encode("ascii").translate(None, _PRINTABLE_ASCII[newline_ok])
     return find_invisible(text, newline_ok=newline_ok) is None

@@ -3,10 +3,11 @@
 Every way a DAG hands over user ids ends here: a list (or an XCom rendered to one, or a JSON list
 in a string), a file of one id per line, a CSV column, on local disk or in object storage. Each
 produces the same :class:`UserIds`: strings of 1 to ``max_length`` characters, without surrounding
-whitespace and without any invisible or control character (Unicode general categories ``Cc``,
-``Cf``, ``Cs``, ``Zl``, ``Zp``: controls, zero-width and bidi characters, soft hyphens, byte-order
-marks, lone surrogates, line and paragraph separators), each once, in the order first seen. A bad id
-fails the whole input before anything is sent, naming its position and the code point.
+whitespace and without any invisible, blank or control character (Unicode general categories ``Cc``,
+``Cf``, ``Cs``, ``Zl``, ``Zp``, and ``Zs`` but U+0020: controls, zero-width and bidi characters, soft
+hyphens, byte-order marks, lone surrogates, line, paragraph and non-ASCII space separators; and the
+default-ignorable and blank-rendering characters of :mod:`.id_rules`), each once, in the order
+first seen. A bad id fails the whole input before anything is sent, naming its position and the code point.
 
 No Airflow import at module level: object-storage URIs are opened through Airflow's
 ``ObjectStoragePath`` on first use only.
@@ -14,7 +15,6 @@ No Airflow import at module level: object-storage URIs are opened through Airflo
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import operator
@@ -29,9 +29,10 @@ from airflow_provider_segments.id_checks import (  # noqa: F401  (CSV_DELIMITERS
     add_checked,
     checked_line_batches,
     checked_value_batches,
+    python_list_literal,
 )
 from airflow_provider_segments.id_files import BLOCK_IDS, IdCollector, SortedIdFile, collect
-from airflow_provider_segments.id_rules import find_invisible
+from airflow_provider_segments.id_rules import is_blank
 from airflow_provider_segments.locations import (
     not_utf8,
     open_text,
@@ -204,6 +205,7 @@ class UserIds:
         the file, including a directory or bytes that are not UTF-8, and
         :class:`SegmentsInputMissingError` when it does not exist.
         """
+        column = checked_column(column)
         source = str(path)
 
         def where(line: int) -> str:
@@ -211,7 +213,7 @@ class UserIds:
 
         try:
             with open_text(path) as handle:
-                if column:
+                if column is not None:
                     ids = cls._from_csv(handle, column, source, max_length, where)
                 else:
                     ids = cls._from_blocks(
@@ -277,8 +279,8 @@ class UserIds:
                 batch: dict[str, Any] = {}
                 for row in reader:
                     lines.record_ended = True
-                    if not any(cell.strip() or find_invisible(cell) for cell in row):
-                        continue  # blank line (a control character that strip() takes for space is not)
+                    if all(map(is_blank, row)):
+                        continue
                     if len(row) != len(names):
                         plural = "s" if len(row) != 1 else ""
                         raise SegmentsValidationError(
@@ -298,6 +300,26 @@ class UserIds:
                 "or a line break, and double the quotes inside it."
             ) from None
         return cls._unique(ids)
+
+
+def checked_column(column: Any, *, given: bool = False) -> str | None:
+    """``user_ids_column`` as given: ``None`` (a file of one id per line; refused too when ``given``:
+    a template rendered it to nothing) or a column name, a non-blank string; anything else is refused
+    by name: read as "no column", a CSV's header would be sent as an id."""
+    if (isinstance(column, str) and column.strip()) or (column is None and not given):
+        return column
+    raise SegmentsValidationError(
+        f"user_ids_column {preview(column)} is not a column name: give the name of the CSV column "
+        "holding the ids (a non-blank string), or leave user_ids_column out for a file of one id per line."
+    )
+
+
+def contradictory_column(column: Any) -> str:
+    """The message for a ``user_ids_column`` given beside an inline ``user_ids`` list."""
+    return (
+        f"user_ids_column {preview(column)} is given with user_ids (an inline list), which has no "
+        "columns: it names the CSV column of user_ids_path. Leave it out, or give the file as user_ids_path."
+    )
 
 
 def _rechecked(ids: UserIds, max_length: int, field: str) -> Iterator[list[str]]:
@@ -328,10 +350,7 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
             try:
                 parsed = json.loads(stripped)
             except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
-                try:
-                    parsed = ast.literal_eval(stripped)
-                except (ValueError, SyntaxError, RecursionError, MemoryError):
-                    parsed = None
+                parsed = python_list_literal(stripped, field)
             if isinstance(parsed, list):
                 return parsed
         raise SegmentsValidationError(
@@ -364,9 +383,11 @@ class IdSource:
             raise SegmentsValidationError(
                 "Give exactly one of user_ids (a list) or user_ids_path (a file of ids)."
             )
+        if values is not None and column is not None:
+            raise SegmentsValidationError(contradictory_column(column))
         self.values = values
         self.path = path
-        self.column = column
+        self.column = checked_column(column)
 
     def describe(self) -> str:
         """Where the ids come from, for logs: ``column 'email' of s3://b/k.csv`` or ``an inline list``."""

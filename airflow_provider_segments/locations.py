@@ -7,6 +7,7 @@ Text is UTF-8, read in blocks; a file that is not says where its first bad byte 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -15,6 +16,8 @@ from airflow_provider_segments.exceptions import SegmentsInputMissingError, Segm
 from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.text import preview
 
+#: fsspec protocols that are this machine's own disk (``file:///tmp/ids.txt``).
+LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 #: Characters read at a time from an id file.
 BLOCK_CHARS = 4 * 1024 * 1024
 
@@ -30,7 +33,7 @@ def storage_path(path: Any) -> Any:
     if isinstance(text, str):
         if not text.strip():
             raise SegmentsValidationError(f"path {text!r} is not a path or URI.")
-        bad = find_invisible(text)
+        bad = find_invisible(text, spaces_ok=True)  # a file's name may hold U+00A0
         if bad:  # a templated path's line break, a NUL: no file has this name, and no retry makes one
             raise SegmentsValidationError(
                 f"path {preview(text)} holds the control or invisible character "
@@ -47,6 +50,14 @@ def storage_path(path: Any) -> Any:
     return ObjectStoragePath(text)
 
 
+def local_path(target: Any) -> str | None:
+    """Where a :func:`storage_path` result is on this machine's disk (a ``file://`` URI is local disk
+    too), or ``None`` for object storage."""
+    if isinstance(target, str):
+        return target
+    return str(target.path) if (getattr(target, "protocol", "") or "") in LOCAL_PROTOCOLS else None
+
+
 @contextmanager
 def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
     """Open a local path or an object-storage URI as UTF-8 text, lines kept as they are.
@@ -58,15 +69,16 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
     """
     target = storage_path(path)
     encoding = "utf-8-sig" if mode == "r" else "utf-8"
+    local = local_path(target)
+    if local is not None:
+        _refuse_unless_regular(path, local)
     try:
         if isinstance(target, str):
             handle = open(target, mode, encoding=encoding, newline="")  # noqa: SIM115 - closed below
         else:
             handle = target.open(mode, encoding=encoding, newline="")
     except IsADirectoryError:
-        raise SegmentsValidationError(
-            f"{str(path)!r} is a directory: give the path of a file (one id per line, or a CSV)."
-        ) from None
+        raise SegmentsValidationError(_not_a_file(path, "a directory")) from None
     except FileNotFoundError:
         if mode != "r":
             raise  # a state file's folder vanished while writing: an OSError, retried
@@ -82,6 +94,32 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
         ) from None
     with handle:
         yield handle
+
+
+def _refuse_unless_regular(path: Any, local: str) -> None:
+    """Refuse a local ``path`` (``local`` on disk) that exists but, symlinks followed, is not a regular
+    file: opening a FIFO waits forever for a writer, a device or socket is no file of ids."""
+    try:
+        mode = os.stat(local).st_mode
+    except (OSError, ValueError):
+        return  # missing, unreadable...: open() says which
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise SegmentsValidationError(_not_a_file(path, kind))
+
+
+#: What a local path that is not a regular file is, for the message refusing it.
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_a_file(path: Any, kind: str) -> str:
+    return f"{str(path)!r} is {kind}: give the path of a file (one id per line, or a CSV)."
 
 
 def not_utf8(path: Any, source: str, err: UnicodeDecodeError) -> str:

@@ -51,10 +51,11 @@ def validate_update_action(value: Any) -> str:
 
 
 def check_visible_name(value: str) -> None:
-    """Refuse a segment name that looks like another (either platform): one holding an invisible or
-    control character ("VIP\u200b" looks like "VIP"), beginning or ending with whitespace, or not in
-    composed form (NFC: "Cafe" + combining accent looks like "Café"). The next lookup by name would
-    miss the other spelling and create a second segment that looks the same."""
+    """Refuse a segment name that looks like another (either platform): one holding an invisible,
+    blank or control character ("VIP\u200b" looks like "VIP"; U+0020 SPACE is allowed inside),
+    beginning or ending with whitespace, or not in composed form (NFC: "Cafe" + combining accent
+    looks like "Café"). The next lookup by name would miss the other spelling and create a second
+    segment that looks the same."""
     if value != value.strip():
         char = value[0] if value[0].isspace() else value[-1]
         raise SegmentsValidationError(
@@ -71,7 +72,7 @@ def check_visible_name(value: str) -> None:
     invisible = find_invisible(value)
     if invisible:
         raise SegmentsValidationError(
-            f"name {preview(value)} holds the invisible or control character "
+            f"name {preview(value)} holds the invisible, blank or control character "
             f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
         )
 

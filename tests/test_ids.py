@@ -47,13 +47,25 @@ DEFAULT_IGNORABLE = "".join(
     ]
     for code in range(first, last + 1)
 )
-FORBIDDEN = DEFAULT_IGNORABLE + "".join(
-    c for c in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
+#: ... and what renders blank although it is no space or control: every space separator (``Zs``) but
+#: U+0020 itself (U+00A0 and U+3000 look like a plain space, or like nothing at an id's end), and the
+#: blank symbols and fillers (Braille pattern blank, musical null notehead, Khitan filler).
+BLANK_RENDERING = "\u2800\U0001d159\U00016fe4" + "".join(
+    c for c in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(c) == "Zs" and c != " "
+)
+FORBIDDEN = (
+    DEFAULT_IGNORABLE
+    + BLANK_RENDERING
+    + "".join(
+        c for c in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(c) in INVISIBLE_CATEGORIES
+    )
 )
 # The table of invisible code points is built on the first non-ASCII check (about 0.1 s, more on a
 # loaded machine): build it here, not inside a property test's deadline.
 find_invisible("é")
-valid_char = st.characters(exclude_categories=INVISIBLE_CATEGORIES, exclude_characters=DEFAULT_IGNORABLE)
+valid_char = st.characters(
+    exclude_categories=INVISIBLE_CATEGORIES, exclude_characters=DEFAULT_IGNORABLE + BLANK_RENDERING
+)
 valid_id = st.text(alphabet=valid_char, min_size=1, max_size=MAX_ID_LENGTH).filter(
     lambda s: s.strip() == s and s.strip() != ""
 )
@@ -190,7 +202,7 @@ def test_ids_also_in_the_snapshot_share_its_strings(tmp_path):
 
 
 # -- invisible characters: the whole Unicode class, named by code point and position --------------
-def test_exactly_the_characters_of_categories_cc_cf_cs_zl_zp_are_refused():
+def test_exactly_the_characters_of_categories_cc_cf_cs_zl_zp_and_blank_ones_are_refused():
     for char in FORBIDDEN:  # every code point of the class, whatever the Unicode version
         with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[1\] = .* U\+{ord(char):04X}\b"):
             UserIds.from_values(["ok", f"a{char}b"], max_length=MAX_ID_LENGTH)
@@ -214,7 +226,18 @@ INVISIBLE = [
     pytest.param("\u2060", id="word-joiner"),
     pytest.param("\ufeff", id="bom-inside"),
     pytest.param("\U000e0041", id="tag-letter"),
+    *(pytest.param(c, id=f"blank-U+{ord(c):04X}") for c in "\u00a0\u2007\u202f\u3000\u2800\U0001d159\u3164"),
 ]
+
+
+@given(text=st.text(max_size=6), newline_ok=st.booleans())
+def test_the_block_check_and_the_search_agree_on_any_text(text, newline_ok):
+    """``free_of_invisible`` (``bytes.translate`` for ASCII, one search otherwise) and
+    ``find_invisible`` give one verdict, and it is the documented class's, on any characters."""
+    found = find_invisible(text, newline_ok=newline_ok)
+    assert free_of_invisible(text, newline_ok=newline_ok) == (found is None)
+    refused = set(FORBIDDEN) - ({"\n"} if newline_ok else set())
+    assert (found is None) == (not refused.intersection(text)), text
 
 
 def test_every_ascii_character_gets_one_verdict_from_the_block_check_and_the_search():

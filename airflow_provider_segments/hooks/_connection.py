@@ -64,7 +64,7 @@ def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
             f"Connection {conn_id!r}: its {field_name} field {end} with whitespace, "
             f"{describe_char(char)}: copy the value again without it. Nothing was sent."
         )
-    bad = find_invisible(value)
+    bad = find_invisible(value, spaces_ok=True)  # U+00A0 is Latin-1, and may be part of a password
     position = bad.start() if bad else next((i for i, c in enumerate(value) if ord(c) > 0xFF), None)
     if position is None:
         return

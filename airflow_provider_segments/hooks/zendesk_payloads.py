@@ -59,7 +59,7 @@ def _validate_tag_list(field: str, value: Any) -> list[str]:
         invisible = find_invisible(item)
         if invisible:  # "vip\u200b" looks like "vip" but matches no user tagged "vip"
             raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(item)} holds the invisible or control character "
+                f"{field}[{position}] = {preview(item)} holds the invisible, blank or control character "
                 f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
             )
         space = next((char for char in item if char.isspace()), None)

@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsBusyError
-from airflow_provider_segments.locations import storage_path
+from airflow_provider_segments.locations import local_path, storage_path
 
 #: How long a sync waits for another to finish deciding who holds a lease (milliseconds, normally).
 FOLDER_LOCK_SECONDS = 30
@@ -27,10 +27,9 @@ class StateFile:
     def __init__(self, location: Any) -> None:
         self.location = location
         target = storage_path(location)
-        if not isinstance(target, str) and getattr(target, "protocol", None) in ("file", "local"):
-            target = str(target.path)  # file:// is local disk: exclusive create, folder lock, fsync
-        self.target = target
-        self.local = isinstance(target, str)
+        # file:// is local disk: exclusive create, folder lock, fsync
+        self.target: Any = local_path(target) or target
+        self.local = isinstance(self.target, str)
 
     def __str__(self) -> str:
         return str(self.location)

@@ -241,8 +241,6 @@ class SegmentsOperator(TemplateRenderingMixin, BaseOperator, Generic[HookT]):
 #: Executors that run every task on the scheduler's machine, so a local ``state_path`` is the same
 #: file for every run. Any other executor (Celery, Kubernetes, Edge, ...) may pick another machine.
 LOCAL_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor"})
-#: fsspec protocols that are this machine's own disk.
-LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 
 
 def executor_class_name(task_executor: str | None = None) -> str:
@@ -266,10 +264,9 @@ def executor_class_name(task_executor: str | None = None) -> str:
 
 def is_local_location(location: Any) -> bool:
     """True when ``location`` (a path or URI) is on this machine's disk, ``file://`` URIs included."""
-    from airflow_provider_segments.locations import storage_path
+    from airflow_provider_segments.locations import local_path, storage_path
 
-    target = storage_path(location)
-    return isinstance(target, str) or (getattr(target, "protocol", "") or "") in LOCAL_PROTOCOLS
+    return local_path(storage_path(location)) is not None
 
 
 def warn_if_state_is_per_worker(log: Any, state_path: Any, task_executor: str | None = None) -> None:

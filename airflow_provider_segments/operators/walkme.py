@@ -14,7 +14,7 @@ from airflow_provider_segments._compat import Context
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.hooks._base import check_if_exists
 from airflow_provider_segments.hooks.walkme import WalkMeHook
-from airflow_provider_segments.ids import IdSource
+from airflow_provider_segments.ids import IdSource, checked_column, contradictory_column
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.sender import DEFAULT_PARALLEL_REQUESTS, check_parallel_requests
 from airflow_provider_segments.operators._base import (
@@ -78,19 +78,27 @@ class _WalkMeIdsOperator(_WalkMeOperator):
                 f"Task {kwargs.get('task_id')!r}: give exactly one of user_ids (a list) or user_ids_path "
                 "(a file of ids)."
             )
+        if user_ids is not None and user_ids_column is not None:
+            raise SegmentsValidationError(
+                f"Task {kwargs.get('task_id')!r}: {contradictory_column(user_ids_column)}"
+            )
         Guards(allow_empty, max_removal_fraction)  # a wrong value fails when the DAG is parsed
         self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
         self.user_ids = user_ids
         self.user_ids_path = user_ids_path
-        self.user_ids_column = user_ids_column
+        # A literal that is no column name fails when the DAG is parsed; a template, once rendered.
+        self.user_ids_column = check_unless_templated(user_ids_column, checked_column)
+        #: Whether a column was given: a template rendering it to None is refused, not read as "none".
+        self._user_ids_column_given = user_ids_column is not None
         self.allow_empty = allow_empty
         self.max_removal_fraction = max_removal_fraction
 
     def id_source(self) -> IdSource:
         """The task's input, read when the change runs."""
         if self.user_ids_path is None:
-            return IdSource(values=self.user_ids)
-        return IdSource(path=self.user_ids_path, column=self.user_ids_column)
+            return IdSource(values=self.user_ids, column=self.user_ids_column)
+        column = checked_column(self.user_ids_column, given=self._user_ids_column_given)
+        return IdSource(path=self.user_ids_path, column=column)
 
     def guard_kwargs(self) -> dict[str, Any]:
         """The guards and the sending settings every change of ids takes."""
