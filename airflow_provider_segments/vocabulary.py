@@ -56,6 +56,12 @@ def check_visible_name(value: str) -> None:
     beginning or ending with whitespace, or not in composed form (NFC: "Cafe" + combining accent
     looks like "Café"). The next lookup by name would miss the other spelling and create a second
     segment that looks the same."""
+    invisible = find_invisible(value)
+    if invisible:
+        raise SegmentsValidationError(
+            f"name {preview(value)} holds the invisible, blank or control character "
+            f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
+        )
     if value != value.strip():
         char = value[0] if value[0].isspace() else value[-1]
         raise SegmentsValidationError(
@@ -68,12 +74,6 @@ def check_visible_name(value: str) -> None:
             f"name {preview(value)} is not in composed form (Unicode NFC): it looks like "
             f"{preview(composed)} but is another string, so a lookup by name would miss that one; "
             f"write it as {preview(composed)}."
-        )
-    invisible = find_invisible(value)
-    if invisible:
-        raise SegmentsValidationError(
-            f"name {preview(value)} holds the invisible, blank or control character "
-            f"{describe_char(invisible.group())} at position {invisible.start()}: remove it."
         )
 
 
