@@ -62,6 +62,10 @@ SEGMENT_FIELDS = (
 _USER_TYPE_CHOICES = "must be either `staff` or `signed_in_users`"
 
 
+#: Zendesk's ids are 64-bit signed integers.
+_MAX_ID = 2**63 - 1
+
+
 def validate_segment(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     """Check the writable fields of a ``user_segment`` body; return the changes or raise 400 listing all."""
     errors: dict[str, list[str]] = {}
@@ -93,10 +97,19 @@ def validate_segment(fields: dict[str, Any], *, creating: bool) -> dict[str, Any
         bad = next(
             (i for i, item in enumerate(value) if isinstance(item, bool) or not isinstance(item, int)), None
         )
-        if bad is None:
-            changes[name] = list(value)
-        else:
+        out_of_range = (
+            None
+            if bad is not None
+            else next((i for i, item in enumerate(value) if not 0 < item <= _MAX_ID), None)
+        )
+        if bad is not None:
             errors[name] = [f"item {bad} must be an integer, got {show(value[bad])}"]
+        elif out_of_range is not None:
+            errors[name] = [
+                f"item {out_of_range} must be a positive 64-bit integer, got {value[out_of_range]}"
+            ]
+        else:
+            changes[name] = list(value)
     for name in _TAG_LIST_FIELDS:
         if name not in fields:
             continue

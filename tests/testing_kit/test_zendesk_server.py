@@ -932,3 +932,17 @@ def test_cli_start_up_line_names_the_zendesk_email_but_no_secret() -> None:
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+@pytest.mark.parametrize("field", ["group_ids", "organization_ids", "added_user_ids"])
+@pytest.mark.parametrize("bad", [-5, 0, 2**63, 2**70])
+def test_ids_zendesk_cannot_hold_get_400(
+    sandbox: SegmentsTestServer, api: requests.Session, field, bad
+) -> None:
+    """Zendesk's ids are positive 64-bit integers: the test server refuses others like the API, so a
+    client that sends one is caught by the tests (review 8)."""
+    body = {"user_segment": {"name": "X", "user_type": "staff", field: [bad]}}
+    response = api.post(url(sandbox, "user_segments.json"), json=body, timeout=5)
+    assert response.status_code == 400
+    assert "positive 64-bit integer" in response.json()["errors"][field][0]
+    assert [s["id"] for s in sandbox.zendesk.segments()] == [1, 2]
