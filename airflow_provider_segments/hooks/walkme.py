@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
+    SegmentsApiError,
     SegmentsAuthError,
     SegmentsError,
     SegmentsValidationError,
@@ -137,10 +138,12 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
 
     def _call(self, method: str, path: str, *, json_body: Any = None, idempotent: bool | None = None) -> Any:
         """Send one Segments API call with the bearer token; on a 401 fetch a new token once."""
-        token = None
+        token, refused = None, None
         for attempt in (1, 2):
-            token = self.get_access_token(force_refresh=attempt == 2, refused=token)
+            calling = False  # a failure fetching the token is not the call's 401
             try:
+                token = self.get_access_token(force_refresh=attempt == 2, refused=token)
+                calling = True
                 return self.client.request_json(
                     method,
                     path,
@@ -148,9 +151,12 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
                     headers={"Authorization": f"Bearer {token}"},
                     idempotent=idempotent,
                 )
-            except SegmentsAuthError as err:
-                if err.status != 401 or attempt == 2:
+            except SegmentsApiError as err:
+                if refused is not None and refused.may_have_applied:
+                    err.may_have_applied = True  # an attempt before the 401 may have landed all the same
+                if not calling or not isinstance(err, SegmentsAuthError) or err.status != 401 or attempt == 2:
                     raise
+                refused = err
                 self.log.info("WalkMe refused the cached token (401); fetching a new one and retrying once.")
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -427,6 +433,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             what=f"WalkMe segment {guid} of system {system}",
             missing_ok=missing_ok,
             log=self.log,
+            sleep=self.client.sleep,
         )
         return guid
 

@@ -267,7 +267,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
                 f"Nothing to update on user segment {segment_id}: give at least one field."
             )
         shown = self._shown_unless_built_in(segment_id, "update")
-        if "name" in body:
+        if "name" in body and body["name"] != shown.get("name"):  # a rename: the name must be free
             self._refuse_taken_name(body["name"], segment_id)
         if "added_user_ids" in body:
             what = f"Updating user segment {segment_id}"
@@ -353,6 +353,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
                 what=f"Zendesk user segment {segment_id}",
                 missing_ok=missing_ok,
                 log=self.log,
+                sleep=self.client.sleep,
             )
         except SegmentsAuthError as err:
             raise self._built_in_refusal(err, segment_id, "delete") from err

@@ -10,6 +10,7 @@ and the next run (the retry) syncs in full.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -392,9 +393,17 @@ def verify(
 
 
 def _is_later(listed: Any, answered: str | None) -> bool:
-    """Whether the listed update time is later than the one a write of this task was answered with."""
+    """Whether the listed update time is later than the one a write of this task was answered with,
+    compared at the answer's precision (an answer in whole seconds says nothing of the milliseconds
+    the listing may show)."""
     listed_at, answered_at = parse_time(listed), parse_time(answered)
-    return listed_at is not None and answered_at is not None and listed_at > answered_at
+    if listed_at is None or answered_at is None or answered is None:
+        return False
+    fraction = re.search(r"[T ]\d\d:\d\d:\d\d(?:[.,](\d+))?", answered)
+    digits = min(len(fraction.group(1) or "") if fraction else 0, 6)
+    unit = 10 ** (6 - digits)  # microseconds the answer's last digit stands for
+    listed_at = listed_at.replace(microsecond=listed_at.microsecond // unit * unit)
+    return listed_at > answered_at
 
 
 def _count_problem(

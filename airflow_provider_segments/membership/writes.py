@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_segments.exceptions import (
@@ -41,6 +41,13 @@ CREATE_LOOKUPS = 6
 CREATE_LOOKUP_INTERVAL = 4.0
 #: DELETE attempts whose outcome is unknown before giving up (each followed by a look-up).
 DELETE_ATTEMPTS = 3
+#: Reads of a deleted segment before one still listed means the delete did not apply (a listing may
+#: lag a moment behind a write), and the wait between two.
+DELETE_READS = 3
+DELETE_READ_INTERVAL = 2.0
+#: How far the platform's clock may be behind Airflow's before a segment created "before the run"
+#: surely is: only older ones are disowned after a lost create.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class CreationMark:
         return (
             self.created_after is not None
             and created is not None
-            and created < self.created_after.replace(microsecond=0)
+            and created < self.created_after - CLOCK_SKEW  # the platform's clock against Airflow's
         )
 
 
@@ -230,6 +237,7 @@ def delete_confirmed(
     what: str,
     missing_ok: bool,
     log: Any,
+    sleep: Callable[[float], None],
 ) -> None:
     """Delete ``what``, sending the DELETE without blind retries and looking it up when its outcome
     is unknown; a segment already gone counts as deleted unless ``missing_ok=False``.
@@ -253,13 +261,18 @@ def delete_confirmed(
                 return
             log.warning("%s; %s is still listed, deleting it again.", err, what)
             continue
-        if still_listed():  # answered, not applied (a proxy's 204): the task must not say deleted
-            raise SegmentsError(
-                f"The delete of {what} was answered as done, but it is still listed: something between "
-                "this task and the platform answered for it. Nothing is reported deleted; rerun the task."
-            )
-        log.info("Deleted %s (read back: no longer listed).", what)
-        return
+        for read in range(1, DELETE_READS + 1):
+            if not still_listed():
+                log.info("Deleted %s (read back: no longer listed).", what)
+                return
+            if read < DELETE_READS:
+                sleep(DELETE_READ_INTERVAL)
+        # answered, not applied (a proxy's 204): the task must not say deleted
+        raise SegmentsError(
+            f"The delete of {what} was answered as done, but it is still listed after {DELETE_READS} "
+            "reads: something between this task and the platform answered for it. Nothing is reported "
+            "deleted; rerun the task."
+        )
     raise SegmentsError(
         f"{what} is still listed after {DELETE_ATTEMPTS} delete attempts whose outcome was unknown; "
         "rerun the task."

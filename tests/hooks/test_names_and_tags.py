@@ -82,3 +82,11 @@ def test_a_built_in_segment_gets_no_write_from_a_fresh_hook(sandbox, operator):
         else:
             ZendeskDeleteUserSegmentOperator(task_id="d", user_segment_id=built_in["id"]).execute({})
     assert [r for r in api_requests(sandbox, API) if not r.startswith("GET")] == []
+
+
+def test_an_update_that_keeps_the_name_is_not_a_rename(sandbox):
+    """Two segments already share a name (made in Zendesk's admin UI): an update of one that sends its
+    own, unchanged name makes no new duplicate and goes through (review 9)."""
+    first = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["a"])
+    sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["b"])
+    assert ZendeskHelpCenterHook().update_user_segment(first["id"], name="VIP", tags=["c"])["tags"] == ["c"]

@@ -498,3 +498,12 @@ def test_a_plain_token_lifetime_is_taken_as_it_is_without_a_warning(hook, api, c
     hook.get_access_token()
     output = capsys.readouterr().out + caplog.text
     assert "valid for 3600 s" in output and "expires_in" not in output
+
+
+def test_a_delete_whose_listing_lags_one_read_is_confirmed_by_the_next(hook, requests_mock):
+    """(review 9) The listing still shows the segment once after the 204, then no longer."""
+    requests_mock.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 86400})
+    listed = [{"guid": GUID, "name": "n", "usersCount": 1}]
+    requests_mock.get(SEGMENTS_URL, [{"json": listed}, {"json": []}])
+    requests_mock.delete(f"{SEGMENTS_URL}/{GUID}", status_code=204, text="")
+    assert hook.delete_segment(GUID) == GUID

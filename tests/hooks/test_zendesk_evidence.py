@@ -206,3 +206,33 @@ def test_a_delete_that_applied_is_confirmed_by_a_404(sandbox):
         f"DELETE {API}user_segments/{created['id']}.json",
         f"GET {API}user_segments/{created['id']}.json",
     ]
+
+
+def test_a_lost_create_is_adopted_when_zendesks_clock_is_a_few_seconds_behind(sandbox, monkeypatch):
+    """The run started 2 s ago by the scheduler's clock, Zendesk's clock is 5 s behind; the name was
+    free and the lost create landed holding what was sent: it is this task's (review 9)."""
+    from datetime import timedelta
+
+    from airflow_provider_segments.testing import zendesk as zendesk_app
+
+    def behind() -> str:
+        return (datetime.now(timezone.utc) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    monkeypatch.setattr(zendesk_app, "now_iso", behind)
+    sandbox.inject_fault(f"{API}user_segments", lose_response=True, method="POST")
+    hook = ZendeskHelpCenterHook()
+    hook.client.sleep = lambda seconds: None
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=2)
+    assert hook.create_user_segment("VIP", "staff", tags=["vip"], created_after=run_start)["name"] == "VIP"
+    assert [s["name"] for s in sandbox.zendesk.segments()].count("VIP") == 1
+
+
+def test_a_delete_whose_show_lags_one_read_is_confirmed_by_the_next(hook, requests_mock):
+    """A listing may lag a moment behind a write (the count read-back allows for it): the delete's
+    read-back reads again before failing (review 9)."""
+    url = f"{BASE}/user_segments/7.json"
+    shown = {"json": {"user_segment": segment(7)}}
+    gone = {"status_code": 404, "json": {"error": "RecordNotFound"}}
+    requests_mock.get(url, [shown, shown, gone])  # read before the delete, one stale read, then gone
+    requests_mock.delete(url, status_code=204)
+    assert hook.delete_user_segment(7) == 7

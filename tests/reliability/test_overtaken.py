@@ -88,3 +88,54 @@ def test_a_change_nobody_overtook_is_still_exact(sandbox, tmp_path):
     sync(tmp_path / "a.snapshot", user_ids=["a", "b"])
     result = sync(tmp_path / "a.snapshot", user_ids=["a", "b", "x"])
     assert (result["verified"], result["verification"], result["mode"]) == (True, "exact", "delta")
+
+
+# -- review 9: the comparison must not fail correct changes ----------------------------------------
+def answer_times_coarser(monkeypatch, cut: Callable[[str], str]) -> None:
+    """The test server's PUT answers carry the instant its listing shows, written less precisely."""
+    import json
+
+    from airflow_provider_segments.testing import walkme as walkme_app
+    from airflow_provider_segments.testing.base import Response
+
+    original = walkme_app.WalkMeApp._update
+
+    def coarse(self, *args, **kwargs):
+        response = original(self, *args, **kwargs)
+        body = json.loads(response.body)
+        body["updatedAt"] = cut(body["updatedAt"])
+        return Response(response.status, json.dumps(body).encode(), response.headers)
+
+    monkeypatch.setattr(walkme_app.WalkMeApp, "_update", coarse)
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [lambda t: t[:19] + "Z", lambda t: t[:21] + "Z", lambda t: t[:19] + "+00:00"],
+    ids=["s", "ds", "offset"],
+)
+def test_write_answers_less_precise_than_the_listing_do_not_fail_a_correct_change(
+    sandbox, tmp_path, monkeypatch, cut
+):
+    sync(tmp_path / "a.snapshot", user_ids=["a", "b"])
+    answer_times_coarser(monkeypatch, cut)
+    for round_ in range(3):  # (a listing that happens to fall on .000 would hide it)
+        wanted = ["a", "b", f"x{round_}"]
+        result = sync(tmp_path / "a.snapshot", user_ids=wanted)
+        assert members(sandbox) == set(wanted)
+        assert (result["verified"], result["verification"]) == (True, "exact")
+
+
+def test_coarse_write_answers_still_catch_a_change_made_a_second_later(sandbox, tmp_path, monkeypatch):
+    import time
+
+    sync(tmp_path / "a.snapshot", user_ids=["a", "b"])
+    answer_times_coarser(monkeypatch, lambda t: t[:19] + "Z")
+
+    def later_other_client():
+        time.sleep(1.05)  # the other client's write is listed in a later second than this task's
+        sync(tmp_path / "b.snapshot", user_ids=["c", "d", "e"])
+
+    after_the_first_write(monkeypatch, later_other_client)
+    with pytest.raises(MembershipMismatchError, match="after this task's last write"):
+        sync(tmp_path / "a.snapshot", user_ids=["a", "b", "x"])

@@ -257,3 +257,20 @@ def test_a_chunk_retried_to_503s_after_a_lost_answer_is_of_unknown_outcome(sandb
     err, held = add_all(sandbox, parallel)
     assert_the_error_tells_the_truth(err, held)
     assert len(held) == 4 * CHUNK and len(err.unknown_chunks) == 1
+
+
+def test_a_chunk_that_landed_before_a_token_refresh_is_of_unknown_outcome(sandbox):
+    """(review 9) The add is applied but its answer lost; the retry gets a 401, the hook fetches a
+    new token and calls again, and that call is refused with 429s: the chunk may have landed (it
+    did), so it is of unknown outcome, never "refused"."""
+    hook = WalkMeHook()
+    guid = hook.create_segment("Audience", ["a", "b"], max_removal_fraction=1.0)["segment_guid"]
+    put = "/public/v1/user/system/"
+    sandbox.inject_fault(put, lose_response=True, method="PUT")
+    sandbox.inject_fault(put, 401, method="PUT")
+    sandbox.inject_fault(put, 429, retry_after="0", count=5, method="PUT")
+    with pytest.raises(PartialUpdateError) as caught:
+        hook.update_segment(guid, action="add", user_ids=["x", "y"])
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid)) == {"a", "b", "x", "y"}
+    assert caught.value.unknown_chunks == [1]
+    assert "refused (not applied)" not in str(caught.value)
