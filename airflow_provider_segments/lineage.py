@@ -76,7 +76,8 @@ def input_uri(source: Any) -> str | None:
         return "file://" + os.path.abspath(os.fspath(path))
     parts = urlsplit(str(path))
     netloc = parts.netloc.rpartition("@")[2]  # s3://conn_id@bucket/key: the conn id is not the data's
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    # no query: a pre-signed URL's holds its signature, and the object is named without it
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def walkme_change(source: Any, result: dict[str, Any]) -> SegmentChange:

@@ -6,18 +6,28 @@ Text is UTF-8, read in blocks; a file that is not says where its first bad byte 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from airflow_provider_segments.exceptions import SegmentsInputMissingError, SegmentsValidationError
+from airflow_provider_segments.exceptions import (
+    SegmentsError,
+    SegmentsInputMissingError,
+    SegmentsValidationError,
+)
 from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.text import preview
 
 #: fsspec protocols that are this machine's own disk (``file:///tmp/ids.txt``).
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+#: What a retry cannot fix when opening or reading a file: the path is wrong, or not ours to read.
+#: Any other OSError (a timeout, a reset connection, EIO from object storage) keeps the retry policy.
+PERMANENT_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EINVAL}
+)
 #: Characters read at a time from an id file.
 BLOCK_CHARS = 4 * 1024 * 1024
 
@@ -89,11 +99,20 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
     except OSError as err:
         if mode != "r":
             raise
-        raise SegmentsValidationError(  # a name too long, no permission...: a retry cannot fix it
-            f"{preview(str(path))} cannot be opened: {err.strerror or type(err).__name__}."
-        ) from None
+        raise unreadable(f"{preview(str(path))} cannot be opened", err) from None
     with handle:
         yield handle
+
+
+def unreadable(what: str, err: OSError) -> SegmentsError:
+    """The error for a file that could not be opened or read: a validation error (no retry) when a
+    retry cannot fix it (:data:`PERMANENT_ERRNOS`), else one that keeps the task's retry policy."""
+    if err.errno in PERMANENT_ERRNOS and not isinstance(err, TimeoutError | ConnectionError):
+        return SegmentsValidationError(f"{what}: {err.strerror or type(err).__name__}. Nothing was sent.")
+    return SegmentsError(
+        f"{what}: {type(err).__name__}: {err.strerror or err}. Nothing was sent; a storage or network "
+        "error, so the task's retries apply."
+    )
 
 
 def _refuse_unless_regular(path: Any, local: str) -> None:

@@ -203,3 +203,15 @@ def test_importing_the_operators_and_sensor_imports_no_openlineage_and_no_lineag
 
 def test_an_asset_of_another_scheme_is_left_to_its_own_provider():
     assert Asset(uri="s3://bucket/key").uri == "s3://bucket/key"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://bucket/a.csv?X-Amz-Signature=0123456789abcdef&X-Amz-Credential=AKIA",
+        "abfs://container/a.csv?sv=2022&sig=s3cr3tsig",
+    ],
+)
+def test_the_input_uri_carries_no_query_string(uri):
+    """A pre-signed URL's query holds a signature: it never reaches a lineage URI (review 10)."""
+    assert input_uri(IdSource(path=uri)) == uri.split("?")[0]

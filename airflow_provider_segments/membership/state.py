@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
-from airflow_provider_segments.locations import read_blocks
+from airflow_provider_segments.locations import read_blocks, unreadable
 from airflow_provider_segments.membership.checksum import (
     EncodedLines,
     encoded_lines,
@@ -318,9 +318,8 @@ class StateStore:
                 finally:
                     text.detach()
         except OSError as err:
-            raise SegmentsValidationError(
-                f"state_path {str(self.state_path)!r}: {state_file} cannot be read "
-                f"({type(err).__name__}: {err.strerror or err}). Nothing was sent."
+            raise unreadable(
+                f"state_path {str(self.state_path)!r}: {state_file} cannot be read", err
             ) from None
         return (header if isinstance(header, dict) else {}), ids, digest.hexdigest()
 

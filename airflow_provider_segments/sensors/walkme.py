@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -24,6 +25,7 @@ from airflow_provider_segments._compat import (
 from airflow_provider_segments.assets import matching_walkme_outlets
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook
+from airflow_provider_segments.membership.writes import parse_time
 from airflow_provider_segments.operators._base import TemplateRenderingMixin, fail_fast_on_bad_input
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_segment_guid
@@ -44,6 +46,11 @@ def _as_datetime(value: Any) -> datetime:
         raise SegmentsValidationError(
             f"changed_at {preview(value)} must be an ISO-8601 string or a datetime, "
             f"not {type(value).__name__}."
+        )
+    if not re.search(r"\d:\d\d", value):  # '{{ ds }}' would read as midnight: the window long over
+        raise SegmentsValidationError(
+            f"changed_at {value!r} has no time of day: pass the moment of the change, such as "
+            "2026-01-31T12:00:00Z (the create/update/sync operators' changed_at), not a date."
         )
     try:
         parsed = pendulum.parse(value, tz=None)
@@ -255,7 +262,8 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             context["outlet_events"][asset].extra.update(extra)
 
     def _confirm_listed(self) -> dict[str, Any]:
-        segment = self.hook.get_segment(self.segment_guid, self.system_guid)
+        with fail_fast_on_bad_input():  # a bad system GUID or connection: retries cannot fix it
+            segment = self.hook.get_segment(self.segment_guid, self.system_guid)
         if segment is None:
             system = self.hook.resolve_system_guid(self.system_guid)
             raise SegmentsError(
@@ -263,6 +271,13 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
                 "or never created there, so content targeting it would never match."
             )
         return segment
+
+    def _window_end(self, changed: datetime | None, segment: dict[str, Any] | None) -> datetime | None:
+        """When WalkMe's editor can use the segment: the window after ``changed`` or after the later
+        update WalkMe lists (another change since restarts the wait; the count gate cannot see a swap)."""
+        listed = parse_time(segment.get("updated_at")) if segment else None
+        moments = [moment for moment in (changed, listed) if moment is not None]
+        return max(moments) + self.propagation_window if moments else None
 
     def _timed_out(self, message: str) -> Exception:
         if self.soft_fail:
@@ -284,9 +299,17 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
                 f"its start at {_utc(started)}, so at {_utc(deadline)}): "
                 "it could only time out. Raise the sensor's timeout or check changed_at."
             )
-        self._ready_at = ready_at
         first_run = not (self.reschedule and context.get("task_reschedule_count", 0))
         segment = self._confirm_listed() if first_run else None
+        ready_at = self._window_end(changed or started, segment) or ready_at
+        if ready_at > deadline:
+            listed = segment.get("updated_at") if segment else None
+            raise self._timed_out(
+                f"WalkMe lists segment {self.segment_guid} as changed at {listed}: its propagation "
+                f"window ends at {_utc(ready_at)}, after this sensor's timeout ({_utc(deadline)}). "
+                "Raise the sensor's timeout."
+            )
+        self._ready_at = ready_at
         now = timezone.utcnow()
         if now >= ready_at:
             segment = segment or self._confirm_listed()
@@ -317,11 +340,48 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         if timezone.utcnow() < ready_at:
             self.log.info("Waiting for WalkMe propagation of %s until %s.", self.segment_guid, _utc(ready_at))
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, self._confirm_listed()))
+        segment = self._confirm_listed()
+        self._ready_at = self._window_end(ready_at - self.propagation_window, segment) or ready_at
+        if timezone.utcnow() < self._ready_at:
+            self.log.info(
+                "WalkMe lists segment %s as changed at %s: waiting for its propagation until %s.",
+                self.segment_guid,
+                segment.get("updated_at"),
+                _utc(self._ready_at),
+            )
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, segment))
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
-        """Resume after the window: confirm the segment is still listed."""
+        """Resume after the window: confirm the segment is still listed, and wait again when WalkMe
+        lists a change made since the window began."""
         segment = self._confirm_listed()
+        self._result(segment)  # a failed count gate fails now, not after another window
+        # The trigger fired at the end of the window it was given: only a change WalkMe lists after
+        # changed_at makes it wait again (not the triggerer's clock running a moment ahead of ours).
+        changed, listed = parse_changed_at(self.changed_at), parse_time(segment.get("updated_at"))
+        later_change = listed is not None and (changed is None or listed > changed)
+        ready_at = self._window_end(None, segment) if later_change else None
+        now = timezone.utcnow()
+        if ready_at is not None and now < ready_at:
+            deadline = self._started_at(context) + timedelta(seconds=self.timeout)
+            if ready_at > deadline:
+                raise self._timed_out(
+                    f"WalkMe lists segment {self.segment_guid} as changed again at "
+                    f"{segment.get('updated_at')}: its propagation window ends at {_utc(ready_at)}, after "
+                    "this sensor's timeout."
+                )
+            self.log.info(
+                "WalkMe lists segment %s as changed again at %s; deferring until %s.",
+                self.segment_guid,
+                segment.get("updated_at"),
+                _utc(ready_at),
+            )
+            self.defer(
+                trigger=DateTimeTrigger(moment=ready_at),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=(deadline - now).total_seconds()),
+            )
         self.log.info(
             "Propagation window over; segment %r (%s) is listed.", segment["name"], self.segment_guid
         )

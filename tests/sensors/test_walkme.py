@@ -151,7 +151,9 @@ def sandbox_segment(monkeypatch):
     with SegmentsTestServer() as server:
         for name, value in sandbox_conn_env(server.url).items():
             monkeypatch.setenv(name, value)
-        guid = server.walkme.create_segment(TEST_SYSTEM_GUID, "Gated", [f"u{i}" for i in range(25)])["guid"]
+        long_ago = pendulum.now("UTC").subtract(minutes=30).isoformat().replace("+00:00", "Z")
+        members = [f"u{i}" for i in range(25)]
+        guid = server.walkme.create_segment(TEST_SYSTEM_GUID, "Gated", members, created_at=long_ago)["guid"]
         yield server, guid
 
 
@@ -199,3 +201,66 @@ def test_a_bad_expected_user_count_is_refused_naming_it():
         WalkMeSegmentPropagationSensor(task_id="gate", segment_guid=GUID, expected_user_count="many").execute(
             {}
         )
+
+
+# -- review 10: the window runs from the segment's latest change, whatever changed_at says ----------
+def test_a_change_listed_after_changed_at_restarts_the_window(sandbox_segment):
+    """Another task swapped every member (same count: the gate cannot see it) after the change
+    changed_at names: WalkMe lists the later update, and the editor needs the window after it."""
+    _, guid = sandbox_segment
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate",
+        segment_guid=guid,
+        changed_at=pendulum.now("UTC").subtract(minutes=30).isoformat(),
+        expected_user_count=25,
+        deferrable=True,
+        timeout=3600,
+    )
+    sensor.hook.update_segment(guid, "override", [f"v{i}" for i in range(25)], max_removal_fraction=None)
+    with pytest.raises(TaskDeferred) as deferred:  # the trigger fired for changed_at's window: wait again
+        sensor.execute_complete({}, event=None)
+    assert deferred.value.trigger.moment > pendulum.now("UTC").add(minutes=9)
+    with pytest.raises(TaskDeferred) as deferred:  # and a first run defers to the later window at once
+        sensor.execute({})
+    assert deferred.value.trigger.moment > pendulum.now("UTC").add(minutes=9)
+
+
+def test_a_change_listed_after_changed_at_keeps_a_poking_sensor_waiting(sandbox_segment):
+    _, guid = sandbox_segment
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate", segment_guid=guid, changed_at=pendulum.now("UTC").subtract(minutes=30).isoformat()
+    )
+    sensor.hook.update_segment(guid, "add", ["late-user"])
+    assert sensor.poke({}) is False
+
+
+def test_a_segment_last_changed_before_changed_at_passes_at_once(sandbox_segment):
+    _, guid = sandbox_segment  # listed as changed 30 minutes ago
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate", segment_guid=guid, changed_at=pendulum.now("UTC").subtract(minutes=20).isoformat()
+    )
+    assert sensor.execute({})["segment_guid"] == guid
+
+
+@pytest.mark.parametrize("value", ["2026-12-06", "2026-12", "2026", "20261206"])
+def test_changed_at_without_a_time_of_day_is_refused_naming_it(api, value):
+    """'{{ ds }}' as changed_at read as midnight: the window of a change made a minute ago was over."""
+    sensor = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID, changed_at=value, deferrable=True)
+    with pytest.raises(AirflowFailException, match=re.escape(repr(value))):
+        sensor.execute({})
+    assert api.request_history == []
+
+
+def test_a_bad_system_guid_or_connection_fails_without_retry(api, monkeypatch):
+    from support import walkme_conn_json
+
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="w", segment_guid=GUID, system_guid="not/a guid", changed_at="2020-01-01T00:00:00Z"
+    )
+    with pytest.raises(AirflowFailException, match="not/a guid"):
+        sensor.execute({})
+    monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json(host="", region="mars"))
+    sensor = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=GUID, changed_at="2020-01-01T00:00:00Z")
+    with pytest.raises(AirflowFailException, match="mars"):
+        sensor.execute({})
+    assert api.request_history == []
