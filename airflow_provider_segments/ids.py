@@ -37,6 +37,7 @@ from airflow_provider_segments.locations import (
     not_utf8,
     open_text,
     read_blocks,
+    shown_location,
 )
 from airflow_provider_segments.text import preview  # re-exported: every module quotes values so
 
@@ -206,7 +207,7 @@ class UserIds:
         :class:`SegmentsInputMissingError` when it does not exist.
         """
         column = checked_column(column)
-        source = str(path)
+        source = shown_location(path)
 
         def where(line: int) -> str:
             return f"{source} line {line:,}"

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from airflow_provider_segments.assets import (
     WalkMeSegmentRef,
@@ -29,7 +29,7 @@ from airflow_provider_segments.assets import (
 )
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.ids import IdSource
-from airflow_provider_segments.locations import is_uri
+from airflow_provider_segments.locations import is_uri, shown_location
 
 #: The key of this provider's run facet in OpenLineage events.
 RUN_FACET_KEY = "segments"
@@ -74,10 +74,7 @@ def input_uri(source: Any) -> str | None:
         return None
     if not is_uri(path):
         return "file://" + os.path.abspath(os.fspath(path))
-    parts = urlsplit(str(path))
-    netloc = parts.netloc.rpartition("@")[2]  # s3://conn_id@bucket/key: the conn id is not the data's
-    # no query: a pre-signed URL's holds its signature, and the object is named without it
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return shown_location(path)  # no connection id (not the data's), no query (a signature)
 
 
 def walkme_change(source: Any, result: dict[str, Any]) -> SegmentChange:

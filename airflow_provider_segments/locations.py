@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno
 import os
+import ssl
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_segments.exceptions import (
     SegmentsError,
@@ -35,6 +37,16 @@ BLOCK_CHARS = 4 * 1024 * 1024
 def is_uri(path: Any) -> bool:
     """True for an object-storage URI (``s3://...``), false for a local path."""
     return not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path)
+
+
+def shown_location(path: Any) -> str:
+    """``path`` as messages and lineage show it: a URI without its user info (``s3://conn_id@...``),
+    query or fragment (a pre-signed URL's signature is a credential); a local path as it is."""
+    text = str(os.fspath(path) if isinstance(path, os.PathLike) else path)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def storage_path(path: Any) -> Any:
@@ -93,13 +105,13 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
         if mode != "r":
             raise  # a state file's folder vanished while writing: an OSError, retried
         raise SegmentsInputMissingError(
-            f"{str(path)!r} does not exist (yet): if another task or machine writes it, give this "
+            f"{shown_location(path)!r} does not exist (yet): if another task or machine writes it, give this "
             "task retries (and a retry_delay) long enough for it to arrive."
         ) from None
     except OSError as err:
         if mode != "r":
             raise
-        raise unreadable(f"{preview(str(path))} cannot be opened", err) from None
+        raise unreadable(f"{preview(shown_location(path))} cannot be opened", err) from None
     with handle:
         yield handle
 
@@ -107,7 +119,9 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
 def unreadable(what: str, err: OSError) -> SegmentsError:
     """The error for a file that could not be opened or read: a validation error (no retry) when a
     retry cannot fix it (:data:`PERMANENT_ERRNOS`), else one that keeps the task's retry policy."""
-    if err.errno in PERMANENT_ERRNOS and not isinstance(err, TimeoutError | ConnectionError):
+    transient = isinstance(err, TimeoutError | ConnectionError | ssl.SSLError)  # (SSL_ERROR_SSL is 1: EPERM)
+    permanent = isinstance(err, PermissionError | NotADirectoryError | IsADirectoryError)  # errno or not
+    if not transient and (permanent or err.errno in PERMANENT_ERRNOS):
         return SegmentsValidationError(f"{what}: {err.strerror or type(err).__name__}. Nothing was sent.")
     return SegmentsError(
         f"{what}: {type(err).__name__}: {err.strerror or err}. Nothing was sent; a storage or network "
@@ -138,7 +152,7 @@ _KINDS = (
 
 
 def _not_a_file(path: Any, kind: str) -> str:
-    return f"{str(path)!r} is {kind}: give the path of a file (one id per line, or a CSV)."
+    return f"{shown_location(path)!r} is {kind}: give the path of a file (one id per line, or a CSV)."
 
 
 def not_utf8(path: Any, source: str, err: UnicodeDecodeError) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_segments.exceptions import (
@@ -393,17 +393,22 @@ def verify(
 
 
 def _is_later(listed: Any, answered: str | None) -> bool:
-    """Whether the listed update time is later than the one a write of this task was answered with,
-    compared at the answer's precision (an answer in whole seconds says nothing of the milliseconds
-    the listing may show)."""
+    """Whether the listed update time is later than the one a write of this task was answered with.
+
+    Both with a fraction of a second: compared as they are (a server may drop trailing zeros, so the
+    number of digits says nothing of its precision). Either in whole seconds (cut or rounded, as
+    another serializer or a store may keep them): only a whole second more is surely later.
+    """
     listed_at, answered_at = parse_time(listed), parse_time(answered)
-    if listed_at is None or answered_at is None or answered is None:
+    if listed_at is None or answered_at is None:
         return False
-    fraction = re.search(r"[T ]\d\d:\d\d:\d\d(?:[.,](\d+))?", answered)
-    digits = min(len(fraction.group(1) or "") if fraction else 0, 6)
-    unit = 10 ** (6 - digits)  # microseconds the answer's last digit stands for
-    listed_at = listed_at.replace(microsecond=listed_at.microsecond // unit * unit)
-    return listed_at > answered_at
+    if _has_fraction(listed) and _has_fraction(answered):
+        return listed_at > answered_at
+    return listed_at - answered_at >= timedelta(seconds=1)
+
+
+def _has_fraction(moment: Any) -> bool:
+    return isinstance(moment, str) and re.search(r"\d:\d\d[.,]\d", moment) is not None
 
 
 def _count_problem(

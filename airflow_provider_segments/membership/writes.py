@@ -76,6 +76,8 @@ class CreationMark:
         if self.external_id is not None and segment.get("external_id") != self.external_id:
             return False
         created = parse_time(segment.get("created_at"))
+        # to the second, no slack for clock skew: with a user's external id (the same in every run) a
+        # slack would let a later run take an earlier run's segment for its own under if_exists="error"
         if created is None or created < self.created_after.replace(microsecond=0):
             return False
         return self.holds is None or self.holds(segment)

@@ -47,7 +47,8 @@ def _as_datetime(value: Any) -> datetime:
             f"changed_at {preview(value)} must be an ISO-8601 string or a datetime, "
             f"not {type(value).__name__}."
         )
-    if not re.search(r"\d:\d\d", value):  # '{{ ds }}' would read as midnight: the window long over
+    # a time of day, extended (12:00) or basic (20260131T1200): '{{ ds }}' would read as midnight
+    if not re.search(r"\d:\d\d|\d[Tt]\d\d", value):
         raise SegmentsValidationError(
             f"changed_at {value!r} has no time of day: pass the moment of the change, such as "
             "2026-01-31T12:00:00Z (the create/update/sync operators' changed_at), not a date."

@@ -111,8 +111,9 @@ def answer_times_coarser(monkeypatch, cut: Callable[[str], str]) -> None:
 
 @pytest.mark.parametrize(
     "cut",
-    [lambda t: t[:19] + "Z", lambda t: t[:21] + "Z", lambda t: t[:19] + "+00:00"],
-    ids=["s", "ds", "offset"],
+    # (a fraction cut to tenths cannot be told from a server that drops trailing zeros: compared as is)
+    [lambda t: t[:19] + "Z", lambda t: t[:19] + "+00:00", lambda t: t[:23] + "+00:00"],
+    ids=["seconds", "seconds-offset", "ms-offset"],
 )
 def test_write_answers_less_precise_than_the_listing_do_not_fail_a_correct_change(
     sandbox, tmp_path, monkeypatch, cut
@@ -139,3 +140,96 @@ def test_coarse_write_answers_still_catch_a_change_made_a_second_later(sandbox, 
     after_the_first_write(monkeypatch, later_other_client)
     with pytest.raises(MembershipMismatchError, match="after this task's last write"):
         sync(tmp_path / "a.snapshot", user_ids=["a", "b", "x"])
+
+
+# -- review 11: precision read from the text, not the string's length --------------------------------
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+
+def server_clock(monkeypatch, trim: bool) -> None:
+    """The test server's clock from now on: a second tomorrow, +500 ms, then +50 ms per write;
+    written with trailing zeros dropped when ``trim`` (as Go's RFC3339Nano writes them)."""
+    from airflow_provider_segments.testing import walkme as walkme_app
+
+    base = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1)
+    ticks = iter(range(10_000))
+
+    def now() -> str:
+        moment = base + timedelta(milliseconds=500 + 50 * next(ticks))
+        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if trim:
+            head, _, frac = text[:-1].partition(".")
+            frac = frac.rstrip("0")
+            text = head + ("." + frac if frac else "") + "Z"
+        return text
+
+    monkeypatch.setattr(walkme_app, "_now", now)
+
+
+@pytest.mark.parametrize("trim", [False, True], ids=["padded", "trailing-zeros-dropped"])
+def test_an_overtaken_change_is_caught_whatever_the_servers_time_format(sandbox, tmp_path, monkeypatch, trim):
+    worker_a, worker_b = tmp_path / "a.snapshot", tmp_path / "b.snapshot"
+    sync(worker_a, user_ids=["a", "b"])
+    server_clock(monkeypatch, trim)  # this task's write: .500 ("…:00.5Z" trimmed); the other's: .550
+    fired = after_the_first_write(monkeypatch, lambda: sync(worker_b, user_ids=["c", "d", "e"]))
+    try:
+        result = sync(worker_a, user_ids=["a", "b", "x"])
+    except MembershipMismatchError:
+        result = None
+    assert fired and members(sandbox) == {"c", "d", "e"}  # the other worker's members are listed
+    assert result is None, (
+        f"reported {result.get('verified')=} {result.get('verification')=} on wrong members"
+    )
+
+
+def test_with_trimmed_times_the_next_sync_after_an_overtaken_one_repairs_the_segment(
+    sandbox, tmp_path, monkeypatch
+):
+    worker_a, worker_b = tmp_path / "a.snapshot", tmp_path / "b.snapshot"
+    sync(worker_a, user_ids=["a", "b"])
+    server_clock(monkeypatch, trim=True)
+    after_the_first_write(monkeypatch, lambda: sync(worker_b, user_ids=["c", "d", "e"]))
+    with pytest.raises(MembershipMismatchError):  # overtaken: it must say so
+        sync(worker_a, user_ids=["a", "b", "x"])
+    sync(worker_a, user_ids=["a", "b", "x"])  # the next scheduled run, same input
+    assert members(sandbox) == {"a", "b", "x"}
+
+
+def answers_finer_than_a_rounded_listing(monkeypatch) -> None:
+    """The mirror of review 9's case: the server answers a write with its in-memory instant (7
+    fractional digits, as .NET's "o" format writes it) while its listing comes from a store that keeps
+    whole seconds and rounds (MySQL DATETIME, PostgreSQL timestamp(0)): 12:00:00.7654321 is listed as
+    12:00:01."""
+    import json
+
+    from airflow_provider_segments.testing import walkme as walkme_app
+    from airflow_provider_segments.testing.base import Response
+
+    base = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1)
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(
+        walkme_app,
+        "_now",
+        lambda: (base + timedelta(seconds=10 * next(ticks) + 1)).isoformat().replace("+00:00", "Z"),
+    )
+    original = walkme_app.WalkMeApp._update
+
+    def finer(self, *args, **kwargs):
+        response = original(self, *args, **kwargs)
+        body = json.loads(response.body)
+        rounded = datetime.fromisoformat(body["updatedAt"].replace("Z", "+00:00"))
+        exact = rounded - timedelta(microseconds=234568)  # .765432 -> rounds up to the listed second
+        body["updatedAt"] = exact.strftime("%Y-%m-%dT%H:%M:%S.%f") + "1Z"  # 7 digits
+        return Response(response.status, json.dumps(body).encode(), response.headers)
+
+    monkeypatch.setattr(walkme_app.WalkMeApp, "_update", finer)
+
+
+def test_write_answers_finer_than_a_rounded_listing_do_not_fail_a_correct_change(
+    sandbox, tmp_path, monkeypatch
+):
+    sync(tmp_path / "a.snapshot", user_ids=["a", "b"])
+    answers_finer_than_a_rounded_listing(monkeypatch)
+    result = sync(tmp_path / "a.snapshot", user_ids=["a", "b", "x"])
+    assert members(sandbox) == {"a", "b", "x"}
+    assert (result["verified"], result["verification"]) == (True, "exact")

@@ -8,6 +8,7 @@ directory, no permission, a name too long) fails at once.
 from __future__ import annotations
 
 import errno
+import ssl
 
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
@@ -23,10 +24,15 @@ TRANSIENT = [
     TimeoutError(errno.ETIMEDOUT, "Connection timed out"),
     ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
     OSError(errno.EIO, "Input/output error"),
+    # OpenSSL's SSL_ERROR_SSL is errno 1, the number of EPERM (review 11)
+    ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed or bad record mac"),
 ]
 PERMANENT = [
     PermissionError(errno.EACCES, "Permission denied"),
     OSError(errno.ENAMETOOLONG, "File name too long"),
+    # s3fs raises AccessDenied as PermissionError("Access Denied"), with no errno (review 11)
+    PermissionError("Access Denied"),
+    NotADirectoryError("s3://bucket/audience is a key, not a prefix"),
 ]
 
 
@@ -75,7 +81,7 @@ def test_a_blip_reading_the_ids_object_keeps_the_retry_policy(api, flaky_store, 
     assert api.request_history == []
 
 
-@pytest.mark.parametrize("err", PERMANENT, ids=lambda e: type(e).__name__ + str(e.errno))
+@pytest.mark.parametrize("err", PERMANENT, ids=lambda e: f"{type(e).__name__}{e.errno}")
 def test_what_a_retry_cannot_fix_still_fails_at_once(api, flaky_store, err):
     operator = WalkMeCreateSegmentOperator(
         task_id="c", name="New", user_ids_path=ids_object(flaky_store, err)
@@ -96,3 +102,23 @@ def test_a_blip_reading_the_state_object_keeps_the_retry_policy(api, flaky_store
         WalkMeSyncSegmentOperator(user_ids=["a", "b", "c"], **sync).execute({})
     assert not isinstance(raised.value, AirflowFailException)
     assert [r.method for r in api.request_history[writes_before:] if r.method != "GET"] == []
+
+
+@pytest.mark.parametrize("err", PERMANENT[2:], ids=lambda e: type(e).__name__)
+def test_a_state_object_no_retry_can_read_fails_at_once(api, flaky_store, err):
+    state = "memory://bucket/state/existing.snapshot"
+    sync = {"task_id": "s", "segment_guid": GUID, "state_path": state, "max_removal_fraction": None}
+    WalkMeSyncSegmentOperator(user_ids=["a", "b"], **sync).execute({})
+    flaky_store["existing.snapshot"] = err
+    with pytest.raises(AirflowFailException, match="cannot be read"):
+        WalkMeSyncSegmentOperator(user_ids=["a", "b", "c"], **sync).execute({})
+
+
+def test_a_missing_object_behind_a_signed_url_is_named_without_its_signature(api, flaky_store):
+    """A pre-signed URI's query holds its signature: an error quotes the object, never the query."""
+    operator = WalkMeCreateSegmentOperator(
+        task_id="c", name="New", user_ids_path="memory://bucket/none.txt?X-Amz-Signature=s3cr3tsig0123"
+    )
+    with pytest.raises(SegmentsError, match=r"memory://bucket/none\.txt") as raised:
+        operator.execute({})
+    assert "s3cr3tsig" not in str(raised.value)

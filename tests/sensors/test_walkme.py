@@ -264,3 +264,11 @@ def test_a_bad_system_guid_or_connection_fails_without_retry(api, monkeypatch):
     with pytest.raises(AirflowFailException, match="mars"):
         sensor.execute({})
     assert api.request_history == []
+
+
+@pytest.mark.parametrize("value", ["20261206T223047Z", "20261206T223047", "20261206T223047.590964Z"])
+def test_changed_at_in_iso_basic_format_is_a_moment(api, value):
+    """(review 11) The basic format has a time of day too (and no colon)."""
+    assert parse_changed_at(value, now=pendulum.datetime(2026, 12, 7)) == pendulum.datetime(
+        2026, 12, 6, 22, 30, 47
+    ).add(microseconds=590964 if "." in value else 0)
