@@ -90,3 +90,44 @@ def test_an_update_that_keeps_the_name_is_not_a_rename(sandbox):
     first = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["a"])
     sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["b"])
     assert ZendeskHelpCenterHook().update_user_segment(first["id"], name="VIP", tags=["c"])["tags"] == ["c"]
+
+
+# -- review 12: characters that spell words and emoji are part of a name ------------------------------
+SPELLED_NAMES = {
+    "emoji with VS16": "\u2764\ufe0f Fans",
+    "check mark emoji": "\u2714\ufe0f Onboarded",
+    "family emoji (ZWJ)": "\U0001f468\u200d\U0001f469\u200d\U0001f467 Families",
+    "rainbow flag": "\U0001f3f3\ufe0f\u200d\U0001f308 Pride ERG",
+    "keycap": "1\ufe0f\u20e3 Tier one",
+    "emoji at the end": "Fans \u2764\ufe0f",
+    "Persian ZWNJ": "\u0645\u0634\u062a\u0631\u06cc\u200c\u0647\u0627",
+    "Hindi ZWJ": "\u0915\u094d\u200d\u0937 users",
+}
+LOOK_ALIKE_JOINERS = {
+    "ZWJ between Latin letters": "VI\u200dP",
+    "trailing ZWJ": "VIP \U0001f680\u200d",
+    "leading VS16": "\ufe0fVIP",
+    "VS16 after a Latin letter": "VIP\ufe0f",
+    "ZWNJ after a space": "VIP \u200cagents",
+}
+
+
+@pytest.mark.parametrize("name", SPELLED_NAMES.values(), ids=SPELLED_NAMES.keys())
+def test_names_spelled_with_joiners_and_emoji_selectors_are_accepted_on_both_platforms(sandbox, name):
+    walkme = WalkMeHook().create_segment(name, ["a"], system_guid=TEST_SYSTEM_GUID)
+    zendesk = ZendeskHelpCenterHook().create_user_segment(name, "staff")
+    assert (walkme["name"], zendesk["name"]) == (name, name)
+
+
+@pytest.mark.parametrize("name", LOOK_ALIKE_JOINERS.values(), ids=LOOK_ALIKE_JOINERS.keys())
+def test_joiners_that_spell_nothing_are_still_refused(sandbox, name):
+    with pytest.raises(SegmentsValidationError, match="invisible"):
+        WalkMeHook().create_segment(name, ["a"], system_guid=TEST_SYSTEM_GUID)
+    assert api_requests(sandbox, "/public/") == []
+
+
+def test_an_ideographic_space_error_says_to_use_a_plain_space(sandbox):
+    with pytest.raises(SegmentsValidationError, match=r"U\+3000 .*plain space \(U\+0020\)"):
+        ZendeskHelpCenterHook().create_user_segment("\u55b6\u696d\u3000\u30c1\u30fc\u30e0", "staff")
+    with pytest.raises(SegmentsValidationError, match=r"U\+3000 .*plain space \(U\+0020\)"):
+        WalkMeHook().create_segment("x", ["\u5c71\u7530\u3000\u592a\u90ce"], system_guid=TEST_SYSTEM_GUID)
