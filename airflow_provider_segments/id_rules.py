@@ -149,13 +149,16 @@ def _spells(text: str, at: int) -> bool:
     """Whether the joiner at ``at`` follows (and, for ZWNJ/ZWJ, precedes) a character that is neither
     a space nor a Latin letter: part of a word or an emoji, not a look-alike ("VI\u200dP", "VIP\ufe0f")."""
 
-    def joins(char: str) -> bool:
-        return bool(char) and not char.isspace() and not (char.isascii() and char.isalpha())
+    def joins(char: str, but: str) -> bool:
+        return (
+            bool(char) and not char.isspace() and not (char.isascii() and char.isalpha()) and char not in but
+        )
 
     before = text[at - 1] if at else ""
-    if text[at] in "\ufe0e\ufe0f":
-        return joins(before)
-    return joins(before) and joins(text[at + 1 : at + 2])
+    if text[at] in "\ufe0e\ufe0f":  # after a character, not after another joiner or selector
+        return joins(before, but="\u200c\u200d\ufe0e\ufe0f")
+    # between two characters (a selector may come before: the rainbow flag), never doubled
+    return joins(before, but="\u200c\u200d") and joins(text[at + 1 : at + 2], but="\u200c\u200d\ufe0e\ufe0f")
 
 
 def find_invisible_in_name(text: str) -> re.Match[str] | None:

@@ -109,6 +109,9 @@ LOOK_ALIKE_JOINERS = {
     "leading VS16": "\ufe0fVIP",
     "VS16 after a Latin letter": "VIP\ufe0f",
     "ZWNJ after a space": "VIP \u200cagents",
+    "doubled ZWJ": "\U0001f680\u200d\u200d\U0001f680",
+    "doubled VS16": "\u2764\ufe0f\ufe0f Fans",
+    "ZWJ before a selector": "\U0001f680\u200d\ufe0f",
 }
 
 
