@@ -140,41 +140,11 @@ def describe_char(char: str) -> str:
     return f"{code} {name}" if name else code
 
 
-#: In a name, these spell words and emoji: ZWNJ and ZWJ (Persian, Indic scripts; emoji sequences such
-#: as a family or a rainbow flag) and the text and emoji variation selectors (VS15, VS16).
-NAME_JOINERS = frozenset("\u200c\u200d\ufe0e\ufe0f")
-
-
-def _spells(text: str, at: int) -> bool:
-    """Whether the joiner at ``at`` follows (and, for ZWNJ/ZWJ, precedes) a character that is neither
-    a space nor a Latin letter: part of a word or an emoji, not a look-alike ("VI\u200dP", "VIP\ufe0f")."""
-
-    def joins(char: str, but: str) -> bool:
-        return (
-            bool(char) and not char.isspace() and not (char.isascii() and char.isalpha()) and char not in but
-        )
-
-    before = text[at - 1] if at else ""
-    if text[at] in "\ufe0e\ufe0f":  # after a character, not after another joiner or selector
-        return joins(before, but="\u200c\u200d\ufe0e\ufe0f")
-    # between two characters (a selector may come before: the rainbow flag), never doubled
-    return joins(before, but="\u200c\u200d") and joins(text[at + 1 : at + 2], but="\u200c\u200d\ufe0e\ufe0f")
-
-
-def find_invisible_in_name(text: str) -> re.Match[str] | None:
-    """As :func:`find_invisible`, for a segment name: the joiners of :data:`NAME_JOINERS` are part of
-    it where they spell a word or an emoji (``"\u2764\ufe0f Fans"``, Persian ``"...\u200c..."``)."""
-    if not any(char in NAME_JOINERS for char in text):
-        return find_invisible(text)
-    masked = "".join(
-        "x" if char in NAME_JOINERS and _spells(text, at) else char for at, char in enumerate(text)
-    )  # one character for one: positions hold, and the characters refused are the text's own
-    return find_invisible(masked)
-
-
-def fix_hint(char: str) -> str:
-    """What to do about a refused character: a space separator is replaced, anything else removed."""
-    if unicodedata.category(char) == "Zs":
+def fix_hint(text: str, at: int) -> str:
+    """What to do about the refused character at ``at``: between two words, a space separator or a
+    line break stands for a space (use a plain one); anything else, or one at either end, goes."""
+    inside = 0 < at < len(text) - 1 and not text[at - 1].isspace() and not text[at + 1].isspace()
+    if inside and text[at].isspace():
         return "replace it with a plain space (U+0020)"
     return "remove it"
 
@@ -183,7 +153,7 @@ def id_problem(user_id: str, max_length: int) -> str:
     """Why ``user_id`` (a string) is not a valid id; ``""`` when it is."""
     bad = find_invisible(user_id)
     if bad:
-        hint = fix_hint(bad.group())
+        hint = fix_hint(user_id, bad.start())
         return (
             f"it holds the invisible, blank or control character {describe_char(bad.group())} at position "
             f"{bad.start()} ({hint + ', or ' if hint != 'remove it' else ''}clean it at the source: such "

@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
-from airflow_provider_segments.id_rules import describe_char, find_invisible_in_name, fix_hint
+from airflow_provider_segments.id_rules import describe_char, find_invisible, fix_hint
 from airflow_provider_segments.text import preview
 
 # -- WalkMe --------------------------------------------------------------------------------------
@@ -56,12 +56,12 @@ def check_visible_name(value: str) -> None:
     beginning or ending with whitespace, or not in composed form (NFC: "Cafe" + combining accent
     looks like "Café"). The next lookup by name would miss the other spelling and create a second
     segment that looks the same."""
-    invisible = find_invisible_in_name(value)
+    invisible = find_invisible(value)
     if invisible:
         raise SegmentsValidationError(
             f"name {preview(value)} holds the invisible, blank or control character "
             f"{describe_char(invisible.group())} at position {invisible.start()}: "
-            f"{fix_hint(invisible.group())}."
+            f"{fix_hint(value, invisible.start())}."
         )
     if value != value.strip():
         char = value[0] if value[0].isspace() else value[-1]

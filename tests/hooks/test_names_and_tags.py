@@ -92,45 +92,53 @@ def test_an_update_that_keeps_the_name_is_not_a_rename(sandbox):
     assert ZendeskHelpCenterHook().update_user_segment(first["id"], name="VIP", tags=["c"])["tags"] == ["c"]
 
 
-# -- review 12: characters that spell words and emoji are part of a name ------------------------------
+# -- review 12/13: joiners and emoji selectors, and what the errors advise --------------------------------
+# Names spelled with ZWJ/ZWNJ or VS16 (emoji, Persian and Indic words) stay refused: accepting them
+# (tried, review 13) let pairs that render the same both exist ("\u2764 Fans" and "\u2764\ufe0f Fans",
+# "Tier 1" and "Tier 1\ufe0f"), so a lookup by name created a look-alike duplicate. Accepting them
+# safely needs name lookups that compare a canonical form (a known limit, docs/walkme.md).
 SPELLED_NAMES = {
     "emoji with VS16": "\u2764\ufe0f Fans",
-    "check mark emoji": "\u2714\ufe0f Onboarded",
     "family emoji (ZWJ)": "\U0001f468\u200d\U0001f469\u200d\U0001f467 Families",
-    "rainbow flag": "\U0001f3f3\ufe0f\u200d\U0001f308 Pride ERG",
-    "keycap": "1\ufe0f\u20e3 Tier one",
-    "emoji at the end": "Fans \u2764\ufe0f",
     "Persian ZWNJ": "\u0645\u0634\u062a\u0631\u06cc\u200c\u0647\u0627",
-    "Hindi ZWJ": "\u0915\u094d\u200d\u0937 users",
-}
-LOOK_ALIKE_JOINERS = {
-    "ZWJ between Latin letters": "VI\u200dP",
-    "trailing ZWJ": "VIP \U0001f680\u200d",
-    "leading VS16": "\ufe0fVIP",
-    "VS16 after a Latin letter": "VIP\ufe0f",
-    "ZWNJ after a space": "VIP \u200cagents",
-    "doubled ZWJ": "\U0001f680\u200d\u200d\U0001f680",
-    "doubled VS16": "\u2764\ufe0f\ufe0f Fans",
-    "ZWJ before a selector": "\U0001f680\u200d\ufe0f",
+    "VS16 after a digit": "Tier 1\ufe0f",
+    "ZWJ between CJK": "\u55b6\u200d\u696d",
 }
 
 
 @pytest.mark.parametrize("name", SPELLED_NAMES.values(), ids=SPELLED_NAMES.keys())
-def test_names_spelled_with_joiners_and_emoji_selectors_are_accepted_on_both_platforms(sandbox, name):
-    walkme = WalkMeHook().create_segment(name, ["a"], system_guid=TEST_SYSTEM_GUID)
-    zendesk = ZendeskHelpCenterHook().create_user_segment(name, "staff")
-    assert (walkme["name"], zendesk["name"]) == (name, name)
-
-
-@pytest.mark.parametrize("name", LOOK_ALIKE_JOINERS.values(), ids=LOOK_ALIKE_JOINERS.keys())
-def test_joiners_that_spell_nothing_are_still_refused(sandbox, name):
-    with pytest.raises(SegmentsValidationError, match="invisible"):
+def test_names_with_joiners_or_selectors_are_refused_before_any_request(sandbox, name):
+    with pytest.raises(SegmentsValidationError, match=r"invisible.*remove it"):
         WalkMeHook().create_segment(name, ["a"], system_guid=TEST_SYSTEM_GUID)
-    assert api_requests(sandbox, "/public/") == []
+    with pytest.raises(SegmentsValidationError, match=r"invisible.*remove it"):
+        ZendeskHelpCenterHook().create_user_segment(name, "staff")
+    assert api_requests(sandbox, "/public/") == [] and api_requests(sandbox, API) == []
 
 
-def test_an_ideographic_space_error_says_to_use_a_plain_space(sandbox):
-    with pytest.raises(SegmentsValidationError, match=r"U\+3000 .*plain space \(U\+0020\)"):
-        ZendeskHelpCenterHook().create_user_segment("\u55b6\u696d\u3000\u30c1\u30fc\u30e0", "staff")
+def test_a_plain_emoji_name_is_fine(sandbox):
+    assert WalkMeHook().create_segment("\U0001f680 Launch", ["a"], system_guid=TEST_SYSTEM_GUID)["name"]
+
+
+@pytest.mark.parametrize(
+    ("name", "advice"),
+    [
+        (
+            "\u55b6\u696d\u3000\u30c1\u30fc\u30e0",
+            r"replace it with a plain space \(U\+0020\)",
+        ),  # between words
+        ("VIP\tagents", r"replace it with a plain space \(U\+0020\)"),
+        ("VIP agents\u00a0", "remove it"),  # at an end: a plain space there is refused too
+        ("\u3000VIP agents", "remove it"),
+        ("VIP\u200bagents", "remove it"),
+    ],
+)
+def test_the_advice_for_a_refused_character_leads_to_an_accepted_name(sandbox, name, advice):
+    with pytest.raises(SegmentsValidationError, match=advice):
+        ZendeskHelpCenterHook().create_user_segment(name, "staff")
+
+
+def test_the_advice_for_an_id_with_a_space_separator(sandbox):
     with pytest.raises(SegmentsValidationError, match=r"U\+3000 .*plain space \(U\+0020\)"):
         WalkMeHook().create_segment("x", ["\u5c71\u7530\u3000\u592a\u90ce"], system_guid=TEST_SYSTEM_GUID)
+    with pytest.raises(SegmentsValidationError, match=r"U\+00A0 .*\(clean it at the source"):
+        WalkMeHook().create_segment("x", ["alice\u00a0"], system_guid=TEST_SYSTEM_GUID)
