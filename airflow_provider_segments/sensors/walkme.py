@@ -312,8 +312,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             )
         self._ready_at = ready_at
         now = timezone.utcnow()
-        if now >= ready_at:
-            segment = segment or self._confirm_listed()
+        if now >= ready_at and segment is not None:  # (a later poke of a rescheduled one: poke() reads it)
             self.log.info(
                 "Propagation window of segment %s already over (%s).", self.segment_guid, _utc(ready_at)
             )

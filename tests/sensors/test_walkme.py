@@ -272,3 +272,28 @@ def test_changed_at_in_iso_basic_format_is_a_moment(api, value):
     assert parse_changed_at(value, now=pendulum.datetime(2026, 12, 7)) == pendulum.datetime(
         2026, 12, 6, 22, 30, 47
     ).add(microseconds=590964 if "." in value else 0)
+
+
+def test_a_rescheduled_sensor_after_changed_ats_window_still_waits_for_a_later_listed_change(
+    sandbox_segment, monkeypatch
+):
+    """A later try of a rescheduled sensor, once changed_at's window is over, reads the segment
+    before it says usable (review 13): WalkMe lists a change made since."""
+    _, guid = sandbox_segment
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="gate",
+        segment_guid=guid,
+        changed_at=pendulum.now("UTC").subtract(minutes=30).isoformat(),
+        deferrable=False,
+        timeout=3600,
+    )
+    sensor.hook.update_segment(guid, "add", ["late-user"])
+    pokes = []
+    monkeypatch.setattr(
+        WalkMeSegmentPropagationSensor, "poke", lambda self, context: pokes.append(1) or False
+    )
+    monkeypatch.setattr(
+        "airflow.sdk.bases.sensor.BaseSensorOperator.execute", lambda self, context: self.poke(context)
+    )
+    assert sensor.execute({"task_reschedule_count": 1}) is False  # it went to poke(), not "usable"
+    assert pokes == [1]
