@@ -344,10 +344,10 @@ def verify(
     :raises MembershipMismatchError: the listed count disagrees after :data:`VERIFY_READS` reads.
     """
     answered = getattr(api, "last_write_updated_at", None)  # where the API offers it (WalkMeHook)
+    last_write = answered() if callable(answered) else None  # (no write happens while reading back)
     for read in range(1, VERIFY_READS + 1):
         listed = listed_segment(api, system, guid)
         count = listed.get("user_count")
-        last_write = answered() if callable(answered) else None
         if _is_later(listed.get("updated_at"), last_write):
             raise MembershipMismatchError(
                 f"After the change, WalkMe lists {what} as updated at {listed.get('updated_at')}, after "
