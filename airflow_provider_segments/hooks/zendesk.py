@@ -190,7 +190,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             name=name,
             where="in the Help Center",
             mark=CreationMark(created_after=created_after, holds=holds_this_create),
-            find=lambda: [s for s in self.iter_user_segments(built_in=False) if s.get("name") == name],
+            find=lambda: self._custom_segments_named(name),
             post=lambda: self._unwrap(
                 self._call("POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False),
                 USER_SEGMENTS_PATH,
@@ -282,10 +282,13 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         self._refuse_built_in(segment_id, verb)
         return shown
 
+    def _custom_segments_named(self, name: str) -> list[dict[str, Any]]:
+        """The custom segments whose name is exactly ``name`` (built-in ones cannot be written)."""
+        return [segment for segment in self.iter_user_segments(built_in=False) if segment.get("name") == name]
+
     def _refuse_taken_name(self, name: str, segment_id: int) -> None:
         """A rename never makes two segments of one name (every later create of it would fail)."""
-        others = [s["id"] for s in self.iter_user_segments(built_in=False) if s.get("name") == name]
-        others = [other for other in others if other != segment_id]
+        others = [s["id"] for s in self._custom_segments_named(name) if s["id"] != segment_id]
         if others:
             raise SegmentExistsError(
                 f"Cannot rename user segment {segment_id} to {name!r}: user segment {others[0]} has that "
