@@ -51,6 +51,16 @@ class ConnectionSettings:
         return f"ConnectionSettings(base_url={self.base_url!r}, login={self.login!r})"
 
 
+def unsendable_position(value: str) -> int | None:
+    """Where ``value`` first holds a character an HTTP header cannot carry: a control or invisible
+    one, or one beyond Latin-1 (requests encodes Basic credentials and header values as Latin-1).
+    A space separator is not one (U+00A0 is Latin-1, and may be part of a password)."""
+    bad = find_invisible(value, spaces_ok=True)
+    if bad:
+        return bad.start()
+    return next((at for at, char in enumerate(value) if ord(char) > 0xFF), None)
+
+
 def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
     """Refuse a login or secret that HTTP cannot carry, naming the field and the character (never the
     value): a control or invisible character (a pasted line break would be a header requests refuses,
@@ -64,11 +74,11 @@ def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
             f"Connection {conn_id!r}: its {field_name} field {end} with whitespace, "
             f"{describe_char(char)}: copy the value again without it. Nothing was sent."
         )
-    bad = find_invisible(value, spaces_ok=True)  # U+00A0 is Latin-1, and may be part of a password
-    position = bad.start() if bad else next((i for i, c in enumerate(value) if ord(c) > 0xFF), None)
+    position = unsendable_position(value)
     if position is None:
         return
-    kind = "a control or invisible character" if bad else "a character beyond Latin-1"
+    invisible = find_invisible(value[position], spaces_ok=True) is not None
+    kind = "a control or invisible character" if invisible else "a character beyond Latin-1"
     raise SegmentsConfigError(
         f"Connection {conn_id!r}: its {field_name} field holds {kind}, {describe_char(value[position])}, "
         f"at position {position}, which cannot be sent in an HTTP header: copy the value again without "

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsApiError
-from airflow_provider_segments.id_rules import find_invisible
+from airflow_provider_segments.hooks._connection import unsendable_position
 from airflow_provider_segments.text import preview
 
 #: Refresh a cached token this many seconds before WalkMe says it expires (at most a tenth of its
@@ -66,7 +66,7 @@ def access_token_of(answer: Any, endpoint: str) -> str:
     token = answer.get("access_token") if isinstance(answer, dict) else None
     if not token or not isinstance(token, str):
         problem = "without an access_token"
-    elif find_invisible(token) or any(char.isspace() or ord(char) > 0xFF for char in token):
+    elif unsendable_position(token) is not None or any(char.isspace() for char in token):
         problem = (
             "with an access_token holding a space, a control or invisible character, or one beyond "
             "Latin-1, which cannot be sent in an HTTP header (nothing was sent with it)"
