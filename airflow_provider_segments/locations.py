@@ -100,7 +100,7 @@ def open_text(path: Any, mode: str = "r") -> Iterator[IO[str]]:
         else:
             handle = target.open(mode, encoding=encoding, newline="")
     except IsADirectoryError:
-        raise SegmentsValidationError(_not_a_file(path, "a directory")) from None
+        raise SegmentsValidationError(_not_a_file(path, DIRECTORY)) from None
     except FileNotFoundError:
         if mode != "r":
             raise  # a state file's folder vanished while writing: an OSError, retried
@@ -132,18 +132,28 @@ def unreadable(what: str, err: OSError) -> SegmentsError:
 def _refuse_unless_regular(path: Any, local: str) -> None:
     """Refuse a local ``path`` (``local`` on disk) that exists but, symlinks followed, is not a regular
     file: opening a FIFO waits forever for a writer, a device or socket is no file of ids."""
-    try:
-        mode = os.stat(local).st_mode
-    except (OSError, ValueError):
-        return  # missing, unreadable...: open() says which
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    kind = not_a_file(local)
+    if kind is not None:
         raise SegmentsValidationError(_not_a_file(path, kind))
 
 
+def not_a_file(local: str) -> str | None:
+    """What a local path is when it exists, symlinks followed, and is not a regular file
+    (:data:`DIRECTORY`, "a FIFO (named pipe)"...); ``None`` for a regular file or nothing there (or
+    nothing readable: ``open()`` says which)."""
+    try:
+        mode = os.stat(local).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+DIRECTORY = "a directory"
 #: What a local path that is not a regular file is, for the message refusing it.
 _KINDS = (
-    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISDIR, DIRECTORY),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISCHR, "a character device"),

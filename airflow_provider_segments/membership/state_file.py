@@ -5,7 +5,6 @@ lease appears whole or not at all."""
 from __future__ import annotations
 
 import os
-import stat
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -13,7 +12,7 @@ from contextlib import contextmanager, suppress
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsBusyError
-from airflow_provider_segments.locations import local_path, storage_path
+from airflow_provider_segments.locations import DIRECTORY, local_path, not_a_file, storage_path
 
 #: How long a sync waits for another to finish deciding who holds a lease (milliseconds, normally).
 FOLDER_LOCK_SECONDS = 30
@@ -48,13 +47,7 @@ class StateFile:
     def is_special(self) -> bool:
         """True for a local file that is neither a regular file nor a directory (a FIFO, a device,
         a socket): reading it could block for good."""
-        if not self.local:
-            return False
-        try:
-            mode = os.stat(self.target).st_mode
-        except OSError:  # absent (or a dangling link): nothing to read
-            return False
-        return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+        return self.local and not_a_file(self.target) not in (None, DIRECTORY)
 
     @contextmanager
     def open_binary(self) -> Iterator[IO[bytes]]:
