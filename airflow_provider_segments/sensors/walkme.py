@@ -323,14 +323,18 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
                 self.segment_guid,
                 _utc(ready_at),
             )
-            self.defer(
-                trigger=DateTimeTrigger(moment=ready_at),
-                method_name="execute_complete",
-                # A plain timedelta: pendulum's Interval (what subtracting its datetimes gives) fails
-                # the task supervisor's msgpack encoding, so the task could never defer.
-                timeout=timedelta(seconds=(deadline - now).total_seconds()),
-            )
+            self._defer_until(ready_at, deadline, now)
         return super().execute(context)
+
+    def _defer_until(self, ready_at: datetime, deadline: datetime, now: datetime) -> None:
+        """Defer to a time trigger at ``ready_at``, resuming in :meth:`execute_complete`."""
+        self.defer(
+            trigger=DateTimeTrigger(moment=ready_at),
+            method_name="execute_complete",
+            # A plain timedelta: pendulum's Interval (what subtracting its datetimes gives) fails
+            # the task supervisor's msgpack encoding, so the task could never defer.
+            timeout=timedelta(seconds=(deadline - now).total_seconds()),
+        )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         ready_at = getattr(self, "_ready_at", None)
@@ -377,11 +381,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
                 segment.get("updated_at"),
                 _utc(ready_at),
             )
-            self.defer(
-                trigger=DateTimeTrigger(moment=ready_at),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=(deadline - now).total_seconds()),
-            )
+            self._defer_until(ready_at, deadline, now)
         self.log.info(
             "Propagation window over; segment %r (%s) is listed.", segment["name"], self.segment_guid
         )
