@@ -141,8 +141,17 @@ def test_failure_mid_sync_keeps_the_old_snapshot_and_a_rerun_converges(sandbox, 
     before = state.read_bytes()
     target = ids(60_000, "next")  # 60,000 adds (3 chunks) + 10,000 removes
     sandbox.inject_fault("/public/", 500, method="PUT", skip=1, count=50)
-    with pytest.raises(PartialUpdateError, match=r"1 of 4 chunks were applied \(25,000 of 70,000 ids\)"):
+    with pytest.raises(PartialUpdateError, match=r"1 of 4 chunks were applied") as failure:
         sync(state, user_ids=target, max_removal_fraction=1.0)
+    # The three add chunks go out in parallel, so whichever reaches the server first lands: the error
+    # must name that chunk and its size, and the server must hold exactly that change. The remove
+    # (chunk 4) waits for the adds, so it is never sent.
+    error = failure.value
+    assert f"({error.applied_ids:,} of 70,000 ids)" in str(error) and error.unsent_chunks == [4]
+    (guid,) = [s["guid"] for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Synced"]
+    held, old = set(members(sandbox, guid)), set(ids(10_000))
+    assert len(error.landed_chunks) == 1 and error.landed_chunks[0] in (1, 2, 3)
+    assert held >= old and len(held - old) == error.applied_ids and held - old <= set(target)
     assert state.read_bytes() == before  # the snapshot never runs ahead of the API
     sandbox.clear_faults()
     result = sync(state, user_ids=target, max_removal_fraction=1.0)
