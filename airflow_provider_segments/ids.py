@@ -303,11 +303,11 @@ class UserIds:
         return cls._unique(ids)
 
 
-def checked_column(column: Any, *, given: bool = False) -> str | None:
-    """``user_ids_column`` as given: ``None`` (a file of one id per line; refused too when ``given``:
-    a template rendered it to nothing) or a column name, a non-blank string; anything else is refused
-    by name: read as "no column", a CSV's header would be sent as an id."""
-    if (isinstance(column, str) and column.strip()) or (column is None and not given):
+def checked_column(column: Any) -> str | None:
+    """``user_ids_column`` as given: ``None`` (a file of one id per line) or a column name, a
+    non-blank string; anything else is refused by name: read as "no column", a CSV's header would be
+    sent as an id."""
+    if (isinstance(column, str) and column.strip()) or column is None:
         return column
     raise SegmentsValidationError(
         f"user_ids_column {preview(column)} is not a column name: give the name of the CSV column "

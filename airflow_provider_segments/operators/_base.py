@@ -32,14 +32,18 @@ _field_kind: ContextVar[str | None] = ContextVar("segments_template_field_kind",
 
 
 @contextmanager
-def fail_fast_on_bad_input() -> Iterator[None]:
+def fail_fast_on_bad_input(operator: TemplateRenderingMixin | None = None) -> Iterator[None]:
     """Turn input and configuration errors into a failure that Airflow does not retry.
 
     Retrying cannot fix a malformed id or connection, and each retry would only wait out the
     retry delay to fail the same way; API and network errors keep the task's retry policy, and so
-    does :class:`SegmentsInputMissingError` (a file of ids not there yet may still arrive).
+    does :class:`SegmentsInputMissingError` (a file of ids not there yet may still arrive). Given the
+    ``operator`` whose ``execute`` this wraps, it first refuses its fields whose template rendered to
+    nothing (see :meth:`TemplateRenderingMixin.refuse_templates_rendered_to_nothing`).
     """
     try:
+        if operator is not None:
+            operator.refuse_templates_rendered_to_nothing()
         yield
     except (SegmentsValidationError, SegmentsConfigError, SegmentExistsError) as err:
         raise AirflowFailException(str(err)) from err
@@ -90,6 +94,12 @@ def coerce_bool(value: Any, field: str, *, allow_none: bool = False) -> bool | N
     raise SegmentsValidationError(f"{field} {preview(value)} is not valid: use {allowed}.")
 
 
+def is_nothing(value: Any) -> bool:
+    """What a template renders to when it gives nothing: ``None`` (native rendering), or a blank
+    string or ``"None"`` (plain rendering writes ``None`` as that text)."""
+    return value is None or (isinstance(value, str) and (not value.strip() or value == "None"))
+
+
 def check_unless_templated(value: Any, check: Callable[[Any], Any]) -> Any:
     """Validate a literal argument when the DAG is parsed; a Jinja string is checked at run time.
 
@@ -122,12 +132,35 @@ class TemplateRenderingMixin:
 
     Ids (``user_ids``, Zendesk ids) are not text fields: an id list may be an expression giving a list,
     and Zendesk ids are integers.
+
+    **Templates that give nothing.** A field given as a template that renders to nothing (see
+    :func:`is_nothing`) is refused by :meth:`refuse_templates_rendered_to_nothing`, unless named in
+    ``may_render_to_nothing``: read as "not given", an upstream task that pushed nothing would change
+    a segment silently (a Zendesk create clearing the tags it was restricted to, a count gate
+    turned off, a change sent to the connection's default system). A literal ``None`` still means
+    "not given".
     """
 
     #: Template fields whose value is one piece of text (a name, a GUID, a path, a timestamp...).
     text_fields: ClassVar[Collection[str]] = ()
     #: Template fields holding a list of text items (Zendesk tags).
     text_item_fields: ClassVar[Collection[str]] = ()
+    #: Template fields where a template rendering to nothing means "not given" (read-only filters).
+    may_render_to_nothing: ClassVar[Collection[str]] = ()
+
+    def refuse_templates_rendered_to_nothing(self) -> None:
+        """Refuse, naming it, a field given as a template whose value is nothing now (rendered so,
+        and not set since): :class:`SegmentsValidationError`, before anything is sent."""
+        for field, template in getattr(self, "_templates_given", {}).items():
+            value = getattr(self, field, None)
+            if field not in self.may_render_to_nothing and is_nothing(value):
+                raise SegmentsValidationError(
+                    f"{field} was given as the template {preview(template)}, which rendered to "
+                    f'{preview(value)}: nothing was sent. Read as "not given", it would change the '
+                    "segment in a way the task was not asked to (most often an upstream task pushed no "
+                    f"value, or a param is missing). Fix the template's source, or give {field} as a "
+                    "value (or leave it out) where nothing is meant."
+                )
 
     def _do_render_template_fields(
         self,
@@ -148,6 +181,9 @@ class TemplateRenderingMixin:
                 _field_kind.reset(token)
             return
         fields = list(template_fields)
+        # Which fields hold a template before rendering replaces it (kept across renders).
+        given = self.__dict__.setdefault("_templates_given", {})
+        given.update((f, v) for f in fields if is_template(v := getattr(self, f, None)))
         groups = (
             (None, [f for f in fields if f not in self.text_fields and f not in self.text_item_fields]),
             (_TEXT, [f for f in fields if f in self.text_fields]),

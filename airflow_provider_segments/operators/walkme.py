@@ -86,10 +86,9 @@ class _WalkMeIdsOperator(_WalkMeOperator):
         self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
         self.user_ids = user_ids
         self.user_ids_path = user_ids_path
-        # A literal that is no column name fails when the DAG is parsed; a template, once rendered.
+        # A literal that is no column name fails when the DAG is parsed; a template, once rendered
+        # (one rendering to nothing is refused as such: see refuse_templates_rendered_to_nothing).
         self.user_ids_column = check_unless_templated(user_ids_column, checked_column)
-        #: Whether a column was given: a template rendering it to None is refused, not read as "none".
-        self._user_ids_column_given = user_ids_column is not None
         self.allow_empty = allow_empty
         self.max_removal_fraction = max_removal_fraction
 
@@ -97,8 +96,7 @@ class _WalkMeIdsOperator(_WalkMeOperator):
         """The task's input, read when the change runs."""
         if self.user_ids_path is None:
             return IdSource(values=self.user_ids, column=self.user_ids_column)
-        column = checked_column(self.user_ids_column, given=self._user_ids_column_given)
-        return IdSource(path=self.user_ids_path, column=column)
+        return IdSource(path=self.user_ids_path, column=self.user_ids_column)
 
     def guard_kwargs(self) -> dict[str, Any]:
         """The guards and the sending settings every change of ids takes."""
@@ -193,7 +191,7 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
         self.if_exists = if_exists
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             result = self.hook.create_segment(
                 name=self.name,
                 user_ids=self.id_source(),
@@ -266,7 +264,7 @@ class WalkMeUpdateSegmentOperator(_WalkMeIdsOperator):
         self.action = validate_update_action(action)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             result = self.hook.update_segment(
                 segment_guid=self.segment_guid,
                 action=self.action,
@@ -354,7 +352,7 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         warn_if_state_is_per_worker(self.log, self.state_path, self.executor)
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             result = self.hook.sync_segment(
                 self.id_source(),
                 segment_guid=self.segment_guid,
@@ -396,7 +394,7 @@ class WalkMeDeleteSegmentOperator(_WalkMeOperator):
         self.missing_ok = check_unless_templated(missing_ok, lambda v: coerce_bool(v, "missing_ok"))
 
     def execute(self, context: Context) -> str:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             deleted = self.hook.delete_segment(
                 segment_guid=self.segment_guid,
                 system_guid=self.system_guid,
@@ -428,7 +426,7 @@ class WalkMeListSegmentsOperator(_WalkMeOperator):
         self.name_prefix = name_prefix
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             segments = self.hook.list_segments(system_guid=self.system_guid)
         if self.name_prefix:
             segments = [s for s in segments if str(s.get("name") or "").startswith(self.name_prefix)]

@@ -129,7 +129,7 @@ class ZendeskCreateUserSegmentOperator(_ZendeskWriteOperator):
         self.if_exists = if_exists
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             segment = self.hook.create_user_segment(
                 **self._segment_fields(),
                 if_exists=self.if_exists,
@@ -188,7 +188,7 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
         self.added_user_ids = added_user_ids
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             segment = self.hook.update_user_segment(
                 self.user_segment_id, **self._segment_fields(), **self.guard_kwargs()
             )
@@ -220,7 +220,7 @@ class ZendeskDeleteUserSegmentOperator(_ZendeskOperator):
         self.missing_ok = check_unless_templated(missing_ok, lambda v: coerce_bool(v, "missing_ok"))
 
     def execute(self, context: Context) -> int:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             missing_ok = coerce_bool(self.missing_ok, "missing_ok")
             deleted = self.hook.delete_user_segment(self.user_segment_id, missing_ok=missing_ok)
         return self.publish(context, deleted, segment_id=deleted)
@@ -239,6 +239,7 @@ class ZendeskListUserSegmentsOperator(_ZendeskOperator):
     """
 
     template_fields: Sequence[str] = ("built_in", "applicable", "user_id")
+    may_render_to_nothing = ("built_in",)  # None: both kinds, as documented
 
     def __init__(
         self,
@@ -256,7 +257,7 @@ class ZendeskListUserSegmentsOperator(_ZendeskOperator):
         self.user_id = user_id
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             segments = self.hook.list_user_segments(
                 built_in=coerce_bool(self.built_in, "built_in", allow_none=True),
                 applicable=coerce_bool(self.applicable, "applicable"),
@@ -287,7 +288,7 @@ class ZendeskListUserSegmentUsageOperator(_ZendeskOperator):
         self.user_segment_id = user_segment_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             sections = self.hook.list_sections(self.user_segment_id)
             topics = self.hook.list_topics(self.user_segment_id)
         self.log.info(

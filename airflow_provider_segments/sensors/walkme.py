@@ -141,6 +141,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         "sync_mode",
     )
     text_fields = ("segment_guid", "system_guid", "changed_at", "sync_mode")
+    may_render_to_nothing = ("sync_mode",)  # only labels the asset event
     ui_color = "#e8f0ff"
 
     def __init__(
@@ -286,7 +287,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         return AirflowSensorTimeout(message)
 
     def execute(self, context: Context) -> Any:
-        with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input(self):
             validate_segment_guid(self.segment_guid)
             changed = parse_changed_at(self.changed_at)
         self._expected_count()  # a bad gate value fails before any request
