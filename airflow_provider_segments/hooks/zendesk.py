@@ -8,7 +8,7 @@ lists the sections and topics that use one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -207,7 +207,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         if unconfirmed:  # the lost create's content is not known for sure: make it exact
             return self._replace(segment, body, "exists after the unanswered create", guards)
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
-        return self._reported(self._verified(segment["id"], body))
+        # read back on every criterion a create decides: those left out must be listed empty, if listed
+        return self._reported(self._verified(segment["id"], body, cleared=as_created(body).keys() - body))
 
     def _replace(
         self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards
@@ -308,16 +309,20 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
         return self._reported(self._verified(segment_id, body))
 
-    def _verified(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        """Read the segment back and compare every field sent with what Zendesk lists.
+    def _verified(
+        self, segment_id: int, body: dict[str, Any], *, cleared: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """Read the segment back and compare every field sent with what Zendesk lists, and the
+        list fields the change leaves empty (``cleared``: a create's left-out ones) where it lists them.
 
         :raises MembershipMismatchError: a field differs (another client changed it meanwhile, or a
             late write landed); the task fails instead of reporting a change that did not hold.
         """
         listed = self.get_user_segment(segment_id)
+        expected = {**{field: [] for field in cleared if listed.get(field) is not None}, **body}
         differences = [
             f"{field} {show_value(listed.get(field))} (sent {show_value(value)})"
-            for field, value in body.items()
+            for field, value in expected.items()
             if not same_value(listed.get(field), value)
         ]
         if differences:

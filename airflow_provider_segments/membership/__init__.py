@@ -20,10 +20,10 @@ from airflow_provider_segments.membership.engine import (
     create_segment,
     new_creation_token,
     update_segment,
-    verify,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.plan import Plan, delta_plan, full_plan
+from airflow_provider_segments.membership.read_back import verify
 from airflow_provider_segments.membership.state import Journal, Snapshot, StateStore
 from airflow_provider_segments.membership.sync import sync_segment
 from airflow_provider_segments.membership.writes import CreationMark, delete_confirmed

@@ -10,16 +10,12 @@ and the next run (the retry) syncs in full.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+from itertools import chain
 from typing import Any
 
-from airflow_provider_segments.exceptions import (
-    MembershipMismatchError,
-    SegmentsNotFoundError,
-)
 from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
 from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
@@ -29,19 +25,14 @@ from airflow_provider_segments.membership.plan import (
     chunk_count,
     full_plan,
 )
+from airflow_provider_segments.membership.read_back import evidence_fields, listed_segment, verify
 from airflow_provider_segments.membership.sender import MembershipApi, send_chunks
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
     existing_segment,
-    parse_time,
     post_once,
 )
-
-#: Read-backs of a changed segment before a count that disagrees counts as a mismatch (a listing
-#: may lag a moment behind the writes), and the wait between two.
-VERIFY_READS = 3
-VERIFY_INTERVAL = 2.0
 
 
 def new_creation_token() -> str:
@@ -120,19 +111,25 @@ def create_new_segment(
     )
     segment, unconfirmed = post_once(creation_of(api, system, name, mark, first))
     guid = segment["segment_guid"]
-    if unconfirmed:  # the lost create's content is not known for sure: make the first chunk exact
-        send_chunks(api, system, guid, [("override", first)], total_chunks=1, total_ids=len(first))
-    api.log.info("chunk 1/%d (create): %s/%s ids", total_chunks, f"{len(first):,}", f"{len(ids):,}")
+    adds = (("add", chunk) for chunk in chunks)
+    steps: Iterable[tuple[str, list[str]]]
+    if unconfirmed:  # the lost create's content is not known for sure: the first chunk goes again, exact
+        steps, landed = chain([("override", first)], adds), 0
+        what = f"created segment {name!r} ({guid}), its content unknown after the create's answer was lost"
+    else:
+        api.log.info("chunk 1/%d (create): %s/%s ids", total_chunks, f"{len(first):,}", f"{len(ids):,}")
+        steps, landed = adds, 1
+        what = f"created segment {name!r} ({guid}) with the first {len(first):,} ids"
     send_chunks(
         api,
         system,
         guid,
-        (("add", chunk) for chunk in chunks),
+        steps,
         total_chunks=total_chunks,
         total_ids=len(ids),
-        applied_chunks=1,
-        applied_ids=len(first),
-        what=f"created segment {name!r} ({guid}) with the first {len(first):,} ids",
+        applied_chunks=landed,
+        applied_ids=len(first) * landed,
+        what=what,
     )
     listed = verify(api, system, guid, expected=len(ids), what=f"the new segment {name!r} ({guid})")
     result = {
@@ -303,135 +300,6 @@ def update_segment(
     if action != "override":
         return apply_action(api, system, guid, action, ids, known_count=count, changed_since=updated)
     return override(api, system, guid, ids, guards=guards, known_count=count, changed_since=updated)
-
-
-def listed_segment(api: MembershipApi, system: str, guid: str) -> dict[str, Any]:
-    """The segment as the platform lists it now; refuse a GUID it does not list."""
-    segment = api.get_segment(guid, system)
-    if segment is not None:
-        return segment
-    raise SegmentsNotFoundError(
-        f"WalkMe segment {guid} is not listed in system {system}; check the GUID (sync by name to create "
-        "a segment).",
-        platform="WalkMe",
-        method="GET",
-        endpoint="",
-    )
-
-
-# -- verification ------------------------------------------------------------------------------------
-def verify(
-    api: MembershipApi,
-    system: str,
-    guid: str,
-    *,
-    what: str,
-    expected: int | None = None,
-    at_least: int | None = None,
-    at_most: int | None = None,
-    changed_since: str | None = None,
-    expected_is: str = "the input",
-) -> dict[str, Any]:
-    """Read the segment back after a change and compare its listed member count with the intent
-    (``expected_is`` says what ``expected`` counts, for the error).
-
-    ``changed_since``: the update time WalkMe listed before this change's writes. Every write moves
-    it, so a segment still listed with it was not changed: writes answered but not applied (a count
-    that fits by coincidence proves nothing then).
-
-    :returns: the segment as listed (``user_count`` ``None`` where the platform lists no count: then
-        the change is reported as not verified).
-    :raises MembershipMismatchError: the listed count disagrees after :data:`VERIFY_READS` reads.
-    """
-    answered = getattr(api, "last_write_updated_at", None)  # where the API offers it (WalkMeHook)
-    last_write = answered() if callable(answered) else None  # (no write happens while reading back)
-    for read in range(1, VERIFY_READS + 1):
-        listed = listed_segment(api, system, guid)
-        count = listed.get("user_count")
-        if _is_later(listed.get("updated_at"), last_write):
-            raise MembershipMismatchError(
-                f"After the change, WalkMe lists {what} as updated at {listed.get('updated_at')}, after "
-                f"this task's last write was answered ({last_write}): another client changed it since (or "
-                f"a late copy of a write landed), so the {count if count is not None else 'unknown'} "
-                "members it lists are not known to be the input. The task fails so that this is not "
-                "reported as success; rerun it (a sync then sends the whole membership).",
-                listed_count=count,
-                expected_count=expected,
-            )
-        if count is None:
-            api.log.warning(
-                "WalkMe lists no member count for %s: the change could not be verified against the "
-                "platform (the result says verified=False).",
-                what,
-            )
-            return listed
-        problem = _count_problem(count, expected, at_least, at_most, expected_is)
-        if not problem and changed_since is not None and listed.get("updated_at") == changed_since:
-            problem = (
-                f"it still lists the update time read before this change's writes ({changed_since}): "
-                "they did not take effect (or WalkMe keeps update times too coarse to show them)"
-            )
-        if not problem:
-            api.log.info("Read back %s: WalkMe lists %s members, as intended.", what, f"{count:,}")
-            return listed
-        if read < VERIFY_READS:
-            api.log.info(
-                "Read back %s: %s members listed, but %s; reading again in %.0f s.",
-                what,
-                f"{count:,}",
-                problem,
-                VERIFY_INTERVAL,
-            )
-            api.sleep(VERIFY_INTERVAL)
-    raise MembershipMismatchError(
-        f"After the change, WalkMe lists {count:,} members of {what}, but {problem}. "
-        "A write may have landed late, or someone changed the segment meanwhile. The task fails so that "
-        "this is not reported as success; rerun it (a sync then sends the whole membership).",
-        listed_count=count,
-        expected_count=expected,
-    )
-
-
-def _is_later(listed: Any, answered: str | None) -> bool:
-    """Whether the listed update time is later than the one a write of this task was answered with.
-
-    Both with a fraction of a second: compared as they are (a server may drop trailing zeros, so the
-    number of digits says nothing of its precision). Either in whole seconds (cut or rounded, as
-    another serializer or a store may keep them): only a whole second more is surely later.
-    """
-    listed_at, answered_at = parse_time(listed), parse_time(answered)
-    if listed_at is None or answered_at is None:
-        return False
-    if _has_fraction(listed) and _has_fraction(answered):
-        return listed_at > answered_at
-    return listed_at - answered_at >= timedelta(seconds=1)
-
-
-def _has_fraction(moment: Any) -> bool:
-    return isinstance(moment, str) and re.search(r"\d:\d\d[.,]\d", moment) is not None
-
-
-def _count_problem(
-    count: int, expected: int | None, at_least: int | None, at_most: int | None, expected_is: str
-) -> str:
-    if expected is not None and count != expected:
-        return f"it should hold exactly {expected:,} ({expected_is})"
-    if at_least is not None and count < at_least:
-        return f"it should hold at least the {at_least:,} ids just added"
-    if at_most is not None and count > at_most:
-        return f"it should hold at most the {at_most:,} listed before the removal"
-    return ""
-
-
-def evidence_fields(listed: dict[str, Any], *, exact: bool = True) -> dict[str, Any]:
-    """What the read-back showed, for XCom: ``verified`` only where the platform's evidence pins the
-    membership (``exact``: an override, a create, a sync); an ``add`` or ``remove`` can only be
-    checked against bounds, since WalkMe lists how many members there are, not who."""
-    count = listed.get("user_count")
-    # without an update time a write answered but not applied can hide behind a count that fits
-    exact = exact and listed.get("updated_at") is not None
-    verification = None if count is None else "exact" if exact else "bounds"
-    return {"listed_user_count": count, "verified": verification == "exact", "verification": verification}
 
 
 # -- the sync --------------------------------------------------------------------------------------

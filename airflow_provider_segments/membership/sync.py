@@ -1,5 +1,5 @@
 """A sync of a WalkMe segment, in stages: read the input, weigh the snapshot against the platform's
-evidence, plan, guard, journal, send, verify (:func:`.engine.verify`), record.
+evidence, plan, guard, journal, send, verify (:func:`.read_back.verify`), record.
 
 The snapshot is a cache: it is used for a delta only while the member count and update time the
 platform lists agree with it; anything else means a full sync, and the log says why.
@@ -17,13 +17,10 @@ from airflow_provider_segments.membership.checksum import encoding_in_background
 from airflow_provider_segments.membership.engine import (
     create_new_segment,
     creation_of,
-    evidence_fields,
-    listed_segment,
     new_creation_token,
     now_iso,
     send_plan,
     source_name,
-    verify,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
 from airflow_provider_segments.membership.plan import (
@@ -33,6 +30,7 @@ from airflow_provider_segments.membership.plan import (
     full_plan,
     left_out_count,
 )
+from airflow_provider_segments.membership.read_back import evidence_fields, listed_segment, verify
 from airflow_provider_segments.membership.sender import MembershipApi
 from airflow_provider_segments.membership.state import Journal, Snapshot, StateStore
 from airflow_provider_segments.membership.writes import CreationMark, existing_segment

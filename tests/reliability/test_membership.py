@@ -29,7 +29,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks import _base as base_hooks
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
-from airflow_provider_segments.membership import engine
+from airflow_provider_segments.membership import read_back
 from airflow_provider_segments.membership import writes as sync_module
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
@@ -291,9 +291,9 @@ def test_a_snapshot_the_listed_count_disagrees_with_is_not_used(sandbox, tmp_pat
 
 
 def test_a_change_the_read_back_disagrees_with_fails_and_the_retry_repairs_it(sandbox, tmp_path, monkeypatch):
-    from airflow_provider_segments.membership import engine
+    from airflow_provider_segments.membership import read_back
 
-    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.0)
+    monkeypatch.setattr(read_back, "VERIFY_INTERVAL", 0.0)
     original = WalkMeHook.put_users
 
     def swallowed_add(self, system, guid, action, user_ids, **kwargs):
@@ -546,13 +546,15 @@ def test_a_write_answered_but_not_applied_is_never_reported_verified(sandbox, mo
     """The platform (or a proxy) answers 200 but changes nothing: the count still fits (3 for a
     3-id override of 3 members; at least 1 after an add; at most 3 after a remove), but WalkMe still
     lists the update time read before the writes. The task fails and says so."""
-    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.01)
+    monkeypatch.setattr(read_back, "VERIFY_INTERVAL", 0.01)
     guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "S", ["a", "b", "c"])["guid"]
     sandbox.inject_fault(f"{SEGMENTS}/", method="PUT", status=200, body="{}", count=100)
     operator = WalkMeUpdateSegmentOperator(
         task_id="u", segment_guid=guid, action=action, user_ids=user_ids, max_removal_fraction=None
     )
-    with pytest.raises(MembershipMismatchError, match=r"still lists .* update time .* did not take effect"):
+    with pytest.raises(
+        MembershipMismatchError, match=r"not later than the update time read before .* did not take effect"
+    ):
         operator.execute({})
     sandbox.clear_faults()
     operator.execute({})  # Airflow's retry
@@ -563,7 +565,7 @@ def test_a_write_answered_but_not_applied_is_never_reported_verified(sandbox, mo
 def test_a_sync_whose_writes_were_not_applied_fails_and_its_rerun_repairs_the_segment(
     sandbox, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.01)
+    monkeypatch.setattr(read_back, "VERIFY_INTERVAL", 0.01)
     state = tmp_path / "s"
     sync(state, user_ids=["a", "b", "c"])
     guid = segments_named(sandbox, "Audience")[0]["guid"]
@@ -578,7 +580,7 @@ def test_a_sync_whose_writes_were_not_applied_fails_and_its_rerun_repairs_the_se
 
 @pytest.fixture
 def two_ids_a_chunk(monkeypatch):
-    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.01)
+    monkeypatch.setattr(read_back, "VERIFY_INTERVAL", 0.01)
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
 
 

@@ -1,0 +1,127 @@
+"""The read-back after a change is evidence only when it shows the change (review 15): an update time
+that did not move forward, a create read back on some fields only, a lost create followed by a
+refused write, a read-back that fails after every write landed. Each once let a task report success
+(or misreport what was applied) while the platform held other members."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import impatient_sandbox
+
+from airflow_provider_segments.exceptions import (
+    MembershipMismatchError,
+    PartialUpdateError,
+    SegmentsError,
+)
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.membership import read_back
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeSyncSegmentOperator,
+    WalkMeUpdateSegmentOperator,
+)
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+
+SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    monkeypatch.setattr(read_back, "VERIFY_INTERVAL", 0.01)
+    yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.05)
+
+
+def members(sandbox, guid):
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid))
+
+
+def sync(state, user_ids):
+    return WalkMeSyncSegmentOperator(
+        task_id="sync", name="Audience", user_ids=user_ids, state_path=str(state), max_removal_fraction=1.0
+    ).execute({})
+
+
+# -- an update time that did not move forward is no evidence of a write -----------------------------
+def test_an_update_time_that_went_backwards_does_not_verify_writes_that_were_not_applied(sandbox):
+    segment = sandbox.walkme.create_segment(
+        TEST_SYSTEM_GUID, "S", ["a", "b"], created_at="2024-05-01T10:00:00.000Z"
+    )
+    sandbox.inject_fault(f"{SEGMENTS}/", 200, method="PUT", body="{}", count=10)  # answered, not applied
+    stale = [{**segment, "updatedAt": "2024-04-30T09:00:00.000Z"}]  # a replica behind the first read
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps(stale), skip=1, count=10)
+    with pytest.raises(MembershipMismatchError, match=r"not later than the update time read before"):
+        WalkMeUpdateSegmentOperator(
+            task_id="u", segment_guid=segment["guid"], action="override", user_ids=["x", "y"]
+        ).execute({})
+    assert members(sandbox, segment["guid"]) == {"a", "b"}  # what the error is about
+
+
+def test_without_a_listed_count_writes_not_applied_fail_and_the_next_run_is_full(sandbox, tmp_path):
+    state = tmp_path / "s"
+    sync(state, ["a", "b"])
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+    no_count = [{key: value for key, value in segment.items() if key != "usersCount"}]
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps(no_count), count=1000)
+    sandbox.inject_fault(f"{SEGMENTS}/", 200, method="PUT", body="{}", count=1000)
+    with pytest.raises(MembershipMismatchError, match=r"not later than the update time read before"):
+        sync(state, ["x", "y"])
+    sandbox.clear_faults()
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps(no_count), count=1)  # the next run's
+    again = sync(state, ["x", "y"])
+    assert again["mode"] == "full" and members(sandbox, segment["guid"]) == {"x", "y"}
+
+
+# -- a Zendesk create is read back on every field it decides -----------------------------------------
+def test_a_zendesk_create_is_read_back_on_the_criteria_it_left_out_too(sandbox, monkeypatch):
+    original, other_worker = ZendeskHelpCenterHook.get_user_segment, []
+
+    def another_worker_first(self, segment_id):
+        if not other_worker:  # between this create's answer and its read-back
+            other_worker.append(segment_id)
+            ZendeskHelpCenterHook().create_user_segment(
+                name="Beta testers",
+                user_type="signed_in_users",
+                tags=["vip"],
+                added_user_ids=[11, 12],
+                max_removal_fraction=None,
+            )
+        return original(self, segment_id)
+
+    monkeypatch.setattr(ZendeskHelpCenterHook, "get_user_segment", another_worker_first)
+    with pytest.raises(MembershipMismatchError, match=r"tags"):
+        ZendeskHelpCenterHook().create_user_segment(
+            name="Beta testers", user_type="signed_in_users", added_user_ids=[11, 12]
+        )
+    (segment,) = [s for s in sandbox.zendesk.segments() if s["name"] == "Beta testers"]
+    assert segment["tags"] == ["vip"]  # what the error is about: not what this task was asked for
+
+
+# -- what a failure says was applied -------------------------------------------------------------------
+def test_a_refused_write_after_a_lost_create_counts_the_whole_change(sandbox, monkeypatch):
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
+    sandbox.inject_fault(SEGMENTS, method="POST", lose_response=True)  # the create lands, its answer is lost
+    sandbox.inject_fault(f"{SEGMENTS}/", 400, method="PUT", count=1)  # the override making it exact: refused
+    with pytest.raises(PartialUpdateError) as caught:
+        WalkMeCreateSegmentOperator(task_id="c", name="Big", user_ids=["a", "b", "c", "d", "e", "f"]).execute(
+            {}
+        )
+    error = caught.value
+    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Big"]
+    assert members(sandbox, segment["guid"]) == {"a", "b"}
+    assert (error.total_chunks, error.total_ids, error.unsent_chunks) == (3, 6, [2, 3])
+    assert segment["guid"] in str(error) and "4 ids were not sent" in str(error)
+
+
+def test_a_read_back_that_fails_after_every_write_landed_says_so(sandbox):
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "S", ["a", "b"])["guid"]
+    sandbox.inject_fault(SEGMENTS, 503, method="GET", skip=1, count=50)  # every read after the first
+    with pytest.raises(SegmentsError) as caught:
+        WalkMeUpdateSegmentOperator(
+            task_id="u", segment_guid=guid, action="override", user_ids=["x", "y"], max_removal_fraction=None
+        ).execute({})
+    assert members(sandbox, guid) == {"x", "y"}
+    message = str(caught.value)
+    assert "was acknowledged, but reading it back failed" in message and "503" in message
