@@ -13,11 +13,11 @@ from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
-    SegmentsError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
+from airflow_provider_segments.hooks.walkme_listing import listed_segments
 from airflow_provider_segments.hooks.walkme_token import (
     TokenCache,
     access_token_of,
@@ -165,14 +165,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         """Return every segment of the system, as dicts with ``segment_guid``, ``name``, ..."""
         system = self.resolve_system_guid(system_guid)
         body = self._call("GET", SEGMENTS_PATH.format(system_guid=system))
-        if isinstance(body, dict):
-            for key in ("segments", "data", "items", "results"):
-                if isinstance(body.get(key), list):
-                    body = body[key]
-                    break
-        if not isinstance(body, list) or not all(isinstance(raw, dict) for raw in body):
-            raise SegmentsError(f"WalkMe listed segments in an unexpected shape: {self.client.preview(body)}")
-        return [normalize_segment(raw) for raw in body]
+        return listed_segments(body, self.client.preview)
 
     def find_segments_by_name(self, name: str, system_guid: str | None = None) -> list[dict[str, Any]]:
         """Return the segments of the system whose name is exactly ``name``."""
