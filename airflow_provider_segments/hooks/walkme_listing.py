@@ -28,12 +28,13 @@ MAX_PAGING_DEPTH = 2
 
 
 def listed_segments(body: Any, preview: Callable[[Any], str]) -> list[dict[str, Any]]:
-    """The segments of a listing answer, normalised, when it is the whole list.
+    """The segments of a listing answer, normalised, each with a valid GUID.
 
     ``body`` is a JSON array, or an object wrapping it under one of :data:`LIST_KEYS`; ``preview``
     shows a value, cut short and redacted, for an error message.
 
-    :raises SegmentsError: the answer has another shape, or says more pages follow.
+    :raises SegmentsError: the answer has another shape, says more pages follow, or lists a segment
+        without a GUID or with one that is not a GUID (see :func:`normalize_segment`).
     """
     items = body
     if isinstance(body, dict):
@@ -48,7 +49,15 @@ def listed_segments(body: Any, preview: Callable[[Any], str]) -> list[dict[str, 
             )
     if not isinstance(items, list) or not all(isinstance(raw, dict) for raw in items):
         raise SegmentsError(f"WalkMe listed segments in an unexpected shape: {preview(body)}")
-    return [normalize_segment(raw) for raw in items]
+    segments = [normalize_segment(raw) for raw in items]
+    for raw, segment in zip(items, segments, strict=True):
+        if not segment["segment_guid"]:  # it would reach a write's URL as ".../segment/None"
+            raise SegmentsError(
+                f"WalkMe listed a segment without a GUID, which cannot be told apart from others or "
+                f"written to; nothing was written. Check that the connection's host is WalkMe's API: "
+                f"{preview(raw)}"
+            )
+    return segments
 
 
 def _sign_of_more(wrapper: dict[str, Any], count: int, where: str, depth: int) -> str | None:

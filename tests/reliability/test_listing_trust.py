@@ -1,6 +1,7 @@
 """What a WalkMe answer must show before it is used (found by a hostile review): a listing is trusted
-only when it is the whole list (a name lookup on part of it creates a duplicate). Each test asserts
-what the sandbox holds and which requests it received."""
+only when it is the whole list (a name lookup on part of it creates a duplicate), and a segment GUID
+from any answer reaches a URL only when it is a GUID (else a write goes to another segment, even one
+of another system). Each test asserts what the sandbox holds and which requests it received."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
 from airflow_provider_segments.membership import engine
 from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
     WalkMeListSegmentsOperator,
     WalkMeSyncSegmentOperator,
+    WalkMeUpdateSegmentOperator,
 )
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
+OTHER_SYSTEM = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
@@ -124,3 +128,107 @@ def test_a_wrapped_listing_that_says_it_is_complete_is_still_trusted(sandbox, tm
     assert [s["guid"] for s in named(sandbox, "Audience")] == [existing["guid"]]
     assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, existing["guid"])) == {"x", "y"}
     assert [m for m, _ in writes(sandbox)] == ["PUT"]
+
+
+# -- Bug B: a GUID from an answer that is not a GUID ----------------------------------------------------
+def _listed(guid: Any, name: str = "Audience") -> list[dict[str, Any]]:
+    when = "2024-05-01T10:00:00.000Z"
+    return [{"guid": guid, "name": name, "usersCount": 2, "updatedAt": when, "createdAt": when}]
+
+
+@pytest.fixture
+def victim(sandbox):
+    """A segment of another system the same credentials may write to."""
+    sandbox.walkme.add_system(OTHER_SYSTEM)
+    return sandbox.walkme.create_segment(OTHER_SYSTEM, "Payroll admins", ["boss1", "boss2"])
+
+
+def bent_guids(victim_guid: str) -> dict[str, Any]:
+    return {
+        "path-up": f"../../{OTHER_SYSTEM}/segment/{victim_guid}",
+        "guid-then-path": f"{victim_guid}/../../../{OTHER_SYSTEM}/segment/{victim_guid}",
+        "encoded-path": f"..%2F..%2F{OTHER_SYSTEM}%2Fsegment%2F{victim_guid}",
+        "query": f"{victim_guid}?system={OTHER_SYSTEM}",
+        "number": 12345,
+    }
+
+
+@pytest.mark.parametrize("kind", ["path-up", "guid-then-path", "encoded-path", "query", "number"])
+def test_a_listed_guid_that_is_not_a_guid_never_reaches_a_write_url(sandbox, tmp_path, victim, kind):
+    bent = bent_guids(victim["guid"])[kind]
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps(_listed(bent)), count=1)
+    with pytest.raises(SegmentsError) as caught:
+        sync(tmp_path, ["x", "y"])
+    refused_as_an_api_answer(caught)
+    message = str(caught.value)
+    assert str(bent)[:20] in message and "nothing was written" in message, message
+    assert set(sandbox.walkme.members(OTHER_SYSTEM, victim["guid"])) == {"boss1", "boss2"}
+    assert writes(sandbox) == []
+
+
+def test_an_update_refuses_a_listing_holding_a_bent_guid_before_writing(sandbox, victim):
+    """The guard reads the listing before the first write (get_segment): one bent GUID in it stops
+    the update, although the task names its own segment correctly."""
+    own = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Own", ["a", "b"])
+    bent = f"../../{OTHER_SYSTEM}/segment/{victim['guid']}"
+    listing = [*_listed(bent), named(sandbox, "Own")[0]]
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps(listing), count=1)
+    with pytest.raises(SegmentsError, match="nothing was written") as caught:
+        WalkMeUpdateSegmentOperator(
+            task_id="u",
+            segment_guid=own["guid"],
+            action="override",
+            user_ids=["x", "y"],
+            max_removal_fraction=None,
+        ).execute({})
+    refused_as_an_api_answer(caught)
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, own["guid"])) == {"a", "b"}
+    assert set(sandbox.walkme.members(OTHER_SYSTEM, victim["guid"])) == {"boss1", "boss2"}
+    assert writes(sandbox) == []
+
+
+def test_a_create_answered_with_a_bent_guid_sends_nothing_to_it_and_is_retried(sandbox, victim, monkeypatch):
+    """The create answer's GUID is where the next chunks go: a bent one is refused, and as the
+    answer's fault (the task's retries apply), not as a mistake in the task's arguments."""
+    from airflow_provider_segments.hooks.walkme import WalkMeHook
+
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)  # add chunks follow the create
+    bent = f"../../{OTHER_SYSTEM}/segment/{victim['guid']}"
+    answer = {"guid": bent, "name": "Big", "usersCount": 2}
+    sandbox.inject_fault(SEGMENTS, 201, method="POST", body=json.dumps(answer), count=1)
+    with pytest.raises(SegmentsError, match="nothing was written") as caught:
+        WalkMeCreateSegmentOperator(task_id="c", name="Big", user_ids=["a", "b", "c", "d"]).execute({})
+    refused_as_an_api_answer(caught)
+    assert set(sandbox.walkme.members(OTHER_SYSTEM, victim["guid"])) == {"boss1", "boss2"}
+    assert [m for m, _ in writes(sandbox)] == ["POST"]  # the (answered-for) create, no chunk after it
+
+
+def test_a_listed_guid_in_upper_case_is_still_used(sandbox, tmp_path):
+    existing = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["a", "b"])
+    listed = {**named(sandbox, "Audience")[0], "guid": existing["guid"].upper()}
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps([listed]), count=1)
+    sync(tmp_path, ["x", "y"])
+    assert [s["guid"] for s in named(sandbox, "Audience")] == [existing["guid"]]
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, existing["guid"])) == {"x", "y"}
+
+
+def test_a_listed_guid_of_32_bare_hex_digits_is_written_to_in_its_hyphenated_form(sandbox, tmp_path):
+    """The validator's form reaches the URL (WalkMe's document puts hyphenated GUIDs there; the
+    sandbox, like it, does not find a bare one)."""
+    existing = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["a", "b"])
+    listed = {**named(sandbox, "Audience")[0], "guid": existing["guid"].replace("-", "")}
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps([listed]), count=1)
+    sync(tmp_path, ["x", "y"])
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, existing["guid"])) == {"x", "y"}
+    assert [p.rsplit("/", 1)[-1] for m, p in writes(sandbox)] == [existing["guid"]]
+
+
+def test_a_listed_segment_without_a_guid_never_sends_to_segment_none(sandbox, tmp_path):
+    existing = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["a", "b"])
+    sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps(_listed(None)), count=1)
+    with pytest.raises(SegmentsError, match=r"without a GUID.*nothing was written") as caught:
+        sync(tmp_path, ["x", "y"])
+    refused_as_an_api_answer(caught)
+    assert [s["guid"] for s in named(sandbox, "Audience")] == [existing["guid"]]
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, existing["guid"])) == {"a", "b"}
+    assert writes(sandbox) == []
