@@ -94,7 +94,9 @@ def normalize_segment(raw: Any) -> dict[str, Any]:
     """Turn one segment as the API returns it into the small dict this provider hands to XCom.
 
     The document shows no response bodies; the GUID is read from ``guid``, ``segmentGuid``,
-    ``segmentId`` or a GUID-shaped ``id`` (``id`` is otherwise the caller's external id).
+    ``segmentId`` or a GUID-shaped ``id`` (``id`` is otherwise the caller's external id). Every
+    answer a GUID is taken from passes through here, so a GUID given is checked here
+    (:func:`answered_segment_guid`) and handed on in the hyphenated form; ``None`` when none is given.
     """
     if not isinstance(raw, dict):
         raise SegmentsError(f"WalkMe returned a segment that is not an object: {preview(raw)}")
@@ -102,6 +104,7 @@ def normalize_segment(raw: Any) -> dict[str, Any]:
     external_id = raw.get("id") if raw.get("id") != guid else None
     if not guid and isinstance(raw.get("id"), str) and SEGMENT_GUID_PATTERN.fullmatch(raw["id"]):
         guid, external_id = raw["id"], raw.get("externalId")
+    guid = answered_segment_guid(guid) if guid else None
     count = raw.get("usersCount", raw.get("userCount", raw.get("user_count")))
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise SegmentsError(
@@ -114,8 +117,30 @@ def normalize_segment(raw: Any) -> dict[str, Any]:
         "external_id": external_id if external_id is not None else raw.get("externalId"),
         "user_count": count,
         "created_at": raw.get("createdAt") or raw.get("created_at"),
-        "updated_at": raw.get("updatedAt") or raw.get("updated_at"),
+        "updated_at": updated_at_of(raw),
     }
+
+
+def answered_segment_guid(value: Any) -> str:
+    """A segment GUID WalkMe answered with, checked before it can reach a URL (hyphenated).
+
+    Answers are not trusted with URLs: a "GUID" such as ``../../<system>/segment/<guid>`` would
+    send a write to another segment, even one of another system. Refused as the answer's fault
+    (:class:`SegmentsError`, so the task's retries apply), not as a mistake in the task's input.
+    """
+    try:
+        return validate_segment_guid(value)
+    except SegmentsValidationError:
+        raise SegmentsError(
+            f"WalkMe answered a segment GUID {preview(value)} that is not a GUID (like "
+            "12345aeb-123c-4d83-8b38-a5a456789d0a); it was not put in any URL, so nothing was written "
+            "to it. Check that the connection's host is WalkMe's API."
+        ) from None
+
+
+def updated_at_of(raw: dict[str, Any]) -> Any:
+    """The update time a WalkMe answer carries (``updatedAt``), or ``None``."""
+    return raw.get("updatedAt") or raw.get("updated_at")
 
 
 # -- Zendesk Help Center -------------------------------------------------------------------------

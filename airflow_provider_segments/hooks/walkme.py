@@ -13,11 +13,11 @@ from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
-    SegmentsError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
+from airflow_provider_segments.hooks.walkme_listing import listed_segments
 from airflow_provider_segments.hooks.walkme_token import (
     TokenCache,
     access_token_of,
@@ -34,6 +34,7 @@ from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     SYSTEM_GUID_PATTERN,
     normalize_segment,
+    updated_at_of,
     validate_segment_guid,
     validate_segment_name,
     validate_update_action,
@@ -165,14 +166,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         """Return every segment of the system, as dicts with ``segment_guid``, ``name``, ..."""
         system = self.resolve_system_guid(system_guid)
         body = self._call("GET", SEGMENTS_PATH.format(system_guid=system))
-        if isinstance(body, dict):
-            for key in ("segments", "data", "items", "results"):
-                if isinstance(body.get(key), list):
-                    body = body[key]
-                    break
-        if not isinstance(body, list) or not all(isinstance(raw, dict) for raw in body):
-            raise SegmentsError(f"WalkMe listed segments in an unexpected shape: {self.client.preview(body)}")
-        return [normalize_segment(raw) for raw in body]
+        return listed_segments(body, self.client.preview)  # only a whole list, with valid GUIDs
 
     def find_segments_by_name(self, name: str, system_guid: str | None = None) -> list[dict[str, Any]]:
         """Return the segments of the system whose name is exactly ``name``."""
@@ -199,11 +193,10 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             payload["id"] = external_id
         path = SEGMENTS_PATH.format(system_guid=system)
         body = self._call("POST", path, json_body=payload, idempotent=False)
+        # normalize_segment checks the GUID the next chunks' URLs are built from
         segment: dict[str, Any] = (
             normalize_segment(body) if isinstance(body, dict) else {"segment_guid": None}
         )
-        if segment.get("segment_guid"):
-            segment["segment_guid"] = validate_segment_guid(segment["segment_guid"])
         self._answered_writes.note(segment.get("updated_at"))
         return segment
 
@@ -227,7 +220,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             idempotent=idempotent,
         )
         if isinstance(answer, dict):  # WalkMe's document does not say what a PUT answers
-            self._answered_writes.note(normalize_segment(answer).get("updated_at"))
+            # only its time: an error about the rest would report a write that landed as refused
+            self._answered_writes.note(updated_at_of(answer))
 
     def last_write_updated_at(self) -> str | None:
         """The latest update time WalkMe answered a write of this hook with (``None`` when its

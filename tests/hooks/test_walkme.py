@@ -453,6 +453,20 @@ def test_delete_sends_delete_and_tolerates_a_missing_segment(hook, api):
     ]
 
 
+def test_a_put_answer_with_a_bent_guid_or_count_does_not_turn_a_landed_write_into_a_refusal(hook, api):
+    """Only a PUT answer's update time is read: its GUID reaches no URL, and an error about the rest
+    of it, raised after the write landed, would report the landed write as refused."""
+
+    def landed_then_odd_answer(request, context):
+        api.updated(request, context)  # the server applies the write
+        return {"guid": f"../../other/segment/{GUID}", "usersCount": "many"}
+
+    api.put(f"{SEGMENTS_URL}/{GUID}", json=landed_then_odd_answer)
+    result = hook.update_segment(GUID, "add", ["a", "b"])
+    assert result["segment_guid"] == GUID and list(api.members) == ["a", "b"]
+    assert [r.url for r in api.request_history if r.method == "PUT"] == [f"{SEGMENTS_URL}/{GUID}"]
+
+
 def test_request_bodies_are_json(hook, api):
     hook.update_segment(GUID, "add", ["a"])
     put = next(r for r in api.request_history if r.method == "PUT")
