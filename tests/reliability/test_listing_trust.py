@@ -13,7 +13,7 @@ from support import impatient_sandbox
 
 from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
-from airflow_provider_segments.membership import engine
+from airflow_provider_segments.membership import read_back
 from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeListSegmentsOperator,
@@ -28,7 +28,7 @@ OTHER_SYSTEM = "0123456789abcdef0123456789abcdef"
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    monkeypatch.setattr(engine, "VERIFY_INTERVAL", 0.01)
+    monkeypatch.setattr(read_back, "VERIFY_INTERVAL", 0.01)
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.05)
 
 
