@@ -132,6 +132,7 @@ class WalkMeSegmentMock:
     def created(self, request: Any, context: Any) -> dict[str, Any]:
         self.deleted = False
         self.members = dict.fromkeys(request.json()["userIds"])
+        self.name = request.json()["name"]  # one segment: a create (re)makes it under the name sent
         context.status_code = 201
         return {"guid": self.guid, "name": self.name, "usersCount": len(self.members)}
 

@@ -131,7 +131,9 @@ def create_new_segment(
         applied_ids=len(first) * landed,
         what=what,
     )
-    listed = verify(api, system, guid, expected=len(ids), what=f"the new segment {name!r} ({guid})")
+    listed = verify(
+        api, system, guid, expected=len(ids), what=f"the new segment {name!r} ({guid})", created_as=name
+    )
     result = {
         "segment_guid": guid,
         "name": name,

@@ -11,11 +11,14 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
+    SegmentExistsError,
     SegmentsError,
     SegmentsNotFoundError,
+    SegmentsValidationError,
 )
 from airflow_provider_segments.membership.sender import MembershipApi
 from airflow_provider_segments.membership.writes import parse_time
+from airflow_provider_segments.text import preview
 
 #: Read-backs of a changed segment before a count that disagrees counts as a mismatch (a listing
 #: may lag a moment behind the writes), and the wait between two.
@@ -48,9 +51,13 @@ def verify(
     at_most: int | None = None,
     changed_since: str | None = None,
     expected_is: str = "the input",
+    created_as: str | None = None,
 ) -> dict[str, Any]:
     """Read the segment back after a change and compare its listed member count with the intent
     (``expected_is`` says what ``expected`` counts, for the error).
+
+    ``created_as``: the name a create sent. The first read then looks the name up (the same one
+    request): the platform must list the new segment under exactly that name, and no other.
 
     ``changed_since``: the update time WalkMe listed before this change's writes. Every write moves
     it, so a segment still listed with it was not changed: writes answered but not applied (a count
@@ -63,8 +70,11 @@ def verify(
     answered = getattr(api, "last_write_updated_at", None)  # where the API offers it (WalkMeHook)
     last_write = answered() if callable(answered) else None  # (no write happens while reading back)
     for read in range(1, VERIFY_READS + 1):
+        named = created_as if read == 1 else None
         try:
-            listed = listed_segment(api, system, guid)
+            twins = api.find_segments_by_name(named, system) if named is not None else []
+            ours = [segment for segment in twins if str(segment["segment_guid"]).lower() == guid.lower()]
+            listed = ours[0] if ours else listed_segment(api, system, guid)
         except SegmentsError as err:  # same error, same retry policy; it says what the writes did
             err.args = (
                 f"Every write sent for {what} was acknowledged, but reading it back failed, so its "
@@ -72,6 +82,8 @@ def verify(
                 *err.args[1:],
             )
             raise
+        if named is not None:
+            _check_created_name(named, listed, [s for s in twins if s not in ours], what)
         count = listed.get("user_count")
         if _is_later(listed.get("updated_at"), last_write):
             raise MembershipMismatchError(
@@ -118,6 +130,27 @@ def verify(
         listed_count=count,
         expected_count=expected,
     )
+
+
+def _check_created_name(name: str, listed: dict[str, Any], others: list[dict[str, Any]], what: str) -> None:
+    """Refuse a create whose name a later lookup would not find again as this one segment: the
+    platform stores it spelled otherwise, or lists another segment of that name (another try of
+    this task, or another DAG, created one at the same time). A retry cannot mend either: it would
+    create yet another segment, or find the name ambiguous; so neither is retried."""
+    if listed.get("name") != name:
+        raise SegmentsValidationError(
+            f"WalkMe stores {what} as {preview(listed.get('name'))}, not {preview(name)} as sent: a later "
+            "run looking the name up would not find it and would create another segment. Its members "
+            "were written; give the name as WalkMe stores it (and delete or rename this segment)."
+        )
+    if others:
+        guids = ", ".join(str(other["segment_guid"]) for other in others)
+        raise SegmentExistsError(
+            f"After creating {what}, WalkMe lists {len(others) + 1} segments named {name!r}: {guids} "
+            "too. Another try of this task, or another DAG, created one at the same time, and every "
+            "later lookup by name is ambiguous. Delete the one that should not exist (this task wrote "
+            "its members to its own), then rerun."
+        )
 
 
 def _is_later(listed: Any, answered: str | None) -> bool:

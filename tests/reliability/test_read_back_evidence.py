@@ -5,11 +5,14 @@ refused write, a read-back that fails after every write landed. Each once let a 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 
 import pytest
 from support import impatient_sandbox
 
+from airflow_provider_segments._compat import AirflowFailException
 from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
     PartialUpdateError,
@@ -38,9 +41,9 @@ def members(sandbox, guid):
     return set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid))
 
 
-def sync(state, user_ids):
+def sync(state, user_ids, name="Audience"):
     return WalkMeSyncSegmentOperator(
-        task_id="sync", name="Audience", user_ids=user_ids, state_path=str(state), max_removal_fraction=1.0
+        task_id="sync", name=name, user_ids=user_ids, state_path=str(state), max_removal_fraction=1.0
     ).execute({})
 
 
@@ -125,3 +128,53 @@ def test_a_read_back_that_fails_after_every_write_landed_says_so(sandbox):
     assert members(sandbox, guid) == {"x", "y"}
     message = str(caught.value)
     assert "was acknowledged, but reading it back failed" in message and "503" in message
+
+
+# -- a create is read back under its name: the platform's spelling, and no twin ----------------------
+def test_a_name_the_platform_stores_respelled_fails_the_create_without_retries(
+    sandbox, tmp_path, monkeypatch
+):
+    from airflow_provider_segments.testing import walkme as fake_walkme
+
+    original = fake_walkme.WalkMeApp._create_locked
+
+    def respelled(segments, name, user_ids, external_id):  # a platform collapsing inner whitespace
+        return original(segments, " ".join(name.split()), user_ids, external_id)
+
+    monkeypatch.setattr(fake_walkme.WalkMeApp, "_create_locked", staticmethod(respelled))
+    with pytest.raises(AirflowFailException, match=r"stores .* as 'Beta testers', not 'Beta  testers'"):
+        sync(tmp_path / "s", ["a", "b"], name="Beta  testers")  # not retried: a retry would create another
+    assert len(sandbox.walkme.segments(TEST_SYSTEM_GUID)) == 1
+
+
+def test_two_tries_creating_at_once_never_both_report_success(sandbox, tmp_path, monkeypatch):
+    token = "airflow-0123456789abcdef0123"  # the same in every try of a task (a zombie and its retry)
+    original, barrier = WalkMeHook.find_segments_by_name, threading.Barrier(2, timeout=10)
+
+    def look_up_together(self, name, system_guid=None):
+        found = original(self, name, system_guid)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()  # both have looked the name up before either creates
+        return found
+
+    monkeypatch.setattr(WalkMeHook, "find_segments_by_name", look_up_together)
+    outcomes: list = []
+
+    def one_try(state):
+        try:
+            outcomes.append(
+                WalkMeHook().sync_segment(["a", "b"], name="Audience", state_path=state, creation_token=token)
+            )
+        except Exception as err:  # what each try ended with is the point
+            outcomes.append(err)
+
+    tries = [threading.Thread(target=one_try, args=(str(tmp_path / f"s{i}"),)) for i in range(2)]
+    for one in tries:
+        one.start()
+    for one in tries:
+        one.join(30)
+    twins = [s["guid"] for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Audience"]
+    if len(twins) > 1:
+        failures = [str(o) for o in outcomes if isinstance(o, Exception)]
+        assert failures, outcomes  # not both report success
+        assert all(guid in failures[-1] for guid in twins), failures
