@@ -57,9 +57,26 @@ def run_started_at(context: Context) -> datetime | None:
     return started if isinstance(started, datetime) else None
 
 
-def may_hold_jinja(value: str) -> bool:
-    """True when rendering ``value`` could change it (it holds a Jinja delimiter)."""
-    return "{" in value and any(marker in value for marker in _JINJA_MARKERS)
+def may_hold_jinja(value: str, markers: tuple[str, ...] = _JINJA_MARKERS) -> bool:
+    """True when rendering ``value`` could change it (it holds a Jinja delimiter: the default ones,
+    or ``markers``, those of the DAG's own environment, see :func:`jinja_markers`)."""
+    if markers is _JINJA_MARKERS:
+        return "{" in value and any(marker in value for marker in _JINJA_MARKERS)
+    return any(marker in value for marker in markers)
+
+
+def jinja_markers(jinja_env: Any) -> tuple[str, ...]:
+    """The strings that open a Jinja expression, statement or comment in ``jinja_env`` (a DAG may set
+    its own with ``jinja_environment_kwargs``, e.g. ``[[ ... ]]``)."""
+    markers = tuple(
+        getattr(jinja_env, name, default) or default
+        for name, default in zip(
+            ("variable_start_string", "block_start_string", "comment_start_string"),
+            _JINJA_MARKERS,
+            strict=True,
+        )
+    )
+    return _JINJA_MARKERS if markers == _JINJA_MARKERS else markers
 
 
 def is_template(value: Any) -> bool:
@@ -149,18 +166,47 @@ class TemplateRenderingMixin:
     may_render_to_nothing: ClassVar[Collection[str]] = ()
 
     def refuse_templates_rendered_to_nothing(self) -> None:
-        """Refuse, naming it, a field given as a template whose value is nothing now (rendered so,
-        and not set since): :class:`SegmentsValidationError`, before anything is sent."""
-        for field, template in getattr(self, "_templates_given", {}).items():
+        """Refuse, naming it, a field (or a list item) given as a template or an XCom whose value is
+        nothing now (rendered so, and not set since): :class:`SegmentsValidationError`, before
+        anything is sent."""
+        for (field, index), given_as in getattr(self, "_templates_given", {}).items():
+            if field in self.may_render_to_nothing:
+                continue
             value = getattr(self, field, None)
-            if field not in self.may_render_to_nothing and is_nothing(value):
+            if index is not None:  # an item of a literal list
+                if not isinstance(value, (list, tuple)) or index >= len(value):
+                    continue
+                value = value[index]
+            if is_nothing(value):
+                label = field if index is None else f"{field}[{index}]"
                 raise SegmentsValidationError(
-                    f"{field} was given as the template {preview(template)}, which rendered to "
-                    f'{preview(value)}: nothing was sent. Read as "not given", it would change the '
-                    "segment in a way the task was not asked to (most often an upstream task pushed no "
-                    f"value, or a param is missing). Fix the template's source, or give {field} as a "
-                    "value (or leave it out) where nothing is meant."
+                    f"{label} was given as {given_as}, which rendered to {preview(value)}: nothing was "
+                    'sent. Read as "not given", it would change the segment in a way the task was not '
+                    "asked to (most often an upstream task pushed no value, or a param is missing). Fix "
+                    f"the template's source, or give {label} as a value (or leave it out) where nothing "
+                    "is meant."
                 )
+
+    def _note_templates_given(self, fields: list[str], markers: tuple[str, ...], seen_oids: set[int]) -> None:
+        """Note, before rendering replaces them, the fields (and items of literal lists) that hold a
+        template or an XCom reference; kept across renders (see refuse_templates_rendered_to_nothing)."""
+        given: dict[tuple[str, int | None], str] = self.__dict__.setdefault("_templates_given", {})
+        for field in fields:
+            value = getattr(self, field, None)
+            if id(value) in seen_oids:  # a value resolved from XCom already (a mapped task's): data
+                continue
+            if isinstance(value, str):
+                if may_hold_jinja(value, markers):
+                    given[field, None] = f"the template {preview(value)}"
+            elif hasattr(value, "resolve") and hasattr(value, "operator"):  # an XComArg (task.output)
+                key = getattr(value, "key", None)
+                of_key = f" (key {key!r})" if key not in (None, "return_value") else ""
+                task_id = getattr(getattr(value, "operator", None), "task_id", "?")
+                given[field, None] = f"the XCom of task {task_id!r}{of_key}"
+            elif isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+                for index, item in enumerate(value):
+                    if type(item) is str and may_hold_jinja(item, markers):
+                        given[field, index] = f"the template {preview(item)}"
 
     def _do_render_template_fields(
         self,
@@ -181,9 +227,9 @@ class TemplateRenderingMixin:
                 _field_kind.reset(token)
             return
         fields = list(template_fields)
-        # Which fields hold a template before rendering replaces it (kept across renders).
-        given = self.__dict__.setdefault("_templates_given", {})
-        given.update((f, v) for f in fields if is_template(v := getattr(self, f, None)))
+        if jinja_env is None:
+            jinja_env = self.get_template_env()
+        self._note_templates_given(fields, jinja_markers(jinja_env), seen_oids)
         groups = (
             (None, [f for f in fields if f not in self.text_fields and f not in self.text_item_fields]),
             (_TEXT, [f for f in fields if f in self.text_fields]),
@@ -205,16 +251,19 @@ class TemplateRenderingMixin:
         jinja_env: Any = None,
         seen_oids: set[int] | None = None,
     ) -> Any:
+        if seen_oids is not None and id(content) in seen_oids:
+            return content  # resolved from XCom (a mapped task's value): data, never a template
         kind = _field_kind.get()
+        if jinja_env is None:
+            jinja_env = self.get_template_env()  # type: ignore[attr-defined]
         if kind == _TEXT and isinstance(content, str):
             return self._render_text(content, context, jinja_env, seen_oids)
         if type(content) in (list, tuple, set):
-            if jinja_env is None:
-                jinja_env = self.get_template_env()  # type: ignore[attr-defined]
+            markers = jinja_markers(jinja_env)
             render = self._render_text if kind in (_TEXT, _TEXT_ITEMS) else super().render_template  # type: ignore[misc]
             rendered = (
                 item
-                if isinstance(item, str) and not may_hold_jinja(item)
+                if isinstance(item, str) and not may_hold_jinja(item, markers)
                 else render(item, context, jinja_env, seen_oids)
                 for item in content
             )
@@ -224,7 +273,7 @@ class TemplateRenderingMixin:
     def _render_text(self, content: Any, context: Context, jinja_env: Any, seen_oids: set[int] | None) -> Any:
         if not isinstance(content, str):
             return super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
-        if not may_hold_jinja(content):
+        if not may_hold_jinja(content, jinja_markers(jinja_env)):
             return content
         rendered = super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
         if isinstance(rendered, (int, float, complex)):  # bool is an int: "True" comes back as text too

@@ -44,6 +44,9 @@ class _WalkMeOperator(SegmentsOperator[WalkMeHook]):
         "user_ids_column",
         "state_path",
     )
+    #: Ids are text too: a Jinja item keeps what its template wrote ("+49151...", "007", "0x1F"),
+    #: while an expression giving the whole list (an XCom pull) stays a list.
+    text_item_fields = ("user_ids",)
 
     def __init__(
         self,
