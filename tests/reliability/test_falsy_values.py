@@ -2,7 +2,8 @@
 ``value or default``, a system_guid template rendering to an empty list under native rendering sent
 the write to the connection's default system, and a name_prefix rendering to ``[]`` listed every
 segment (a clean-up DAG deletes what it lists). Only ``None`` means "not given"; anything else is
-validated and refused by name before any request."""
+validated and refused by name before any request. Also: a count of non-ASCII digits ("1²", "١٢")
+is refused by name, not a bare ValueError (or, for "١٢", silently read as 12)."""
 
 from __future__ import annotations
 
@@ -108,5 +109,26 @@ def test_a_sensor_whose_system_guid_rendered_to_an_empty_collection_fails_by_nam
         WalkMeSegmentPropagationSensor, "system_guid", value, segment_guid=guid, deferrable=False
     )
     with pytest.raises(AirflowFailException, match=r"^system_guid"):
+        sensor.execute({})
+    assert sandbox.requests == []
+
+
+@pytest.mark.parametrize("value", ["1²", "١٢", "²", " 3⁴ ", ""], ids=repr)
+def test_an_expected_user_count_that_is_not_ascii_digits_fails_by_name_before_any_request(sandbox, value):
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "VIP", ["a"])["guid"]
+    sandbox.clear_request_log()
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="w", segment_guid=guid, expected_user_count=value, deferrable=False
+    )
+    with pytest.raises(AirflowFailException, match=r"^expected_user_count .* is not a whole number"):
+        sensor.execute({})
+    assert sandbox.requests == []
+
+
+def test_a_templated_expected_user_count_with_a_superscript_digit_fails_by_name(sandbox):
+    sensor = rendered(
+        WalkMeSegmentPropagationSensor, "expected_user_count", "1²", segment_guid=GUID, deferrable=False
+    )
+    with pytest.raises(AirflowFailException, match=r"^expected_user_count '1²' is not a whole number"):
         sensor.execute({})
     assert sandbox.requests == []
