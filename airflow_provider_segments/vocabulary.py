@@ -41,6 +41,29 @@ def validate_segment_guid(value: Any) -> str:
     return value
 
 
+def validate_system_guid(value: Any) -> str:
+    """Return ``value`` if it is a WalkMe system GUID (letters, digits and hyphens); refuse anything
+    else, ``""``, ``0`` and ``[]`` included: only ``None`` means "the connection's system"."""
+    if not isinstance(value, str) or not SYSTEM_GUID_PATTERN.fullmatch(value):
+        raise SegmentsValidationError(
+            f"system_guid {preview(value)} is not valid: a WalkMe system GUID is letters, digits and "
+            "hyphens (copy it from Editor > Snippet); leave it out (None) for the connection's "
+            "extra.system_guid."
+        )
+    return value
+
+
+def validate_name_prefix(value: Any) -> str:
+    """Return ``value`` if it is a usable name prefix: non-blank text (``None`` is no filter, checked
+    by the caller); ``""`` or ``[]`` would keep every segment, and a clean-up deletes what it lists."""
+    if not isinstance(value, str) or not value.strip():
+        raise SegmentsValidationError(
+            f"name_prefix {preview(value)} is not valid: give the non-blank text segment names must start "
+            "with, or leave it out (None) to list every segment."
+        )
+    return value
+
+
 def validate_update_action(value: Any) -> str:
     """Return ``value`` if it is one of WalkMe's update actions."""
     if value not in UPDATE_ACTIONS:

@@ -32,11 +32,11 @@ from airflow_provider_segments.membership.sender import (
 from airflow_provider_segments.membership.writes import LatestAnsweredTime
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
-    SYSTEM_GUID_PATTERN,
     normalize_segment,
     updated_at_of,
     validate_segment_guid,
     validate_segment_name,
+    validate_system_guid,
     validate_update_action,
 )
 
@@ -99,19 +99,15 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         }
 
     def resolve_system_guid(self, system_guid: str | None = None) -> str:
-        """Return the task's system GUID, else the connection's default; refuse a malformed one."""
-        value = system_guid or self.settings.system_guid
-        if not value:
+        """Return the task's system GUID, else (``None``) the connection's default; refuse a bad one."""
+        if system_guid is not None:  # "", 0, [] (a template rendering to nothing) is no system: refused
+            return validate_system_guid(system_guid)
+        if not self.settings.system_guid:  # checked when the connection was read
             raise SegmentsValidationError(
                 f"No WalkMe system GUID: pass system_guid to the task or set extra.system_guid on "
                 f"connection {self.walkme_conn_id!r}."
             )
-        if not isinstance(value, str) or not SYSTEM_GUID_PATTERN.fullmatch(value):
-            raise SegmentsValidationError(
-                f"system_guid {preview(value)} is not valid: expected letters, digits and hyphens only "
-                "(copy it from Editor > Snippet)."
-            )
-        return value
+        return self.settings.system_guid
 
     # -- token ---------------------------------------------------------------------------------
     def get_access_token(self, force_refresh: bool = False, *, refused: str | None = None) -> str:

@@ -125,6 +125,19 @@ def check_unless_templated(value: Any, check: Callable[[Any], Any]) -> Any:
     return value if is_template(value) else check(value)
 
 
+#: The types a literal argument has; anything else (an XCom reference, an ObjectStoragePath) is
+#: resolved or rendered when the task runs and checked then.
+_LITERAL_TYPES = (str, int, float, list, tuple, dict, set)
+
+
+def check_literal(value: Any, check: Callable[[Any], Any]) -> Any:
+    """Check an optional argument given as a literal when the DAG is parsed (``None``, a Jinja string
+    or an XCom reference pass: checked when the task runs); return ``value`` unchanged."""
+    if value is not None and isinstance(value, _LITERAL_TYPES) and not is_template(value):
+        check(value)
+    return value
+
+
 class TemplateRenderingMixin:
     """Template rendering for this provider's operators: text stays text, literal ids stay as they are.
 

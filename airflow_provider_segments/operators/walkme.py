@@ -19,13 +19,18 @@ from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, G
 from airflow_provider_segments.membership.sender import DEFAULT_PARALLEL_REQUESTS, check_parallel_requests
 from airflow_provider_segments.operators._base import (
     SegmentsOperator,
+    check_literal,
     check_unless_templated,
     coerce_bool,
     fail_fast_on_bad_input,
     run_started_at,
     warn_if_state_is_per_worker,
 )
-from airflow_provider_segments.vocabulary import validate_update_action
+from airflow_provider_segments.vocabulary import (
+    validate_name_prefix,
+    validate_system_guid,
+    validate_update_action,
+)
 
 
 class _WalkMeOperator(SegmentsOperator[WalkMeHook]):
@@ -56,7 +61,7 @@ class _WalkMeOperator(SegmentsOperator[WalkMeHook]):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.system_guid = system_guid
+        self.system_guid = check_literal(system_guid, validate_system_guid)
         self.walkme_conn_id = walkme_conn_id
 
 
@@ -413,7 +418,8 @@ class WalkMeListSegmentsOperator(_WalkMeOperator):
     ``updated_at`` (``None`` where the API does not say).
 
     :param system_guid: WalkMe system GUID; defaults to the connection's. Templated.
-    :param name_prefix: keep only segments whose name starts with this. Templated.
+    :param name_prefix: keep only segments whose name starts with this (non-blank text; ``None``:
+        every segment). Templated.
     :param walkme_conn_id: Airflow connection of type ``walkme``.
     """
 
@@ -426,12 +432,13 @@ class WalkMeListSegmentsOperator(_WalkMeOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.name_prefix = name_prefix
+        self.name_prefix = check_literal(name_prefix, validate_name_prefix)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         with fail_fast_on_bad_input(self):
+            prefix = None if self.name_prefix is None else validate_name_prefix(self.name_prefix)
             segments = self.hook.list_segments(system_guid=self.system_guid)
-        if self.name_prefix:
-            segments = [s for s in segments if str(s.get("name") or "").startswith(self.name_prefix)]
+        if prefix is not None:  # not `if prefix:`: a prefix rendering to [] would list every segment
+            segments = [s for s in segments if str(s.get("name") or "").startswith(prefix)]
         self.log.info("WalkMe system lists %d matching segment(s).", len(segments))
         return segments

@@ -199,7 +199,8 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
     def _result(self, segment: dict[str, Any]) -> dict[str, Any]:
         """The gate, then what the task returns."""
         listed = segment.get("user_count")
-        expected = self._expected_count()
+        with fail_fast_on_bad_input():  # a bad gate value: retries cannot fix it
+            expected = self._expected_count()
         if expected is not None:
             if listed is None:
                 self.log.warning(
@@ -221,14 +222,17 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
 
     def _expected_count(self) -> int | None:
         value = self.expected_user_count
-        if value is None or value == "":
+        if value is None:  # only None turns the gate off: "" is refused below
             return None
-        if isinstance(value, str) and value.strip().isdigit():
+        # ASCII digits only: isdigit() alone lets "1²" through to a bare ValueError in int(), and
+        # int() reads other scripts' digits ("١٢" as 12)
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-        raise AirflowFailException(
-            f"expected_user_count {preview(value)} is not a whole number of users (or None)."
+        raise SegmentsValidationError(
+            f"expected_user_count {preview(value)} is not a whole number of users: give it in the digits "
+            "0-9 (e.g. the user_count the create or sync task returned), or None for no count check."
         )
 
     def _record_outlet_events(self, context: Context, segment: dict[str, Any]) -> None:
@@ -290,7 +294,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         with fail_fast_on_bad_input(self):
             validate_segment_guid(self.segment_guid)
             changed = parse_changed_at(self.changed_at)
-        self._expected_count()  # a bad gate value fails before any request
+            self._expected_count()  # a bad gate value fails before any request
         started = self._started_at(context)
         ready_at = (changed or started) + self.propagation_window
         deadline = started + timedelta(seconds=self.timeout)
