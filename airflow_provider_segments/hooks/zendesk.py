@@ -36,6 +36,7 @@ from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRAC
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
+    check_created_name,
     delete_confirmed,
     existing_segment,
     post_once,
@@ -207,6 +208,16 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         if unconfirmed:  # the lost create's content is not known for sure: make it exact
             return self._replace(segment, body, "exists after the unanswered create", guards)
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
+        created_id = validate_user_segment_id(segment["id"], "created id")
+        twins = self._custom_segments_named(name)  # found again by its name, and only it: as WalkMe's
+        ours = [twin for twin in twins if twin.get("id") == created_id]
+        check_created_name(
+            "Zendesk",
+            f"the new user segment {name!r} (id {created_id})",
+            name,
+            name if ours else self.get_user_segment(created_id).get("name"),
+            [twin.get("id") for twin in twins if twin not in ours],
+        )
         # read back on every criterion a create decides: those left out must be listed empty, if listed
         return self._reported(self._verified(segment["id"], body, cleared=as_created(body).keys() - body))
 

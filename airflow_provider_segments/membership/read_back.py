@@ -11,14 +11,11 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
-    SegmentExistsError,
     SegmentsError,
     SegmentsNotFoundError,
-    SegmentsValidationError,
 )
 from airflow_provider_segments.membership.sender import MembershipApi
-from airflow_provider_segments.membership.writes import parse_time
-from airflow_provider_segments.text import preview
+from airflow_provider_segments.membership.writes import check_created_name, parse_time
 
 #: Read-backs of a changed segment before a count that disagrees counts as a mismatch (a listing
 #: may lag a moment behind the writes), and the wait between two.
@@ -83,7 +80,8 @@ def verify(
             )
             raise
         if named is not None:
-            _check_created_name(named, listed, [s for s in twins if s not in ours], what)
+            others = [segment["segment_guid"] for segment in twins if segment not in ours]
+            check_created_name("WalkMe", what, named, listed.get("name"), others)
         count = listed.get("user_count")
         if _is_later(listed.get("updated_at"), last_write):
             raise MembershipMismatchError(
@@ -130,27 +128,6 @@ def verify(
         listed_count=count,
         expected_count=expected,
     )
-
-
-def _check_created_name(name: str, listed: dict[str, Any], others: list[dict[str, Any]], what: str) -> None:
-    """Refuse a create whose name a later lookup would not find again as this one segment: the
-    platform stores it spelled otherwise, or lists another segment of that name (another try of
-    this task, or another DAG, created one at the same time). A retry cannot mend either: it would
-    create yet another segment, or find the name ambiguous; so neither is retried."""
-    if listed.get("name") != name:
-        raise SegmentsValidationError(
-            f"WalkMe stores {what} as {preview(listed.get('name'))}, not {preview(name)} as sent: a later "
-            "run looking the name up would not find it and would create another segment. Its members "
-            "were written; give the name as WalkMe stores it (and delete or rename this segment)."
-        )
-    if others:
-        guids = ", ".join(str(other["segment_guid"]) for other in others)
-        raise SegmentExistsError(
-            f"After creating {what}, WalkMe lists {len(others) + 1} segments named {name!r}: {guids} "
-            "too. Another try of this task, or another DAG, created one at the same time, and every "
-            "later lookup by name is ambiguous. Delete the one that should not exist (this task wrote "
-            "its members to its own), then rerun."
-        )
 
 
 def _is_later(listed: Any, answered: str | None) -> bool:

@@ -33,7 +33,9 @@ from airflow_provider_segments.exceptions import (
     SegmentsError,
     SegmentsNotFoundError,
     SegmentsUnknownOutcomeError,
+    SegmentsValidationError,
 )
+from airflow_provider_segments.text import preview
 
 #: After a create whose outcome is unknown, how often to look for it (a slow server may still be
 #: creating it), and how long to wait between two looks: about 20 s in all.
@@ -315,3 +317,25 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def check_created_name(platform: str, what: str, name: str, listed_name: Any, others: list[Any]) -> None:
+    """Refuse a create that a later lookup by name would not find again as this one segment: the
+    platform lists it under another spelling (``listed_name``), or lists other segments of that
+    name too (``others``: their ids; another try of the task, or another DAG, created one at the
+    same time). A retry cannot mend either (it would create yet another segment, or find the name
+    ambiguous), so neither is retried. The same rule for both platforms' creates."""
+    if listed_name != name:
+        raise SegmentsValidationError(
+            f"{platform} stores {what} as {preview(listed_name)}, not {preview(name)} as sent: a later run "
+            "looking the name up would not find it and would create another segment. It was written; "
+            f"give the name as {platform} stores it (and delete or rename this segment)."
+        )
+    if others:
+        ids = ", ".join(map(str, others))
+        raise SegmentExistsError(
+            f"After creating {what}, {platform} lists {len(others) + 1} segments named {name!r}: {ids} "
+            "too. Another try of this task, or another DAG, created one at the same time, and every "
+            "later lookup by name is ambiguous. Delete the one that should not exist (this task wrote "
+            "to its own), then rerun."
+        )

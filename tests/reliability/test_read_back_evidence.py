@@ -178,3 +178,56 @@ def test_two_tries_creating_at_once_never_both_report_success(sandbox, tmp_path,
         failures = [str(o) for o in outcomes if isinstance(o, Exception)]
         assert failures, outcomes  # not both report success
         assert all(guid in failures[-1] for guid in twins), failures
+
+
+# -- the same rule for a Zendesk create --------------------------------------------------------------
+def test_a_zendesk_name_stored_respelled_fails_the_create_without_retries(sandbox, monkeypatch):
+    from airflow_provider_segments.exceptions import SegmentsValidationError
+    from airflow_provider_segments.testing import zendesk as fake_zendesk
+
+    original = fake_zendesk.validate_segment
+
+    def respelled(fields, creating):
+        changes = original(fields, creating=creating)
+        if "name" in changes:
+            changes["name"] = " ".join(changes["name"].split())
+        return changes
+
+    monkeypatch.setattr(fake_zendesk, "validate_segment", respelled)
+    with pytest.raises(SegmentsValidationError, match=r"stores .* as 'Beta testers', not 'Beta  testers'"):
+        ZendeskHelpCenterHook().create_user_segment(name="Beta  testers", user_type="signed_in_users")
+    assert [s["name"] for s in sandbox.zendesk.segments() if not s["built_in"]] == ["Beta testers"]
+
+
+def test_two_zendesk_creates_at_once_never_both_report_success(sandbox, monkeypatch):
+    from airflow_provider_segments.exceptions import SegmentExistsError
+
+    original, barrier = ZendeskHelpCenterHook._custom_segments_named, threading.Barrier(2, timeout=10)
+    looked: list = []
+
+    def look_up_together(self, name):
+        found = original(self, name)
+        if len(looked) < 2:  # the creates' first look-ups: both find the name free
+            looked.append(name)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+        return found
+
+    monkeypatch.setattr(ZendeskHelpCenterHook, "_custom_segments_named", look_up_together)
+    outcomes: list = []
+
+    def one_create():
+        try:
+            outcomes.append(ZendeskHelpCenterHook().create_user_segment(name="VIP", user_type="staff"))
+        except Exception as err:  # what each ended with is the point
+            outcomes.append(err)
+
+    creates = [threading.Thread(target=one_create) for _ in range(2)]
+    for one in creates:
+        one.start()
+    for one in creates:
+        one.join(30)
+    twins = [s["id"] for s in sandbox.zendesk.segments() if s["name"] == "VIP" and not s["built_in"]]
+    assert len(twins) == 2  # both created: the race the check is for
+    failures = [o for o in outcomes if isinstance(o, SegmentExistsError)]
+    assert failures and all(str(twin) in str(failures[-1]) for twin in twins), outcomes
