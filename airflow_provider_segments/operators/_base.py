@@ -79,6 +79,11 @@ def jinja_markers(jinja_env: Any) -> tuple[str, ...]:
     return _JINJA_MARKERS if markers == _JINJA_MARKERS else markers
 
 
+def is_xcom_reference(value: Any) -> bool:
+    """True for an XComArg (``task.output``, ``task.output["key"]``): Airflow resolves it at run time."""
+    return hasattr(value, "resolve") and hasattr(value, "operator")
+
+
 def is_template(value: Any) -> bool:
     """True for a string that Airflow will render before ``execute`` (so it cannot be checked yet)."""
     return isinstance(value, str) and may_hold_jinja(value)
@@ -118,11 +123,12 @@ def is_nothing(value: Any) -> bool:
 
 
 def check_unless_templated(value: Any, check: Callable[[Any], Any]) -> Any:
-    """Validate a literal argument when the DAG is parsed; a Jinja string is checked at run time.
+    """Validate a literal argument when the DAG is parsed; a Jinja string or an XCom reference is
+    checked at run time.
 
     Returns what ``check`` returns for a literal (e.g. the coerced value), else ``value`` unchanged.
     """
-    return value if is_template(value) else check(value)
+    return value if is_template(value) or is_xcom_reference(value) else check(value)
 
 
 #: The types a literal argument has; anything else (an XCom reference, an ObjectStoragePath) is
@@ -211,7 +217,7 @@ class TemplateRenderingMixin:
             if isinstance(value, str):
                 if may_hold_jinja(value, markers):
                     given[field, None] = f"the template {preview(value)}"
-            elif hasattr(value, "resolve") and hasattr(value, "operator"):  # an XComArg (task.output)
+            elif is_xcom_reference(value):
                 key = getattr(value, "key", None)
                 of_key = f" (key {key!r})" if key not in (None, "return_value") else ""
                 task_id = getattr(getattr(value, "operator", None), "task_id", "?")

@@ -19,7 +19,10 @@ from airflow_provider_segments.operators.walkme import (
     WalkMeCreateSegmentOperator,
     WalkMeUpdateSegmentOperator,
 )
-from airflow_provider_segments.operators.zendesk import ZendeskCreateUserSegmentOperator
+from airflow_provider_segments.operators.zendesk import (
+    ZendeskCreateUserSegmentOperator,
+    ZendeskListUserSegmentsOperator,
+)
 from airflow_provider_segments.testing import TEST_CLIENT_SECRET, TEST_SYSTEM_GUID
 
 START = pendulum.datetime(2026, 1, 1)
@@ -148,3 +151,17 @@ def test_an_id_item_keeps_the_text_its_template_wrote_under_native_rendering(san
     operator.render_template_fields({"params": {"owner": written}})
     operator.execute({})
     assert members(sandbox, guid) == ["a", written]
+
+
+def test_a_boolean_given_as_an_xcomarg_is_checked_when_the_task_runs_not_at_parse_time(sandbox):
+    class PushedFalseTI(PushedNothingTI):
+        def xcom_pull(self, task_ids=None, key="return_value", default=None, map_indexes=None, **_):
+            return "false"
+
+    sandbox.zendesk.create_segment(name="VIP", user_type="staff")
+    with DAG("d", schedule=None, start_date=START):
+        config = EmptyOperator(task_id="config")
+        operator = ZendeskListUserSegmentsOperator(task_id="t", built_in=config.output)  # parses
+    operator.render_template_fields({"ti": PushedFalseTI()})
+    listed = operator.execute({})
+    assert listed and not any(segment["built_in"] for segment in listed)  # "false": custom ones only
