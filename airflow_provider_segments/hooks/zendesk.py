@@ -219,7 +219,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             [twin.get("id") for twin in twins if twin not in ours],
         )
         # read back on every criterion a create decides: those left out must be listed empty, if listed
-        return self._reported(self._verified(segment["id"], body, cleared=as_created(body).keys() - body))
+        return self._reported(self._verified(created_id, body, cleared=as_created(body).keys() - body))
 
     def _replace(
         self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards

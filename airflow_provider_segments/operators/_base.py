@@ -5,6 +5,7 @@ strict booleans."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,6 +30,9 @@ _FALSE_WORDS = frozenset({"false"})
 _TEXT = "text"
 _TEXT_ITEMS = "text items"
 _field_kind: ContextVar[str | None] = ContextVar("segments_template_field_kind", default=None)
+#: The literal lists being rendered as a whole field, by ``id``: their Jinja items are noted by
+#: position as they render (see TemplateRenderingMixin.refuse_templates_rendered_to_nothing).
+_field_lists: ContextVar[dict[int, str] | None] = ContextVar("segments_template_field_lists", default=None)
 
 
 @contextmanager
@@ -80,8 +84,10 @@ def jinja_markers(jinja_env: Any) -> tuple[str, ...]:
 
 
 def is_xcom_reference(value: Any) -> bool:
-    """True for an XComArg (``task.output``, ``task.output["key"]``): Airflow resolves it at run time."""
-    return hasattr(value, "resolve") and hasattr(value, "operator")
+    """True for what Airflow resolves at run time instead of rendering: an XComArg (``task.output``,
+    ``task.output["key"]``, a zip or concat of them); Airflow's own test (a ``resolve`` that is not a
+    path's)."""
+    return not isinstance(value, os.PathLike) and callable(getattr(value, "resolve", None))
 
 
 def is_template(value: Any) -> bool:
@@ -131,16 +137,11 @@ def check_unless_templated(value: Any, check: Callable[[Any], Any]) -> Any:
     return value if is_template(value) or is_xcom_reference(value) else check(value)
 
 
-#: The types a literal argument has; anything else (an XCom reference, an ObjectStoragePath) is
-#: resolved or rendered when the task runs and checked then.
-_LITERAL_TYPES = (str, int, float, list, tuple, dict, set)
-
-
 def check_literal(value: Any, check: Callable[[Any], Any]) -> Any:
-    """Check an optional argument given as a literal when the DAG is parsed (``None``, a Jinja string
-    or an XCom reference pass: checked when the task runs); return ``value`` unchanged."""
-    if value is not None and isinstance(value, _LITERAL_TYPES) and not is_template(value):
-        check(value)
+    """:func:`check_unless_templated` for an optional argument (``None`` is "not given"); returns
+    ``value`` unchanged."""
+    if value is not None:
+        check_unless_templated(value, check)
     return value
 
 
@@ -188,7 +189,7 @@ class TemplateRenderingMixin:
         """Refuse, naming it, a field (or a list item) given as a template or an XCom whose value is
         nothing now (rendered so, and not set since): :class:`SegmentsValidationError`, before
         anything is sent."""
-        for (field, index), given_as in getattr(self, "_templates_given", {}).items():
+        for (field, index), given_as in self._templates_noted().items():
             if field in self.may_render_to_nothing:
                 continue
             value = getattr(self, field, None)
@@ -206,10 +207,19 @@ class TemplateRenderingMixin:
                     "is meant."
                 )
 
-    def _note_templates_given(self, fields: list[str], markers: tuple[str, ...], seen_oids: set[int]) -> None:
-        """Note, before rendering replaces them, the fields (and items of literal lists) that hold a
-        template or an XCom reference; kept across renders (see refuse_templates_rendered_to_nothing)."""
-        given: dict[tuple[str, int | None], str] = self.__dict__.setdefault("_templates_given", {})
+    def _templates_noted(self) -> dict[tuple[str, int | None], str]:
+        """What each field (``(field, None)``) or item of a literal list (``(field, index)``) was given
+        as, where that was a template or an XCom reference; kept across renders."""
+        return self.__dict__.setdefault("_templates_given", {})
+
+    def _note_templates_given(
+        self, fields: list[str], markers: tuple[str, ...], seen_oids: set[int]
+    ) -> dict[int, str]:
+        """Note, before rendering replaces them, the fields that hold a template or an XCom
+        reference; return the literal lists among the fields (by ``id``), whose Jinja items
+        :meth:`render_template` notes as it renders them (one pass over a long list, not two)."""
+        given = self._templates_noted()
+        lists: dict[int, str] = {}
         for field in fields:
             value = getattr(self, field, None)
             if id(value) in seen_oids:  # a value resolved from XCom already (a mapped task's): data
@@ -222,10 +232,9 @@ class TemplateRenderingMixin:
                 of_key = f" (key {key!r})" if key not in (None, "return_value") else ""
                 task_id = getattr(getattr(value, "operator", None), "task_id", "?")
                 given[field, None] = f"the XCom of task {task_id!r}{of_key}"
-            elif isinstance(value, (list, tuple)) and type(value) in (list, tuple):
-                for index, item in enumerate(value):
-                    if type(item) is str and may_hold_jinja(item, markers):
-                        given[field, index] = f"the template {preview(item)}"
+            elif type(value) in (list, tuple):
+                lists[id(value)] = field
+        return lists
 
     def _do_render_template_fields(
         self,
@@ -248,20 +257,24 @@ class TemplateRenderingMixin:
         fields = list(template_fields)
         if jinja_env is None:
             jinja_env = self.get_template_env()
-        self._note_templates_given(fields, jinja_markers(jinja_env), seen_oids)
+        lists = self._note_templates_given(fields, jinja_markers(jinja_env), seen_oids)
         groups = (
             (None, [f for f in fields if f not in self.text_fields and f not in self.text_item_fields]),
             (_TEXT, [f for f in fields if f in self.text_fields]),
             (_TEXT_ITEMS, [f for f in fields if f in self.text_item_fields and f not in self.text_fields]),
         )
-        for kind, names in groups:
-            if not names:
-                continue
-            token = _field_kind.set(kind)
-            try:
-                render(parent, names, context, jinja_env, seen_oids)
-            finally:
-                _field_kind.reset(token)
+        lists_token = _field_lists.set(lists)
+        try:
+            for kind, names in groups:
+                if not names:
+                    continue
+                token = _field_kind.set(kind)
+                try:
+                    render(parent, names, context, jinja_env, seen_oids)
+                finally:
+                    _field_kind.reset(token)
+        finally:
+            _field_lists.reset(lists_token)
 
     def render_template(
         self,
@@ -280,13 +293,19 @@ class TemplateRenderingMixin:
         if type(content) in (list, tuple, set):
             markers = jinja_markers(jinja_env)
             render = self._render_text if kind in (_TEXT, _TEXT_ITEMS) else super().render_template  # type: ignore[misc]
-            rendered = (
-                item
-                if isinstance(item, str) and not may_hold_jinja(item, markers)
-                else render(item, context, jinja_env, seen_oids)
-                for item in content
-            )
-            return type(content)(rendered)
+            field = (_field_lists.get() or {}).get(id(content))  # a field's literal list, not a nested one
+            given = self._templates_noted()
+
+            def rendered() -> Iterator[Any]:
+                for index, item in enumerate(content):
+                    if isinstance(item, str) and not may_hold_jinja(item, markers):
+                        yield item
+                        continue
+                    if field is not None and type(item) is str:
+                        given[field, index] = f"the template {preview(item)}"
+                    yield render(item, context, jinja_env, seen_oids)
+
+            return type(content)(rendered())
         return super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
 
     def _render_text(self, content: Any, context: Context, jinja_env: Any, seen_oids: set[int] | None) -> Any:
