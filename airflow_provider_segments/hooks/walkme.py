@@ -6,6 +6,7 @@ hook assumes (response shapes, DELETE) are listed in ``docs/walkme.md``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -135,13 +136,19 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
 
     def _call(self, method: str, path: str, *, json_body: Any = None, idempotent: bool | None = None) -> Any:
         """Send one Segments API call with the bearer token; on a 401 fetch a new token once."""
+        return self._call_and_headers(method, path, json_body=json_body, idempotent=idempotent)[0]
+
+    def _call_and_headers(
+        self, method: str, path: str, *, json_body: Any = None, idempotent: bool | None = None
+    ) -> tuple[Any, Mapping[str, str]]:
+        """:meth:`_call`, with the answer's headers."""
         token, refused = None, None
         for attempt in (1, 2):
             calling = False  # a failure fetching the token is not the call's 401
             try:
                 token = self.get_access_token(force_refresh=attempt == 2, refused=token)
                 calling = True
-                return self.client.request_json(
+                return self.client.request_json_and_headers(
                     method,
                     path,
                     json_body=json_body,
@@ -161,8 +168,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
     def list_segments(self, system_guid: str | None = None) -> list[dict[str, Any]]:
         """Return every segment of the system, as dicts with ``segment_guid``, ``name``, ..."""
         system = self.resolve_system_guid(system_guid)
-        body = self._call("GET", SEGMENTS_PATH.format(system_guid=system))
-        return listed_segments(body, self.client.preview)  # only a whole list, with valid GUIDs
+        body, headers = self._call_and_headers("GET", SEGMENTS_PATH.format(system_guid=system))
+        return listed_segments(body, self.client.preview, headers)  # only a whole list, valid GUIDs
 
     def find_segments_by_name(self, name: str, system_guid: str | None = None) -> list[dict[str, Any]]:
         """Return the segments of the system whose name is exactly ``name``."""

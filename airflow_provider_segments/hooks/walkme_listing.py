@@ -3,11 +3,14 @@
 The provider does not page WalkMe listings (the Segments document describes no paging), so a
 listing is trusted only when it says nothing of more pages: a name lookup on part of the list would
 miss a segment and create a duplicate, and a guard or read-back would check the wrong numbers.
+Signs are looked for in the body (flags, next links and cursors, totals, page counts, "last page"
+flags, also in paging objects) and in the headers (``Link: <...>; rel="next"``, ``X-Total-Count``...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError
@@ -16,30 +19,54 @@ from airflow_provider_segments.vocabulary import normalize_segment
 #: Keys an object answer may wrap the list of segments in (the first list found is it).
 LIST_KEYS = ("segments", "data", "items", "results")
 #: A flag saying more pages follow when it is set.
-MORE_FLAGS = ("hasMore", "has_more")
+MORE_FLAGS = ("hasMore", "has_more", "hasNextPage", "has_next_page", "hasNext", "has_next", "more")
+#: A flag saying this is the last page: given and not set (false, 0, "false", "") means more follow.
+LAST_FLAGS = ("last", "isLast", "is_last", "isLastPage", "is_last_page", "lastPage", "last_page")
 #: A link, page number or cursor of a next page when it is not empty.
-NEXT_KEYS = ("next", "nextPage", "next_page", "nextCursor", "cursor")
+NEXT_KEYS = (
+    "next", "nextPage", "next_page", "nextCursor", "next_cursor", "cursor", "nextLink", "next_link",
+    "nextUrl", "next_url", "nextPageToken", "next_page_token", "nextToken", "next_token",
+    "continuationToken", "continuation_token", "@odata.nextLink",
+)  # fmt: skip
 #: A count of all the segments, which must not exceed the ones listed.
-TOTAL_KEYS = ("total", "totalCount", "total_count")
+TOTAL_KEYS = ("total", "totalCount", "total_count", "totalElements", "total_elements", "totalItems")
+#: A count of pages (or the number of the last one): more than one means this answer is part of the
+#: list, whichever page it is (this provider never asks for a page).
+PAGE_COUNT_KEYS = (
+    "totalPages", "total_pages", "pageCount", "page_count", "pages", "numPages", "num_pages",
+    "lastPage", "last_page",
+)  # fmt: skip
 #: Objects that carry paging information (also inside one another, e.g. ``meta.pagination``).
-PAGING_KEYS = ("pagination", "paging", "meta", "links")
+PAGING_KEYS = ("pagination", "paging", "meta", "links", "page", "pageInfo", "page_info", "_links")
 #: How deep paging objects are searched for a sign (``meta.pagination.next`` is depth 2).
 MAX_PAGING_DEPTH = 2
+#: The same signs as HTTP headers (names in lower case), and ``Link`` with a ``rel="next"`` (RFC 8288).
+NEXT_HEADERS = ("x-next-page", "x-next-cursor", "x-next", "next-page", "x-next-page-token")
+MORE_HEADERS = ("x-has-more", "x-more")
+TOTAL_HEADERS = ("x-total-count", "x-total", "total-count", "x-total-items")
+PAGE_COUNT_HEADERS = ("x-total-pages", "x-page-count", "x-pages")
+_LINK_NEXT = re.compile(r""";\s*rel\s*=\s*(?:"[^"]*\bnext\b[^"]*"|next\b)""", re.IGNORECASE)
 
 
-def listed_segments(body: Any, preview: Callable[[Any], str]) -> list[dict[str, Any]]:
+def listed_segments(
+    body: Any, preview: Callable[[Any], str], headers: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The segments of a listing answer, normalised, each with a valid GUID.
 
     ``body`` is a JSON array, or an object wrapping it under one of :data:`LIST_KEYS`; ``preview``
-    shows a value, cut short and redacted, for an error message.
+    shows a value, cut short and redacted, for an error message; ``headers`` are the answer's.
 
-    :raises SegmentsError: the answer has another shape, says more pages follow, or lists a segment
-        without a GUID or with one that is not a GUID (see :func:`normalize_segment`).
+    :raises SegmentsError: the answer has another shape, says more pages follow (in its body or its
+        headers), or lists a segment without a GUID or with one that is not a GUID (see
+        :func:`normalize_segment`).
     """
     items = body
     if isinstance(body, dict):
         items = next((body[key] for key in LIST_KEYS if isinstance(body.get(key), list)), None)
-        sign = None if items is None else _sign_of_more(body, len(items), "", 0)
+    if isinstance(items, list):
+        sign = _sign_in_headers(headers or {}, len(items))
+        if sign is None and isinstance(body, dict):
+            sign = _sign_of_more(body, len(items), "", 0)
         if sign is not None:
             raise SegmentsError(
                 f"WalkMe answered only part of the list of segments (more pages follow: {sign}), and "
@@ -71,15 +98,42 @@ def _sign_of_more(wrapper: dict[str, Any], count: int, where: str, depth: int) -
         value = wrapper.get(key)
         if value and not (isinstance(value, str) and not value.strip()):
             return f"{where}{key} names a next page"
+    for key in LAST_FLAGS:
+        flag = wrapper.get(key)
+        if flag is not None and _whole_number(flag) is None and not _is_set(flag):
+            return f"{where}{key} is not set"
     for key in TOTAL_KEYS:
         total = _whole_number(wrapper.get(key))
         if total is not None and total > count:
             return f"{where}{key} counts {total}, {count} listed"
+    for key in PAGE_COUNT_KEYS:
+        pages = _whole_number(wrapper.get(key))
+        if pages is not None and pages > 1:
+            return f"{where}{key} counts {pages} pages"
     if depth < MAX_PAGING_DEPTH:
         for key in PAGING_KEYS:
             inner = wrapper.get(key)
             if isinstance(inner, dict) and (sign := _sign_of_more(inner, count, f"{where}{key}.", depth + 1)):
                 return sign
+    return None
+
+
+def _sign_in_headers(headers: Mapping[str, str], count: int) -> str | None:
+    """Where the answer's headers say more than ``count`` segments exist; ``None`` when none does."""
+    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+    if _LINK_NEXT.search(lowered.get("link", "")):
+        return 'the Link header names a rel="next" page'
+    for name in NEXT_HEADERS:
+        if lowered.get(name, "").strip():
+            return f"the {name} header names a next page"
+    for name in MORE_HEADERS:
+        if name in lowered and _is_set(lowered[name]):
+            return f"the {name} header is set"
+    for names, limit, what in ((TOTAL_HEADERS, count, "segments"), (PAGE_COUNT_HEADERS, 1, "pages")):
+        for name in names:
+            total = _whole_number(lowered.get(name))
+            if total is not None and total > limit:
+                return f"the {name} header counts {total} {what}"
     return None
 
 

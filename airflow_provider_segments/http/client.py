@@ -249,6 +249,13 @@ class ApiClient:
         """
         return self._perform(method, path, parse_json=True, **kwargs)[1]
 
+    def request_json_and_headers(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[Any, Mapping[str, str]]:
+        """Like :meth:`request_json`, with the answer's headers (where a listing may say it is paged)."""
+        response, body = self._perform(method, path, parse_json=True, **kwargs)
+        return body, response.headers
+
     # -- the retry loop ----------------------------------------------------------------------------
     def _perform(
         self,

@@ -105,6 +105,88 @@ def test_the_list_operator_refuses_part_of_a_list_too(sandbox):
     refused_as_an_api_answer(caught)
 
 
+# Page counts and "last page" flags, in any paging object: we never ask for a page, so a listing
+# that counts more than one page, or says it is not the last, is part of the list.
+MORE_PAGES_BY_COUNT = {
+    "totalPages": {"segments": [], "totalPages": 2, "page": 1},
+    "total_pages-as-text": {"data": [], "total_pages": "3"},
+    "pageCount": {"items": [], "pageCount": 2},
+    "pages": {"results": [], "page": 1, "pages": 4},
+    "last-false": {"segments": [], "last": False},
+    "isLastPage-false": {"segments": [], "isLastPage": False},
+    "lastPage-number": {"data": [], "currentPage": 1, "lastPage": 2},
+    "meta.page.totalPages": {"data": [], "meta": {"page": {"totalPages": 2}}},
+}
+#: The same signs in the HTTP headers of the answer (``Link: <...>; rel="next"``, RFC 8288).
+MORE_PAGES_IN_HEADERS = {
+    "Link-next": {"Link": '<https://api.walkme.com/segment?page=2>; rel="next"'},
+    "Link-several": {"Link": '<https://x/s?page=1>; rel="first", <https://x/s?page=2>; REL=Next'},
+    "X-Total-Count": {"X-Total-Count": "5"},
+    "X-Next-Page": {"X-Next-Page": "2"},
+    "X-Has-More": {"X-Has-More": "true"},
+    "X-Total-Pages": {"X-Total-Pages": "2"},
+}
+
+
+def _answer_listing(monkeypatch: Any, body: Any, headers: dict[str, str]) -> None:
+    """The sandbox answers the next WalkMe listing with ``body`` and ``headers``."""
+    from airflow_provider_segments.testing import walkme as fake_walkme
+    from airflow_provider_segments.testing.base import Response
+
+    original, used = fake_walkme.WalkMeApp._segment_call, []
+
+    def answer(self, request, system, segment):
+        if request.method != "GET" or used:
+            return original(self, request, system, segment)
+        used.append(request)
+        listed = json.dumps(body if body is not None else self.segments(system.lower())).encode()
+        return Response(200, listed, {"Content-Type": "application/json", **headers})
+
+    monkeypatch.setattr(fake_walkme.WalkMeApp, "_segment_call", answer)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        *((body, {}) for body in MORE_PAGES_BY_COUNT.values()),
+        *((None, h) for h in MORE_PAGES_IN_HEADERS.values()),
+    ],
+    ids=[*MORE_PAGES_BY_COUNT, *MORE_PAGES_IN_HEADERS],
+)
+def test_a_listing_counting_more_pages_or_paging_in_its_headers_never_duplicates(
+    sandbox, tmp_path, monkeypatch, body, headers
+):
+    existing = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Other", ["a", "b"])
+    _answer_listing(monkeypatch, body, headers)  # "Audience" would be on the next page
+    with pytest.raises(SegmentsError) as caught:
+        sync(tmp_path, ["x", "y"])
+    refused_as_an_api_answer(caught)
+    assert "only part of the list" in str(caught.value), str(caught.value)
+    assert named(sandbox, "Audience") == [] and writes(sandbox) == []
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, existing["guid"])) == {"a", "b"}
+
+
+COMPLETE_BY_COUNT = {
+    "totalPages-1": ({"totalPages": 1, "page": 1}, {}),
+    "last-true": ({"last": True, "isLastPage": True}, {}),
+    "Link-without-next": (
+        None,
+        {"Link": '<https://x/s?page=1>; rel="first", <https://x/s?page=1>; rel="last"'},
+    ),
+    "X-Total-Count-equal": (None, {"X-Total-Count": "1"}),
+}
+
+
+@pytest.mark.parametrize(("extra", "headers"), COMPLETE_BY_COUNT.values(), ids=COMPLETE_BY_COUNT.keys())
+def test_a_listing_of_one_page_is_still_trusted(sandbox, tmp_path, monkeypatch, extra, headers):
+    existing = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["a", "b"])
+    body = None if extra is None else {"segments": sandbox.walkme.segments(TEST_SYSTEM_GUID), **extra}
+    _answer_listing(monkeypatch, body, headers)
+    result = sync(tmp_path, ["x", "y"])
+    assert result["segment_guid"] == existing["guid"]
+    assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, existing["guid"])) == {"x", "y"}
+
+
 COMPLETE = {
     "hasMore-false": lambda seg: {"segments": [seg], "hasMore": False},
     "total-equal": lambda seg: {"data": [seg], "total": 1},
