@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import tokenize
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
@@ -189,6 +190,38 @@ def add_checked(ids: dict[str, Any], raw: str, max_length: int, label: str) -> N
     if reason:
         raise SegmentsValidationError(f"{label} = {preview(raw)} is not a valid user id: {reason}.")
     ids[raw] = None
+
+
+class _RespelledInt(int):
+    """A JSON integer not written as ``repr()`` writes it (``-0``): kept to be named by position."""
+
+    spelling = ""
+
+
+def json_list_literal(text: str, field: str) -> Any:
+    """What ``text``, JSON, holds (raises ``ValueError`` when it is not JSON); an integer element not
+    in plain decimal digits (``-0``: it would be sent as ``0``) is refused, naming the element, as
+    :func:`python_list_literal` refuses it."""
+    respelled: list[str] = []
+
+    def parse_int(digits: str) -> int:
+        value = int(digits)
+        if digits == repr(value):
+            return value
+        respelled.append(digits)
+        marked = _RespelledInt(value)
+        marked.spelling = digits
+        return marked
+
+    parsed = json.loads(text, parse_int=parse_int)
+    if respelled and isinstance(parsed, list):
+        for position, value in enumerate(parsed):
+            if isinstance(value, _RespelledInt):
+                raise SegmentsValidationError(
+                    f"{field}[{position}] = {value.spelling} is not an integer in plain decimal digits (it "
+                    f"would be sent as {int(value)!r}): write it as its digits, or as a string."
+                )
+    return parsed
 
 
 def python_list_literal(text: str, field: str) -> list[Any] | None:

@@ -16,7 +16,6 @@ No Airflow import at module level: object-storage URIs are opened through Airflo
 from __future__ import annotations
 
 import csv
-import json
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
@@ -29,6 +28,7 @@ from airflow_provider_segments.id_checks import (  # noqa: F401  (CSV_DELIMITERS
     add_checked,
     checked_line_batches,
     checked_value_batches,
+    json_list_literal,
     python_list_literal,
 )
 from airflow_provider_segments.id_files import BLOCK_IDS, IdCollector, SortedIdFile, collect
@@ -349,7 +349,7 @@ def as_list(value: Any, field: str, what: str = "user ids") -> list[Any]:
         stripped = text.strip()
         if stripped.startswith("["):
             try:
-                parsed = json.loads(stripped)
+                parsed = json_list_literal(stripped, field)
             except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
                 parsed = python_list_literal(stripped, field)
             if isinstance(parsed, list):

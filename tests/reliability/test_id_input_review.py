@@ -135,6 +135,9 @@ def test_user_ids_column_beside_an_inline_list_fails_at_run_time_before_anything
         ("[00]", 0),  # (not JSON: leading zeros)
         ("[0o17]", 0),
         ("[- 1]", 0),
+        ("[-0]", 0),  # JSON: read as 0, sent as '0'
+        ('["a", -0, 0]', 1),
+        ("[1, -0]", 1),
     ],
 )
 def test_a_python_list_literal_beyond_what_repr_writes_is_refused_naming_the_element(text, position):
@@ -150,6 +153,7 @@ def test_a_python_list_literal_beyond_what_repr_writes_is_refused_naming_the_ele
         ("['alice', 'bob',]", ["alice", "bob"]),
         (repr(["it's", 'say "hi"', "a\\b"]), ["it's", 'say "hi"', "a\\b"]),
         (repr(["x", 7, -7]), ["x", "7", "-7"]),
+        ('["x", 7, -7, 0]', ["x", "7", "-7", "0"]),  # JSON
         ("[\n  'a',\n  'b',\n]", ["a", "b"]),
     ],
 )
@@ -165,7 +169,9 @@ def test_two_ids_without_a_comma_fail_before_anything_is_sent(sandbox, tmp_path)
     assert sorted(sandbox.walkme.members(TEST_SYSTEM_GUID, result["segment_guid"])) == ["alice", "bob"]
 
 
-@pytest.mark.parametrize(("field", "text"), [("tags", "['vip' 'beta']"), ("group_ids", "[0x10]")])
+@pytest.mark.parametrize(
+    ("field", "text"), [("tags", "['vip' 'beta']"), ("group_ids", "[0x10]"), ("group_ids", "[-0]")]
+)
 def test_zendesk_lists_given_as_python_literals_are_held_to_the_same_rule(field, text):
     with pytest.raises(SegmentsValidationError, match=rf"^{field}\[0\] = "):
         build_user_segment_payload({"name": "n", "user_type": "signed_in_users", field: text}, creating=True)
