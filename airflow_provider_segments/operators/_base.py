@@ -5,6 +5,7 @@ strict booleans."""
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -128,6 +129,18 @@ def is_nothing(value: Any) -> bool:
     return value is None or (isinstance(value, str) and (not value.strip() or value == "None"))
 
 
+def collection_text(value: Any) -> str | None:
+    """The kind of collection (``"list"``, ``"dict"``...) whose text ``value`` is, as plain rendering
+    writes one (its ``repr()``: ``"['b', 'c']"``); ``None`` for any other value."""
+    if not isinstance(value, str) or value.strip()[:1] not in ("[", "(", "{"):
+        return None
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return type(parsed).__name__ if isinstance(parsed, (list, tuple, dict, set)) else None
+
+
 def check_unless_templated(value: Any, check: Callable[[Any], Any]) -> Any:
     """Validate a literal argument when the DAG is parsed; a Jinja string or an XCom reference is
     checked at run time.
@@ -187,8 +200,9 @@ class TemplateRenderingMixin:
 
     def refuse_templates_rendered_to_nothing(self) -> None:
         """Refuse, naming it, a field (or a list item) given as a template or an XCom whose value is
-        nothing now (rendered so, and not set since): :class:`SegmentsValidationError`, before
-        anything is sent."""
+        nothing now (rendered so, and not set since), and a list item whose template wrote a
+        collection's text (plain rendering of a list: ``"['b', 'c']"``, which would be sent as one
+        item): :class:`SegmentsValidationError`, before anything is sent."""
         for (field, index), given_as in self._templates_noted().items():
             if field in self.may_render_to_nothing:
                 continue
@@ -197,8 +211,16 @@ class TemplateRenderingMixin:
                 if not isinstance(value, (list, tuple)) or index >= len(value):
                     continue
                 value = value[index]
+            label = field if index is None else f"{field}[{index}]"
+            kind = collection_text(value) if index is not None else None
+            if kind is not None:  # one item would be sent holding a whole collection's text
+                raise SegmentsValidationError(
+                    f"{label} was given as {given_as}, which rendered the text of a {kind} "
+                    f"({preview(value)}): nothing was sent. Plain rendering writes a list as text, which "
+                    "would be sent as one item. Give the whole field as one expression with "
+                    "render_template_as_native_obj=True on the DAG, or render one item per template."
+                )
             if is_nothing(value):
-                label = field if index is None else f"{field}[{index}]"
                 raise SegmentsValidationError(
                     f"{label} was given as {given_as}, which rendered to {preview(value)}: nothing was "
                     'sent. Read as "not given", it would change the segment in a way the task was not '

@@ -130,6 +130,46 @@ def test_a_list_item_template_rendering_to_nothing_is_refused_by_position(sandbo
     assert members(sandbox, guid) == ["a"] and [r for r in sandbox.requests if r["method"] != "GET"] == []
 
 
+@pytest.mark.parametrize(
+    "value",
+    [["b", "c"], ("b", "c"), {"b": 1}, {"b"}, [], ["b"]],
+    ids=["list", "tuple", "dict", "set", "empty", "one"],
+)
+def test_a_list_item_template_rendering_a_collections_text_is_refused_by_position(sandbox, value):
+    # plain rendering writes a list's repr(): "['b', 'c']" is not an id, and never a member
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "VIP", ["a"])["guid"]
+    with DAG("d", schedule=None, start_date=START):
+        operator = WalkMeUpdateSegmentOperator(
+            task_id="t", segment_guid=guid, action="add", user_ids=["b", "{{ params.more }}"]
+        )
+    operator.render_template_fields({"params": {"more": value}})
+    with pytest.raises(AirflowFailException, match=r"^user_ids\[1\] was given as the template .* text of a"):
+        operator.execute({})
+    assert members(sandbox, guid) == ["a"] and [r for r in sandbox.requests if r["method"] != "GET"] == []
+
+
+def test_a_zendesk_tag_item_rendering_a_lists_text_is_refused(sandbox):
+    with DAG("d", schedule=None, start_date=START):
+        operator = ZendeskCreateUserSegmentOperator(
+            task_id="t", name="VIP", user_type="signed_in_users", tags=["vip", "{{ params.tiers }}"]
+        )
+    operator.render_template_fields({"params": {"tiers": ["gold", "silver"]}})
+    with pytest.raises(AirflowFailException, match=r"^tags\[1\] was given as the template"):
+        operator.execute({})
+    assert sandbox.requests == []
+
+
+def test_an_id_item_rendering_text_with_brackets_that_is_no_collection_is_kept(sandbox):
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "VIP", ["a"])["guid"]
+    with DAG("d", schedule=None, start_date=START):
+        operator = WalkMeUpdateSegmentOperator(
+            task_id="t", segment_guid=guid, action="add", user_ids=["{{ params.one }}", "{{ params.two }}"]
+        )
+    operator.render_template_fields({"params": {"one": "[team] b", "two": "(c)"}})
+    operator.execute({})
+    assert members(sandbox, guid) == ["a", "[team] b", "(c)"]
+
+
 def test_a_zendesk_tag_item_rendering_to_nothing_is_refused(sandbox):
     with DAG("d", schedule=None, start_date=START):
         operator = ZendeskCreateUserSegmentOperator(
