@@ -217,6 +217,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             name,
             name if ours else self.get_user_segment(created_id).get("name"),
             [twin.get("id") for twin in twins if twin not in ours],
+            undo=lambda: self.delete_user_segment(created_id),
         )
         # read back on every criterion a create decides: those left out must be listed empty, if listed
         return self._reported(self._verified(created_id, body, cleared=as_created(body).keys() - body))

@@ -81,7 +81,14 @@ def verify(
             raise
         if named is not None:
             others = [segment["segment_guid"] for segment in twins if segment not in ours]
-            check_created_name("WalkMe", what, named, listed.get("name"), others)
+            check_created_name(
+                "WalkMe",
+                what,
+                named,
+                listed.get("name"),
+                others,
+                undo=lambda: api.delete_segment(guid, system),
+            )
         count = listed.get("user_count")
         if _is_later(listed.get("updated_at"), last_write):
             raise MembershipMismatchError(

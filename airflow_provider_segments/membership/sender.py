@@ -70,6 +70,12 @@ class MembershipApi(Protocol):
         self, system: str, segment_guid: str, action: str, user_ids: list[str], *, idempotent: bool = True
     ) -> None: ...
 
+    def delete_segment(
+        self, segment_guid: str, system_guid: str | None = None, missing_ok: bool = True
+    ) -> str:
+        """Delete a segment (a create that must not stay: see :func:`~.writes.check_created_name`)."""
+        ...
+
     def congestion_signals(self) -> int:
         """How many answers so far said "slow down" (429, 5xx) or were retried, from any thread."""
         ...

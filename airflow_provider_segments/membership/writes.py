@@ -319,23 +319,32 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def check_created_name(platform: str, what: str, name: str, listed_name: Any, others: list[Any]) -> None:
-    """Refuse a create that a later lookup by name would not find again as this one segment: the
-    platform lists it under another spelling (``listed_name``), or lists other segments of that
-    name too (``others``: their ids; another try of the task, or another DAG, created one at the
-    same time). A retry cannot mend either (it would create yet another segment, or find the name
-    ambiguous), so neither is retried. The same rule for both platforms' creates."""
-    if listed_name != name:
+def check_created_name(
+    platform: str, what: str, name: str, listed_name: Any, others: list[Any], *, undo: Callable[[], Any]
+) -> None:
+    """Undo and refuse a create that a later lookup by name would not find again as this one
+    segment: the platform lists it under another spelling (``listed_name``), or lists other segments
+    of that name too (``others``: their ids; another try of the task, or another DAG, created one at
+    the same time). ``undo`` deletes the segment this create made: left in place, a rerun would
+    create yet another one (the name not found), or find the name ambiguous. Neither is retried (the
+    rerun looks the name up first). The same rule for both platforms' creates."""
+    respelled = listed_name != name
+    if not respelled and not others:
+        return
+    try:
+        undo()
+        undone = "This task deleted it again."
+    except SegmentsError as err:
+        undone = f"It could not be deleted ({err}): delete it by hand."
+    if respelled:
         raise SegmentsValidationError(
             f"{platform} stores {what} as {preview(listed_name)}, not {preview(name)} as sent: a later run "
-            "looking the name up would not find it and would create another segment. It was written; "
-            f"give the name as {platform} stores it (and delete or rename this segment)."
+            f"looking the name up would not find it and would create another segment. {undone} Give "
+            f"the name as {platform} stores it."
         )
-    if others:
-        ids = ", ".join(map(str, others))
-        raise SegmentExistsError(
-            f"After creating {what}, {platform} lists {len(others) + 1} segments named {name!r}: {ids} "
-            "too. Another try of this task, or another DAG, created one at the same time, and every "
-            "later lookup by name is ambiguous. Delete the one that should not exist (this task wrote "
-            "to its own), then rerun."
-        )
+    ids = ", ".join(map(str, others))
+    raise SegmentExistsError(
+        f"After creating {what}, {platform} lists {len(others) + 1} segments named {name!r}: {ids} too. "
+        f"Another try of this task, or another DAG, created one at the same time, and every later "
+        f"lookup by name would be ambiguous. {undone} Rerun the task: it looks the name up first."
+    )
