@@ -246,34 +246,37 @@ def delete_confirmed(
     """Delete ``what``, sending the DELETE without blind retries and looking it up when its outcome
     is unknown; a segment already gone counts as deleted unless ``missing_ok=False``.
 
+    Every answer is read back: one of 204 or 404 ("not found") counts only once the segment is no
+    longer listed (a wrong route, a proxy or a firewall answers 404 for a segment that is there).
+
     :raises SegmentsNotFoundError: it did not exist and ``missing_ok=False``.
     """
     for attempt in range(DELETE_ATTEMPTS):
+        missing: SegmentsNotFoundError | None = None
         try:
             delete()
-        except SegmentsNotFoundError:
-            if attempt:  # an earlier attempt's answer was lost and the segment was listed after it
-                log.info("%s is gone: an earlier attempt of the delete landed.", what)
-                return
-            if not missing_ok:
-                raise
-            log.info("%s was already gone.", what)
-            return
+        except SegmentsNotFoundError as err:
+            missing = err
         except SegmentsUnknownOutcomeError as err:
             if not still_listed():
                 log.info("%s is gone: the delete landed (%s).", what, err)
                 return
             log.warning("%s; %s is still listed, deleting it again.", err, what)
             continue
-        for read in range(1, DELETE_READS + 1):
-            if not still_listed():
+        if _gone_after_reads(still_listed, sleep):
+            if missing is None:
                 log.info("Deleted %s (read back: no longer listed).", what)
-                return
-            if read < DELETE_READS:
-                sleep(DELETE_READ_INTERVAL)
-        # answered, not applied (a proxy's 204): the task must not say deleted
+            elif attempt:  # an earlier attempt's answer was lost and the segment was listed after it
+                log.info("%s is gone: an earlier attempt of the delete landed.", what)
+            elif not missing_ok:
+                raise missing
+            else:
+                log.info("%s was already gone.", what)
+            return
+        # answered, not applied (a proxy's 204, a 404 from another route): the task must not say deleted
+        answered = "not found (404)" if missing is not None else "as done"
         raise SegmentsError(
-            f"The delete of {what} was answered as done, but it is still listed after {DELETE_READS} "
+            f"The delete of {what} was answered {answered}, but it is still listed after {DELETE_READS} "
             "reads: something between this task and the platform answered for it. Nothing is reported "
             "deleted; rerun the task."
         )
@@ -281,6 +284,17 @@ def delete_confirmed(
         f"{what} is still listed after {DELETE_ATTEMPTS} delete attempts whose outcome was unknown; "
         "rerun the task."
     )
+
+
+def _gone_after_reads(still_listed: Callable[[], bool], sleep: Callable[[float], None]) -> bool:
+    """Whether the segment is no longer listed within :data:`DELETE_READS` reads (a listing may lag
+    a moment behind a write)."""
+    for read in range(1, DELETE_READS + 1):
+        if not still_listed():
+            return True
+        if read < DELETE_READS:
+            sleep(DELETE_READ_INTERVAL)
+    return False
 
 
 class LatestAnsweredTime:

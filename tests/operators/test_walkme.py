@@ -130,8 +130,9 @@ def test_native_rendering_of_an_xcom_expression_still_gives_a_list():
 def test_delete_missing_ok_is_a_strict_boolean_checked_at_parse_or_run_time(api):
     with pytest.raises(SegmentsValidationError, match="missing_ok 'maybe' is not valid"):
         WalkMeDeleteSegmentOperator(task_id="d", segment_guid=GUID, missing_ok="maybe")
-    api.delete(f"{SEGMENTS_URL}/{GUID}", status_code=404, reason="Not Found", json={"message": "not found"})
-    op = WalkMeDeleteSegmentOperator(task_id="d", segment_guid=GUID, missing_ok="{{ params.ok }}")
+    gone = "22345aeb-123c-4d83-8b38-a5a456789d0a"  # not listed: a 404 for it is read back as gone
+    api.delete(f"{SEGMENTS_URL}/{gone}", status_code=404, reason="Not Found", json={"message": "not found"})
+    op = WalkMeDeleteSegmentOperator(task_id="d", segment_guid=gone, missing_ok="{{ params.ok }}")
     op.missing_ok = "False"  # what a template renders to without native rendering: not truthy
     with pytest.raises(SegmentsNotFoundError):
         op.execute({})
