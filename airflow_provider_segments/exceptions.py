@@ -8,9 +8,24 @@ retries (``operators/_base.py``, ``fail_fast_on_bad_input``).
 
 from __future__ import annotations
 
+from typing import Any
+
+from airflow_provider_segments.redaction import redact_known
+
 
 class SegmentsError(Exception):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider.
+
+    Its message never holds a secret this process knows (a connection's password or token, a
+    fetched access token): redacted when the error is made, and again when it is shown (its
+    ``args`` may be set later, and a secret may become known later).
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact_known(arg) if isinstance(arg, str) else arg for arg in args))
+
+    def __str__(self) -> str:
+        return redact_known(super().__str__())
 
 
 class SegmentsValidationError(SegmentsError, ValueError):

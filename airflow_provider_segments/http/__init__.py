@@ -6,7 +6,6 @@ payloads, auth) and hand it the hints that make errors actionable. One concern p
 - ``client``: :class:`ApiClient`, the session and the retry loop;
 - ``retry``: :class:`RetryPolicy`, ``Retry-After``, and the named predicates that decide a retry;
 - ``deadline``: :class:`Timeouts` and the deadline of one attempt's whole answer;
-- ``redaction``: :class:`Redactor`, which keeps secrets out of every text built from an answer;
 - ``messages``: what an error body says, and the message and exception type of a failed call;
 - ``settings``: what a connection's ``extra`` says about the transport;
 - ``urls``: origins (:func:`same_origin`) and what counts as this machine.
@@ -20,11 +19,11 @@ from __future__ import annotations
 from airflow_provider_segments.http.client import ApiClient
 from airflow_provider_segments.http.deadline import AttemptDeadlineExceeded, Timeouts
 from airflow_provider_segments.http.messages import API_MESSAGE_CHARS, BODY_SNIPPET_CHARS, extract_api_message
-from airflow_provider_segments.http.redaction import Redactor, without_userinfo
 from airflow_provider_segments.http.retry import RetryPolicy, never_sent, parse_retry_after
 from airflow_provider_segments.http.session import USER_AGENT
 from airflow_provider_segments.http.settings import EXTRA_RANGES
 from airflow_provider_segments.http.urls import is_loopback, origin, same_origin
+from airflow_provider_segments.redaction import Redactor, without_userinfo
 
 __all__ = [
     "API_MESSAGE_CHARS",

@@ -33,7 +33,6 @@ from airflow_provider_segments.http.messages import (
     extract_api_message,
     redirect_detail,
 )
-from airflow_provider_segments.http.redaction import Redactor
 from airflow_provider_segments.http.retry import (
     IDEMPOTENT_METHODS,
     Failure,
@@ -46,6 +45,7 @@ from airflow_provider_segments.http.retry import (
 from airflow_provider_segments.http.session import encode_json, new_session, tls_verify
 from airflow_provider_segments.http.settings import check_plain_http, number_extra, verify_setting
 from airflow_provider_segments.http.urls import describe_target, same_origin
+from airflow_provider_segments.redaction import Redactor
 
 if TYPE_CHECKING:
     import requests

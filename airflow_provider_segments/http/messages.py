@@ -17,8 +17,8 @@ from airflow_provider_segments.exceptions import (
     SegmentsTimeoutError,
 )
 from airflow_provider_segments.http.deadline import AttemptDeadlineExceeded
-from airflow_provider_segments.http.redaction import Redactor
 from airflow_provider_segments.http.retry import name_not_resolved, never_sent
+from airflow_provider_segments.redaction import Redactor
 
 if TYPE_CHECKING:
     import requests

@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
-from airflow_provider_segments.http.redaction import without_userinfo
 from airflow_provider_segments.http.urls import host_of, is_loopback
+from airflow_provider_segments.redaction import without_userinfo
 from airflow_provider_segments.text import preview
 
 

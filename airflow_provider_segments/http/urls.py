@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urljoin
 
+from airflow_provider_segments.text import preview
+
 #: The port a scheme means when a URL gives none.
 DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Host names that are this machine (besides the loopback addresses).
@@ -70,8 +72,9 @@ def is_loopback(host: str) -> bool:
 
 
 def describe_target(url: str, location: str | None) -> str:
-    """Name where ``location`` (relative to ``url``) points: its host and port, its scheme and
-    whether it is the origin of ``url``; never its path or query, which may carry a token."""
+    """Name where ``location`` (relative to ``url``) points: its host and port (quoted by
+    :func:`~..text.preview`: redacted, then cut), its scheme and whether it is the origin of
+    ``url``; never its path or query, which may carry a token."""
     if not location or not location.strip():
         return "nowhere (no Location header)"
     from urllib3.exceptions import LocationParseError
@@ -85,4 +88,4 @@ def describe_target(url: str, location: str | None) -> str:
     host = target.host or "?"
     netloc = f"{host}:{target.port}" if target.port else host
     where = "the same origin" if same_origin(url, absolute) else "another origin"
-    return f"host {netloc[:SHOWN_HOST_CHARS]!r} ({target.scheme or 'no scheme'}, {where})"
+    return f"host {preview(netloc, SHOWN_HOST_CHARS)} ({target.scheme or 'no scheme'}, {where})"

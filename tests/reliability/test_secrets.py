@@ -260,3 +260,87 @@ def test_a_password_echoed_html_escaped_in_any_spelling_is_redacted(monkeypatch,
     assert "Bad password ***" in str(err.value)
     for spelling in spellings:
         assert spelling not in str(err.value), str(err.value)
+
+
+# -- values quoted from an answer anywhere, not only in the HTTP core (hostile review 16) --------------
+#: An OAuth token in lower-case letters and digits: a host label or a Zendesk tag can hold it.
+ECHOED_TOKEN = "zdoauthtoken7f3a9c2e5b8d1f4a6c0e9b2d7a5f3c1e"
+
+
+def _pieces_of_the_token(message: str) -> list[str]:
+    pieces = {ECHOED_TOKEN[i : i + 8] for i in range(len(ECHOED_TOKEN) - 7)}
+    return sorted(piece for piece in pieces if piece in message)
+
+
+@pytest.fixture
+def echoing_zendesk(monkeypatch):
+    """A local server answering with ``answer``, behind a Zendesk OAuth connection using the token."""
+
+    def serve(answer):
+        server = LocalServer(answer)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+            zendesk_conn_json(host=server.url, login=None, password=ECHOED_TOKEN, auth_type="oauth_token"),
+        )
+        return server
+
+    return serve
+
+
+def test_a_next_link_to_another_host_echoing_the_token_is_refused_without_quoting_it(echoing_zendesk):
+    page = {
+        "user_segments": [{"id": 5, "name": "A", "built_in": False}],
+        "meta": {"has_more": True},
+        "links": {"next": f"https://{ECHOED_TOKEN}.collector.example/api/v2/help_center/user_segments.json"},
+    }
+    with echoing_zendesk(lambda request: Answer(200, json.dumps(page))) as server:
+        with pytest.raises(SegmentsError) as caught:
+            ZendeskHelpCenterHook().list_user_segments()
+        assert len(server.received) == 1  # the other host got nothing
+    assert "another origin" in str(caught.value)
+    assert not _pieces_of_the_token(str(caught.value)), str(caught.value)
+
+
+def test_a_read_back_echoing_the_token_in_a_field_is_a_mismatch_that_does_not_quote_it(echoing_zendesk):
+    shown = {"id": 7, "name": "VIP", "user_type": "staff", "built_in": False, "tags": [ECHOED_TOKEN]}
+    with (
+        echoing_zendesk(
+            lambda request: Answer(200, json.dumps({"user_segment": {**shown, "added_user_ids": []}}))
+        ),
+        pytest.raises(SegmentsError) as caught,
+    ):
+        ZendeskHelpCenterHook().update_user_segment(7, tags=["vip"])
+    assert "After the change" in str(caught.value)
+    assert not _pieces_of_the_token(str(caught.value)), str(caught.value)
+
+
+def test_a_redirect_host_holding_the_token_across_the_cut_leaves_no_part_of_it(echoing_zendesk):
+    host = "a" * 70 + "." + ECHOED_TOKEN + ".example"  # the token straddles the 100-character cut
+    redirect = Answer(302, b"", {"Location": f"https://{host}/next"})
+    with echoing_zendesk(lambda request: redirect), pytest.raises(SegmentsError) as caught:
+        ZendeskHelpCenterHook().get_user_segment(7)
+    assert "redirect" in str(caught.value)
+    assert not _pieces_of_the_token(str(caught.value)), str(caught.value)
+
+
+def test_a_create_stored_under_the_token_as_its_name_is_refused_without_quoting_it(echoing_zendesk):
+    created = {"id": 9, "name": ECHOED_TOKEN, "user_type": "staff", "built_in": False, "tags": []}
+
+    deleted: list[bool] = []
+
+    def answer(request):
+        if request.method == "POST":
+            return Answer(201, json.dumps({"user_segment": created}))
+        if request.path.startswith("/api/v2/help_center/user_segments.json"):
+            return Answer(200, json.dumps({"user_segments": [], "meta": {"has_more": False}}))
+        if request.method == "DELETE":
+            deleted.append(True)
+            return Answer(204, b"")
+        if deleted:
+            return Answer(404, json.dumps({"error": "RecordNotFound"}))
+        return Answer(200, json.dumps({"user_segment": created}))
+
+    with echoing_zendesk(answer), pytest.raises(SegmentsError) as caught:
+        ZendeskHelpCenterHook().create_user_segment("VIP", "staff")
+    assert "stores" in str(caught.value)
+    assert not _pieces_of_the_token(str(caught.value)), str(caught.value)

@@ -1,8 +1,13 @@
-"""Keeping secrets out of every text the HTTP core builds: one :class:`Redactor` per client.
+"""Keeping secrets out of every text: one :class:`Redactor` per client, and one for the process.
 
 Every secret is known in the forms an answer may echo it in (raw, URL-encoded, JSON- and HTML-escaped,
 base64, and the base64 "cores" inside a longer credential string). Text quoting an answer is
 redacted as a whole before it is cut, so a secret straddling the cut cannot leave its prefix behind.
+
+Each client's redactor also tells the process-wide one (:func:`redact_known`), which every error
+message of the provider (:class:`~.exceptions.SegmentsError`) and every quoted value
+(:func:`~.text.preview`) passes through: a value an answer echoes reaches no text unredacted,
+whichever module quotes it. (Airflow's own ``mask_secret`` does the same for the task's logs.)
 """
 
 from __future__ import annotations
@@ -97,17 +102,21 @@ class Redactor:
         self._wrapped: tuple[str, ...] = ()  # the long forms without their whitespace
 
     def add_secret(self, value: str | None) -> None:
-        """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms."""
+        """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms (the process too)."""
         if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
             self._registered.add(value)
             # A new set, not an update: another thread may be iterating the old one right now.
             self._set_forms(self._forms | secret_forms(value))
+            if self is not _PROCESS:
+                _PROCESS.add_secret(value)
 
     def add_credentials(self, user: str, password: str) -> None:
         """Remember HTTP Basic credentials: the password, and the header value built from both."""
         if (user, password) in self._registered:
             return
         self._registered.add((user, password))
+        if self is not _PROCESS:
+            _PROCESS.add_credentials(user, password)
         self.add_secret(password)
         if password:
             pair = f"{user}:{password}"
@@ -123,10 +132,19 @@ class Redactor:
         """``text`` with every known secret replaced by ``***``, and the value of every credential
         field (``access_token=...``, ``"refresh_token": "..."``): a secret not known yet, such as the
         token in an answer that could not be read."""
-        for form in sorted(self._forms, key=len, reverse=True):
-            text = text.replace(form, REDACTED)
+        text = self._replace_forms(text)
         text = _WORD_CHAR_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), _redact_disguised(text, self._wrapped))
         return _redact_credential_elements(_redact_credential_fields(text))
+
+    def known(self, text: str) -> str:
+        """``text`` with every known secret, in any of its forms (split by line breaks or escaped
+        too), replaced by ``***``; nothing else in it changes."""
+        return _redact_disguised(self._replace_forms(text), self._wrapped) if self._forms else text
+
+    def _replace_forms(self, text: str) -> str:
+        for form in sorted(self._forms, key=len, reverse=True):
+            text = text.replace(form, REDACTED)
+        return text
 
     def shorten(self, text: str, limit: int) -> str:
         """``text`` on one line, redacted, then cut to ``limit`` characters.
@@ -139,13 +157,14 @@ class Redactor:
         text = self(" ".join(self(text).split()))
         if len(text) <= limit:
             return text
-        return self._edge(text[: limit - 3]) + "..."
+        return self.edge(text[: limit - 3]) + "..."
 
     def preview(self, value: Any, limit: int) -> str:
         """``repr(value)`` for a message quoting an answer: redacted, then cut (see :meth:`shorten`)."""
         return self.shorten(repr(value), limit)
 
-    def _edge(self, text: str) -> str:
+    def edge(self, text: str) -> str:
+        """``text`` (the start of a longer one) with a secret's start at its end redacted too."""
         for form in sorted(self._forms, key=len, reverse=True):
             for size in range(min(len(form) - 1, len(text)), MIN_SECRET_CHARS - 1, -1):
                 if text.endswith(form[:size]):
@@ -347,3 +366,28 @@ def without_userinfo(url: str) -> str:
     if not separator:
         scheme, rest = "", url
     return f"{scheme}{separator}{REDACTED}@{rest.rpartition('@')[2]}"
+
+
+#: Every secret any client of this process was given (see the module's docstring).
+_PROCESS = Redactor()
+#: How much of a long text :func:`preview_known` redacts before it cuts: the preview's length plus
+#: room for the longest secret form to be seen whole at the cut.
+_PREVIEW_MARGIN = 4096
+
+
+def redact_known(text: str) -> str:
+    """``text`` with every secret known to this process redacted, in any of its forms. (Only known
+    secrets: a credential field's value is the HTTP core's to redact, in the answers it quotes.)"""
+    return _PROCESS.known(text) if text else text
+
+
+def preview_known(value: Any, limit: int) -> str:
+    """``repr(value)`` redacted of every secret known to this process, then cut to ``limit``.
+
+    Unlike :meth:`Redactor.shorten` its whitespace is kept as it is (two spaces in a name are the
+    point of some messages), unless folding it shows a secret split across it."""
+    text = _PROCESS.known(repr(value)[: limit + _PREVIEW_MARGIN])
+    folded = " ".join(text.split())
+    if _PROCESS.known(folded) != folded:
+        text = _PROCESS.known(folded)
+    return text if len(text) <= limit else _PROCESS.edge(text[: limit - 3]) + "..."
