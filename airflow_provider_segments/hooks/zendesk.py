@@ -29,6 +29,7 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     as_created,
     build_user_segment_payload,
     check_added_users,
+    differences,
     same_value,
     show_value,
 )
@@ -285,7 +286,20 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         if "added_user_ids" in body:
             what = f"Updating user segment {segment_id}"
             check_added_users(shown, body["added_user_ids"], what, guards)
-        return self._put(segment_id, body)
+        updated = self._put(segment_id, body)
+        if "name" in body and body["name"] != shown.get("name"):  # found again by its new name, and only it
+            old, name = str(shown.get("name")), body["name"]
+            check_created_name(
+                "Zendesk",
+                f"user segment {segment_id} renamed from {old!r}",
+                name,
+                name,  # (the name it lists was compared with the one sent by _put)
+                [twin["id"] for twin in self._custom_segments_named(name) if twin["id"] != segment_id],
+                undo=lambda: self._put(segment_id, {"name": old}),
+                undone=f"This task renamed it back to {old!r}.",
+                by_hand="rename it by hand",
+            )
+        return updated
 
     def _shown_unless_built_in(self, segment_id: int, verb: str) -> dict[str, Any]:
         """The segment as Zendesk shows it, read before a write: a built-in one is refused, so no
@@ -331,16 +345,10 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             late write landed); the task fails instead of reporting a change that did not hold.
         """
         listed = self.get_user_segment(segment_id)
-        expected = {**{field: [] for field in cleared if listed.get(field) is not None}, **body}
-        differences = [
-            f"{field} {show_value(listed.get(field))} (sent {show_value(value)})"
-            for field, value in expected.items()
-            if not same_value(listed.get(field), value)
-        ]
-        if differences:
+        if unlike := differences(listed, body, cleared):
             raise MembershipMismatchError(
                 f"After the change, Zendesk lists user segment {segment_id} with "
-                f"{'; '.join(differences)}. Someone changed it meanwhile, or a late write landed; the "
+                f"{'; '.join(unlike)}. Someone changed it meanwhile, or a late write landed; the "
                 "task fails so that this is not reported as success. Rerun it.",
                 listed_count=None,
                 expected_count=None,

@@ -40,10 +40,12 @@ def paginated_items(
     seen: set[str] = set()
     seen_ids: set[int] = set()
     empty_pages = 0
+    counted = OffsetCount(path)
     for _page in range(MAX_PAGES):
         body = call("GET", url, params=query)
         if not isinstance(body, dict) or not isinstance(body.get(key), list):
             raise SegmentsError(f"Zendesk answered {path} without a {key!r} list: {show(body)}")
+        counted.note(body)
         fresh = 0
         for item in body[key]:
             item_id = _listed_id(item, path, show)
@@ -75,6 +77,7 @@ def paginated_items(
                 "which could make a name lookup miss a segment and create a duplicate."
             )
         else:
+            counted.check_whole(len(seen_ids))
             return
         if not isinstance(next_url, str):
             raise SegmentsError(f"Zendesk's next-page link for {path} is not a URL: {show(next_url)}")
@@ -93,6 +96,37 @@ def paginated_items(
         seen.add(next_url)
         url, query = next_url, None
     raise SegmentsError(f"Zendesk's pagination of {path} did not end after {MAX_PAGES} pages.")
+
+
+class OffsetCount:
+    """The ``count`` offset pages give (all the items of the list): the same on every page, and
+    every one of them listed, or the list changed while it was read. Offset pages shift then
+    (another client deleted an item of an earlier page: an item of the next page moves onto the
+    one already read), and a lookup by name on such a walk could miss a segment and create a
+    duplicate. Cursor pages give no count and do not shift."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.count: int | None = None
+
+    def note(self, body: dict[str, Any]) -> None:
+        count = body.get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            return
+        if self.count is not None and count != self.count:
+            self._changed(f"it counted {self.count:,} items on an earlier page, {count:,} on a later one")
+        self.count = count
+
+    def check_whole(self, listed: int) -> None:
+        if self.count is not None and listed < self.count:
+            self._changed(f"it counts {self.count:,} items, and {listed:,} were listed")
+
+    def _changed(self, how: str) -> None:
+        raise SegmentsError(
+            f"Zendesk's list of {self.path} changed while it was read page by page ({how}): a lookup "
+            "on it could miss a segment, so nothing was decided or written from it. Rerun the task "
+            "(its retries apply)."
+        )
 
 
 def _listed_id(item: Any, path: str, show: Callable[[Any], str]) -> int:

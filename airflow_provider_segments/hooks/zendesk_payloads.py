@@ -4,6 +4,7 @@ is sent, and how a field's value reads in a log line.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
@@ -119,6 +120,17 @@ def show_value(value: Any) -> str:
     if isinstance(value, list) and len(value) > SHOWN_LIST_ITEMS:
         return f"[{len(value):,} items]"
     return preview(value, 120)
+
+
+def differences(listed: dict[str, Any], sent: dict[str, Any], cleared: Collection[str] = ()) -> list[str]:
+    """Each field ``sent`` (and each of ``cleared``, left empty, where listed) that the segment as
+    ``listed`` does not hold: ``"tags ['a'] (sent ['b'])"``."""
+    expected = {**{field: [] for field in cleared if listed.get(field) is not None}, **sent}
+    return [
+        f"{field} {show_value(listed.get(field))} (sent {show_value(value)})"
+        for field, value in expected.items()
+        if not same_value(listed.get(field), value)
+    ]
 
 
 def check_added_users(listed: dict[str, Any], wanted: list[int], what: str, guards: Guards) -> None:

@@ -334,31 +334,41 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def check_created_name(
-    platform: str, what: str, name: str, listed_name: Any, others: list[Any], *, undo: Callable[[], Any]
+    platform: str,
+    what: str,
+    name: str,
+    listed_name: Any,
+    others: list[Any],
+    *,
+    undo: Callable[[], Any],
+    undone: str = "This task deleted it again.",
+    by_hand: str = "delete it by hand",
 ) -> None:
-    """Undo and refuse a create that a later lookup by name would not find again as this one
-    segment: the platform lists it under another spelling (``listed_name``), or lists other segments
-    of that name too (``others``: their ids; another try of the task, or another DAG, created one at
-    the same time). ``undo`` deletes the segment this create made: left in place, a rerun would
-    create yet another one (the name not found), or find the name ambiguous. Neither is retried (the
-    rerun looks the name up first). The same rule for both platforms' creates."""
+    """Undo and refuse a create (or a rename) that a later lookup by name would not find again as
+    this one segment: the platform lists it under another spelling (``listed_name``), or lists other
+    segments of that name too (``others``: their ids; another try of the task or another DAG made
+    one at the same time, or the lookup before the write missed one). ``undo`` takes the write back
+    (deletes the created segment, renames it back; ``undone`` says so): left in place, a rerun
+    would create yet another one (the name not found), or find the name ambiguous. Neither is
+    retried (the rerun looks the name up first). The same rule for both platforms' writes of a name."""
     respelled = listed_name != name
     if not respelled and not others:
         return
     try:
         undo()
-        undone = "This task deleted it again."
+        outcome = undone
     except SegmentsError as err:
-        undone = f"It could not be deleted ({err}): delete it by hand."
+        outcome = f"Undoing it failed ({err}): {by_hand}."
     if respelled:
         raise SegmentsValidationError(
             f"{platform} stores {what} as {preview(listed_name)}, not {preview(name)} as sent: a later run "
-            f"looking the name up would not find it and would create another segment. {undone} Give "
+            f"looking the name up would not find it and would create another segment. {outcome} Give "
             f"the name as {platform} stores it."
         )
     ids = ", ".join(map(str, others))
     raise SegmentExistsError(
-        f"After creating {what}, {platform} lists {len(others) + 1} segments named {name!r}: {ids} too. "
-        f"Another try of this task, or another DAG, created one at the same time, and every later "
-        f"lookup by name would be ambiguous. {undone} Rerun the task: it looks the name up first."
+        f"After writing {what}, {platform} lists {len(others) + 1} segments named {name!r}: {ids} too. "
+        "Another try of this task or another DAG made one at the same time, or the lookup before the "
+        "write missed one, and every later lookup by name would be ambiguous. "
+        f"{outcome} Rerun the task: it looks the name up first."
     )

@@ -126,6 +126,11 @@ class ZendeskStore:
                 self._next_segment_id = segment_id + 1
             return segment.to_json()
 
+    def delete_segment(self, segment_id: int) -> bool:
+        """Remove a segment directly (no HTTP), as another client would; whether it was there."""
+        with self._lock:
+            return self._segments.pop(segment_id, None) is not None
+
     def add_section(self, segment_id: int, name: str, locale: str = "en") -> dict[str, Any]:
         """Record a Help Center section that uses the segment; return ``{"id", "name", "locale",
         "user_segment_id"}`` (the listing adds ``url`` and ``html_url``). KeyError if the segment is unknown.

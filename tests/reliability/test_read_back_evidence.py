@@ -167,7 +167,9 @@ def test_a_respelled_create_that_cannot_be_deleted_says_so_naming_it(sandbox, tm
         sync(tmp_path / "s", ["a", "b"], name="Beta  testers")
     (left,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
     message = str(caught.value)
-    assert "could not be deleted" in message and left["guid"] in message and "by hand" in message, message
+    assert "Undoing it failed" in message and left["guid"] in message and "delete it by hand" in message, (
+        message
+    )
 
 
 def test_two_tries_creating_at_once_never_both_report_success(sandbox, tmp_path, monkeypatch):

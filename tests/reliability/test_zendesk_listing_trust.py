@@ -1,0 +1,101 @@
+"""A Zendesk lookup by name decides a create or a rename only on a listing read whole (hostile review
+16): offset pages that shift while they are read (another client deletes a segment between two
+pages) hide a segment, so the walk is refused when the list's count changes or items go missing;
+and a rename, like a create, is looked up again afterwards: a segment of that name found then makes
+the task rename it back and fail. Each test asserts what the sandbox holds."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from support import impatient_sandbox
+
+from airflow_provider_segments.exceptions import SegmentExistsError, SegmentsError
+from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+
+LIST = "/api/v2/help_center/user_segments.json"
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.05)
+
+
+def _delete_one_while_page_two_is_held(sandbox, victim: int) -> threading.Thread:
+    """Hold the listing's second page a moment; meanwhile another client deletes ``victim``."""
+    sandbox.inject_fault(LIST, delay=1.0, method="GET", skip=1)
+
+    def housekeeping() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if sum(r["method"] == "GET" and r["path"].startswith(LIST) for r in sandbox.requests) >= 1:
+                time.sleep(0.2)  # page 2 is being held now
+                sandbox.zendesk.delete_segment(victim)
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=housekeeping)
+    thread.start()
+    return thread
+
+
+def _hundred_old_ones(sandbox) -> list[int]:
+    sandbox.zendesk.pagination = "offset"  # a server answering offset pages (next_page, count)
+    return [sandbox.zendesk.create_segment(name=f"old-{n:03}", user_type="staff")["id"] for n in range(100)]
+
+
+def named(sandbox, name: str) -> list[int]:
+    return sorted(s["id"] for s in sandbox.zendesk.segments() if s["name"] == name and not s["built_in"])
+
+
+def test_a_create_never_trusts_offset_pages_that_shifted_while_read(sandbox):
+    old = _hundred_old_ones(sandbox)
+    vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"])["id"]  # on page 2
+    housekeeping = _delete_one_while_page_two_is_held(sandbox, old[0])
+    try:
+        with pytest.raises(SegmentsError, match="changed while it was read"):
+            ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["gold"])
+    finally:
+        housekeeping.join()
+    assert named(sandbox, "VIP") == [vip]
+    assert sandbox.zendesk.segment(vip)["tags"] == ["vip"]  # nothing was written
+    assert [r for r in sandbox.requests if r["method"] in ("POST", "PUT", "DELETE")] == []
+
+
+def test_a_rename_never_trusts_offset_pages_that_shifted_while_read(sandbox):
+    old = _hundred_old_ones(sandbox)
+    vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff")["id"]
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
+    housekeeping = _delete_one_while_page_two_is_held(sandbox, old[0])
+    try:
+        with pytest.raises(SegmentsError, match="changed while it was read"):
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
+    finally:
+        housekeeping.join()
+    assert named(sandbox, "VIP") == [vip] and named(sandbox, "Partners") == [partners]
+
+
+def test_a_rename_that_meets_a_segment_created_meanwhile_is_renamed_back(sandbox):
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
+    sandbox.inject_fault(f"/api/v2/help_center/user_segments/{partners}.json", delay=0.5, method="PUT")
+    other: list[int] = []
+    creator = threading.Timer(
+        0.2, lambda: other.append(sandbox.zendesk.create_segment(name="VIP", user_type="staff")["id"])
+    )
+    creator.start()  # another client creates "VIP" while the rename is on its way
+    try:
+        with pytest.raises(SegmentExistsError, match=r"renamed it back to 'Partners'") as caught:
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
+    finally:
+        creator.join()
+    assert str(other[0]) in str(caught.value)
+    assert named(sandbox, "VIP") == other and named(sandbox, "Partners") == [partners]
+
+
+def test_offset_pages_that_did_not_change_are_still_walked_whole(sandbox):
+    old = _hundred_old_ones(sandbox)
+    vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"])["id"]
+    result = ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["gold"])
+    assert result["id"] == vip and named(sandbox, "VIP") == [vip] and len(old) == 100
