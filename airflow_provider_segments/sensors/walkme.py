@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -33,6 +34,9 @@ from airflow_provider_segments.vocabulary import validate_segment_guid
 #: How far in the future a ``changed_at`` may lie (clocks of two machines disagree a little). More
 #: than this is a time-zone mistake, not skew: the sensor refuses it.
 CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+#: A trigger that fires this much (or less) before its moment by this worker's clock is waited out
+#: here; more, and the sensor defers again (a triggerer whose clock runs ahead fires early).
+EARLY_TRIGGER_WAIT = timedelta(seconds=60)
 
 
 def _utc(moment: datetime) -> str:
@@ -366,26 +370,31 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         lists a change made since the window began."""
         segment = self._confirm_listed()
         self._result(segment)  # a failed count gate fails now, not after another window
-        # The trigger fired at the end of the window it was given: only a change WalkMe lists after
-        # changed_at makes it wait again (not the triggerer's clock running a moment ahead of ours).
+        # Wait again for a change WalkMe lists after changed_at, and until the moment the trigger
+        # was set for (the event names it, by this worker's clock): another machine's clock running
+        # ahead fires it early, and the window is not over here yet.
         changed, listed = parse_changed_at(self.changed_at), parse_time(segment.get("updated_at"))
         later_change = listed is not None and (changed is None or listed > changed)
-        ready_at = self._window_end(None, segment) if later_change else None
+        changed_again = self._window_end(None, segment) if later_change else None
+        fired_for = parse_time(event)
+        ready_at = max((moment for moment in (changed_again, fired_for) if moment is not None), default=None)
+        why = (
+            f"WalkMe lists segment {self.segment_guid} as changed again at {segment.get('updated_at')}"
+            if ready_at is not None and ready_at == changed_again
+            else "The trigger fired before its moment by this worker's clock (the triggerer's clock ahead?)"
+        )
         now = timezone.utcnow()
+        if ready_at is not None and timedelta(0) < ready_at - now <= EARLY_TRIGGER_WAIT:
+            self.log.info("%s: waiting here until %s.", why, _utc(ready_at))
+            time.sleep((ready_at - now).total_seconds())
+            now = timezone.utcnow()
         if ready_at is not None and now < ready_at:
             deadline = self._started_at(context) + timedelta(seconds=self.timeout)
             if ready_at > deadline:
                 raise self._timed_out(
-                    f"WalkMe lists segment {self.segment_guid} as changed again at "
-                    f"{segment.get('updated_at')}: its propagation window ends at {_utc(ready_at)}, after "
-                    "this sensor's timeout."
+                    f"{why}: its propagation window ends at {_utc(ready_at)}, after this sensor's timeout."
                 )
-            self.log.info(
-                "WalkMe lists segment %s as changed again at %s; deferring until %s.",
-                self.segment_guid,
-                segment.get("updated_at"),
-                _utc(ready_at),
-            )
+            self.log.warning("%s; deferring until %s.", why, _utc(ready_at))
             self._defer_until(ready_at, deadline, now)
         self.log.info(
             "Propagation window over; segment %r (%s) is listed.", segment["name"], self.segment_guid

@@ -297,3 +297,40 @@ def test_a_rescheduled_sensor_after_changed_ats_window_still_waits_for_a_later_l
     )
     assert sensor.execute({"task_reschedule_count": 1}) is False  # it went to poke(), not "usable"
     assert pokes == [1]
+
+
+# -- review 16: a trigger that fires before its moment by this worker's clock releases nothing ---------
+def _resumed_sensor(guid: str, window_end: pendulum.DateTime) -> WalkMeSegmentPropagationSensor:
+    return WalkMeSegmentPropagationSensor(
+        task_id="wait",
+        segment_guid=guid,
+        changed_at=window_end.subtract(minutes=10).isoformat(),
+        deferrable=True,
+        timeout=3600,
+    )
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["datetime", "iso-text"])
+def test_a_trigger_fired_minutes_early_by_this_workers_clock_defers_again(sandbox_segment, as_text):
+    """A triggerer whose clock runs 5 minutes ahead fires the DateTimeTrigger at its moment by its
+    own clock; the event names the moment, and this worker waits until it has passed here too."""
+    _, guid = sandbox_segment
+    window_end = pendulum.now("UTC").add(minutes=5)
+    sensor = _resumed_sensor(guid, window_end)
+    event = window_end.isoformat() if as_text else window_end
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute_complete({}, event=event)
+    assert abs((deferred.value.trigger.moment - window_end).total_seconds()) < 1
+
+
+def test_a_trigger_fired_a_few_seconds_early_waits_them_out_before_releasing(sandbox_segment):
+    _, guid = sandbox_segment
+    window_end = pendulum.now("UTC").add(seconds=2)
+    result = _resumed_sensor(guid, window_end).execute_complete({}, event=window_end)
+    assert pendulum.now("UTC") >= window_end and result["segment_guid"] == guid
+
+
+def test_a_trigger_fired_on_time_releases_at_once(sandbox_segment):
+    _, guid = sandbox_segment
+    window_end = pendulum.now("UTC").subtract(seconds=1)
+    assert _resumed_sensor(guid, window_end).execute_complete({}, event=window_end)["segment_guid"] == guid
