@@ -16,6 +16,7 @@ import base64
 import html
 import json
 import re
+import threading
 from bisect import bisect_right
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -97,6 +98,9 @@ class Redactor:
     """The secrets one client knows, and the one way text quoting an answer is made safe to show."""
 
     def __init__(self) -> None:
+        # Two clients may register secrets in two threads at once (and each tells the process-wide
+        # one): a change of the forms is read, merged and written under this lock, or one is lost.
+        self._lock = threading.Lock()
         self._forms: set[str] = set()
         self._registered: set[Any] = set()
         self._wrapped: tuple[str, ...] = ()  # the long forms without their whitespace
@@ -104,9 +108,11 @@ class Redactor:
     def add_secret(self, value: str | None) -> None:
         """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms (the process too)."""
         if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
-            self._registered.add(value)
-            # A new set, not an update: another thread may be iterating the old one right now.
-            self._set_forms(self._forms | secret_forms(value))
+            forms = secret_forms(value)
+            with self._lock:
+                self._registered.add(value)
+                # A new set, not an update: another thread may be iterating the old one right now.
+                self._set_forms(self._forms | forms)
             if self is not _PROCESS:
                 _PROCESS.add_secret(value)
 
@@ -121,7 +127,8 @@ class Redactor:
         if password:
             pair = f"{user}:{password}"
             headers = {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
-            self._set_forms(self._forms | {pair} | headers)
+            with self._lock:
+                self._set_forms(self._forms | {pair} | headers)
 
     def _set_forms(self, forms: set[str]) -> None:
         wrapped = {_normalized(form) for form in forms}

@@ -7,12 +7,15 @@ import base64
 import html
 import json
 import logging
+import sys
+import threading
 from urllib.parse import quote
 
 import pytest
 from local_servers import Answer, LocalServer
 from support import leaked_secrets, walkme_conn_json, zendesk_conn_json
 
+from airflow_provider_segments import redaction
 from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
@@ -344,3 +347,50 @@ def test_a_create_stored_under_the_token_as_its_name_is_refused_without_quoting_
         ZendeskHelpCenterHook().create_user_segment("VIP", "staff")
     assert "stores" in str(caught.value)
     assert not _pieces_of_the_token(str(caught.value)), str(caught.value)
+
+
+# -- two clients registering secrets in two threads at once (hostile review 17) -----------------------
+def test_secrets_registered_in_two_threads_at_once_both_reach_the_process_redactor(monkeypatch):
+    barrier = threading.Barrier(2, timeout=5)
+    real = redaction.secret_forms
+
+    def slow_forms(secret):  # the GIL may switch anywhere in this long pure-Python function
+        forms = real(secret)
+        if secret.startswith("proc-"):
+            barrier.wait()
+        return forms
+
+    monkeypatch.setattr(redaction, "secret_forms", slow_forms)
+    # two clients' redactors (e.g. a WalkMe and a Zendesk hook in two threads of one task)
+    secrets = ["proc-secret-walkme-AAAA1111", "proc-secret-zendesk-BBBB2222"]
+    threads = [threading.Thread(target=redaction.Redactor().add_secret, args=(s,)) for s in secrets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    leaked = [s for s in secrets if s in str(SegmentsError(f"Zendesk next link names host {s}.example"))]
+    assert leaked == [], f"secret(s) not redacted by the process-wide redactor: {leaked}"
+
+
+def test_many_secrets_registered_in_pairs_of_threads_are_all_known():
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    lost = 0
+    try:
+        for n in range(150):
+            secrets = [f"stress-{n}-a-XYZW9876", f"stress-{n}-b-QRST5432"]
+            start = threading.Barrier(2)
+
+            def register(s, start=start):
+                start.wait()
+                redaction.Redactor().add_secret(s)
+
+            threads = [threading.Thread(target=register, args=(s,)) for s in secrets]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            lost += sum(redaction.redact_known(s) == s for s in secrets)
+    finally:
+        sys.setswitchinterval(old)
+    assert lost == 0, f"{lost} of 300 secrets registered in parallel are unknown to the process redactor"
