@@ -384,16 +384,16 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             else "The trigger fired before its moment by this worker's clock (the triggerer's clock ahead?)"
         )
         now = timezone.utcnow()
-        if ready_at is not None and timedelta(0) < ready_at - now <= EARLY_TRIGGER_WAIT:
-            self.log.info("%s: waiting here until %s.", why, _utc(ready_at))
-            time.sleep((ready_at - now).total_seconds())
-            now = timezone.utcnow()
         if ready_at is not None and now < ready_at:
             deadline = self._started_at(context) + timedelta(seconds=self.timeout)
             if ready_at > deadline:
                 raise self._timed_out(
                     f"{why}: its propagation window ends at {_utc(ready_at)}, after this sensor's timeout."
                 )
+            if ready_at - now <= EARLY_TRIGGER_WAIT:  # waited out here, then read again
+                self.log.info("%s: waiting here until %s.", why, _utc(ready_at))
+                time.sleep((ready_at - now).total_seconds())
+                return self.execute_complete(context, event)
             self.log.warning("%s; deferring until %s.", why, _utc(ready_at))
             self._defer_until(ready_at, deadline, now)
         self.log.info(

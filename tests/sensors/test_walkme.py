@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
@@ -334,3 +335,40 @@ def test_a_trigger_fired_on_time_releases_at_once(sandbox_segment):
     _, guid = sandbox_segment
     window_end = pendulum.now("UTC").subtract(seconds=1)
     assert _resumed_sensor(guid, window_end).execute_complete({}, event=window_end)["segment_guid"] == guid
+
+
+def test_a_short_wait_after_a_resume_never_runs_past_the_timeout(sandbox_segment):
+    _, guid = sandbox_segment
+    timeout = 60
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="wait",
+        segment_guid=guid,
+        changed_at=pendulum.now("UTC").subtract(minutes=30).isoformat(),
+        propagation_window=timedelta(seconds=3),
+        deferrable=True,
+        timeout=timeout,
+    )
+    sensor.hook.update_segment(guid, "add", ["u2"])  # WalkMe lists a change now: window ends ~now+3 s
+    # the sensor started (timeout - 1) s ago: its deadline is ~now+1 s, before the window ends
+    ti = SimpleNamespace(start_date=pendulum.now("UTC").subtract(seconds=timeout - 1))
+    started = time.monotonic()
+    with pytest.raises(AirflowSensorTimeout, match="after this sensor's timeout"):
+        sensor.execute_complete({"ti": ti}, event=None)
+    assert time.monotonic() - started < 1  # failed at once, not after waiting
+
+
+def test_a_change_listed_during_a_short_wait_after_a_resume_restarts_the_window(sandbox_segment, monkeypatch):
+    """The segment is read again after waiting a few seconds here: a change WalkMe lists meanwhile
+    restarts the window (review 10's rule), it is not released on what was read before the wait."""
+    _, guid = sandbox_segment
+    sensor = _resumed_sensor(guid, pendulum.now("UTC").add(seconds=1))
+    real_sleep = time.sleep
+
+    def sleep_while_someone_changes_it(seconds):
+        sensor.hook.update_segment(guid, "add", ["late"])  # another task changes it during the wait
+        real_sleep(seconds)
+
+    monkeypatch.setattr("airflow_provider_segments.sensors.walkme.time.sleep", sleep_while_someone_changes_it)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute_complete({}, event=pendulum.now("UTC").add(seconds=1))
+    assert deferred.value.trigger.moment > pendulum.now("UTC").add(minutes=9)
