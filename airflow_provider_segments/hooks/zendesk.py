@@ -14,7 +14,6 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import (
     MembershipMismatchError,
-    SegmentExistsError,
     SegmentsApiError,
     SegmentsAuthError,
     SegmentsError,
@@ -37,10 +36,11 @@ from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRAC
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
-    check_created_name,
+    check_written_name,
     delete_confirmed,
     existing_segment,
     post_once,
+    refuse_shared_name,
 )
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_user_segment_id
@@ -198,6 +198,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
                 USER_SEGMENTS_PATH,
             ),
             segment_id=lambda segment: segment.get("id"),
+            undo=lambda segment: self.delete_user_segment(segment["id"]),
             sleep=self.client.sleep,
             log=self.log,
             advice="Use ZendeskUpdateUserSegmentOperator, or if_exists='update'.",
@@ -210,14 +211,13 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             return self._replace(segment, body, "exists after the unanswered create", guards)
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
         created_id = validate_user_segment_id(segment["id"], "created id")
-        twins = self._custom_segments_named(name)  # found again by its name, and only it: as WalkMe's
-        ours = [twin for twin in twins if twin.get("id") == created_id]
-        check_created_name(
+        new = f"the new user segment {name!r} (id {created_id})"
+        check_written_name(  # found again by its name, and only it: as WalkMe's
             "Zendesk",
-            f"the new user segment {name!r} (id {created_id})",
+            new,
+            "created",
             name,
-            name if ours else self.get_user_segment(created_id).get("name"),
-            [twin.get("id") for twin in twins if twin not in ours],
+            lambda: self._listed_name_and_twins(created_id, name),
             undo=lambda: self.delete_user_segment(created_id),
         )
         # read back on every criterion a create decides: those left out must be listed empty, if listed
@@ -282,19 +282,22 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             )
         shown = self._shown_unless_built_in(segment_id, "update")
         if "name" in body and body["name"] != shown.get("name"):  # a rename: the name must be free
-            self._refuse_taken_name(body["name"], segment_id)
+            named = self._custom_segments_named(body["name"])
+            others = [f"user segment {twin['id']}" for twin in named if twin["id"] != segment_id]
+            refuse_shared_name(f"user segment {segment_id}", body["name"], others)
         if "added_user_ids" in body:
             what = f"Updating user segment {segment_id}"
             check_added_users(shown, body["added_user_ids"], what, guards)
         updated = self._put(segment_id, body)
         if "name" in body and body["name"] != shown.get("name"):  # found again by its new name, and only it
             old, name = str(shown.get("name")), body["name"]
-            check_created_name(
+            renamed = f"user segment {segment_id} (named {old!r} before)"
+            check_written_name(
                 "Zendesk",
-                f"user segment {segment_id} renamed from {old!r}",
+                renamed,
+                "renamed",
                 name,
-                name,  # (the name it lists was compared with the one sent by _put)
-                [twin["id"] for twin in self._custom_segments_named(name) if twin["id"] != segment_id],
+                lambda: self._listed_name_and_twins(segment_id, name),
                 undo=lambda: self._put(segment_id, {"name": old}),
                 undone=f"This task renamed it back to {old!r}.",
                 by_hand="rename it by hand",
@@ -313,15 +316,12 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         """The custom segments whose name is exactly ``name`` (built-in ones cannot be written)."""
         return [segment for segment in self.iter_user_segments(built_in=False) if segment.get("name") == name]
 
-    def _refuse_taken_name(self, name: str, segment_id: int) -> None:
-        """A rename never makes two segments of one name (every later create of it would fail)."""
-        others = [s["id"] for s in self._custom_segments_named(name) if s["id"] != segment_id]
-        if others:
-            raise SegmentExistsError(
-                f"Cannot rename user segment {segment_id} to {name!r}: user segment {others[0]} has that "
-                "name, and two segments of one name make every later lookup by name ambiguous. Nothing "
-                "was sent."
-            )
+    def _listed_name_and_twins(self, segment_id: int, name: str) -> tuple[Any, list[int]]:
+        """The name the segment is listed under, and the other custom segments of ``name``."""
+        twins = self._custom_segments_named(name)
+        ours = [twin for twin in twins if twin.get("id") == segment_id]
+        listed = name if ours else self.get_user_segment(segment_id).get("name")
+        return listed, [twin["id"] for twin in twins if twin not in ours]
 
     def _put(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
         self._refuse_built_in(segment_id, "update")

@@ -34,7 +34,37 @@ def paginated_items(
     for an error message. Next-page links must stay on ``base_url``'s origin (credentials go only
     there). Every item must be an object with a positive 64-bit integer ``id``: ids listed here go
     into later requests' URLs.
+
+    Offset pages (``next_page``) shift when the list changes while they are read, hiding an item
+    even where the count stays the same (one deleted, one created): a walk of more than one offset
+    page is read once more, and must list the same items in the same order (see :class:`OffsetCount`).
     """
+    walk = _Walk()
+    listed: list[int] = []
+    for item in _walked(call, base_url, show, path, key, params, walk):
+        listed.append(item["id"])
+        yield item
+    if walk.offset_pages:
+        again = [item["id"] for item in _walked(call, base_url, show, path, key, params, _Walk())]
+        if again != listed:
+            OffsetCount(path).changed("a second reading listed other segments than the first")
+
+
+class _Walk:
+    """What one walk saw of the pages: how many were offset pages."""
+
+    offset_pages = 0
+
+
+def _walked(
+    call: Callable[..., Any],
+    base_url: str,
+    show: Callable[[Any], str],
+    path: str,
+    key: str,
+    params: dict[str, Any] | None,
+    walk: _Walk,
+) -> Iterator[dict[str, Any]]:
     url: str = path
     query: dict[str, Any] | None = {**(params or {}), "page[size]": PAGE_SIZE}
     seen: set[str] = set()
@@ -70,6 +100,7 @@ def paginated_items(
             next_url = links["next"]
         elif body.get("next_page"):
             next_url = body["next_page"]
+            walk.offset_pages += 1
         elif meta.get("has_more"):
             raise SegmentsError(
                 f"Zendesk's answer to GET {path} says more pages follow (meta.has_more is true) but "
@@ -114,18 +145,18 @@ class OffsetCount:
         if not isinstance(count, int) or isinstance(count, bool):
             return
         if self.count is not None and count != self.count:
-            self._changed(f"it counted {self.count:,} items on an earlier page, {count:,} on a later one")
+            self.changed(f"it counted {self.count:,} items on an earlier page, {count:,} on a later one")
         self.count = count
 
     def check_whole(self, listed: int) -> None:
         if self.count is not None and listed < self.count:
-            self._changed(f"it counts {self.count:,} items, and {listed:,} were listed")
+            self.changed(f"it counts {self.count:,} items, and {listed:,} were listed")
 
-    def _changed(self, how: str) -> None:
+    def changed(self, how: str) -> None:
+        """Refuse the walk: the list changed while it was read (``how`` says how that shows)."""
         raise SegmentsError(
             f"Zendesk's list of {self.path} changed while it was read page by page ({how}): a lookup "
-            "on it could miss a segment, so nothing was decided or written from it. Rerun the task "
-            "(its retries apply)."
+            "on it could miss a segment, so it is not used. Rerun the task (its retries apply)."
         )
 
 

@@ -107,6 +107,7 @@ class Creation:
     :param post: send the create once; the created segment, or ``None`` when the answer did not
         say which; raises :class:`SegmentsUnknownOutcomeError` when it may or may not have landed.
     :param segment_id: a segment's id (WalkMe GUID, Zendesk number).
+    :param undo: delete a segment this task created (one that shares its name with another).
     """
 
     platform: str
@@ -117,6 +118,7 @@ class Creation:
     find: Callable[[], list[dict[str, Any]]]
     post: Callable[[], dict[str, Any] | None]
     segment_id: Callable[[dict[str, Any]], Any]
+    undo: Callable[[dict[str, Any]], Any]
     sleep: Callable[[float], None]
     log: Any
     advice: str = ""
@@ -134,6 +136,7 @@ def existing_segment(creation: Creation, if_exists: str) -> dict[str, Any] | Non
         return None
     own = [segment for segment in matches if creation.mark.owns(segment)]
     if len(own) == 1:
+        _refuse_twins(creation, own[0], matches)
         creation.log.info(
             "%s %r (%s) was created by an earlier try of this task; continuing with it.",
             creation.kind,
@@ -160,6 +163,18 @@ def existing_segment(creation: Creation, if_exists: str) -> dict[str, Any] | Non
         ids,
     )
     return matches[0]
+
+
+def _refuse_twins(creation: Creation, own: dict[str, Any], matches: list[dict[str, Any]]) -> None:
+    """An earlier try's segment is this task's only while no other segment has its name (that try
+    may have failed before it looked the name up again): else it is deleted, and the task fails."""
+    others = [creation.segment_id(segment) for segment in matches if segment is not own]
+    what = (
+        f"{creation.kind} {creation.name!r} ({creation.segment_id(own)}), made by an earlier try of this task"
+    )
+    check_created_name(
+        creation.platform, what, creation.name, creation.name, others, undo=lambda: creation.undo(own)
+    )
 
 
 def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:
@@ -210,6 +225,7 @@ def _landed(creation: Creation) -> dict[str, Any] | None:
     matches = creation.find()
     own = [segment for segment in matches if creation.mark.owns(segment)]
     if len(own) == 1:
+        _refuse_twins(creation, own[0], matches)
         return own[0]
     if len(matches) == 1 and creation.mark.disowns(matches[0]):
         # the name was free when looked up: a segment of it that cannot be this create's came from
@@ -331,6 +347,46 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def refuse_shared_name(what: str, name: str, others: list[str]) -> None:
+    """Refuse, before anything is sent, a rename of ``what`` to a name ``others`` have: every later
+    lookup by name would be ambiguous."""
+    if others:
+        raise SegmentExistsError(
+            f"Cannot rename {what} to {name!r}: {others[0]} has that name, and two segments of one name "
+            "make every later lookup by name ambiguous. Nothing was sent."
+        )
+
+
+def check_written_name(
+    platform: str,
+    what: str,
+    done: str,
+    name: str,
+    look_up: Callable[[], tuple[Any, list[Any]]],
+    **undoing: Any,
+) -> None:
+    """Look the name just written (``done``: ``"created"``, ``"renamed"``) up again and apply
+    :func:`check_created_name` (``undoing``: its ``undo``, ``undone``, ``by_hand``). ``look_up``
+    gives the name the segment is listed under and the ids of other segments of ``name``. When it
+    fails, the write is taken back too (a retry starts afresh: it would not look again after a
+    rename it finds made), and the error says so."""
+    try:
+        listed_name, others = look_up()
+    except SegmentsError as err:
+        try:
+            undoing["undo"]()
+            outcome = undoing.get("undone", "This task deleted it again.")
+        except SegmentsError as undo_err:
+            outcome = f"Undoing it failed ({undo_err}): {undoing.get('by_hand', 'delete it by hand')}."
+        err.args = (
+            f"{what[:1].upper()}{what[1:]} was {done}, but looking its name up again failed, so whether "
+            f"another segment has the name is not known. {outcome} Rerun the task. ({err})",
+            *err.args[1:],
+        )
+        raise
+    check_created_name(platform, what, name, listed_name, others, **undoing)
 
 
 def check_created_name(

@@ -99,3 +99,97 @@ def test_offset_pages_that_did_not_change_are_still_walked_whole(sandbox):
     vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"])["id"]
     result = ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["gold"])
     assert result["id"] == vip and named(sandbox, "VIP") == [vip] and len(old) == 100
+
+
+# -- a retry after a look-up again that failed (hostile review 17) --------------------------------------
+def test_a_rename_whose_look_up_again_failed_is_renamed_back_and_its_retry_refused(sandbox):
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
+    sandbox.inject_fault(f"/api/v2/help_center/user_segments/{partners}.json", delay=0.5, method="PUT")
+    creator = threading.Timer(0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"))
+    sandbox.inject_fault(LIST, 503, method="GET", skip=1, count=2)  # the look-up after the rename fails
+    creator.start()
+    try:
+        with pytest.raises(
+            SegmentsError, match=r"was renamed, but looking its name up again failed.*renamed it back"
+        ):
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
+    finally:
+        creator.join()
+    sandbox.clear_faults()
+    assert named(sandbox, "Partners") == [partners] and len(named(sandbox, "VIP")) == 1
+    with pytest.raises(SegmentExistsError, match="Cannot rename"):  # the retry: the name is taken now
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
+    assert named(sandbox, "Partners") == [partners]
+
+
+def test_a_create_whose_look_up_again_failed_is_deleted_again(sandbox):
+    from datetime import datetime, timedelta, timezone
+
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    sandbox.inject_fault(LIST, 503, method="GET", skip=1, count=2)  # the look-up after the create fails
+    sandbox.inject_fault(LIST, delay=0.5, method="POST")
+    creator = threading.Timer(
+        0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["other-dag"])
+    )
+    creator.start()
+    try:
+        with pytest.raises(
+            SegmentsError, match=r"was created, but looking its name up again failed.*deleted it"
+        ):
+            ZendeskHelpCenterHook().create_user_segment(
+                "VIP", "staff", tags=["gold"], created_after=run_start
+            )
+    finally:
+        creator.join()
+    sandbox.clear_faults()
+    (left,) = named(sandbox, "VIP")  # its own was deleted: whether it had a twin was not known
+    assert sandbox.zendesk.segment(left)["tags"] == ["other-dag"]
+
+
+def test_a_walkme_create_retried_after_its_read_back_failed_deletes_its_own_twin(sandbox):
+    from datetime import datetime, timedelta, timezone
+
+    from airflow_provider_segments.hooks.walkme import WalkMeHook
+    from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    segments = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
+    sandbox.inject_fault(segments, delay=0.5, method="POST")
+    creator = threading.Timer(
+        0.2, lambda: sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "VIP", ["x"], external_id="other-dag")
+    )
+    sandbox.inject_fault(segments, 503, method="GET", skip=1, count=2)  # the read-back's look-up fails
+    creator.start()
+    token = "airflow-0123456789abcdef0123"
+    try:
+        with pytest.raises(SegmentsError, match="reading it back failed"):
+            WalkMeHook().create_segment("VIP", ["a", "b"], creation_token=token, created_after=run_start)
+    finally:
+        creator.join()
+    sandbox.clear_faults()
+    with pytest.raises(SegmentExistsError, match="deleted it again"):
+        WalkMeHook().create_segment("VIP", ["a", "b"], creation_token=token, created_after=run_start)
+    (left,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "VIP"]
+    assert sandbox.walkme.members(TEST_SYSTEM_GUID, left["guid"]) == ["x"]
+
+
+def test_offset_pages_shifted_by_a_delete_and_a_create_keeping_the_count_are_refused(sandbox):
+    """One segment deleted and one created by other clients keep the count: the offset walk is read
+    once more and must list the same segments (hostile review 17)."""
+    old = _hundred_old_ones(sandbox)
+    vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"])["id"]  # on page 2
+
+    def other_clients() -> None:
+        sandbox.zendesk.delete_segment(old[0])
+        sandbox.zendesk.create_segment(name="Other", user_type="staff")
+
+    sandbox.inject_fault(LIST, delay=1.0, method="GET", skip=1)  # page 2 is held; meanwhile, the change
+    clients = threading.Timer(0.5, other_clients)
+    clients.start()
+    try:
+        with pytest.raises(SegmentsError, match="changed while it was read"):
+            ZendeskHelpCenterHook().list_user_segments(built_in=False)
+    finally:
+        clients.join()
+    listed = [s["id"] for s in ZendeskHelpCenterHook().list_user_segments(built_in=False)]
+    assert vip in listed and len(listed) == 101  # read again once nothing changes: whole
