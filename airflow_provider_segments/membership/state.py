@@ -13,7 +13,10 @@ ids as unknown.
 **The lease** (``state_path + ".lease"``) is taken before anything is sent, so two syncs of one
 ``state_path`` at the same time are detected: the second fails saying who holds it. A retry of the
 same task takes its own lease over, and so does any sync when the holder was a process on this
-machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning. On
+machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning. A
+live sync renews its lease every :data:`LEASE_RENEW_SECONDS` (:meth:`StateStore.lease_kept`), so it
+never expires under it, and confirms it still holds it before recording anything
+(:meth:`StateStore.confirm_lease`): a sync whose lease was taken over anyway fails. On
 local disk syncs take turns (a lock on the folder) to read, take over and create the lease, and it
 is written aside and hard-linked into place, so it appears whole or not at all (an unreadable one
 younger than :data:`LEASE_WRITE_SECONDS` is never taken over); object stores get
@@ -33,7 +36,10 @@ import io
 import json
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -59,6 +65,8 @@ JOURNAL_SUFFIX = ".journal"
 LEASE_SUFFIX = ".lease"
 #: A lease older than this belongs to a sync that was killed: it is taken over (with a warning).
 LEASE_SECONDS = 3600
+#: How often a live sync renews its lease (well within :data:`LEASE_SECONDS`).
+LEASE_RENEW_SECONDS = 300
 #: An unreadable lease younger than this may be one another sync is writing (where it cannot appear
 #: whole): it is not taken over.
 LEASE_WRITE_SECONDS = 30
@@ -103,6 +111,7 @@ class StateStore:
         self.journal_file = StateFile(f"{state_path}{JOURNAL_SUFFIX}")
         self.lease_file = StateFile(f"{state_path}{LEASE_SUFFIX}")
         self._lease_holder: str | None = None
+        self._lease: dict[str, Any] | None = None  # the record this store wrote (see confirm_lease)
 
     # -- checks and lease ------------------------------------------------------------------------
     def check_usable(self) -> None:
@@ -184,6 +193,61 @@ class StateStore:
                         "moment; nothing was sent."
                     )
         self._lease_holder = holder
+        self._lease = _parse_lease(record)
+
+    def _holds_lease(self) -> bool:
+        """Whether the lease file is still the one this store took (not a later sync's, nor a retry's
+        of the same task: the same holder, another take). The caller holds the folder lock."""
+        current = _parse_lease(self.lease_file.read_small_text())
+        return (
+            current is not None
+            and self._lease is not None
+            and all(current[key] == self._lease[key] for key in ("holder", "host", "pid", "acquired_at"))
+        )
+
+    def confirm_lease(self) -> None:
+        """Fail when another sync took this store's lease over while it ran: its writes and this
+        sync's may both have landed, so nothing of this sync may be recorded or reported done."""
+        if self._lease_holder is None:
+            return
+        with self.lease_file.folder_locked():
+            held = self._holds_lease()
+        if not held:
+            current = _parse_lease(self.lease_file.read_small_text())
+            raise SegmentsBusyError(
+                f"Another sync ({current['holder'] if current else 'unknown'}) took over the lease on "
+                f"state_path {str(self.state_path)!r} while this sync ran (a clock far ahead of this "
+                "machine's, or a retry of this task beside it): the segment may hold writes of both, so "
+                "this sync's result was not recorded. Rerun the task once the other sync has finished."
+            )
+
+    def renew_lease(self) -> bool:
+        """Push the lease's expiry :data:`LEASE_SECONDS` on; ``False`` once it is not this store's."""
+        with self.lease_file.folder_locked():
+            if not self._holds_lease() or self._lease is None:
+                return False
+            self._lease = {**self._lease, "expires_at": time.time() + LEASE_SECONDS}
+            self.lease_file.replace(json.dumps(self._lease))
+        return True
+
+    @contextmanager
+    def lease_kept(self) -> Iterator[None]:
+        """Renew the lease in a background thread while the body runs (a sync may run for hours)."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(LEASE_RENEW_SECONDS):
+                with suppress(OSError):  # a storage hiccup: the next round tries again
+                    if not self.renew_lease():
+                        return
+
+        keeper = threading.Thread(target=renew, name=f"lease of {self.state_path}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join(timeout=10)
 
     def release_lease(self) -> None:
         """Give the lease back (only a lease this store took)."""

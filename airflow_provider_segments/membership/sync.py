@@ -7,6 +7,7 @@ platform lists agree with it; anything else means a full sync, and the log says 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -63,9 +64,20 @@ def sync_segment(
         if not dry_run:
             store.acquire_lease(mark.token or "", api.log)
     try:
-        return _sync(
-            api, system, user_ids, max_length, segment_guid, name, store, full_refresh, dry_run, mark, guards
-        )
+        with store.lease_kept() if store is not None and not dry_run else nullcontext():
+            return _sync(
+                api,
+                system,
+                user_ids,
+                max_length,
+                segment_guid,
+                name,
+                store,
+                full_refresh,
+                dry_run,
+                mark,
+                guards,
+            )
     finally:
         if store is not None and not dry_run:
             store.release_lease()
@@ -192,8 +204,10 @@ def _sync(
             listed = segment
             changed_at = (snapshot.changed_at if snapshot else None) or now_iso()
 
-    # 5. record: the snapshot with the evidence read back, then the journal goes
+    # 5. record: the snapshot with the evidence read back, then the journal goes (only while this
+    # sync still holds the lease: one that another sync took over may have mixed both's writes)
     if store is not None:
+        store.confirm_lease()
         unchanged_state = not plan.requests and journal is None and snapshot is not None
         if not unchanged_state:
             store.write_snapshot(
