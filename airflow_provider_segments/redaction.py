@@ -143,6 +143,11 @@ class Redactor:
         text = _WORD_CHAR_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), _redact_disguised(text, self._wrapped))
         return _redact_credential_elements(_redact_credential_fields(text))
 
+    @property
+    def has_secrets(self) -> bool:
+        """Whether any secret is known yet."""
+        return bool(self._forms)
+
     def known(self, text: str) -> str:
         """``text`` with every known secret, in any of its forms (split by line breaks or escaped
         too), replaced by ``***``; nothing else in it changes."""
@@ -398,3 +403,18 @@ def preview_known(value: Any, limit: int) -> str:
     if _PROCESS.known(folded) != folded:
         text = _PROCESS.known(folded)
     return text if len(text) <= limit else _PROCESS.edge(text[: limit - 3]) + "..."
+
+
+def redact_known_in(value: Any) -> Any:
+    """``value`` (a result handed to XCom, a record written down) with every secret known to this
+    process redacted in its strings, keys included; a copy where anything changed. What a task hands
+    on never carries a secret an answer echoed (a listed name, a URL holding a token)."""
+    if not _PROCESS.has_secrets:
+        return value
+    if isinstance(value, str):
+        return _PROCESS.known(value)
+    if isinstance(value, dict):
+        return {redact_known_in(key): redact_known_in(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(redact_known_in, value))
+    return value

@@ -54,6 +54,7 @@ from airflow_provider_segments.membership.checksum import (
     line_blocks,
 )
 from airflow_provider_segments.membership.state_file import MAX_HEADER_BYTES, StateFile
+from airflow_provider_segments.redaction import redact_known_in
 from airflow_provider_segments.text import preview
 
 SNAPSHOT_MAGIC = "#segments-snapshot"
@@ -302,7 +303,7 @@ class StateStore:
             "version": STATE_VERSION,
             "segment_guid": snapshot.segment_guid,
             "system_guid": snapshot.system_guid,
-            "name": snapshot.name,
+            "name": redact_known_in(snapshot.name),  # (informational: a secret WalkMe echoed stays out)
             "count": len(ids),
             "ids_sha256": digest,
             "changed_at": snapshot.changed_at,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast, overload
 
 from airflow_provider_segments._compat import AirflowFailException, BaseOperator, Context
 from airflow_provider_segments.exceptions import (
@@ -20,6 +20,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsConfigError,
     SegmentsValidationError,
 )
+from airflow_provider_segments.redaction import redact_known_in
 from airflow_provider_segments.text import preview
 
 #: Jinja only does something with a string holding one of these (default delimiters).
@@ -375,12 +376,13 @@ class SegmentsOperator(TemplateRenderingMixin, BaseOperator, Generic[HookT]):
 
     def publish(self, context: Context, result: ResultT, **named: Any) -> ResultT:
         """Return ``result`` (Airflow keeps it under ``return_value``) and push each of ``named``
-        under its own XCom key, so a DAG can use ``task.output["segment_guid"]``."""
+        under its own XCom key, so a DAG can use ``task.output["segment_guid"]``; a secret an answer
+        echoed into them (a listed name, a URL) is redacted first."""
         ti = context.get("ti") if hasattr(context, "get") else None
         if ti is not None:
             for key, value in named.items():
-                ti.xcom_push(key=key, value=value)
-        return result
+                ti.xcom_push(key=key, value=redact_known_in(value))
+        return cast("ResultT", redact_known_in(result))
 
 
 #: Executors that run every task on the scheduler's machine, so a local ``state_path`` is the same

@@ -441,4 +441,4 @@ class WalkMeListSegmentsOperator(_WalkMeOperator):
         if prefix is not None:  # not `if prefix:`: a prefix rendering to [] would list every segment
             segments = [s for s in segments if str(s.get("name") or "").startswith(prefix)]
         self.log.info("WalkMe system lists %d matching segment(s).", len(segments))
-        return segments
+        return self.publish(context, segments)

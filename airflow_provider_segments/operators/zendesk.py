@@ -264,7 +264,7 @@ class ZendeskListUserSegmentsOperator(_ZendeskOperator):
                 user_id=self.user_id,
             )
         self.log.info("Zendesk lists %d user segment(s).", len(segments))
-        return segments
+        return self.publish(context, segments)
 
 
 class ZendeskListUserSegmentUsageOperator(_ZendeskOperator):
@@ -297,4 +297,5 @@ class ZendeskListUserSegmentUsageOperator(_ZendeskOperator):
             len(sections),
             len(topics),
         )
-        return {"user_segment_id": int(self.user_segment_id), "sections": sections, "topics": topics}
+        usage = {"user_segment_id": int(self.user_segment_id), "sections": sections, "topics": topics}
+        return self.publish(context, usage)

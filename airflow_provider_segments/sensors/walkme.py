@@ -28,6 +28,7 @@ from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidati
 from airflow_provider_segments.hooks.walkme import PROPAGATION_MINUTES, WalkMeHook
 from airflow_provider_segments.membership.writes import parse_time
 from airflow_provider_segments.operators._base import TemplateRenderingMixin, fail_fast_on_bad_input
+from airflow_provider_segments.redaction import redact_known_in
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_segment_guid
 
@@ -196,6 +197,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
 
     def _finish(self, context: Context, segment: dict[str, Any]) -> dict[str, Any]:
         """After the window: the gate first (a failed gate emits no asset event), then the event."""
+        segment = redact_known_in(segment)  # what it hands on never holds a secret WalkMe echoed
         result = self._result(segment)
         self._record_outlet_events(context, segment)
         return result

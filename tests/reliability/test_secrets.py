@@ -19,8 +19,15 @@ from airflow_provider_segments import redaction
 from airflow_provider_segments.exceptions import SegmentsConfigError, SegmentsError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
-from airflow_provider_segments.operators.walkme import WalkMeCreateSegmentOperator, WalkMeListSegmentsOperator
-from airflow_provider_segments.operators.zendesk import ZendeskCreateUserSegmentOperator
+from airflow_provider_segments.operators.walkme import (
+    WalkMeCreateSegmentOperator,
+    WalkMeListSegmentsOperator,
+    WalkMeSyncSegmentOperator,
+)
+from airflow_provider_segments.operators.zendesk import (
+    ZendeskCreateUserSegmentOperator,
+    ZendeskUpdateUserSegmentOperator,
+)
 from airflow_provider_segments.testing import (
     TEST_CLIENT_ID,
     TEST_CLIENT_SECRET,
@@ -394,3 +401,68 @@ def test_many_secrets_registered_in_pairs_of_threads_are_all_known():
     finally:
         sys.setswitchinterval(old)
     assert lost == 0, f"{lost} of 300 secrets registered in parallel are unknown to the process redactor"
+
+
+# -- answers echoing a token into what a task hands on: XCom, the snapshot (hostile review 18) --------
+ECHOED_WALKME_TOKEN = "wmaccesstoken4b7e1d9c3a6f0e2b8d5c7a1f9e3b6d0c"
+ECHO_GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
+
+
+def test_a_token_a_read_back_echoes_in_a_field_not_compared_stays_out_of_the_xcom(monkeypatch):
+    shown = {
+        "id": 7,
+        "name": "VIP",
+        "user_type": "staff",
+        "built_in": False,
+        "tags": ["vip"],
+        "or_tags": [],
+        "group_ids": [],
+        "organization_ids": [],
+        "added_user_ids": [],
+        "url": f"https://acme.zendesk.com/api/v2/help_center/user_segments/7.json?access_token={ECHOED_TOKEN}",
+    }
+    with LocalServer(lambda request: Answer(200, json.dumps({"user_segment": shown}))) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+            zendesk_conn_json(host=server.url, login=None, password=ECHOED_TOKEN, auth_type="oauth_token"),
+        )
+        xcom = ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=7, tags=["vip"]).execute({})
+    assert ECHOED_TOKEN not in json.dumps(xcom), f"XCom holds the connection's OAuth token: {xcom}"
+
+
+def test_an_access_token_a_listing_echoes_as_the_name_stays_out_of_xcom_snapshot_and_list(
+    monkeypatch, tmp_path
+):
+    state = {"members": 2, "updated": "2026-01-01T00:00:00.000Z", "n": 0}
+
+    def answer(request):
+        if request.path.startswith("/accounts/connect/token"):
+            return Answer(200, json.dumps({"access_token": ECHOED_WALKME_TOKEN, "expires_in": 3600}))
+        if request.method == "PUT":
+            state["n"] += 1
+            state["members"] = 3
+            state["updated"] = f"2026-01-01T00:00:0{state['n']}.000Z"
+            return Answer(200, json.dumps({}))
+        segment = {
+            "guid": ECHO_GUID,
+            "name": ECHOED_WALKME_TOKEN,
+            "usersCount": state["members"],
+            "updatedAt": state["updated"],
+            "createdAt": "2025-01-01T00:00:00.000Z",
+        }
+        return Answer(200, json.dumps([segment]))
+
+    with LocalServer(answer) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_WALKME_DEFAULT", walkme_conn_json(host=server.url))
+        xcom = WalkMeSyncSegmentOperator(
+            task_id="s",
+            segment_guid=ECHO_GUID,
+            user_ids=["a", "b", "c"],
+            state_path=str(tmp_path / "s"),
+            max_removal_fraction=1.0,
+        ).execute({})
+        listed = WalkMeListSegmentsOperator(task_id="ls").execute({})
+    snapshot = (tmp_path / "s").read_text()
+    texts = {"XCom": json.dumps(xcom), "snapshot": snapshot, "list XCom": json.dumps(listed)}
+    leaks = [where for where, text in texts.items() if ECHOED_WALKME_TOKEN in text]
+    assert not leaks, f"the access token is in: {leaks}; xcom name={xcom.get('name')!r}"
