@@ -365,28 +365,26 @@ def check_written_name(
     done: str,
     name: str,
     look_up: Callable[[], tuple[Any, list[Any]]],
-    **undoing: Any,
+    *,
+    undo: Callable[[], Any],
+    undone: str = "This task deleted it again.",
+    by_hand: str = "delete it by hand",
 ) -> None:
     """Look the name just written (``done``: ``"created"``, ``"renamed"``) up again and apply
-    :func:`check_created_name` (``undoing``: its ``undo``, ``undone``, ``by_hand``). ``look_up``
-    gives the name the segment is listed under and the ids of other segments of ``name``. When it
-    fails, the write is taken back too (a retry starts afresh: it would not look again after a
-    rename it finds made), and the error says so."""
+    :func:`check_created_name`. ``look_up`` gives the name the segment is listed under and the ids
+    of other segments of ``name``. When it fails, the write is taken back too (a retry starts
+    afresh: it would not look again after a rename it finds made), and the error says so."""
     try:
         listed_name, others = look_up()
     except SegmentsError as err:
-        try:
-            undoing["undo"]()
-            outcome = undoing.get("undone", "This task deleted it again.")
-        except SegmentsError as undo_err:
-            outcome = f"Undoing it failed ({undo_err}): {undoing.get('by_hand', 'delete it by hand')}."
+        outcome = _taken_back(undo, undone, by_hand)
         err.args = (
             f"{what[:1].upper()}{what[1:]} was {done}, but looking its name up again failed, so whether "
             f"another segment has the name is not known. {outcome} Rerun the task. ({err})",
             *err.args[1:],
         )
         raise
-    check_created_name(platform, what, name, listed_name, others, **undoing)
+    check_created_name(platform, what, name, listed_name, others, undo=undo, undone=undone, by_hand=by_hand)
 
 
 def check_created_name(
@@ -410,11 +408,7 @@ def check_created_name(
     respelled = listed_name != name
     if not respelled and not others:
         return
-    try:
-        undo()
-        outcome = undone
-    except SegmentsError as err:
-        outcome = f"Undoing it failed ({err}): {by_hand}."
+    outcome = _taken_back(undo, undone, by_hand)
     if respelled:
         raise SegmentsValidationError(
             f"{platform} stores {what} as {preview(listed_name)}, not {preview(name)} as sent: a later run "
@@ -428,3 +422,12 @@ def check_created_name(
         "write missed one, and every later lookup by name would be ambiguous. "
         f"{outcome} Rerun the task: it looks the name up first."
     )
+
+
+def _taken_back(undo: Callable[[], Any], undone: str, by_hand: str) -> str:
+    """Take a write back; what the error says of it (``undone``, or the failure and ``by_hand``)."""
+    try:
+        undo()
+    except SegmentsError as err:
+        return f"Undoing it failed ({err}): {by_hand}."
+    return undone
