@@ -10,18 +10,7 @@ change: the segment and every id whose membership the change may alter (or that 
 membership is in play). It is removed after the change was verified. A run that finds one treats its
 ids as unknown.
 
-**The lease** (``state_path + ".lease"``) is taken before anything is sent, so two syncs of one
-``state_path`` at the same time are detected: the second fails saying who holds it. A retry of the
-same task takes its own lease over, and so does any sync when the holder was a process on this
-machine that is gone; a lease older than :data:`LEASE_SECONDS` is taken over with a warning. A
-live sync renews its lease every :data:`LEASE_RENEW_SECONDS` (:meth:`StateStore.lease_kept`), so it
-never expires under it, and confirms it still holds it before recording anything
-(:meth:`StateStore.confirm_lease`): a sync whose lease was taken over anyway fails. On
-local disk syncs take turns (a lock on the folder) to read, take over and create the lease, and it
-is written aside and hard-linked into place, so it appears whole or not at all (an unreadable one
-younger than :data:`LEASE_WRITE_SECONDS` is never taken over); object stores get
-a write-then-read-back check, which narrows the race but cannot close it: give such syncs a one-slot
-pool (see Deploying).
+**The lease** (``state_path + ".lease"``): one sync at a time (:mod:`.lease`).
 
 Every file is written to a temporary sibling, flushed to disk (``fsync``) and moved over the old
 one, so a reader sees the old version or the new one, never half a file; a torn or undecodable file
@@ -34,17 +23,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from airflow_provider_segments.exceptions import SegmentsBusyError, SegmentsValidationError
+from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
 from airflow_provider_segments.locations import read_blocks, unreadable
 from airflow_provider_segments.membership.checksum import (
@@ -53,6 +37,7 @@ from airflow_provider_segments.membership.checksum import (
     hashed_blocks,
     line_blocks,
 )
+from airflow_provider_segments.membership.lease import Lease
 from airflow_provider_segments.membership.state_file import MAX_HEADER_BYTES, StateFile
 from airflow_provider_segments.redaction import redact_known_in
 from airflow_provider_segments.text import preview
@@ -64,13 +49,6 @@ JOURNAL_MAGIC = "#segments-journal"
 STATE_VERSION = 3
 JOURNAL_SUFFIX = ".journal"
 LEASE_SUFFIX = ".lease"
-#: A lease older than this belongs to a sync that was killed: it is taken over (with a warning).
-LEASE_SECONDS = 3600
-#: How often a live sync renews its lease (well within :data:`LEASE_SECONDS`).
-LEASE_RENEW_SECONDS = 300
-#: An unreadable lease younger than this may be one another sync is writing (where it cannot appear
-#: whole): it is not taken over.
-LEASE_WRITE_SECONDS = 30
 
 
 @dataclass
@@ -111,8 +89,7 @@ class StateStore:
         self.snapshot_file = StateFile(state_path)
         self.journal_file = StateFile(f"{state_path}{JOURNAL_SUFFIX}")
         self.lease_file = StateFile(f"{state_path}{LEASE_SUFFIX}")
-        self._lease_holder: str | None = None
-        self._lease: dict[str, Any] | None = None  # the record this store wrote (see confirm_lease)
+        self.lease = Lease(self.lease_file, state_path)
 
     # -- checks and lease ------------------------------------------------------------------------
     def check_usable(self) -> None:
@@ -132,133 +109,20 @@ class StateStore:
                 )
 
     def acquire_lease(self, holder: str, log: Any) -> None:
-        """Take the lease for ``holder`` or fail saying who holds it (see the module docstring)."""
-        now = time.time()
-        record = json.dumps(
-            {
-                "holder": holder,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "acquired_at": now,
-                "expires_at": now + LEASE_SECONDS,
-            }
-        )
-        with self.lease_file.folder_locked():  # one sync at a time decides who holds it
-            for _attempt in range(2):
-                if self.lease_file.create_exclusive(record):
-                    break
-                current = _parse_lease(self.lease_file.read_small_text())
-                age = self.lease_file.seconds_since_modified()
-                if current is None and age is not None and age < LEASE_WRITE_SECONDS:
-                    raise SegmentsBusyError(
-                        f"The lease on state_path {str(self.state_path)!r} was written {age:.0f} s ago and "
-                        "cannot be read yet: another sync may be taking it, so nothing was sent. Retry; "
-                        f"delete {self.lease_file} if it stays unreadable and no other sync is running."
-                    )
-                if current is None or current["holder"] == holder:
-                    reason = "an unreadable lease" if current is None else "its own lease (an earlier try)"
-                    log.info("Sync of %s takes over %s.", self.state_path, reason)
-                elif _holder_is_gone(current):
-                    log.warning(
-                        "Sync of %s takes over the lease of %s: its process (%s on this machine) is gone.",
-                        self.state_path,
-                        current["holder"],
-                        current["pid"],
-                    )
-                elif current["expires_at"] <= now:
-                    log.warning(
-                        "Sync of %s takes over a lease of %s that expired at %s: that sync was killed.",
-                        self.state_path,
-                        current["holder"],
-                        _iso(current["expires_at"]),
-                    )
-                else:
-                    raise SegmentsBusyError(
-                        f"Another sync ({current['holder']}) holds the lease on state_path "
-                        f"{str(self.state_path)!r} since {_iso(current['acquired_at'])}: two syncs of one "
-                        "segment at the same time could leave it holding neither input, so nothing was sent. "
-                        f"Let the other run finish (max_active_runs=1, or a pool of one slot); a lease of a "
-                        f"killed run expires at {_iso(current['expires_at'])}, or delete "
-                        f"{self.lease_file} if no other sync is running."
-                    )
-                self.lease_file.remove()
-            else:  # pragma: no cover - lost the race twice: another sync took it in between
-                raise SegmentsBusyError(
-                    f"Another sync took the lease on {self.state_path!r} at the same moment."
-                )
-            if not self.lease_file.local:  # no conditional write: read it back to see who won
-                current = _parse_lease(self.lease_file.read_small_text())
-                if current is None or current["holder"] != holder:
-                    raise SegmentsBusyError(
-                        f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
-                        "moment; nothing was sent."
-                    )
-        self._lease_holder = holder
-        self._lease = _parse_lease(record)
-
-    def _holds_lease(self) -> bool:
-        """Whether the lease file is still the one this store took (not a later sync's, nor a retry's
-        of the same task: the same holder, another take). The caller holds the folder lock."""
-        current = _parse_lease(self.lease_file.read_small_text())
-        return (
-            current is not None
-            and self._lease is not None
-            and all(current[key] == self._lease[key] for key in ("holder", "host", "pid", "acquired_at"))
-        )
+        """Take the lease for ``holder`` or fail saying who holds it (see :class:`~.lease.Lease`)."""
+        self.lease.acquire(holder, log)
 
     def confirm_lease(self) -> None:
-        """Fail when another sync took this store's lease over while it ran: its writes and this
-        sync's may both have landed, so nothing of this sync may be recorded or reported done."""
-        if self._lease_holder is None:
-            return
-        with self.lease_file.folder_locked():
-            held = self._holds_lease()
-        if not held:
-            current = _parse_lease(self.lease_file.read_small_text())
-            raise SegmentsBusyError(
-                f"Another sync ({current['holder'] if current else 'unknown'}) took over the lease on "
-                f"state_path {str(self.state_path)!r} while this sync ran (a clock far ahead of this "
-                "machine's, or a retry of this task beside it): the segment may hold writes of both, so "
-                "this sync's result was not recorded. Rerun the task once the other sync has finished."
-            )
+        """Fail when another sync took this store's lease over (see :meth:`~.lease.Lease.confirm`)."""
+        self.lease.confirm()
 
-    def renew_lease(self) -> bool:
-        """Push the lease's expiry :data:`LEASE_SECONDS` on; ``False`` once it is not this store's."""
-        with self.lease_file.folder_locked():
-            if not self._holds_lease() or self._lease is None:
-                return False
-            self._lease = {**self._lease, "expires_at": time.time() + LEASE_SECONDS}
-            self.lease_file.replace(json.dumps(self._lease))
-        return True
-
-    @contextmanager
-    def lease_kept(self) -> Iterator[None]:
-        """Renew the lease in a background thread while the body runs (a sync may run for hours)."""
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(LEASE_RENEW_SECONDS):
-                with suppress(OSError):  # a storage hiccup: the next round tries again
-                    if not self.renew_lease():
-                        return
-
-        keeper = threading.Thread(target=renew, name=f"lease of {self.state_path}", daemon=True)
-        keeper.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            keeper.join(timeout=10)
+    def lease_kept(self) -> AbstractContextManager[None]:
+        """Renew the lease in the background while the body runs (see :meth:`~.lease.Lease.kept`)."""
+        return self.lease.kept()
 
     def release_lease(self) -> None:
-        """Give the lease back (only a lease this store took)."""
-        if self._lease_holder is None:
-            return
-        with self.lease_file.folder_locked():
-            current = _parse_lease(self.lease_file.read_small_text())
-            if current is not None and current["holder"] == self._lease_holder:
-                self.lease_file.remove()
-        self._lease_holder = None
+        """Give the lease back (see :meth:`~.lease.Lease.release`)."""
+        self.lease.release()
 
     # -- snapshot ----------------------------------------------------------------------------------
     def read_snapshot(self, log: Any) -> Snapshot | None:
@@ -396,42 +260,5 @@ def _header_line(handle: IO[bytes]) -> bytes:
         return handle.readline()
 
 
-def _parse_lease(text: str | None) -> dict[str, Any] | None:
-    try:
-        record = json.loads(text or "")
-        holder, acquired, expires = (
-            record["holder"],
-            float(record["acquired_at"]),
-            float(record["expires_at"]),
-        )
-    except (ValueError, TypeError, KeyError):
-        return None
-    pid = record.get("pid")
-    return {
-        "holder": str(holder),
-        "host": str(record.get("host", "")),
-        "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
-        "acquired_at": acquired,
-        "expires_at": expires,
-    }
-
-
-def _holder_is_gone(lease: dict[str, Any]) -> bool:
-    """True when the lease was taken by a process of this machine that no longer runs."""
-    if lease["host"] != socket.gethostname() or lease["pid"] is None:
-        return False
-    try:
-        os.kill(lease["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it exists but is not ours to signal
-        return False
-    return False
-
-
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")

@@ -173,12 +173,19 @@ class StateFile:
         except OSError:
             return None
 
-    def read_small_text(self) -> str | None:
-        """The whole file as text (a lease), ``None`` when absent or unreadable."""
+    def read_small_text(self, *, strict: bool = False) -> str | None:
+        """The whole file as text (a lease), ``None`` when absent or not text; when it cannot be read
+        ``None`` too, or with ``strict`` the ``OSError`` (unknown is not absent)."""
         try:
             with self.open_binary() as handle:
                 return handle.read(MAX_HEADER_BYTES).decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+        except FileNotFoundError:
+            return None
+        except OSError:
+            if strict:
+                raise
+            return None
+        except UnicodeDecodeError:
             return None
 
     def remove(self) -> None:

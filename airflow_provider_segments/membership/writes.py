@@ -84,6 +84,11 @@ class CreationMark:
             return False
         return self.holds is None or self.holds(segment)
 
+    def proves(self, segment: dict[str, Any]) -> bool:
+        """True when ``segment`` carries this task's creation token as its external id: proof it is
+        this task's (what :meth:`owns` reads from a creation time and a content is only likely)."""
+        return bool(self.token) and self.external_id is None and segment.get("external_id") == self.token
+
     def disowns(self, segment: dict[str, Any]) -> bool:
         """True when ``segment`` cannot be this task's: it lists another external id than the one
         this create sends, or was created before this run started."""
@@ -167,14 +172,24 @@ def existing_segment(creation: Creation, if_exists: str) -> dict[str, Any] | Non
 
 def _refuse_twins(creation: Creation, own: dict[str, Any], matches: list[dict[str, Any]]) -> None:
     """An earlier try's segment is this task's only while no other segment has its name (that try
-    may have failed before it looked the name up again): else it is deleted, and the task fails."""
+    may have failed before it looked the name up again): else it is deleted, and the task fails.
+    Only one proven this task's is deleted (its creation token); one only likely this task's (a
+    Zendesk segment made since the run started holding what this create sends) is left, with the
+    other, and the task fails naming both."""
     others = [creation.segment_id(segment) for segment in matches if segment is not own]
-    what = (
-        f"{creation.kind} {creation.name!r} ({creation.segment_id(own)}), made by an earlier try of this task"
-    )
-    check_created_name(
-        creation.platform, what, creation.name, creation.name, others, undo=lambda: creation.undo(own)
-    )
+    if not others:
+        return
+    if not creation.mark.proves(own):
+        ids = ", ".join(str(creation.segment_id(segment)) for segment in matches)
+        raise SegmentExistsError(
+            f"{len(matches)} {creation.kind}s are named {creation.name!r} {creation.where} ({ids}); one "
+            f"({creation.segment_id(own)}) was made since this DAG run started and holds what this "
+            "create sends, but that does not prove it is this task's: refusing to guess which to keep. "
+            "Nothing was written; delete the extra, then rerun."
+        )
+    what = f"{creation.kind} {creation.name!r} ({creation.segment_id(own)}), made by an earlier try"
+    name = creation.name
+    check_created_name(creation.platform, what, name, name, others, undo=lambda: creation.undo(own))
 
 
 def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:

@@ -5,6 +5,7 @@ success. Each test asserts what the sandbox holds."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -14,8 +15,10 @@ from support import impatient_sandbox
 
 from airflow_provider_segments.exceptions import SegmentsBusyError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.membership import lease as lease_module
 from airflow_provider_segments.membership import read_back
-from airflow_provider_segments.membership import state as state_module
+from airflow_provider_segments.membership import state_file as state_file_module
+from airflow_provider_segments.membership.state import StateStore
 from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
@@ -56,9 +59,9 @@ def test_a_sync_whose_lease_was_taken_over_never_reports_success_and_the_next_ru
         if action == "add" and not fired:  # sync A is between its override and its add
             fired.append(True)
             # B's clock is an hour ahead: A's lease looks expired to it, and B takes it over
-            monkeypatch.setattr(state_module.time, "time", lambda: real_time() + 3601)
+            monkeypatch.setattr(lease_module.time, "time", lambda: real_time() + 3601)
             assert sync(state, "run-2", ["y1", "y2"], full_refresh=True)["user_count"] == 2
-            monkeypatch.setattr(state_module.time, "time", real_time)
+            monkeypatch.setattr(lease_module.time, "time", real_time)
         original(self, system, guid, action, user_ids, **kwargs)
 
     monkeypatch.setattr(WalkMeHook, "put_users", put_then_b_takes_over)
@@ -71,8 +74,8 @@ def test_a_sync_whose_lease_was_taken_over_never_reports_success_and_the_next_ru
 
 
 def test_a_live_sync_renews_its_lease_however_long_it_runs(sandbox, tmp_path, monkeypatch):
-    monkeypatch.setattr(state_module, "LEASE_SECONDS", 1)
-    monkeypatch.setattr(state_module, "LEASE_RENEW_SECONDS", 0.1, raising=False)
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", 1)
+    monkeypatch.setattr(lease_module, "LEASE_RENEW_SECONDS", 0.1)
     state = tmp_path / "audience.snapshot"
     original, outcome = WalkMeHook.put_users, []
 
@@ -97,3 +100,115 @@ def test_a_live_sync_renews_its_lease_however_long_it_runs(sandbox, tmp_path, mo
         other.join()
     assert isinstance(outcome[0], SegmentsBusyError), outcome
     assert result["verified"] is True and members(sandbox) == {"x1", "x2", "x3", "x4"}
+
+
+# -- hostile review 19: the lease's own failures never fail a correct sync nor outlive it ----------------
+class Log:
+    def info(self, *args):
+        pass
+
+    def warning(self, *args):
+        pass
+
+
+def test_a_zombie_try_that_ends_leaves_its_live_retrys_lease_alone(tmp_path):
+    """A zombie try and its retry share the task's holder token: the retry took the lease over; the
+    zombie, failing at its confirmation, must not remove the retry's lease as it ends."""
+    state = tmp_path / "a.snapshot"
+    zombie, retry, other = StateStore(str(state)), StateStore(str(state)), StateStore(str(state))
+    zombie.acquire_lease("airflow-token-of-the-task", Log())
+    time.sleep(0.01)
+    retry.acquire_lease("airflow-token-of-the-task", Log())  # its own lease, an earlier try: taken over
+    with pytest.raises(SegmentsBusyError):
+        zombie.confirm_lease()
+    zombie.release_lease()
+    with pytest.raises(SegmentsBusyError, match="holds the lease"):
+        other.acquire_lease("airflow-token-of-another-run", Log())
+    retry.confirm_lease()  # still the retry's
+
+
+def test_a_busy_folder_lock_skips_one_renewal_and_the_next_renews(tmp_path, monkeypatch):
+    import fcntl
+
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", 1)
+    monkeypatch.setattr(lease_module, "LEASE_RENEW_SECONDS", 0.1)
+    monkeypatch.setattr(state_file_module, "FOLDER_LOCK_SECONDS", 0.05)
+    died: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+    state = tmp_path / "a.snapshot"
+    live = StateStore(str(state))
+    live.acquire_lease("airflow-live", Log())
+    with live.lease_kept():
+        folder = os.open(str(tmp_path), os.O_RDONLY)
+        fcntl.flock(folder, fcntl.LOCK_EX)  # another program holds the folder for a moment
+        time.sleep(0.3)
+        os.close(folder)
+        time.sleep(1.5)  # the live sync goes on; its keeper renews meanwhile
+        with pytest.raises(SegmentsBusyError, match="holds the lease"):
+            StateStore(str(state)).acquire_lease("airflow-other-run", Log())
+    assert not died
+
+
+@pytest.fixture
+def memory_storage(monkeypatch):
+    """``memory://`` object storage whose next reads of a file ending in a given name fail."""
+    from airflow.sdk.io import fs as airflow_fs
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    monkeypatch.setitem(airflow_fs._register_filesystems(), "memory", lambda conn_id: MemoryFileSystem())
+    MemoryFileSystem.store.clear()
+    failing: dict[str, int] = {}
+    real_open = MemoryFileSystem._open
+
+    def flaky_open(self, path, mode="rb", *args, **kwargs):
+        for name, left in list(failing.items()):
+            if str(path).endswith(name) and "r" in mode and left > 0:
+                failing[name] = left - 1
+                raise TimeoutError(110, "Connection timed out")
+        return real_open(self, path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "_open", flaky_open)
+    yield failing
+    MemoryFileSystem.store.clear()
+
+
+def test_a_lease_read_that_fails_once_neither_stops_its_renewal_nor_fails_the_sync(
+    memory_storage, monkeypatch
+):
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", 1)
+    monkeypatch.setattr(lease_module, "LEASE_RENEW_SECONDS", 0.1)
+    state = "memory://bucket/lease/b.snapshot"
+    live = StateStore(state)
+    live.acquire_lease("airflow-live", Log())
+    with live.lease_kept():
+        memory_storage["b.snapshot.lease"] = 1  # one read of the lease times out
+        time.sleep(1.6)  # later rounds renew
+        with pytest.raises(SegmentsBusyError, match="holds the lease"):
+            StateStore(state).acquire_lease("airflow-other-run", Log())
+        memory_storage["b.snapshot.lease"] = 1
+        live.confirm_lease()  # nobody else touched it: one failed read is not a takeover
+
+
+def test_a_renewal_in_flight_never_recreates_a_released_lease(memory_storage, monkeypatch):
+    from airflow_provider_segments.locations import storage_path
+    from airflow_provider_segments.membership.state_file import StateFile
+
+    monkeypatch.setattr(lease_module, "LEASE_RENEW_SECONDS", 0.1)
+    monkeypatch.setattr(lease_module, "LEASE_KEEPER_JOIN_SECONDS", 0.05)
+    real_replace = StateFile.replace
+
+    def slow_replace(self, header_line, body=()):
+        if threading.current_thread().name.startswith("lease of"):
+            time.sleep(0.8)  # the upload of the renewed lease is slow
+        return real_replace(self, header_line, body)
+
+    monkeypatch.setattr(StateFile, "replace", slow_replace)
+    state = "memory://bucket/lease/a.snapshot"
+    live = StateStore(state)
+    live.acquire_lease("airflow-live", Log())
+    with live.lease_kept():
+        time.sleep(0.3)  # the sync's work; a renewal is uploading as it ends
+    live.release_lease()
+    time.sleep(1.0)  # the upload lands
+    assert not storage_path(state + ".lease").exists()
+    StateStore(state).acquire_lease("airflow-next-run", Log())  # not refused for an hour

@@ -404,7 +404,7 @@ def test_a_lease_being_created_is_never_taken_over_by_a_second_sync(tmp_path, mo
     import logging
     import threading
 
-    from airflow_provider_segments.membership import state as state_module
+    from airflow_provider_segments.membership import state_file as state_file_module
     from airflow_provider_segments.membership.state import StateStore
 
     b_tried = threading.Event()
@@ -420,7 +420,7 @@ def test_a_lease_being_created_is_never_taken_over_by_a_second_sync(tmp_path, mo
         return stall
 
     for step in ("fdopen", "link", "replace", "fsync"):
-        monkeypatch.setattr(state_module.os, step, stalling(getattr(os, step)))
+        monkeypatch.setattr(state_file_module.os, step, stalling(getattr(os, step)))
     holders: list[str] = []
 
     def acquire(holder: str) -> None:

@@ -193,3 +193,19 @@ def test_offset_pages_shifted_by_a_delete_and_a_create_keeping_the_count_are_ref
         clients.join()
     listed = [s["id"] for s in ZendeskHelpCenterHook().list_user_segments(built_in=False)]
     assert vip in listed and len(listed) == 101  # read again once nothing changes: whole
+
+
+def test_a_twin_not_proven_this_tasks_is_never_deleted(sandbox):
+    """Zendesk segments carry no creation token: one made since the run started holding what this
+    create sends is only probably this task's. With another segment of the name, neither is
+    deleted nor adopted: the task fails naming both (hostile review 19)."""
+    from datetime import datetime, timedelta, timezone
+
+    old = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["legacy"])["id"]
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    colleague = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["gold"])["id"]
+    with pytest.raises(SegmentExistsError, match="refusing to guess") as caught:
+        ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["gold"], created_after=run_start)
+    assert str(old) in str(caught.value) and str(colleague) in str(caught.value)
+    assert named(sandbox, "VIP") == sorted([old, colleague])
+    assert [r for r in sandbox.requests if r["method"] in ("POST", "PUT", "DELETE")] == []

@@ -1,0 +1,260 @@
+"""The lease on a ``state_path`` (``state_path + ".lease"``): one sync at a time, however long it runs.
+
+It is taken before anything is sent, so two syncs of one ``state_path`` at the same time are
+detected: the second fails saying who holds it. A retry of the same task takes its own lease over,
+and so does any sync when the holder was a process on this machine that is gone; a lease older than
+:data:`LEASE_SECONDS` is taken over with a warning. A live sync renews its lease every
+:data:`LEASE_RENEW_SECONDS` (:meth:`Lease.kept`), so it never expires under it, and confirms it
+still holds the very lease it took before recording anything (:meth:`Lease.confirm`): a sync whose
+lease was taken over anyway fails. A lease read that fails is "unknown", never "another's".
+
+On local disk syncs take turns (a lock on the folder) to read, take over, renew, create and remove
+the lease, and it is written aside and hard-linked into place, so it appears whole or not at all
+(an unreadable one younger than :data:`LEASE_WRITE_SECONDS` is never taken over); object stores get
+a write-then-read-back check, which narrows the race but cannot close it: give such syncs a
+one-slot pool (see Deploying).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_segments.exceptions import SegmentsBusyError
+from airflow_provider_segments.membership.state_file import StateFile
+
+logger = logging.getLogger(__name__)
+
+#: A lease older than this belongs to a sync that was killed: it is taken over (with a warning).
+LEASE_SECONDS = 3600
+#: How often a live sync renews its lease (well within :data:`LEASE_SECONDS`).
+LEASE_RENEW_SECONDS = 300
+#: How long the end of a sync waits for a renewal in progress before it goes on (the release then
+#: waits for that renewal's write, so none lands after it).
+LEASE_KEEPER_JOIN_SECONDS = 10
+#: Reads of the lease before one that fails counts (a storage hiccup is not another sync's lease),
+#: and the wait between two.
+LEASE_READS = 3
+LEASE_READ_INTERVAL = 0.5
+#: An unreadable lease younger than this may be one another sync is writing (where it cannot appear
+#: whole): it is not taken over.
+LEASE_WRITE_SECONDS = 30
+
+
+class Lease:
+    """The lease of one ``state_path``, as one sync takes, keeps and gives it back."""
+
+    def __init__(self, file: StateFile, state_path: Any) -> None:
+        self.file = file
+        self.state_path = state_path
+        self._holder: str | None = None
+        self._record: dict[str, Any] | None = None  # the record this sync wrote (see confirm)
+        self._guard = threading.Lock()  # a renewal and the release, one at a time
+
+    def acquire(self, holder: str, log: Any) -> None:
+        """Take the lease for ``holder`` or fail saying who holds it (see the module docstring)."""
+        now = time.time()
+        record = json.dumps(
+            {
+                "holder": holder,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "acquired_at": now,
+                "expires_at": now + LEASE_SECONDS,
+            }
+        )
+        with self.file.folder_locked():  # one sync at a time decides who holds it
+            for _attempt in range(2):
+                if self.file.create_exclusive(record):
+                    break
+                current = _parse_lease(self.file.read_small_text())
+                age = self.file.seconds_since_modified()
+                if current is None and age is not None and age < LEASE_WRITE_SECONDS:
+                    raise SegmentsBusyError(
+                        f"The lease on state_path {str(self.state_path)!r} was written {age:.0f} s ago and "
+                        "cannot be read yet: another sync may be taking it, so nothing was sent. Retry; "
+                        f"delete {self.file} if it stays unreadable and no other sync is running."
+                    )
+                if current is None or current["holder"] == holder:
+                    reason = "an unreadable lease" if current is None else "its own lease (an earlier try)"
+                    log.info("Sync of %s takes over %s.", self.state_path, reason)
+                elif _holder_is_gone(current):
+                    log.warning(
+                        "Sync of %s takes over the lease of %s: its process (%s on this machine) is gone.",
+                        self.state_path,
+                        current["holder"],
+                        current["pid"],
+                    )
+                elif current["expires_at"] <= now:
+                    log.warning(
+                        "Sync of %s takes over a lease of %s that expired at %s: that sync was killed.",
+                        self.state_path,
+                        current["holder"],
+                        _iso(current["expires_at"]),
+                    )
+                else:
+                    raise SegmentsBusyError(
+                        f"Another sync ({current['holder']}) holds the lease on state_path "
+                        f"{str(self.state_path)!r} since {_iso(current['acquired_at'])}: two syncs of one "
+                        "segment at the same time could leave it holding neither input, so nothing was sent. "
+                        f"Let the other run finish (max_active_runs=1, or a pool of one slot); a lease of a "
+                        f"killed run expires at {_iso(current['expires_at'])}, or delete "
+                        f"{self.file} if no other sync is running."
+                    )
+                self.file.remove()
+            else:  # pragma: no cover - lost the race twice: another sync took it in between
+                raise SegmentsBusyError(
+                    f"Another sync took the lease on {self.state_path!r} at the same moment."
+                )
+            if not self.file.local:  # no conditional write: read it back to see who won
+                current = _parse_lease(self.file.read_small_text())
+                if current is None or current["holder"] != holder:
+                    raise SegmentsBusyError(
+                        f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
+                        "moment; nothing was sent."
+                    )
+        self._holder = holder
+        self._record = _parse_lease(record)
+
+    def _holds(self) -> bool:
+        """Whether the lease file is still the one this store took (not a later sync's, nor a retry's
+        of the same task: the same holder, another take). The caller holds the folder lock.
+
+        :raises OSError: the lease could not be read: unknown, which is not "another's"."""
+        current = _parse_lease(self.file.read_small_text(strict=True))
+        return (
+            current is not None
+            and self._record is not None
+            and all(current[key] == self._record[key] for key in ("holder", "host", "pid", "acquired_at"))
+        )
+
+    def _on_own(self, action: Callable[[], None] | None = None) -> bool:
+        """Whether this store still holds the lease (and then ``action``, under the same folder
+        lock), reading it up to :data:`LEASE_READS` times when a read fails.
+
+        :raises OSError: every read failed."""
+        for attempt in range(1, LEASE_READS + 1):
+            try:
+                with self.file.folder_locked():
+                    held = self._holds()
+                    if held and action is not None:
+                        action()
+                    return held
+            except OSError:
+                if attempt == LEASE_READS:
+                    raise
+                time.sleep(LEASE_READ_INTERVAL)
+        return False  # pragma: no cover - the loop returns or raises
+
+    def confirm(self) -> None:
+        """Fail when another sync took this store's lease over while it ran: its writes and this
+        sync's may both have landed, so nothing of this sync may be recorded or reported done."""
+        if self._holder is None:
+            return
+        try:
+            held = self._on_own()
+        except OSError as err:
+            raise SegmentsBusyError(
+                f"The lease on state_path {str(self.state_path)!r} could not be read ({err}), so whether "
+                "another sync took it over while this one ran is not known: this sync's result was not "
+                "recorded. Rerun the task."
+            ) from err
+        if not held:
+            current = _parse_lease(self.file.read_small_text())
+            raise SegmentsBusyError(
+                f"Another sync ({current['holder'] if current else 'unknown'}) took over the lease on "
+                f"state_path {str(self.state_path)!r} while this sync ran (a clock far ahead of this "
+                "machine's, or a retry of this task beside it): the segment may hold writes of both, so "
+                "this sync's result was not recorded. Rerun the task once the other sync has finished."
+            )
+
+    def renew(self) -> bool:
+        """Push the lease's expiry :data:`LEASE_SECONDS` on; ``False`` once it is not this store's
+        (or was released). Raises when the lease cannot be read or written: the next round retries."""
+        with self._guard:  # never after the release: a renewal in flight finishes first
+            if self._record is None:
+                return False
+            renewed = {**self._record, "expires_at": time.time() + LEASE_SECONDS}
+            if not self._on_own(lambda: self.file.replace(json.dumps(renewed))):
+                return False
+            self._record = renewed
+        return True
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """Renew the lease in a background thread while the body runs (a sync may run for hours)."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(LEASE_RENEW_SECONDS):
+                try:
+                    if not self.renew():
+                        return
+                except Exception as err:  # a storage hiccup, a busy folder: the next round tries again
+                    logger.warning(
+                        "Renewing the lease on %s failed (%s); trying again.", self.state_path, err
+                    )
+
+        keeper = threading.Thread(target=renew, name=f"lease of {self.state_path}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join(timeout=LEASE_KEEPER_JOIN_SECONDS)
+
+    def release(self) -> None:
+        """Give the lease back: only the very lease this store took (a retry of the same task may
+        have taken it over since), never one it cannot read (that one expires)."""
+        if self._holder is None:
+            return
+        with self._guard:
+            with suppress(OSError):
+                self._on_own(self.file.remove)
+            self._holder = None
+            self._record = None
+
+
+def _parse_lease(text: str | None) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text or "")
+        holder, acquired, expires = (
+            record["holder"],
+            float(record["acquired_at"]),
+            float(record["expires_at"]),
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
+    pid = record.get("pid")
+    return {
+        "holder": str(holder),
+        "host": str(record.get("host", "")),
+        "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        "acquired_at": acquired,
+        "expires_at": expires,
+    }
+
+
+def _holder_is_gone(lease: dict[str, Any]) -> bool:
+    """True when the lease was taken by a process of this machine that no longer runs."""
+    if lease["host"] != socket.gethostname() or lease["pid"] is None:
+        return False
+    try:
+        os.kill(lease["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists but is not ours to signal
+        return False
+    return False
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
