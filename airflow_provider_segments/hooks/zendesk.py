@@ -33,14 +33,13 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     show_value,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
+from airflow_provider_segments.membership.names_written import check_written_name, refuse_shared_name
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
-    check_written_name,
     delete_confirmed,
     existing_segment,
     post_once,
-    refuse_shared_name,
 )
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_user_segment_id

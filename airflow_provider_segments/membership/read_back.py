@@ -14,8 +14,9 @@ from airflow_provider_segments.exceptions import (
     SegmentsError,
     SegmentsNotFoundError,
 )
+from airflow_provider_segments.membership.names_written import check_created_name
 from airflow_provider_segments.membership.sender import MembershipApi
-from airflow_provider_segments.membership.writes import check_created_name, parse_time
+from airflow_provider_segments.membership.writes import parse_time
 
 #: Read-backs of a changed segment before a count that disagrees counts as a mismatch (a listing
 #: may lag a moment behind the writes), and the wait between two.

@@ -1,0 +1,98 @@
+"""A name a task wrote (a create, a rename) is looked up again: the platform must list it under that
+very name and no other segment of it, or the write is taken back and the task fails saying so. Left
+in place, a segment a later lookup by name would not find (stored respelled), or one that shares its
+name (two tries creating at once, a lookup that missed one), makes a rerun create yet another one or
+find the name ambiguous. The same rules for both platforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from airflow_provider_segments.exceptions import SegmentExistsError, SegmentsError, SegmentsValidationError
+from airflow_provider_segments.text import preview
+
+
+def refuse_shared_name(what: str, name: str, others: list[str]) -> None:
+    """Refuse, before anything is sent, a rename of ``what`` to a name ``others`` have: every later
+    lookup by name would be ambiguous."""
+    if others:
+        raise SegmentExistsError(
+            f"Cannot rename {what} to {name!r}: {others[0]} has that name, and two segments of one name "
+            "make every later lookup by name ambiguous. Nothing was sent."
+        )
+
+
+def check_written_name(
+    platform: str,
+    what: str,
+    done: str,
+    name: str,
+    look_up: Callable[[], tuple[Any, list[Any]]],
+    *,
+    undo: Callable[[], Any],
+    undone: str = "This task deleted it again.",
+    by_hand: str = "delete it by hand",
+) -> None:
+    """Look the name just written (``done``: ``"created"``, ``"renamed"``) up again and apply
+    :func:`check_created_name`. ``look_up`` gives the name the segment is listed under and the ids
+    of other segments of ``name``. When it fails, the write is taken back too (a retry starts
+    afresh: it would not look again after a rename it finds made), and the error says so."""
+    try:
+        listed_name, others = look_up()
+    except SegmentsError as err:
+        outcome = _taken_back(undo, undone, by_hand)
+        err.args = (
+            f"{what[:1].upper()}{what[1:]} was {done}, but looking its name up again failed, so whether "
+            f"another segment has the name is not known. {outcome} Rerun the task. ({err})",
+            *err.args[1:],
+        )
+        raise
+    check_created_name(platform, what, name, listed_name, others, undo=undo, undone=undone, by_hand=by_hand)
+
+
+def check_created_name(
+    platform: str,
+    what: str,
+    name: str,
+    listed_name: Any,
+    others: list[Any],
+    *,
+    undo: Callable[[], Any],
+    undone: str = "This task deleted it again.",
+    by_hand: str = "delete it by hand",
+) -> None:
+    """Undo and refuse a create (or a rename) that a later lookup by name would not find again as
+    this one segment: the platform lists it under another spelling (``listed_name``), or lists other
+    segments of that name too (``others``: their ids; another try of the task or another DAG made
+    one at the same time, or the lookup before the write missed one). ``undo`` takes the write back
+    (deletes the created segment, renames it back; ``undone`` says so): left in place, a rerun
+    would create yet another one (the name not found), or find the name ambiguous. Neither is
+    retried (the rerun looks the name up first). The same rule for both platforms' writes of a name."""
+    respelled = listed_name != name
+    if not respelled and not others:
+        return
+    outcome = _taken_back(undo, undone, by_hand)
+    if respelled:
+        raise SegmentsValidationError(
+            f"{platform} stores {what} as {preview(listed_name)}, not {preview(name)} as sent: a later run "
+            f"looking the name up would not find it and would create another segment. {outcome} Give "
+            f"the name as {platform} stores it."
+        )
+    ids = ", ".join(map(str, others))
+    raise SegmentExistsError(
+        f"After writing {what}, {platform} lists {len(others) + 1} segments named {name!r}: {ids} too. "
+        "Another try of this task or another DAG made one at the same time, or the lookup before the "
+        "write missed one, and every later lookup by name would be ambiguous. "
+        f"{outcome} Rerun the task: it looks the name up first."
+    )
+
+
+def _taken_back(undo: Callable[[], Any], undone: str, by_hand: str) -> str:
+    """Take a write back; what the error says of it (``undone``, or the failure and ``by_hand``)."""
+    try:
+        undo()
+    except SegmentsError as err:
+        return f"Undoing it failed ({err}): {by_hand}."
+    return undone
