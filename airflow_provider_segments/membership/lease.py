@@ -2,8 +2,8 @@
 
 It is taken before anything is sent, so two syncs of one ``state_path`` at the same time are
 detected: the second fails saying who holds it. A retry of the same task takes its own lease over,
-and so does any sync when the holder was a process on this machine that is gone; a lease older than
-:data:`LEASE_SECONDS` is taken over with a warning. A live sync renews its lease every
+and so does any sync when the holder was a process on this machine that is gone; a lease not renewed
+for :data:`LEASE_SECONDS` is taken over with a warning. A live sync renews its lease every
 :data:`LEASE_RENEW_SECONDS` (:meth:`Lease.kept`), so it never expires under it, and confirms it
 still holds the very lease it took before recording anything (:meth:`Lease.confirm`): a sync whose
 lease was taken over anyway fails. A lease read that fails is "unknown", never "another's".
@@ -33,10 +33,11 @@ from airflow_provider_segments.membership.state_file import StateFile
 
 logger = logging.getLogger(__name__)
 
-#: A lease older than this belongs to a sync that was killed: it is taken over (with a warning).
-LEASE_SECONDS = 3600
-#: How often a live sync renews its lease (well within :data:`LEASE_SECONDS`).
-LEASE_RENEW_SECONDS = 300
+#: A lease not renewed for this long belongs to a sync that was killed (a live one renews it): it is
+#: taken over (with a warning), so a killed run holds later ones up for this long at most.
+LEASE_SECONDS = 900
+#: How often a live sync renews its lease (several times within :data:`LEASE_SECONDS`).
+LEASE_RENEW_SECONDS = 120
 #: How long the end of a sync waits for a renewal in progress before it goes on (the release then
 #: waits for that renewal's write, so none lands after it).
 LEASE_KEEPER_JOIN_SECONDS = 10
