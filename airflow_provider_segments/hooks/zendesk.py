@@ -8,7 +8,7 @@ lists the sections and topics that use one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -28,12 +28,17 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     as_created,
     build_user_segment_payload,
     check_added_users,
+    check_listing_filters,
+    criteria_changes,
     differences,
     same_value,
-    show_value,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
-from airflow_provider_segments.membership.names_written import check_written_name, refuse_shared_name
+from airflow_provider_segments.membership.names_written import (
+    TakingBack,
+    check_written_name,
+    refuse_shared_name,
+)
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
@@ -41,7 +46,6 @@ from airflow_provider_segments.membership.writes import (
     existing_segment,
     post_once,
 )
-from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_user_segment_id
 
 API_PREFIX = "/api/v2/help_center"
@@ -110,14 +114,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
 
         :param built_in: ``True`` only built-in segments, ``False`` only custom ones, ``None`` both.
         """
-        for flag, value in (("built_in", built_in), ("applicable", applicable)):
-            if not isinstance(value, bool) and not (flag == "built_in" and value is None):
-                raise SegmentsValidationError(
-                    f"{flag} {preview(value)} is not valid: use True or False"
-                    + (" (or None for both)." if flag == "built_in" else ".")
-                )
-        if applicable and user_id is not None:
-            raise SegmentsValidationError("Pass either applicable=True or user_id, not both.")
+        check_listing_filters(built_in, applicable, user_id)
         if user_id is not None:
             path = USER_USER_SEGMENTS_PATH.format(user_id=validate_user_segment_id(user_id, "user_id"))
         else:
@@ -211,14 +208,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
         created_id = validate_user_segment_id(segment["id"], "created id")
         new = f"the new user segment {name!r} (id {created_id})"
-        check_written_name(  # found again by its name, and only it: as WalkMe's
-            "Zendesk",
-            new,
-            "created",
-            name,
-            lambda: self._listed_name_and_twins(created_id, name),
-            undo=lambda: self.delete_user_segment(created_id),
-        )
+        taking_back = TakingBack(lambda: self.delete_user_segment(created_id))  # as WalkMe's read-back
+        check_written_name("Zendesk", new, "created", name, self._name_look_up(created_id, name), taking_back)
         # read back on every criterion a create decides: those left out must be listed empty, if listed
         return self._reported(self._verified(created_id, body, cleared=as_created(body).keys() - body))
 
@@ -233,11 +224,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         check_added_users(
             existing, full["added_user_ids"], f"Creating over user segment {segment_id}", guards
         )
-        changes = [
-            f"{field} {show_value(existing.get(field))} -> {show_value(full[field])}"
-            for field in CRITERIA_FIELDS
-            if not same_value(existing.get(field), full[field])
-        ]
+        changes = criteria_changes(existing, full)
         self.log.info(
             "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",
             existing.get("name"),
@@ -285,22 +272,20 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             others = [f"user segment {twin['id']}" for twin in named if twin["id"] != segment_id]
             refuse_shared_name(f"user segment {segment_id}", body["name"], others)
         if "added_user_ids" in body:
-            what = f"Updating user segment {segment_id}"
-            check_added_users(shown, body["added_user_ids"], what, guards)
-        updated = self._put(segment_id, body)
-        if "name" in body and body["name"] != shown.get("name"):  # found again by its new name, and only it
-            old, name = str(shown.get("name")), body["name"]
-            renamed = f"user segment {segment_id} (named {old!r} before)"
-            check_written_name(
-                "Zendesk",
-                renamed,
-                "renamed",
-                name,
-                lambda: self._listed_name_and_twins(segment_id, name),
-                undo=lambda: self._put(segment_id, {"name": old}),
-                undone=f"This task renamed it back to {old!r}.",
-                by_hand="rename it by hand",
-            )
+            check_added_users(shown, body["added_user_ids"], f"Updating user segment {segment_id}", guards)
+        if "name" not in body or body["name"] == shown.get("name"):
+            return self._put(segment_id, body)
+        old, name = str(shown.get("name")), body["name"]
+        renamed = f"user segment {segment_id} (named {old!r} before)"
+        taking_back = TakingBack(
+            lambda: self._put(segment_id, {"name": old}),
+            f"This task renamed it back to {old!r}.",
+            "rename it by hand",
+        )
+        unverified = f"The rename of {renamed} to {name!r} may have landed, but it could not be verified."
+        updated = self._put(segment_id, body, if_unverified=lambda err: taking_back.after(err, unverified))
+        look_up = self._name_look_up(segment_id, name)  # found again by its new name, and only it
+        check_written_name("Zendesk", renamed, "renamed", name, look_up, taking_back)
         return updated
 
     def _shown_unless_built_in(self, segment_id: int, verb: str) -> dict[str, Any]:
@@ -315,24 +300,44 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         """The custom segments whose name is exactly ``name`` (built-in ones cannot be written)."""
         return [segment for segment in self.iter_user_segments(built_in=False) if segment.get("name") == name]
 
-    def _listed_name_and_twins(self, segment_id: int, name: str) -> tuple[Any, list[int]]:
-        """The name the segment is listed under, and the other custom segments of ``name``."""
-        twins = self._custom_segments_named(name)
-        ours = [twin for twin in twins if twin.get("id") == segment_id]
-        listed = name if ours else self.get_user_segment(segment_id).get("name")
-        return listed, [twin["id"] for twin in twins if twin not in ours]
+    def _name_look_up(self, segment_id: int, name: str) -> Callable[[], tuple[Any, list[int]]]:
+        """A look-up of the name the segment is listed under and the other custom segments of ``name``."""
 
-    def _put(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        def look_up() -> tuple[Any, list[int]]:
+            twins = self._custom_segments_named(name)
+            ours = [twin for twin in twins if twin.get("id") == segment_id]
+            listed = name if ours else self.get_user_segment(segment_id).get("name")
+            return listed, [twin["id"] for twin in twins if twin not in ours]
+
+        return look_up
+
+    def _put(
+        self,
+        segment_id: int,
+        body: dict[str, Any],
+        if_unverified: Callable[[SegmentsError], None] | None = None,
+    ) -> dict[str, Any]:
+        """PUT ``body`` and read it back; ``if_unverified`` is told of a failure after which the PUT
+        may have landed (its answer lost, or its read-back failed)."""
         self._refuse_built_in(segment_id, "update")
+        answered = False
         try:
-            answer = self._call(
-                "PUT", USER_SEGMENT_PATH.format(id=segment_id), json_body={"user_segment": body}
-            )
+            path = USER_SEGMENT_PATH.format(id=segment_id)
+            answer = self._call("PUT", path, json_body={"user_segment": body})
+            answered = True
+            self._unwrap(answer, USER_SEGMENT_PATH)
+            self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
+            return self._reported(self._verified(segment_id, body))
         except SegmentsAuthError as err:
-            raise self._built_in_refusal(err, segment_id, "update") from err
-        self._unwrap(answer, USER_SEGMENT_PATH)
-        self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
-        return self._reported(self._verified(segment_id, body))
+            if not answered:
+                raise self._built_in_refusal(err, segment_id, "update") from err
+            raise
+        except SegmentsError as err:
+            if if_unverified is not None and (
+                answered or getattr(err, "may_have_applied", None) is not False
+            ):
+                if_unverified(err)
+            raise
 
     def _verified(
         self, segment_id: int, body: dict[str, Any], *, cleared: Collection[str] = ()

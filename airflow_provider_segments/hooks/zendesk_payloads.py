@@ -122,6 +122,28 @@ def show_value(value: Any) -> str:
     return preview(value, 120)
 
 
+def check_listing_filters(built_in: Any, applicable: Any, user_id: Any) -> None:
+    """Refuse a listing's filters that would list other segments than asked: a flag that is not a
+    bool (``built_in`` may be ``None``: both), or ``applicable`` together with a ``user_id``."""
+    for flag, value in (("built_in", built_in), ("applicable", applicable)):
+        if not isinstance(value, bool) and not (flag == "built_in" and value is None):
+            raise SegmentsValidationError(
+                f"{flag} {preview(value)} is not valid: use True or False"
+                + (" (or None for both)." if flag == "built_in" else ".")
+            )
+    if applicable and user_id is not None:
+        raise SegmentsValidationError("Pass either applicable=True or user_id, not both.")
+
+
+def criteria_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Each criterion that differs, for a log line: ``"tags ['a'] -> ['b']"``."""
+    return [
+        f"{field} {show_value(before.get(field))} -> {show_value(after[field])}"
+        for field in CRITERIA_FIELDS
+        if not same_value(before.get(field), after[field])
+    ]
+
+
 def differences(listed: dict[str, Any], sent: dict[str, Any], cleared: Collection[str] = ()) -> list[str]:
     """Each field ``sent`` (and each of ``cleared``, left empty, where listed) that the segment as
     ``listed`` does not hold: ``"tags ['a'] (sent ['b'])"``."""

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -76,7 +76,7 @@ class Lease:
             for _attempt in range(2):
                 if self.file.create_exclusive(record):
                     break
-                current = _parse_lease(self.file.read_small_text())
+                current = _parse_lease(self._read_text())
                 age = self.file.seconds_since_modified()
                 if current is None and age is not None and age < LEASE_WRITE_SECONDS:
                     raise SegmentsBusyError(
@@ -116,7 +116,7 @@ class Lease:
                     f"Another sync took the lease on {self.state_path!r} at the same moment."
                 )
             if not self.file.local:  # no conditional write: read it back to see who won
-                current = _parse_lease(self.file.read_small_text())
+                current = _parse_lease(self._read_text())
                 if current is None or current["holder"] != holder:
                     raise SegmentsBusyError(
                         f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
@@ -124,6 +124,24 @@ class Lease:
                     )
         self._holder = holder
         self._record = _parse_lease(record)
+
+    def _read_text(self) -> str | None:
+        """The lease's text (``None``: there is none, or it is not text), read up to
+        :data:`LEASE_READS` times when a read fails: a lease that cannot be read may be a live
+        sync's, so it is never taken for free.
+
+        :raises SegmentsBusyError: every read failed (nothing was sent)."""
+        for attempt in range(1, LEASE_READS + 1):
+            try:
+                return self.file.read_small_text(strict=True)
+            except OSError as err:
+                if attempt == LEASE_READS:
+                    raise SegmentsBusyError(
+                        f"The lease on state_path {str(self.state_path)!r} could not be read ({err}): "
+                        "whether another sync holds it is not known, so nothing was sent. Retry."
+                    ) from err
+                time.sleep(LEASE_READ_INTERVAL)
+        return None  # pragma: no cover - the loop returns or raises
 
     def _holds(self) -> bool:
         """Whether the lease file is still the one this store took (not a later sync's, nor a retry's
@@ -149,7 +167,7 @@ class Lease:
                     if held and action is not None:
                         action()
                     return held
-            except OSError:
+            except (OSError, SegmentsBusyError):  # a failed read, or the folder busy a moment
                 if attempt == LEASE_READS:
                     raise
                 time.sleep(LEASE_READ_INTERVAL)
@@ -162,11 +180,12 @@ class Lease:
             return
         try:
             held = self._on_own()
-        except OSError as err:
+        except (OSError, SegmentsBusyError) as err:
+            why = f"reading it failed: {err}" if isinstance(err, OSError) else "its folder stayed locked"
             raise SegmentsBusyError(
-                f"The lease on state_path {str(self.state_path)!r} could not be read ({err}), so whether "
-                "another sync took it over while this one ran is not known: this sync's result was not "
-                "recorded. Rerun the task."
+                f"The lease on state_path {str(self.state_path)!r} could not be checked ({why}), so "
+                "whether another sync took it over while this one ran is not known: this sync's writes "
+                "were sent, but its result was not recorded. Rerun the task."
             ) from err
         if not held:
             current = _parse_lease(self.file.read_small_text())
@@ -218,8 +237,10 @@ class Lease:
         if self._holder is None:
             return
         with self._guard:
-            with suppress(OSError):
+            try:
                 self._on_own(self.file.remove)
+            except Exception as err:  # the sync's outcome stands; this lease expires on its own
+                logger.warning("The lease on %s was not given back (%s): it expires.", self.state_path, err)
             self._holder = None
             self._record = None
 

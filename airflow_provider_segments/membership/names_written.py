@@ -8,6 +8,7 @@ find the name ambiguous. The same rules for both platforms.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentExistsError, SegmentsError, SegmentsValidationError
@@ -24,16 +25,35 @@ def refuse_shared_name(what: str, name: str, others: list[str]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class TakingBack:
+    """How a write of a name is taken back: ``undo`` (delete the created segment, rename it back),
+    what the error then says (``undone``), and what to do by hand when that fails too."""
+
+    undo: Callable[[], Any]
+    undone: str = "This task deleted it again."
+    by_hand: str = "delete it by hand"
+
+    def outcome(self) -> str:
+        """Take the write back; what the error says of it."""
+        try:
+            self.undo()
+        except SegmentsError as err:
+            return f"Undoing it failed ({err}): {self.by_hand}."
+        return self.undone
+
+    def after(self, err: SegmentsError, text: str) -> None:
+        """Take the write back after ``err`` left it unverified; ``err`` then says so (``text``)."""
+        err.args = (f"{text} {self.outcome()} Rerun the task. ({err})", *err.args[1:])
+
+
 def check_written_name(
     platform: str,
     what: str,
     done: str,
     name: str,
     look_up: Callable[[], tuple[Any, list[Any]]],
-    *,
-    undo: Callable[[], Any],
-    undone: str = "This task deleted it again.",
-    by_hand: str = "delete it by hand",
+    taking_back: TakingBack,
 ) -> None:
     """Look the name just written (``done``: ``"created"``, ``"renamed"``) up again and apply
     :func:`check_created_name`. ``look_up`` gives the name the segment is listed under and the ids
@@ -42,38 +62,26 @@ def check_written_name(
     try:
         listed_name, others = look_up()
     except SegmentsError as err:
-        outcome = _taken_back(undo, undone, by_hand)
-        err.args = (
-            f"{what[:1].upper()}{what[1:]} was {done}, but looking its name up again failed, so whether "
-            f"another segment has the name is not known. {outcome} Rerun the task. ({err})",
-            *err.args[1:],
-        )
+        unknown = "looking its name up again failed, so whether another segment has the name is not known."
+        taking_back.after(err, f"{what[:1].upper()}{what[1:]} was {done}, but {unknown}")
         raise
-    check_created_name(platform, what, name, listed_name, others, undo=undo, undone=undone, by_hand=by_hand)
+    check_created_name(platform, what, name, listed_name, others, taking_back)
 
 
 def check_created_name(
-    platform: str,
-    what: str,
-    name: str,
-    listed_name: Any,
-    others: list[Any],
-    *,
-    undo: Callable[[], Any],
-    undone: str = "This task deleted it again.",
-    by_hand: str = "delete it by hand",
+    platform: str, what: str, name: str, listed_name: Any, others: list[Any], taking_back: TakingBack
 ) -> None:
     """Undo and refuse a create (or a rename) that a later lookup by name would not find again as
     this one segment: the platform lists it under another spelling (``listed_name``), or lists other
     segments of that name too (``others``: their ids; another try of the task or another DAG made
-    one at the same time, or the lookup before the write missed one). ``undo`` takes the write back
-    (deletes the created segment, renames it back; ``undone`` says so): left in place, a rerun
-    would create yet another one (the name not found), or find the name ambiguous. Neither is
-    retried (the rerun looks the name up first). The same rule for both platforms' writes of a name."""
+    one at the same time, or the lookup before the write missed one). ``taking_back`` takes the
+    write back: left in place, a rerun would create yet another one (the name not found), or find
+    the name ambiguous. Neither is retried (the rerun looks the name up first). The same rule for
+    both platforms' writes of a name."""
     respelled = listed_name != name
     if not respelled and not others:
         return
-    outcome = _taken_back(undo, undone, by_hand)
+    outcome = taking_back.outcome()
     if respelled:
         raise SegmentsValidationError(
             f"{platform} stores {what} as {preview(listed_name)}, not {preview(name)} as sent: a later run "
@@ -87,12 +95,3 @@ def check_created_name(
         "write missed one, and every later lookup by name would be ambiguous. "
         f"{outcome} Rerun the task: it looks the name up first."
     )
-
-
-def _taken_back(undo: Callable[[], Any], undone: str, by_hand: str) -> str:
-    """Take a write back; what the error says of it (``undone``, or the failure and ``by_hand``)."""
-    try:
-        undo()
-    except SegmentsError as err:
-        return f"Undoing it failed ({err}): {by_hand}."
-    return undone

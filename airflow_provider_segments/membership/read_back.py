@@ -14,7 +14,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsError,
     SegmentsNotFoundError,
 )
-from airflow_provider_segments.membership.names_written import check_created_name
+from airflow_provider_segments.membership.names_written import TakingBack, check_created_name
 from airflow_provider_segments.membership.sender import MembershipApi
 from airflow_provider_segments.membership.writes import parse_time
 
@@ -82,14 +82,8 @@ def verify(
             raise
         if named is not None:
             others = [segment["segment_guid"] for segment in twins if segment not in ours]
-            check_created_name(
-                "WalkMe",
-                what,
-                named,
-                listed.get("name"),
-                others,
-                undo=lambda: api.delete_segment(guid, system),
-            )
+            taking_back = TakingBack(lambda: api.delete_segment(guid, system))  # the create's own segment
+            check_created_name("WalkMe", what, named, listed.get("name"), others, taking_back)
         count = listed.get("user_count")
         if _is_later(listed.get("updated_at"), last_write):
             raise MembershipMismatchError(

@@ -34,7 +34,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsNotFoundError,
     SegmentsUnknownOutcomeError,
 )
-from airflow_provider_segments.membership.names_written import check_created_name
+from airflow_provider_segments.membership.names_written import TakingBack, check_created_name
 
 #: After a create whose outcome is unknown, how often to look for it (a slow server may still be
 #: creating it), and how long to wait between two looks: about 20 s in all.
@@ -188,7 +188,7 @@ def _refuse_twins(creation: Creation, own: dict[str, Any], matches: list[dict[st
         )
     what = f"{creation.kind} {creation.name!r} ({creation.segment_id(own)}), made by an earlier try"
     name = creation.name
-    check_created_name(creation.platform, what, name, name, others, undo=lambda: creation.undo(own))
+    check_created_name(creation.platform, what, name, name, others, TakingBack(lambda: creation.undo(own)))
 
 
 def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:

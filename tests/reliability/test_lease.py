@@ -212,3 +212,49 @@ def test_a_renewal_in_flight_never_recreates_a_released_lease(memory_storage, mo
     time.sleep(1.0)  # the upload lands
     assert not storage_path(state + ".lease").exists()
     StateStore(state).acquire_lease("airflow-next-run", Log())  # not refused for an hour
+
+
+# -- hostile review 20: a lease read or lock that fails is never "free", never fails a finished sync ---
+def test_a_live_lease_whose_read_fails_once_is_never_taken_over(tmp_path, monkeypatch, memory_storage):
+    state = tmp_path / "a.snapshot"
+    StateStore(str(state)).acquire_lease("airflow-live-run", Log())
+    renewed = time.time() - 60  # the live sync renewed it a minute ago
+    os.utime(f"{state}.lease", (renewed, renewed))
+    real_open, failures = open, [1]
+
+    def flaky_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".lease") and "r" in mode and failures[0] > 0:
+            failures[0] -= 1
+            raise OSError(5, "Input/output error")  # one storage hiccup (NFS, EIO)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(state_file_module, "open", flaky_open, raising=False)
+    with pytest.raises(SegmentsBusyError, match="holds the lease"):
+        StateStore(str(state)).acquire_lease("airflow-another-run", Log())
+    bucket = "memory://bucket/lease/c.snapshot"
+    StateStore(bucket).acquire_lease("airflow-live-run", Log())
+    memory_storage["c.snapshot.lease"] = 1  # one read times out
+    with pytest.raises(SegmentsBusyError, match="holds the lease"):
+        StateStore(bucket).acquire_lease("airflow-another-run", Log())
+
+
+def _hold_folder(folder, seconds: float) -> None:
+    import fcntl
+
+    descriptor = os.open(str(folder), os.O_RDONLY)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)  # another program holds the folder a moment
+    threading.Timer(seconds, os.close, args=(descriptor,)).start()
+
+
+def test_a_busy_folder_at_the_end_never_fails_a_finished_sync_nor_says_nothing_was_sent(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(state_file_module, "FOLDER_LOCK_SECONDS", 0.1)
+    monkeypatch.setattr(lease_module, "LEASE_READ_INTERVAL", 0.01)
+    store = StateStore(str(tmp_path / "a.snapshot"))
+    store.acquire_lease("airflow-live", Log())
+    _hold_folder(tmp_path, 0.5)
+    with pytest.raises(SegmentsBusyError) as caught:
+        store.confirm_lease()
+    assert "nothing was sent" not in str(caught.value) and "could not be checked" in str(caught.value)
+    store.release_lease()  # (the sync sent, verified and recorded: its release must not fail it)

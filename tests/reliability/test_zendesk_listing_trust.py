@@ -209,3 +209,23 @@ def test_a_twin_not_proven_this_tasks_is_never_deleted(sandbox):
     assert str(old) in str(caught.value) and str(colleague) in str(caught.value)
     assert named(sandbox, "VIP") == sorted([old, colleague])
     assert [r for r in sandbox.requests if r["method"] in ("POST", "PUT", "DELETE")] == []
+
+
+def test_a_rename_whose_read_back_failed_is_renamed_back_and_its_retry_refused(sandbox):
+    """The rename's PUT lands but its read-back fails: it is taken back too, so the retry finds the
+    name taken instead of the pair made (hostile review 20)."""
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
+    path = f"/api/v2/help_center/user_segments/{partners}.json"
+    sandbox.inject_fault(path, delay=0.5, method="PUT")
+    creator = threading.Timer(0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"))
+    sandbox.inject_fault(path, 503, method="GET", skip=1, count=2)  # the rename's read-back fails
+    creator.start()
+    try:
+        with pytest.raises(SegmentsError, match="renamed it back to 'Partners'"):
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
+    finally:
+        creator.join()
+    sandbox.clear_faults()
+    assert named(sandbox, "Partners") == [partners]
+    with pytest.raises(SegmentExistsError, match="Cannot rename"):
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
