@@ -8,7 +8,7 @@ lists the sections and topics that use one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,12 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.zendesk_connection import ZendeskConnection
+from airflow_provider_segments.hooks.zendesk_names import (
+    check_renamed,
+    custom_segments_named,
+    name_look_up,
+    refuse_taken_name,
+)
 from airflow_provider_segments.hooks.zendesk_pagination import paginated_items
 from airflow_provider_segments.hooks.zendesk_payloads import (
     CRITERIA_FIELDS,
@@ -34,11 +40,7 @@ from airflow_provider_segments.hooks.zendesk_payloads import (
     same_value,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
-from airflow_provider_segments.membership.names_written import (
-    TakingBack,
-    check_written_name,
-    refuse_shared_name,
-)
+from airflow_provider_segments.membership.names_written import TakingBack, check_written_name
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
@@ -188,7 +190,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             name=name,
             where="in the Help Center",
             mark=CreationMark(created_after=created_after, holds=holds_this_create),
-            find=lambda: self._custom_segments_named(name),
+            find=lambda: custom_segments_named(self, name),
             post=lambda: self._unwrap(
                 self._call("POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False),
                 USER_SEGMENTS_PATH,
@@ -209,7 +211,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         created_id = validate_user_segment_id(segment["id"], "created id")
         new = f"the new user segment {name!r} (id {created_id})"
         taking_back = TakingBack(lambda: self.delete_user_segment(created_id))  # as WalkMe's read-back
-        check_written_name("Zendesk", new, "created", name, self._name_look_up(created_id, name), taking_back)
+        check_written_name("Zendesk", new, "created", name, name_look_up(self, created_id, name), taking_back)
         # read back on every criterion a create decides: those left out must be listed empty, if listed
         return self._reported(self._verified(created_id, body, cleared=as_created(body).keys() - body))
 
@@ -232,7 +234,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             segment_id,
             "criteria changed: " + "; ".join(changes) if changes else "no criteria change",
         )
-        return self._put(segment_id, full)
+        return self.put_checked(segment_id, full)
 
     def update_user_segment(
         self,
@@ -247,9 +249,11 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         *,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
+        changed_after: datetime | None = None,
     ) -> dict[str, Any]:
         """Update the given fields of a user segment; ``None`` leaves a field as is, ``[]`` clears it.
-        New ``added_user_ids`` are guarded as in :meth:`create_user_segment`."""
+        New ``added_user_ids`` are guarded as in :meth:`create_user_segment`; ``changed_after``: when
+        this DAG run started (a name checks, see :mod:`.zendesk_names`)."""
         guards = Guards(allow_empty, max_removal_fraction)
         segment_id = validate_user_segment_id(user_segment_id)
         fields = {
@@ -267,25 +271,16 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
                 f"Nothing to update on user segment {segment_id}: give at least one field."
             )
         shown = self._shown_unless_built_in(segment_id, "update")
-        if "name" in body and body["name"] != shown.get("name"):  # a rename: the name must be free
-            named = self._custom_segments_named(body["name"])
-            others = [f"user segment {twin['id']}" for twin in named if twin["id"] != segment_id]
-            refuse_shared_name(f"user segment {segment_id}", body["name"], others)
+        if "name" in body:  # the name must be this segment's alone (see zendesk_names)
+            refuse_taken_name(self, segment_id, body["name"], shown, changed_after)
         if "added_user_ids" in body:
             check_added_users(shown, body["added_user_ids"], f"Updating user segment {segment_id}", guards)
         if "name" not in body or body["name"] == shown.get("name"):
-            return self._put(segment_id, body)
+            return self.put_checked(segment_id, body)
         old, name = str(shown.get("name")), body["name"]
-        renamed = f"user segment {segment_id} (named {old!r} before)"
-        taking_back = TakingBack(
-            lambda: self._put(segment_id, {"name": old}),
-            f"This task renamed it back to {old!r}.",
-            "rename it by hand",
-        )
-        unverified = f"The rename of {renamed} to {name!r} may have landed, but it could not be verified."
-        updated = self._put(segment_id, body, if_unverified=lambda err: taking_back.after(err, unverified))
-        look_up = self._name_look_up(segment_id, name)  # found again by its new name, and only it
-        check_written_name("Zendesk", renamed, "renamed", name, look_up, taking_back)
+        sent = f"The rename of user segment {segment_id} from {old!r} to {name!r} may have landed, unverified"
+        updated = self.put_checked(segment_id, body, unverified=f"{sent}: a retry looks the name up again.")
+        check_renamed(self, segment_id, name, old)  # found again by its new name, and only it
         return updated
 
     def _shown_unless_built_in(self, segment_id: int, verb: str) -> dict[str, Any]:
@@ -296,47 +291,26 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         self._refuse_built_in(segment_id, verb)
         return shown
 
-    def _custom_segments_named(self, name: str) -> list[dict[str, Any]]:
-        """The custom segments whose name is exactly ``name`` (built-in ones cannot be written)."""
-        return [segment for segment in self.iter_user_segments(built_in=False) if segment.get("name") == name]
-
-    def _name_look_up(self, segment_id: int, name: str) -> Callable[[], tuple[Any, list[int]]]:
-        """A look-up of the name the segment is listed under and the other custom segments of ``name``."""
-
-        def look_up() -> tuple[Any, list[int]]:
-            twins = self._custom_segments_named(name)
-            ours = [twin for twin in twins if twin.get("id") == segment_id]
-            listed = name if ours else self.get_user_segment(segment_id).get("name")
-            return listed, [twin["id"] for twin in twins if twin not in ours]
-
-        return look_up
-
-    def _put(
-        self,
-        segment_id: int,
-        body: dict[str, Any],
-        if_unverified: Callable[[SegmentsError], None] | None = None,
+    def put_checked(
+        self, segment_id: int, body: dict[str, Any], unverified: str | None = None
     ) -> dict[str, Any]:
-        """PUT ``body`` and read it back; ``if_unverified`` is told of a failure after which the PUT
-        may have landed (its answer lost, or its read-back failed)."""
+        """PUT ``body`` and read it back; after a failure that leaves the PUT possibly landed (its
+        answer lost, its read-back failed), the error starts with ``unverified``."""
         self._refuse_built_in(segment_id, "update")
         answered = False
         try:
-            path = USER_SEGMENT_PATH.format(id=segment_id)
-            answer = self._call("PUT", path, json_body={"user_segment": body})
+            answer = self._call(
+                "PUT", USER_SEGMENT_PATH.format(id=segment_id), json_body={"user_segment": body}
+            )
             answered = True
             self._unwrap(answer, USER_SEGMENT_PATH)
             self.log.info("Updated Zendesk user segment %s (%s).", segment_id, ", ".join(sorted(body)))
             return self._reported(self._verified(segment_id, body))
-        except SegmentsAuthError as err:
-            if not answered:
-                raise self._built_in_refusal(err, segment_id, "update") from err
-            raise
         except SegmentsError as err:
-            if if_unverified is not None and (
-                answered or getattr(err, "may_have_applied", None) is not False
-            ):
-                if_unverified(err)
+            if unverified and (answered or getattr(err, "may_have_applied", None) is not False):
+                err.args = (f"{unverified} ({err})", *err.args[1:])
+            elif isinstance(err, SegmentsAuthError) and not answered:
+                raise self._built_in_refusal(err, segment_id, "update") from err
             raise
 
     def _verified(

@@ -128,19 +128,31 @@ class Lease:
     def _read_text(self) -> str | None:
         """The lease's text (``None``: there is none, or it is not text), read up to
         :data:`LEASE_READS` times when a read fails: a lease that cannot be read may be a live
-        sync's, so it is never taken for free.
+        sync's, so it is never taken for free, unless its file was not written for
+        :data:`LEASE_SECONDS` (a live sync renews it; local disk tells the age): then ``None``.
 
         :raises SegmentsBusyError: every read failed (nothing was sent)."""
         for attempt in range(1, LEASE_READS + 1):
             try:
                 return self.file.read_small_text(strict=True)
             except OSError as err:
-                if attempt == LEASE_READS:
-                    raise SegmentsBusyError(
-                        f"The lease on state_path {str(self.state_path)!r} could not be read ({err}): "
-                        "whether another sync holds it is not known, so nothing was sent. Retry."
-                    ) from err
-                time.sleep(LEASE_READ_INTERVAL)
+                if attempt < LEASE_READS:
+                    time.sleep(LEASE_READ_INTERVAL)
+                    continue
+                age = self.file.seconds_since_modified()
+                if age is not None and age >= LEASE_SECONDS:
+                    logger.warning(
+                        "The lease %s cannot be read (%s), and no sync renewed it for %d s.",
+                        self.file,
+                        err,
+                        age,
+                    )
+                    return None  # taken over as an unreadable lease
+                raise SegmentsBusyError(
+                    f"The lease on state_path {str(self.state_path)!r} could not be read ({err}): whether "
+                    "another sync holds it is not known, so nothing was sent. Retry; if it stays "
+                    f"unreadable and no other sync is running, delete {self.file}."
+                ) from err
         return None  # pragma: no cover - the loop returns or raises
 
     def _holds(self) -> bool:
@@ -184,8 +196,8 @@ class Lease:
             why = f"reading it failed: {err}" if isinstance(err, OSError) else "its folder stayed locked"
             raise SegmentsBusyError(
                 f"The lease on state_path {str(self.state_path)!r} could not be checked ({why}), so "
-                "whether another sync took it over while this one ran is not known: this sync's writes "
-                "were sent, but its result was not recorded. Rerun the task."
+                "whether another sync took it over while this one ran is not known: what this sync sent "
+                "(if anything) stands, but its result was not recorded. Rerun the task."
             ) from err
         if not held:
             current = _parse_lease(self.file.read_small_text())

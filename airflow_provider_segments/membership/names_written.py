@@ -15,16 +15,6 @@ from airflow_provider_segments.exceptions import SegmentExistsError, SegmentsErr
 from airflow_provider_segments.text import preview
 
 
-def refuse_shared_name(what: str, name: str, others: list[str]) -> None:
-    """Refuse, before anything is sent, a rename of ``what`` to a name ``others`` have: every later
-    lookup by name would be ambiguous."""
-    if others:
-        raise SegmentExistsError(
-            f"Cannot rename {what} to {name!r}: {others[0]} has that name, and two segments of one name "
-            "make every later lookup by name ambiguous. Nothing was sent."
-        )
-
-
 @dataclass(frozen=True)
 class TakingBack:
     """How a write of a name is taken back: ``undo`` (delete the created segment, rename it back),
@@ -54,16 +44,23 @@ def check_written_name(
     name: str,
     look_up: Callable[[], tuple[Any, list[Any]]],
     taking_back: TakingBack,
+    *,
+    back_if_unchecked: bool = True,
 ) -> None:
     """Look the name just written (``done``: ``"created"``, ``"renamed"``) up again and apply
     :func:`check_created_name`. ``look_up`` gives the name the segment is listed under and the ids
-    of other segments of ``name``. When it fails, the write is taken back too (a retry starts
-    afresh: it would not look again after a rename it finds made), and the error says so."""
+    of other segments of ``name``. When it fails, the error says so, and the write is taken back
+    when ``back_if_unchecked`` (a create: its retry would adopt it as its own; a rename's retry
+    checks the name itself instead)."""
     try:
         listed_name, others = look_up()
     except SegmentsError as err:
         unknown = "looking its name up again failed, so whether another segment has the name is not known."
-        taking_back.after(err, f"{what[:1].upper()}{what[1:]} was {done}, but {unknown}")
+        text = f"{what[:1].upper()}{what[1:]} was {done}, but {unknown}"
+        if back_if_unchecked:
+            taking_back.after(err, text)
+        else:
+            err.args = (f"{text} Rerun the task: it looks the name up again. ({err})", *err.args[1:])
         raise
     check_created_name(platform, what, name, listed_name, others, taking_back)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -258,3 +259,49 @@ def test_a_busy_folder_at_the_end_never_fails_a_finished_sync_nor_says_nothing_w
         store.confirm_lease()
     assert "nothing was sent" not in str(caught.value) and "could not be checked" in str(caught.value)
     store.release_lease()  # (the sync sent, verified and recorded: its release must not fail it)
+
+
+# -- hostile review 21: an unreadable lease never blocks for good; messages say what was sent ----------
+def test_a_stale_lease_that_cannot_be_read_is_taken_over_or_named_for_deletion(
+    tmp_path, monkeypatch, memory_storage
+):
+    monkeypatch.setattr(lease_module, "LEASE_READ_INTERVAL", 0.01)
+    state = tmp_path / "a.snapshot"
+    lease = f"{state}.lease"
+    Path(lease).write_text(
+        '{"holder": "killed", "host": "elsewhere", "pid": 1, "acquired_at": 0, "expires_at": 1}'
+    )
+    written = time.time() - 7200  # a killed sync's, not renewed for two hours
+    os.utime(lease, (written, written))
+    real_open = open
+
+    def unreadable(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".lease") and "r" in mode:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(state_file_module, "open", unreadable, raising=False)
+    StateStore(str(state)).acquire_lease("airflow-later-run", Log())  # local disk: its age tells
+    bucket = "memory://bucket/lease/z.snapshot"
+    StateStore(bucket).acquire_lease("airflow-killed", Log())  # killed: never released
+    memory_storage["z.snapshot.lease"] = 10**6  # every read fails; object storage tells no age
+    with pytest.raises(SegmentsBusyError, match=r"delete .*z\.snapshot\.lease"):
+        StateStore(bucket).acquire_lease("airflow-later-run", Log())
+
+
+def test_a_lease_not_confirmed_never_claims_writes_were_sent(sandbox, tmp_path, monkeypatch):
+    monkeypatch.setattr(state_file_module, "FOLDER_LOCK_SECONDS", 0.1)
+    monkeypatch.setattr(lease_module, "LEASE_READ_INTERVAL", 0.01)
+    state = tmp_path / "audience.snapshot"
+    sync(state, "run-0", ["p", "q", "r"])
+    real_confirm = lease_module.Lease.confirm
+
+    def confirm_with_a_busy_folder(self):
+        _hold_folder(tmp_path, 0.5)
+        return real_confirm(self)
+
+    monkeypatch.setattr(lease_module.Lease, "confirm", confirm_with_a_busy_folder)
+    with pytest.raises(SegmentsBusyError) as caught:
+        sync(state, "run-1", ["p", "q", "r"])  # the segment holds them already: nothing is sent
+    time.sleep(0.6)
+    assert "writes were sent" not in str(caught.value), str(caught.value)

@@ -233,19 +233,23 @@ def test_a_zendesk_name_stored_respelled_fails_the_create_without_retries(sandbo
 
 def test_two_zendesk_creates_at_once_never_both_report_success(sandbox, monkeypatch):
     from airflow_provider_segments.exceptions import SegmentExistsError
+    from airflow_provider_segments.hooks import zendesk as zendesk_hook_module
+    from airflow_provider_segments.hooks.zendesk_names import custom_segments_named as original
 
-    original, barrier = ZendeskHelpCenterHook._custom_segments_named, threading.Barrier(2, timeout=10)
+    barrier = threading.Barrier(2, timeout=10)
     looked: list = []
 
-    def look_up_together(self, name):
-        found = original(self, name)
+    def look_up_together(hook, name):
+        found = original(hook, name)
         if len(looked) < 2:  # the creates' first look-ups: both find the name free
             looked.append(name)
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
         return found
 
-    monkeypatch.setattr(ZendeskHelpCenterHook, "_custom_segments_named", look_up_together)
+    monkeypatch.setattr(
+        zendesk_hook_module, "custom_segments_named", look_up_together
+    )  # the create's look-up
     outcomes: list = []
 
     def one_create():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from support import impatient_sandbox
@@ -16,6 +17,7 @@ from airflow_provider_segments.exceptions import SegmentExistsError, SegmentsErr
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 
 LIST = "/api/v2/help_center/user_segments.json"
+ONE = "/api/v2/help_center/user_segments/"
 
 
 @pytest.fixture
@@ -102,24 +104,88 @@ def test_offset_pages_that_did_not_change_are_still_walked_whole(sandbox):
 
 
 # -- a retry after a look-up again that failed (hostile review 17) --------------------------------------
-def test_a_rename_whose_look_up_again_failed_is_renamed_back_and_its_retry_refused(sandbox):
-    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
-    sandbox.inject_fault(f"/api/v2/help_center/user_segments/{partners}.json", delay=0.5, method="PUT")
+def _run_started() -> datetime:
+    return datetime.now(timezone.utc) - timedelta(seconds=30)
+
+
+def _rename_while_vip_is_created(sandbox, partners: int, read_back_fault: dict | None = None):
+    """Rename ``partners`` to "VIP" while another client creates a "VIP"; ``read_back_fault`` breaks
+    what follows the PUT (its read-back, or the look-up again). Returns the first try's error."""
+    path = f"/api/v2/help_center/user_segments/{partners}.json"
+    sandbox.inject_fault(path, delay=0.5, method="PUT")
     creator = threading.Timer(0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"))
-    sandbox.inject_fault(LIST, 503, method="GET", skip=1, count=2)  # the look-up after the rename fails
+    if read_back_fault is not None:
+        sandbox.inject_fault(**read_back_fault)
     creator.start()
     try:
-        with pytest.raises(
-            SegmentsError, match=r"was renamed, but looking its name up again failed.*renamed it back"
-        ):
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
+        with pytest.raises(SegmentsError) as caught:
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", changed_after=_run_started())
     finally:
         creator.join()
     sandbox.clear_faults()
-    assert named(sandbox, "Partners") == [partners] and len(named(sandbox, "VIP")) == 1
-    with pytest.raises(SegmentExistsError, match="Cannot rename"):  # the retry: the name is taken now
-        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
-    assert named(sandbox, "Partners") == [partners]
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"path_prefix": LIST, "status": 503, "method": "GET", "skip": 1, "count": 2},  # the look-up again
+        {
+            "path_prefix": "/api/v2/help_center/user_segments/",
+            "status": 503,
+            "method": "GET",
+            "skip": 1,
+            "count": 2,
+        },
+        {"path_prefix": "/api/v2/help_center/user_segments/", "status": 401, "method": "GET", "skip": 1},
+    ],
+    ids=["look-up-again-503", "read-back-503", "read-back-401"],
+)
+def test_a_rename_left_unchecked_says_so_and_its_retry_refuses_the_pair(sandbox, fault):
+    """Whatever fails after the rename's PUT (hostile reviews 17, 20, 21), the error says the rename
+    may have landed, and the retry, finding the segment named so already and changed during this
+    run while another segment has the name, refuses naming both: never a success with the pair."""
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
+    error = _rename_while_vip_is_created(sandbox, partners, fault)
+    assert "may have landed" in str(error) or "renamed, but" in str(error), str(error)
+    with pytest.raises(SegmentExistsError, match=r"is named 'VIP', and so is user segment") as caught:
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", changed_after=_run_started())
+    (other,) = [segment for segment in named(sandbox, "VIP") if segment != partners]
+    assert str(other) in str(caught.value)
+
+
+def test_a_renamed_segment_meeting_a_twin_is_renamed_back_only_while_its_old_name_is_free(sandbox):
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
+    path = f"/api/v2/help_center/user_segments/{partners}.json"
+    sandbox.inject_fault(path, delay=0.5, method="PUT")
+
+    def others_take_both_names() -> None:  # "VIP" made meanwhile, and "Partners" once it is free
+        sandbox.zendesk.create_segment(name="VIP", user_type="staff")
+        time.sleep(0.5)
+        sandbox.zendesk.create_segment(name="Partners", user_type="staff")
+
+    clients = threading.Timer(0.2, others_take_both_names)
+    clients.start()
+    sandbox.inject_fault(LIST, delay=0.6, method="GET", skip=1)  # the look-up again comes late
+    try:
+        with pytest.raises(SegmentExistsError, match="Undoing it failed") as caught:
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
+    finally:
+        clients.join()
+    assert "'Partners'" in str(caught.value) and "rename it by hand" in str(caught.value)
+    assert len(named(sandbox, "Partners")) == 1  # never two of the old name
+
+
+def test_an_update_keeping_a_name_two_old_segments_share_still_goes_through(sandbox):
+    """Review 9's rule stands: a pair made in the admin UI before this run is not this task's."""
+    first = sandbox.zendesk.create_segment(
+        name="VIP", user_type="staff", updated_at="2020-01-01T00:00:00Z", created_at="2020-01-01T00:00:00Z"
+    )["id"]
+    sandbox.zendesk.create_segment(name="VIP", user_type="staff", created_at="2020-01-01T00:00:00Z")
+    updated = ZendeskHelpCenterHook().update_user_segment(
+        first, name="VIP", tags=["c"], changed_after=_run_started()
+    )
+    assert updated["tags"] == ["c"]
 
 
 def test_a_create_whose_look_up_again_failed_is_deleted_again(sandbox):
@@ -209,23 +275,3 @@ def test_a_twin_not_proven_this_tasks_is_never_deleted(sandbox):
     assert str(old) in str(caught.value) and str(colleague) in str(caught.value)
     assert named(sandbox, "VIP") == sorted([old, colleague])
     assert [r for r in sandbox.requests if r["method"] in ("POST", "PUT", "DELETE")] == []
-
-
-def test_a_rename_whose_read_back_failed_is_renamed_back_and_its_retry_refused(sandbox):
-    """The rename's PUT lands but its read-back fails: it is taken back too, so the retry finds the
-    name taken instead of the pair made (hostile review 20)."""
-    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
-    path = f"/api/v2/help_center/user_segments/{partners}.json"
-    sandbox.inject_fault(path, delay=0.5, method="PUT")
-    creator = threading.Timer(0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"))
-    sandbox.inject_fault(path, 503, method="GET", skip=1, count=2)  # the rename's read-back fails
-    creator.start()
-    try:
-        with pytest.raises(SegmentsError, match="renamed it back to 'Partners'"):
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
-    finally:
-        creator.join()
-    sandbox.clear_faults()
-    assert named(sandbox, "Partners") == [partners]
-    with pytest.raises(SegmentExistsError, match="Cannot rename"):
-        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
