@@ -249,11 +249,10 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         *,
         allow_empty: bool = False,
         max_removal_fraction: float | None = DEFAULT_MAX_REMOVAL_FRACTION,
-        changed_after: datetime | None = None,
     ) -> dict[str, Any]:
         """Update the given fields of a user segment; ``None`` leaves a field as is, ``[]`` clears it.
-        New ``added_user_ids`` are guarded as in :meth:`create_user_segment`; ``changed_after``: when
-        this DAG run started (a name checks, see :mod:`.zendesk_names`)."""
+        New ``added_user_ids`` are guarded as in :meth:`create_user_segment`; a ``name`` another
+        segment has is refused (see :mod:`.zendesk_names`): leave it out when not renaming."""
         guards = Guards(allow_empty, max_removal_fraction)
         segment_id = validate_user_segment_id(user_segment_id)
         fields = {
@@ -272,14 +271,14 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             )
         shown = self._shown_unless_built_in(segment_id, "update")
         if "name" in body:  # the name must be this segment's alone (see zendesk_names)
-            refuse_taken_name(self, segment_id, body["name"], shown, changed_after)
+            refuse_taken_name(self, segment_id, body["name"], shown)
         if "added_user_ids" in body:
             check_added_users(shown, body["added_user_ids"], f"Updating user segment {segment_id}", guards)
         if "name" not in body or body["name"] == shown.get("name"):
             return self.put_checked(segment_id, body)
         old, name = str(shown.get("name")), body["name"]
         sent = f"The rename of user segment {segment_id} from {old!r} to {name!r} may have landed, unverified"
-        updated = self.put_checked(segment_id, body, unverified=f"{sent}: a retry looks the name up again.")
+        updated = self.put_checked(segment_id, body, unverified=f"{sent}: a rerun looks the name up again.")
         check_renamed(self, segment_id, name, old)  # found again by its new name, and only it
         return updated
 

@@ -1,22 +1,22 @@
 """Zendesk user segment names: the custom segments of a name, and the name checks a create or a
 rename needs (the rules themselves are :mod:`..membership.names_written`'s, shared with WalkMe).
 
-A rename is checked before (the name must be free) and after (found again, and only it: else it is
-renamed back while its old name is free). Whatever fails after its PUT, the error says it may have
-landed; the retry then finds the segment named so already, and refuses when it was changed during
-this DAG run while another segment has the name (an earlier try's rename may have made the pair).
-An update keeping a name two segments share from before the run goes through (review 9).
+An update that sends a name is refused when another custom segment has that name: before a rename
+(two segments of one name make every later lookup by name ambiguous), and also when the segment is
+named so already, since nothing tells a pair made in the admin UI from one an earlier try's rename
+made (its check unfinished: a lost answer, a failed look-up). Leave ``name`` out of an update that
+does not rename. After a rename the name is looked up again: a twin found then makes the task
+rename its segment back, while its old name is still free. Whatever fails after a rename's PUT, the
+error says it may have landed; the rerun then meets the pair and refuses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Protocol
 
 from airflow_provider_segments.exceptions import SegmentExistsError
 from airflow_provider_segments.membership.names_written import TakingBack, check_written_name
-from airflow_provider_segments.membership.writes import parse_time
 
 
 class NamedSegments(Protocol):
@@ -46,28 +46,23 @@ def name_look_up(hook: NamedSegments, segment_id: int, name: str) -> Callable[[]
     return look_up
 
 
-def refuse_taken_name(
-    hook: NamedSegments, segment_id: int, name: str, shown: dict[str, Any], changed_after: datetime | None
-) -> None:
-    """Before an update sending ``name``: refuse a rename to a name another segment has, and an
-    update of a segment already named so, changed during this DAG run (``changed_after``), while
-    another segment has the name too. Nothing is sent then."""
-    renaming = name != shown.get("name")
-    changed = parse_time(shown.get("updated_at"))
-    if not renaming and not (changed_after and changed and changed >= changed_after):
-        return  # a pair from before this run is not this task's (review 9)
+def refuse_taken_name(hook: NamedSegments, segment_id: int, name: str, shown: dict[str, Any]) -> None:
+    """Before an update sending ``name``: refuse it when another custom segment has that name
+    (nothing is sent then)."""
     others = [twin["id"] for twin in custom_segments_named(hook, name) if twin["id"] != segment_id]
-    if others:
-        raise SegmentExistsError(
-            (
-                f"Cannot rename user segment {segment_id} to {name!r}: user segment {others[0]} has that name"
-                if renaming
-                else f"User segment {segment_id} is named {name!r}, and so is user segment {others[0]}, and "
-                f"it was changed during this DAG run (an earlier try's rename may have made the pair)"
-            )
-            + ": two segments of one name make every later lookup by name ambiguous. Nothing was sent; "
-            "rename one of them."
+    if not others:
+        return
+    renaming = name != shown.get("name")
+    raise SegmentExistsError(
+        (
+            f"Cannot rename user segment {segment_id} to {name!r}: user segment {others[0]} has that name"
+            if renaming
+            else f"User segment {segment_id} is named {name!r}, and so is user segment {others[0]} (made in "
+            "the admin UI, or by an earlier try of this task whose rename was not checked)"
         )
+        + ": two segments of one name make every later lookup by name ambiguous. Nothing was sent; rename "
+        "one of them" + ("." if renaming else ", or leave name out of an update that does not rename.")
+    )
 
 
 def check_renamed(hook: NamedSegments, segment_id: int, name: str, old: str) -> None:

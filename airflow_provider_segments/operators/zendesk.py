@@ -190,10 +190,7 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast_on_bad_input(self):
             segment = self.hook.update_user_segment(
-                self.user_segment_id,
-                **self._segment_fields(),
-                **self.guard_kwargs(),
-                changed_after=run_started_at(context),
+                self.user_segment_id, **self._segment_fields(), **self.guard_kwargs()
             )
         return self.done(context, segment)
 

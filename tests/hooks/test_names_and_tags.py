@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_segments._compat import AirflowFailException
-from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
+from airflow_provider_segments.exceptions import SegmentExistsError, SegmentsError, SegmentsValidationError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.operators.zendesk import (
@@ -84,12 +84,15 @@ def test_a_built_in_segment_gets_no_write_from_a_fresh_hook(sandbox, operator):
     assert [r for r in api_requests(sandbox, API) if not r.startswith("GET")] == []
 
 
-def test_an_update_that_keeps_the_name_is_not_a_rename(sandbox):
-    """Two segments already share a name (made in Zendesk's admin UI): an update of one that sends its
-    own, unchanged name makes no new duplicate and goes through (review 9)."""
+def test_an_update_that_keeps_a_shared_name_needs_the_name_left_out(sandbox):
+    """Two segments already share a name (made in Zendesk's admin UI): an update of one sending that
+    name is refused (it cannot be told from a pair an unchecked rename made; hostile review 22),
+    one leaving the name out goes through (review 9's case)."""
     first = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["a"])
     sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["b"])
-    assert ZendeskHelpCenterHook().update_user_segment(first["id"], name="VIP", tags=["c"])["tags"] == ["c"]
+    with pytest.raises(SegmentExistsError, match="leave name out"):
+        ZendeskHelpCenterHook().update_user_segment(first["id"], name="VIP", tags=["c"])
+    assert ZendeskHelpCenterHook().update_user_segment(first["id"], tags=["c"])["tags"] == ["c"]
 
 
 # -- review 12/13: joiners and emoji selectors, and what the errors advise --------------------------------

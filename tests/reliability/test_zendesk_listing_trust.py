@@ -104,10 +104,6 @@ def test_offset_pages_that_did_not_change_are_still_walked_whole(sandbox):
 
 
 # -- a retry after a look-up again that failed (hostile review 17) --------------------------------------
-def _run_started() -> datetime:
-    return datetime.now(timezone.utc) - timedelta(seconds=30)
-
-
 def _rename_while_vip_is_created(sandbox, partners: int, read_back_fault: dict | None = None):
     """Rename ``partners`` to "VIP" while another client creates a "VIP"; ``read_back_fault`` breaks
     what follows the PUT (its read-back, or the look-up again). Returns the first try's error."""
@@ -119,7 +115,7 @@ def _rename_while_vip_is_created(sandbox, partners: int, read_back_fault: dict |
     creator.start()
     try:
         with pytest.raises(SegmentsError) as caught:
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", changed_after=_run_started())
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
     finally:
         creator.join()
     sandbox.clear_faults()
@@ -143,13 +139,14 @@ def _rename_while_vip_is_created(sandbox, partners: int, read_back_fault: dict |
 )
 def test_a_rename_left_unchecked_says_so_and_its_retry_refuses_the_pair(sandbox, fault):
     """Whatever fails after the rename's PUT (hostile reviews 17, 20, 21), the error says the rename
-    may have landed, and the retry, finding the segment named so already and changed during this
-    run while another segment has the name, refuses naming both: never a success with the pair."""
+    may have landed, and the rerun (an Airflow retry, or a cleared task of a new run start: hostile
+    review 22), finding the segment named so already while another segment has the name, refuses
+    naming both: never a success with the pair, whatever the clocks say."""
     partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
     error = _rename_while_vip_is_created(sandbox, partners, fault)
     assert "may have landed" in str(error) or "renamed, but" in str(error), str(error)
     with pytest.raises(SegmentExistsError, match=r"is named 'VIP', and so is user segment") as caught:
-        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", changed_after=_run_started())
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["t"])
     (other,) = [segment for segment in named(sandbox, "VIP") if segment != partners]
     assert str(other) in str(caught.value)
 
@@ -176,20 +173,22 @@ def test_a_renamed_segment_meeting_a_twin_is_renamed_back_only_while_its_old_nam
     assert len(named(sandbox, "Partners")) == 1  # never two of the old name
 
 
-def test_an_update_keeping_a_name_two_old_segments_share_still_goes_through(sandbox):
-    """Review 9's rule stands: a pair made in the admin UI before this run is not this task's."""
-    first = sandbox.zendesk.create_segment(
-        name="VIP", user_type="staff", updated_at="2020-01-01T00:00:00Z", created_at="2020-01-01T00:00:00Z"
-    )["id"]
-    sandbox.zendesk.create_segment(name="VIP", user_type="staff", created_at="2020-01-01T00:00:00Z")
-    updated = ZendeskHelpCenterHook().update_user_segment(
-        first, name="VIP", tags=["c"], changed_after=_run_started()
-    )
-    assert updated["tags"] == ["c"]
+def test_an_update_sending_a_name_two_segments_share_is_refused_and_goes_through_without_it(sandbox):
+    """Nothing tells a pair made in the admin UI from one an unchecked rename made (clocks differ, a
+    cleared rerun starts anew: hostile review 22): an update sending the shared name is refused
+    before anything is sent; without the name it goes through (this replaces review 9's rule)."""
+    first = sandbox.zendesk.create_segment(name="VIP", user_type="staff", created_at="2020-01-01T00:00:00Z")
+    second = sandbox.zendesk.create_segment(name="VIP", user_type="staff", created_at="2020-01-01T00:00:00Z")
+    with pytest.raises(
+        SegmentExistsError, match="leave name out of an update that does not rename"
+    ) as caught:
+        ZendeskHelpCenterHook().update_user_segment(first["id"], name="VIP", tags=["c"])
+    assert str(second["id"]) in str(caught.value)
+    assert [r for r in sandbox.requests if r["method"] == "PUT"] == []
+    assert ZendeskHelpCenterHook().update_user_segment(first["id"], tags=["c"])["tags"] == ["c"]
 
 
 def test_a_create_whose_look_up_again_failed_is_deleted_again(sandbox):
-    from datetime import datetime, timedelta, timezone
 
     run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
     sandbox.inject_fault(LIST, 503, method="GET", skip=1, count=2)  # the look-up after the create fails
@@ -213,7 +212,6 @@ def test_a_create_whose_look_up_again_failed_is_deleted_again(sandbox):
 
 
 def test_a_walkme_create_retried_after_its_read_back_failed_deletes_its_own_twin(sandbox):
-    from datetime import datetime, timedelta, timezone
 
     from airflow_provider_segments.hooks.walkme import WalkMeHook
     from airflow_provider_segments.testing import TEST_SYSTEM_GUID
@@ -265,7 +263,6 @@ def test_a_twin_not_proven_this_tasks_is_never_deleted(sandbox):
     """Zendesk segments carry no creation token: one made since the run started holding what this
     create sends is only probably this task's. With another segment of the name, neither is
     deleted nor adopted: the task fails naming both (hostile review 19)."""
-    from datetime import datetime, timedelta, timezone
 
     old = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["legacy"])["id"]
     run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
