@@ -109,7 +109,9 @@ class SegmentsUnknownOutcomeError(SegmentsApiError):
 
 
 class SegmentExistsError(SegmentsError):
-    """A segment with the requested name already exists and ``if_exists="error"`` was asked."""
+    """A name the task would give, or gave, a segment is another segment's too: a create with
+    ``if_exists="error"``, an update sending a name another custom segment has, a create or rename
+    found twinned afterwards (then taken back where it can be). Not retried."""
 
 
 class PartialUpdateError(SegmentsError):
@@ -175,4 +177,6 @@ class MembershipMismatchError(SegmentsError):
 
 
 class SegmentsBusyError(SegmentsError):
-    """Another sync of the same ``state_path`` is running (it holds the lease); nothing was sent."""
+    """Another sync of the same ``state_path`` is running (it holds the lease): nothing was sent; or
+    this sync lost or could not check its lease after sending: what it sent stands, but its result
+    was not recorded (the next run syncs in full)."""

@@ -23,6 +23,11 @@ from urllib.parse import quote, quote_plus
 
 #: Shorter values are not treated as secrets: redacting them would blank out ordinary words.
 MIN_SECRET_CHARS = 4
+#: The process-wide redactor (what every error and everything a task hands on passes through) hunts
+#: a secret inside other text only from this length: a short password ("team") inside a segment's
+#: name or tag is data, not a leak. A shorter one is hidden where it stands alone. (The HTTP core
+#: still redacts short secrets in the answers it quotes.)
+PROCESS_MIN_SECRET_CHARS = 12
 #: What a secret is replaced with.
 REDACTED = "***"
 #: A quote as text may write it: raw (escaped by backslashes or not), HTML-escaped, URL-encoded.
@@ -104,6 +109,7 @@ class Redactor:
         self._forms: set[str] = set()
         self._registered: set[Any] = set()
         self._wrapped: tuple[str, ...] = ()  # the long forms without their whitespace
+        self._whole: frozenset[str] | set[str] = frozenset()  # short secrets hidden only whole
 
     def add_secret(self, value: str | None) -> None:
         """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms (the process too)."""
@@ -114,14 +120,14 @@ class Redactor:
                 # A new set, not an update: another thread may be iterating the old one right now.
                 self._set_forms(self._forms | forms)
             if self is not _PROCESS:
-                _PROCESS.add_secret(value)
+                _PROCESS.add_process_secret(value)
 
     def add_credentials(self, user: str, password: str) -> None:
         """Remember HTTP Basic credentials: the password, and the header value built from both."""
         if (user, password) in self._registered:
             return
         self._registered.add((user, password))
-        if self is not _PROCESS:
+        if self is not _PROCESS and len(password or "") >= PROCESS_MIN_SECRET_CHARS:
             _PROCESS.add_credentials(user, password)
         self.add_secret(password)
         if password:
@@ -143,14 +149,25 @@ class Redactor:
         text = _WORD_CHAR_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), _redact_disguised(text, self._wrapped))
         return _redact_credential_elements(_redact_credential_fields(text))
 
+    def add_process_secret(self, value: str) -> None:
+        """For the process-wide redactor: a secret of :data:`PROCESS_MIN_SECRET_CHARS` or more in
+        every form, a shorter one only as a whole value."""
+        if len(value) >= PROCESS_MIN_SECRET_CHARS:
+            self.add_secret(value)
+        else:
+            with self._lock:
+                self._whole = self._whole | {value}
+
     @property
     def has_secrets(self) -> bool:
         """Whether any secret is known yet."""
-        return bool(self._forms)
+        return bool(self._forms or self._whole)
 
     def known(self, text: str) -> str:
         """``text`` with every known secret, in any of its forms (split by line breaks or escaped
         too), replaced by ``***``; nothing else in it changes."""
+        if text in self._whole:
+            return REDACTED
         return _redact_disguised(self._replace_forms(text), self._wrapped) if self._forms else text
 
     def _replace_forms(self, text: str) -> str:

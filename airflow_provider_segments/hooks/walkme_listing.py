@@ -20,16 +20,22 @@ from airflow_provider_segments.vocabulary import normalize_segment
 LIST_KEYS = ("segments", "data", "items", "results")
 #: A flag saying more pages follow when it is set.
 MORE_FLAGS = ("hasMore", "has_more", "hasNextPage", "has_next_page", "hasNext", "has_next", "more")
-#: A flag saying this is the last page: given and not set (false, 0, "false", "") means more follow.
-LAST_FLAGS = ("last", "isLast", "is_last", "isLastPage", "is_last_page", "lastPage", "last_page")
+#: A flag saying this is the last page, or that the listing is done: anything given but plainly true
+#: (``true``, ``1``, ``"true"``, ``"yes"``) means more follow (``lastPage``/``last_page`` may also
+#: be the number of the last page instead: see :data:`PAGE_COUNT_KEYS`).
+LAST_FLAGS = ("last", "isLast", "is_last", "isLastPage", "is_last_page", "lastPage", "last_page", "done")
 #: A link, page number or cursor of a next page when it is not empty.
 NEXT_KEYS = (
     "next", "nextPage", "next_page", "nextCursor", "next_cursor", "cursor", "nextLink", "next_link",
     "nextUrl", "next_url", "nextPageToken", "next_page_token", "nextToken", "next_token",
-    "continuationToken", "continuation_token", "@odata.nextLink",
+    "continuationToken", "continuation_token", "@odata.nextLink", "next_page_url", "nextPageUrl",
+    "next_offset", "nextOffset",
 )  # fmt: skip
 #: A count of all the segments, which must not exceed the ones listed.
-TOTAL_KEYS = ("total", "totalCount", "total_count", "totalElements", "total_elements", "totalItems")
+TOTAL_KEYS = (
+    "total", "totalCount", "total_count", "totalElements", "total_elements", "totalItems", "total_items",
+    "totalResults", "total_results",
+)  # fmt: skip
 #: A count of pages (or the number of the last one): more than one means this answer is part of the
 #: list, whichever page it is (this provider never asks for a page).
 PAGE_COUNT_KEYS = (
@@ -43,8 +49,10 @@ MAX_PAGING_DEPTH = 2
 #: The same signs as HTTP headers (names in lower case), and ``Link`` with a ``rel="next"`` (RFC 8288).
 NEXT_HEADERS = ("x-next-page", "x-next-cursor", "x-next", "next-page", "x-next-page-token")
 MORE_HEADERS = ("x-has-more", "x-more")
-TOTAL_HEADERS = ("x-total-count", "x-total", "total-count", "x-total-items")
-PAGE_COUNT_HEADERS = ("x-total-pages", "x-page-count", "x-pages")
+TOTAL_HEADERS = ("x-total-count", "x-total", "total-count", "x-total-items", "x-pagination-total-count")
+PAGE_COUNT_HEADERS = ("x-total-pages", "x-page-count", "x-pages", "x-pagination-page-count")
+#: ``Content-Range: items 0-24/300`` (RFC 9110): the complete length after the slash.
+_CONTENT_RANGE_TOTAL = re.compile(r"/\s*(\d+)\s*$")
 _LINK_NEXT = re.compile(r""";\s*rel\s*=\s*(?:"[^"]*\bnext\b[^"]*"|next\b)""", re.IGNORECASE)
 
 
@@ -71,7 +79,7 @@ def listed_segments(
             raise SegmentsError(
                 f"WalkMe answered only part of the list of segments (more pages follow: {sign}), and "
                 "this provider does not page WalkMe listings; a lookup on part of the list could "
-                "miss a segment and create a duplicate, so nothing was written. Rerun later; if "
+                "miss a segment and create a duplicate, so this answer is not used. Rerun later; if "
                 f"WalkMe keeps paging this listing, report this answer to the provider: {preview(body)}"
             )
     if not isinstance(items, list) or not all(isinstance(raw, dict) for raw in items):
@@ -81,7 +89,7 @@ def listed_segments(
         if not segment["segment_guid"]:  # it would reach a write's URL as ".../segment/None"
             raise SegmentsError(
                 f"WalkMe listed a segment without a GUID, which cannot be told apart from others or "
-                f"written to; nothing was written. Check that the connection's host is WalkMe's API: "
+                f"written to, so this answer is not used. Check that the connection's host is WalkMe's API: "
                 f"{preview(raw)}"
             )
     return segments
@@ -100,8 +108,15 @@ def _sign_of_more(wrapper: dict[str, Any], count: int, where: str, depth: int) -
             return f"{where}{key} names a next page"
     for key in LAST_FLAGS:
         flag = wrapper.get(key)
-        if flag is not None and _whole_number(flag) is None and not _is_set(flag):
-            return f"{where}{key} is not set"
+        if flag is None or (key in ("lastPage", "last_page") and _whole_number(flag) is not None):
+            continue  # not given, or the number of the last page (counted below)
+        if not _plainly_true(flag):
+            return f"{where}{key} is not true"
+    links = wrapper.get("links")
+    if isinstance(links, list) and any(
+        isinstance(link, dict) and "next" in str(link.get("rel", "")).lower().split() for link in links
+    ):
+        return f"{where}links lists a rel next"
     for key in TOTAL_KEYS:
         total = _whole_number(wrapper.get(key))
         if total is not None and total > count:
@@ -129,6 +144,9 @@ def _sign_in_headers(headers: Mapping[str, str], count: int) -> str | None:
     for name in MORE_HEADERS:
         if name in lowered and _is_set(lowered[name]):
             return f"the {name} header is set"
+    ranged = _CONTENT_RANGE_TOTAL.search(lowered.get("content-range", ""))
+    if ranged and int(ranged.group(1)) > count:
+        return f"the Content-Range header counts {ranged.group(1)} segments"
     for names, limit, what in ((TOTAL_HEADERS, count, "segments"), (PAGE_COUNT_HEADERS, 1, "pages")):
         for name in names:
             total = _whole_number(lowered.get(name))
@@ -143,6 +161,13 @@ def _is_set(flag: Any) -> bool:
     if isinstance(flag, str):
         return flag.strip().lower() not in ("", "false", "0")
     return flag is not None and flag is not False and flag != 0
+
+
+def _plainly_true(flag: Any) -> bool:
+    """A "last page" or "done" flag that plainly says yes; anything else may mean more follow."""
+    if isinstance(flag, str):
+        return flag.strip().lower() in ("true", "1", "yes")
+    return flag is True or (type(flag) is int and flag == 1)
 
 
 def _whole_number(value: Any) -> int | None:

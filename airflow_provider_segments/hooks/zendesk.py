@@ -252,7 +252,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
     ) -> dict[str, Any]:
         """Update the given fields of a user segment; ``None`` leaves a field as is, ``[]`` clears it.
         New ``added_user_ids`` are guarded as in :meth:`create_user_segment`; a ``name`` another
-        segment has is refused (see :mod:`.zendesk_names`): leave it out when not renaming."""
+        custom segment has is refused, even when this one is named so already: leave it out when
+        not renaming."""
         guards = Guards(allow_empty, max_removal_fraction)
         segment_id = validate_user_segment_id(user_segment_id)
         fields = {

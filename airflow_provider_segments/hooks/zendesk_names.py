@@ -60,8 +60,12 @@ def refuse_taken_name(hook: NamedSegments, segment_id: int, name: str, shown: di
             else f"User segment {segment_id} is named {name!r}, and so is user segment {others[0]} (made in "
             "the admin UI, or by an earlier try of this task whose rename was not checked)"
         )
-        + ": two segments of one name make every later lookup by name ambiguous. Nothing was sent; rename "
-        "one of them" + ("." if renaming else ", or leave name out of an update that does not rename.")
+        + ": two segments of one name make every later lookup by name ambiguous. Nothing was sent; "
+        + (
+            f"choose a name no other segment has, or rename or delete user segment {others[0]} first."
+            if renaming
+            else "rename one of them, or leave name out of an update that does not rename."
+        )
     )
 
 

@@ -73,7 +73,7 @@ class MembershipApi(Protocol):
     def delete_segment(
         self, segment_guid: str, system_guid: str | None = None, missing_ok: bool = True
     ) -> str:
-        """Delete a segment (a create that must not stay: see :func:`~.writes.check_created_name`)."""
+        """Delete a segment (a create that must not stay: see :func:`~.names_written.check_created_name`)."""
         ...
 
     def congestion_signals(self) -> int:

@@ -307,8 +307,9 @@ def delete_confirmed(
         answered = "not found (404)" if missing is not None else "as done"
         raise SegmentsError(
             f"The delete of {what} was answered {answered}, but it is still listed after {DELETE_READS} "
-            "reads: something between this task and the platform answered for it. Nothing is reported "
-            "deleted; rerun the task."
+            "reads: the platform may apply it late, or a proxy, firewall or wrong base URL answered "
+            "instead of it (check the connection's host). Nothing is reported deleted; rerun the task, "
+            "and delete it in the platform's UI if this repeats."
         )
     raise SegmentsError(
         f"{what} is still listed after {DELETE_ATTEMPTS} delete attempts whose outcome was unknown; "

@@ -146,7 +146,8 @@ class ZendeskUpdateUserSegmentOperator(_ZendeskWriteOperator):
     segment as Zendesk returns it.
 
     :param user_segment_id: the segment's id. Templated.
-    :param name: new name. Templated.
+    :param name: new name. Templated. Refused (``SegmentExistsError``, no retries) when another custom
+        segment has it, even when this segment is named so already: leave it out when not renaming.
     :param user_type: ``"signed_in_users"`` or ``"staff"``. Templated.
     :param group_ids: ids of the groups that have access. Templated.
     :param organization_ids: ids of the organizations that have access. Templated.

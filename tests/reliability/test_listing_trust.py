@@ -91,7 +91,7 @@ def test_a_wrapped_listing_that_says_more_follow_never_duplicates_the_segment(sa
         sync(tmp_path, ["x", "y"])
     refused_as_an_api_answer(caught)
     message = str(caught.value)
-    assert "only part of the list" in message and "nothing was written" in message, message
+    assert "only part of the list" in message and "this answer is not used" in message, message
     assert [s["guid"] for s in named(sandbox, "Audience")] == [existing["guid"]]
     assert set(sandbox.walkme.members(TEST_SYSTEM_GUID, existing["guid"])) == {"a", "b"}
     assert writes(sandbox) == []
@@ -116,6 +116,18 @@ MORE_PAGES_BY_COUNT = {
     "isLastPage-false": {"segments": [], "isLastPage": False},
     "lastPage-number": {"data": [], "currentPage": 1, "lastPage": 2},
     "meta.page.totalPages": {"data": [], "meta": {"page": {"totalPages": 2}}},
+    "next_page_url": {"data": [], "next_page_url": "https://x/s?page=2"},
+    "nextPageUrl": {"data": [], "nextPageUrl": "https://x/s?page=2"},
+    "next_offset": {"items": [], "next_offset": 100},
+    "total_items": {"items": [], "total_items": 5},
+    "totalResults": {"items": [], "totalResults": 5},
+    "done-false": {"segments": [], "done": False},
+    "last-no": {"segments": [], "last": "no"},
+    "last-0": {"segments": [], "last": 0},
+    "links-list-rel-next": {
+        "data": [],
+        "links": [{"rel": "self", "href": "x"}, {"rel": "next", "href": "y"}],
+    },
 }
 #: The same signs in the HTTP headers of the answer (``Link: <...>; rel="next"``, RFC 8288).
 MORE_PAGES_IN_HEADERS = {
@@ -125,6 +137,9 @@ MORE_PAGES_IN_HEADERS = {
     "X-Next-Page": {"X-Next-Page": "2"},
     "X-Has-More": {"X-Has-More": "true"},
     "X-Total-Pages": {"X-Total-Pages": "2"},
+    "Content-Range": {"Content-Range": "items 0-0/5"},
+    "X-Pagination-Total-Count": {"X-Pagination-Total-Count": "5"},
+    "X-Pagination-Page-Count": {"X-Pagination-Page-Count": "2"},
 }
 
 
@@ -168,7 +183,9 @@ def test_a_listing_counting_more_pages_or_paging_in_its_headers_never_duplicates
 
 COMPLETE_BY_COUNT = {
     "totalPages-1": ({"totalPages": 1, "page": 1}, {}),
-    "last-true": ({"last": True, "isLastPage": True}, {}),
+    "last-true": ({"last": True, "isLastPage": True, "done": True}, {}),
+    "lastPage-1": ({"lastPage": 1, "last_page": "1"}, {}),
+    "Content-Range-whole": (None, {"Content-Range": "items 0-0/1"}),
     "Link-without-next": (
         None,
         {"Link": '<https://x/s?page=1>; rel="first", <https://x/s?page=1>; rel="last"'},
@@ -308,7 +325,7 @@ def test_a_listed_guid_of_32_bare_hex_digits_is_written_to_in_its_hyphenated_for
 def test_a_listed_segment_without_a_guid_never_sends_to_segment_none(sandbox, tmp_path):
     existing = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["a", "b"])
     sandbox.inject_fault(SEGMENTS, 200, method="GET", body=json.dumps(_listed(None)), count=1)
-    with pytest.raises(SegmentsError, match=r"without a GUID.*nothing was written") as caught:
+    with pytest.raises(SegmentsError, match=r"without a GUID.*this answer is not used") as caught:
         sync(tmp_path, ["x", "y"])
     refused_as_an_api_answer(caught)
     assert [s["guid"] for s in named(sandbox, "Audience")] == [existing["guid"]]

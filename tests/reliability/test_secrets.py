@@ -466,3 +466,18 @@ def test_an_access_token_a_listing_echoes_as_the_name_stays_out_of_xcom_snapshot
     texts = {"XCom": json.dumps(xcom), "snapshot": snapshot, "list XCom": json.dumps(listed)}
     leaks = [where for where, text in texts.items() if ECHOED_WALKME_TOKEN in text]
     assert not leaks, f"the access token is in: {leaks}; xcom name={xcom.get('name')!r}"
+
+
+# -- a short secret is not hunted inside the data a task hands on (final review) -------------------------
+def test_a_short_password_never_corrupts_names_tags_or_guids_handed_on(monkeypatch, sandbox):
+    """A self-hosted server with password auth and a short password ("team"): the names and tags a
+    create hands on are not cut up around it; a value that is the password itself still is hidden."""
+    from airflow_provider_segments import redaction
+
+    redaction.Redactor().add_secret("team")  # as a client of this process would register it
+    assert redaction.redact_known_in({"name": "Support team leads", "tags": ["teamlead"]}) == {
+        "name": "Support team leads",
+        "tags": ["teamlead"],
+    }
+    assert redaction.redact_known_in(["team"]) == ["***"]
+    assert "Support team leads" in str(SegmentsError("Segment 'Support team leads' not found"))
