@@ -26,12 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_segments.exceptions import SegmentsBusyError
 from airflow_provider_segments.membership.state_file import StateFile
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: A lease not renewed for this long belongs to a sync that was killed (a live one renews it): it is
 #: taken over (with a warning), so a killed run holds later ones up for this long at most.
@@ -56,7 +57,6 @@ class Lease:
     def __init__(self, file: StateFile, state_path: Any) -> None:
         self.file = file
         self.state_path = state_path
-        self._holder: str | None = None
         self._record: dict[str, Any] | None = None  # the record this sync wrote (see confirm)
         self._guard = threading.Lock()  # a renewal and the release, one at a time
 
@@ -122,7 +122,6 @@ class Lease:
                         f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
                         "moment; nothing was sent."
                     )
-        self._holder = holder
         self._record = _parse_lease(record)
 
     def _read_text(self) -> str | None:
@@ -132,28 +131,20 @@ class Lease:
         :data:`LEASE_SECONDS` (a live sync renews it; local disk tells the age): then ``None``.
 
         :raises SegmentsBusyError: every read failed (nothing was sent)."""
-        for attempt in range(1, LEASE_READS + 1):
-            try:
-                return self.file.read_small_text(strict=True)
-            except OSError as err:
-                if attempt < LEASE_READS:
-                    time.sleep(LEASE_READ_INTERVAL)
-                    continue
-                age = self.file.seconds_since_modified()
-                if age is not None and age >= LEASE_SECONDS:
-                    logger.warning(
-                        "The lease %s cannot be read (%s), and no sync renewed it for %d s.",
-                        self.file,
-                        err,
-                        age,
-                    )
-                    return None  # taken over as an unreadable lease
-                raise SegmentsBusyError(
-                    f"The lease on state_path {str(self.state_path)!r} could not be read ({err}): whether "
-                    "another sync holds it is not known, so nothing was sent. Retry; if it stays "
-                    f"unreadable and no other sync is running, delete {self.file}."
-                ) from err
-        return None  # pragma: no cover - the loop returns or raises
+        try:
+            return self._retried(lambda: self.file.read_small_text(strict=True), (OSError,))
+        except OSError as err:
+            age = self.file.seconds_since_modified()
+            if age is not None and age >= LEASE_SECONDS:
+                logger.warning(
+                    "The lease %s cannot be read (%s), and no sync renewed it for %d s.", self.file, err, age
+                )
+                return None  # taken over as an unreadable lease
+            raise SegmentsBusyError(
+                f"The lease on state_path {str(self.state_path)!r} could not be read ({err}): whether "
+                "another sync holds it is not known, so nothing was sent. Retry; if it stays "
+                f"unreadable and no other sync is running, delete {self.file}."
+            ) from err
 
     def _holds(self) -> bool:
         """Whether the lease file is still the one this store took (not a later sync's, nor a retry's
@@ -172,23 +163,33 @@ class Lease:
         lock), reading it up to :data:`LEASE_READS` times when a read fails.
 
         :raises OSError: every read failed."""
-        for attempt in range(1, LEASE_READS + 1):
+
+        def check() -> bool:
+            with self.file.folder_locked():
+                held = self._holds()
+                if held and action is not None:
+                    action()
+                return held
+
+        return self._retried(check, (OSError, SegmentsBusyError))  # a failed read, or a busy folder
+
+    @staticmethod
+    def _retried(attempt: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
+        """``attempt()``, tried up to :data:`LEASE_READS` times while it raises one of ``errors`` (a
+        storage hiccup is not another sync's lease); the last failure is raised."""
+        for tries in range(1, LEASE_READS + 1):
             try:
-                with self.file.folder_locked():
-                    held = self._holds()
-                    if held and action is not None:
-                        action()
-                    return held
-            except (OSError, SegmentsBusyError):  # a failed read, or the folder busy a moment
-                if attempt == LEASE_READS:
+                return attempt()
+            except errors:
+                if tries == LEASE_READS:
                     raise
                 time.sleep(LEASE_READ_INTERVAL)
-        return False  # pragma: no cover - the loop returns or raises
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def confirm(self) -> None:
         """Fail when another sync took this store's lease over while it ran: its writes and this
         sync's may both have landed, so nothing of this sync may be recorded or reported done."""
-        if self._holder is None:
+        if self._record is None:
             return
         try:
             held = self._on_own()
@@ -246,14 +247,13 @@ class Lease:
     def release(self) -> None:
         """Give the lease back: only the very lease this store took (a retry of the same task may
         have taken it over since), never one it cannot read (that one expires)."""
-        if self._holder is None:
+        if self._record is None:
             return
         with self._guard:
             try:
                 self._on_own(self.file.remove)
             except Exception as err:  # the sync's outcome stands; this lease expires on its own
                 logger.warning("The lease on %s was not given back (%s): it expires.", self.state_path, err)
-            self._holder = None
             self._record = None
 
 
