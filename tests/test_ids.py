@@ -102,6 +102,19 @@ def test_chunks_cover_the_deduped_input_in_order_and_respect_the_size(ids, size)
     assert len(chunks) == -(-len(unique) // size)
 
 
+@given(ids=st.lists(valid_id, max_size=300).map(sorted), repeats=st.lists(st.integers(min_value=0)))
+def test_a_sorted_input_with_or_without_neighbours_repeated_is_deduped_and_answers_membership(ids, repeats):
+    """A strictly increasing input is unique without a set (the sorted export's fast path); one where a
+    neighbour repeats (``a, a, b``) is not, and is deduped like any other."""
+    for index in repeats[:5]:
+        if ids:
+            position = index % len(ids)
+            ids.insert(position, ids[position])
+    unique = UserIds.from_values(ids, max_length=MAX_ID_LENGTH)
+    assert list(unique) == _dedupe(ids) and len(unique) == len(set(ids))
+    assert all(user_id in unique for user_id in ids) and "not-in-the-input\u00e9" not in unique
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(min_value=0, max_value=80_000),

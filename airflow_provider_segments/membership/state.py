@@ -31,12 +31,7 @@ from typing import IO, Any
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
 from airflow_provider_segments.locations import read_blocks, unreadable
-from airflow_provider_segments.membership.checksum import (
-    EncodedLines,
-    encoded_lines,
-    hashed_blocks,
-    line_blocks,
-)
+from airflow_provider_segments.membership.checksum import SnapshotBody, hashed_blocks, line_blocks
 from airflow_provider_segments.membership.lease import Lease
 from airflow_provider_segments.membership.state_file import MAX_HEADER_BYTES, StateFile
 from airflow_provider_segments.redaction import redact_known_in
@@ -159,22 +154,30 @@ class StateStore:
             listed_updated_at=header.get("listed_updated_at"),
         )
 
-    def write_snapshot(self, snapshot: Snapshot, body: EncodedLines | None = None) -> None:
-        """Write ``snapshot``; ``body``: its ids already encoded (:func:`.checksum.encoded_lines`)."""
+    def snapshot_body(self, ids: UserIds) -> SnapshotBody:
+        """Start writing the next snapshot's ids on a thread (see :class:`.checksum.SnapshotBody`);
+        :meth:`write_snapshot` adds the header."""
+        return SnapshotBody(self.snapshot_file, ids, in_background=True)
+
+    def write_snapshot(self, snapshot: Snapshot, body: SnapshotBody | None = None) -> None:
+        """Write ``snapshot``; ``body``: its ids written ahead (:meth:`snapshot_body`)."""
         ids = snapshot.ids
-        blocks, digest = body or encoded_lines(ids)
+        body = body or SnapshotBody(self.snapshot_file, ids)
+        if body.count != len(ids):
+            body.discard()
+            raise ValueError(f"the snapshot body holds {body.count:,} ids, the snapshot {len(ids):,}")
         header = {
             "version": STATE_VERSION,
             "segment_guid": snapshot.segment_guid,
             "system_guid": snapshot.system_guid,
             "name": redact_known_in(snapshot.name),  # (informational: a secret WalkMe echoed stays out)
             "count": len(ids),
-            "ids_sha256": digest,
+            "ids_sha256": body.sha256(),
             "changed_at": snapshot.changed_at,
             "listed_count": snapshot.listed_count,
             "listed_updated_at": snapshot.listed_updated_at,
         }
-        self.snapshot_file.replace(f"{SNAPSHOT_MAGIC} {json.dumps(header)}", blocks)
+        body.commit(f"{SNAPSHOT_MAGIC} {json.dumps(header)}")
 
     # -- journal -----------------------------------------------------------------------------------
     def read_journal(self, log: Any) -> Journal | None:

@@ -18,6 +18,9 @@ from airflow_provider_segments.locations import DIRECTORY, local_path, not_a_fil
 FOLDER_LOCK_SECONDS = 30
 #: The first line of a state file (its header) is at most this long.
 MAX_HEADER_BYTES = 64 * 1024
+#: The room a body written ahead leaves for its header line (:class:`WrittenAhead`): a snapshot's
+#: header takes a few hundred bytes, 3 KiB with the longest name WalkMe takes written in escapes.
+HEADER_ROOM = 4096
 
 
 class StateFile:
@@ -79,6 +82,10 @@ class StateFile:
             temporary.remove()
             raise
 
+    def temporary_sibling(self) -> str:
+        """A new name beside this local file, for a copy to move over it."""
+        return f"{self.target}.tmp-{uuid.uuid4().hex}"
+
     def create_exclusive(self, text: str) -> bool:
         """Create the file holding ``text`` unless it exists; ``False`` when it did.
 
@@ -92,7 +99,7 @@ class StateFile:
             self.replace(text)
             return True
         os.makedirs(self.folder, exist_ok=True)
-        temporary = f"{self.target}.tmp-{uuid.uuid4().hex}"
+        temporary = self.temporary_sibling()
         try:
             with open(temporary, "w", encoding="utf-8") as handle:
                 handle.write(text + "\n")
@@ -196,6 +203,72 @@ class StateFile:
                 self.target.unlink()
         except FileNotFoundError:
             pass
+
+
+class WrittenAhead:
+    """A state file's body written before its header, so that the header can wait for what only
+    comes last (the platform's evidence) and the file still appears whole or not at all.
+
+    On local disk the body goes to a temporary sibling after a blank first line of
+    :data:`HEADER_ROOM` bytes, and is flushed to disk; :meth:`commit` writes the header line over the
+    blanks (padded with spaces, which JSON allows) and moves the file into place. A longer header,
+    and object storage (no writes in place), get the body written whole after the header instead.
+    Either way :meth:`discard` removes what a change that failed left.
+    """
+
+    def __init__(self, state_file: StateFile, body: Iterable[bytes]) -> None:
+        self._file = state_file
+        self._temporary: str | None = None
+        self._blocks: list[bytes] = []
+        if not state_file.local:
+            self._blocks = list(body)
+            return
+        os.makedirs(state_file.folder, exist_ok=True)
+        self._temporary = state_file.temporary_sibling()
+        try:
+            with open(self._temporary, "wb") as handle:
+                handle.write(b" " * (HEADER_ROOM - 1) + b"\n")
+                handle.writelines(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self, header_line: str) -> None:
+        """Write ``header_line`` before the body and move the whole over the state file."""
+        line = f"{header_line}\n".encode()
+        if self._temporary is None:
+            self._file.replace(header_line, self._blocks)
+            return
+        try:
+            if len(line) > HEADER_ROOM:
+                self._file.replace(header_line, self._body_read_back())
+                return
+            with open(self._temporary, "r+b") as handle:
+                handle.write(line[:-1].ljust(HEADER_ROOM - 1) + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(self._temporary, self._file.target)  # atomic on one filesystem
+            self._temporary = None
+            _fsync_directory(self._file.folder)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the body written ahead, if it was not moved into place."""
+        if self._temporary is not None:
+            with suppress(FileNotFoundError):
+                os.unlink(self._temporary)
+            self._temporary = None
+        self._blocks = []
+
+    def _body_read_back(self) -> Iterator[bytes]:
+        assert self._temporary is not None
+        with open(self._temporary, "rb") as handle:
+            handle.seek(HEADER_ROOM)
+            while block := handle.read(1 << 20):
+                yield block
 
 
 def _fsync_directory(directory: str) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 from airflow_provider_segments.exceptions import MembershipMismatchError, SegmentsValidationError
 from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
-from airflow_provider_segments.membership.checksum import encoding_in_background
 from airflow_provider_segments.membership.engine import (
     create_new_segment,
     creation_of,
@@ -173,58 +172,70 @@ def _sync(
             "verification": None,
         }
 
-    # 4. journal, send, verify; meanwhile a thread encodes the snapshot's body
-    body = encoding_in_background(ids) if store is not None and (segment is None or plan.requests) else None
-    if segment is None:
-        if store is not None:
-            store.write_journal(Journal(None, system, FULL, UserIds()))
-        created, listed = create_new_segment(api, system, name or "", ids, mark)
-        guid, changed_at = created["segment_guid"], created["changed_at"]
-        summary.update(mode=FULL, added=len(ids), removed=0, unchanged=0, requests=created["requests"])
-    else:
-        guid = segment["segment_guid"]
-        if plan.requests:
+    # 4. journal, send, verify; meanwhile a thread writes the snapshot's body beside it
+    body = store.snapshot_body(ids) if store is not None and (segment is None or plan.requests) else None
+    try:
+        if segment is None:
             if store is not None:
-                pending = plan.changed_ids() if plan.mode == DELTA else UserIds()  # full: all, by its mode
-                store.write_journal(Journal(guid, system, plan.mode, pending))
-            try:
-                changed_since = segment.get("updated_at")
-                send_plan(
-                    api, system, guid, plan, changed_since=changed_since, count_after_adds=count_after_adds
-                )
-                what = f"segment {guid}"
-                listed = verify(api, system, guid, expected=len(ids), what=what, changed_since=changed_since)
-            except MembershipMismatchError:
-                if store is not None:  # the whole membership is in doubt: the next run is full
-                    store.write_journal(Journal(guid, system, FULL, UserIds()))
-                raise
-            changed_at = now_iso()
+                store.write_journal(Journal(None, system, FULL, UserIds()))
+            created, listed = create_new_segment(api, system, name or "", ids, mark)
+            guid, changed_at = created["segment_guid"], created["changed_at"]
+            summary.update(mode=FULL, added=len(ids), removed=0, unchanged=0, requests=created["requests"])
         else:
-            log.info("Segment %s already holds exactly the input: nothing sent.", guid)
-            listed = segment
-            changed_at = (snapshot.changed_at if snapshot else None) or now_iso()
+            guid = segment["segment_guid"]
+            if plan.requests:
+                if store is not None:
+                    # a delta's changed ids; a full change puts every member in play (by its mode)
+                    pending = plan.changed_ids() if plan.mode == DELTA else UserIds()
+                    store.write_journal(Journal(guid, system, plan.mode, pending))
+                try:
+                    changed_since = segment.get("updated_at")
+                    send_plan(
+                        api,
+                        system,
+                        guid,
+                        plan,
+                        changed_since=changed_since,
+                        count_after_adds=count_after_adds,
+                    )
+                    what = f"segment {guid}"
+                    listed = verify(
+                        api, system, guid, expected=len(ids), what=what, changed_since=changed_since
+                    )
+                except MembershipMismatchError:
+                    if store is not None:  # the whole membership is in doubt: the next run is full
+                        store.write_journal(Journal(guid, system, FULL, UserIds()))
+                    raise
+                changed_at = now_iso()
+            else:
+                log.info("Segment %s already holds exactly the input: nothing sent.", guid)
+                listed = segment
+                changed_at = (snapshot.changed_at if snapshot else None) or now_iso()
 
-    # 5. record: the snapshot with the evidence read back, then the journal goes (only while this
-    # sync still holds the lease: one that another sync took over may have mixed both's writes)
-    if store is not None:
-        store.confirm_lease()
-        unchanged_state = not plan.requests and journal is None and snapshot is not None
-        if not unchanged_state:
-            store.write_snapshot(
-                Snapshot(
-                    guid,
-                    system,
-                    summary["name"],
-                    ids,
-                    changed_at,
-                    listed_count=listed.get("user_count"),
-                    listed_updated_at=listed.get("updated_at"),
-                ),
-                body() if body is not None else None,
-            )
-            log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.state_path)
-        store.clear_journal()
-    return {**summary, "segment_guid": guid, "changed_at": changed_at, **evidence_fields(listed)}
+        # 5. record: the snapshot with the evidence read back, then the journal goes (only while this
+        # sync still holds the lease: one that another sync took over may have mixed both's writes)
+        if store is not None:
+            store.confirm_lease()
+            unchanged_state = not plan.requests and journal is None and snapshot is not None
+            if not unchanged_state:
+                store.write_snapshot(
+                    Snapshot(
+                        guid,
+                        system,
+                        summary["name"],
+                        ids,
+                        changed_at,
+                        listed_count=listed.get("user_count"),
+                        listed_updated_at=listed.get("updated_at"),
+                    ),
+                    body,
+                )
+                log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.state_path)
+            store.clear_journal()
+        return {**summary, "segment_guid": guid, "changed_at": changed_at, **evidence_fields(listed)}
+    finally:
+        if body is not None:  # (after a commit: nothing left to remove)
+            body.discard()
 
 
 def _baseline(

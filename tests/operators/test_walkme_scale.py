@@ -153,6 +153,7 @@ def test_failure_mid_sync_keeps_the_old_snapshot_and_a_rerun_converges(sandbox, 
     assert len(error.landed_chunks) == 1 and error.landed_chunks[0] in (1, 2, 3)
     assert held >= old and len(held - old) == error.applied_ids and held - old <= set(target)
     assert state.read_bytes() == before  # the snapshot never runs ahead of the API
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []  # nor its body, written ahead
     sandbox.clear_faults()
     result = sync(state, user_ids=target, max_removal_fraction=1.0)
     # The journal left 70,000 ids unknown: resending them as a delta (4 chunks) costs more than a full
@@ -215,3 +216,51 @@ def test_a_sync_that_sends_nothing_returns_the_time_of_the_last_change(sandbox, 
     assert (second["mode"], second["requests"], writes(sandbox)) == ("delta", 0, [])
     # The sensor's window counts from the last change that sent anything: it passes at once.
     assert second["changed_at"] == first["changed_at"]
+
+
+# -- the snapshot's body is written while the requests are out -------------------------------------
+def test_the_snapshots_body_is_on_disk_before_the_change_is_verified(sandbox, tmp_path, monkeypatch):
+    """While the writes are out, a thread writes the ids' lines beside the snapshot and flushes them;
+    once the platform confirmed the change only the header (with its evidence) is written."""
+    state = tmp_path / "state" / "synced.snapshot"
+    wanted = ids(60_000)
+    seen_once_verified: list[tuple[str, int]] = []
+    confirm_lease = StateStore.confirm_lease  # the first step after the read-back
+
+    def confirmed(store):
+        seen_once_verified.extend((p.name, p.stat().st_size) for p in state.parent.iterdir())
+        return confirm_lease(store)
+
+    monkeypatch.setattr(StateStore, "confirm_lease", confirmed)
+    sync(state, user_ids=wanted)
+    body_bytes = sum(len(user_id) + 1 for user_id in wanted)
+    assert any(".tmp-" in name and size >= body_bytes for name, size in seen_once_verified), (
+        seen_once_verified
+    )
+    sandbox.clear_request_log()
+    sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Unrelated", ["x"])  # (the sandbox stays busy)
+    result = sync(state, user_ids=wanted[100:])
+    assert (result["mode"], result["removed"], writes(sandbox)) == ("delta", 100, [("remove", 100)])
+    assert list(read_snapshot(state).ids) == wanted[100:]
+    assert sorted(p.name for p in state.parent.iterdir()) == ["synced.snapshot"]  # no temporary left
+
+
+def test_a_header_too_long_for_the_room_left_still_makes_a_readable_snapshot(sandbox, tmp_path):
+    """A listed name of thousands of escaped characters does not fit the header's room: the snapshot
+    is then written whole, and the next sync still finds it and sends only the difference."""
+    long_name = "\U0001f600" * 1_000  # 12 bytes each in the JSON header
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, long_name, ["old"])["guid"]
+    state = tmp_path / "s.snapshot"
+
+    def by_guid(user_ids):
+        return WalkMeSyncSegmentOperator(
+            task_id="s", segment_guid=guid, state_path=str(state), user_ids=user_ids, max_removal_fraction=1.0
+        ).execute({})
+
+    assert by_guid(["a", "b"])["mode"] == "full"
+    snapshot = read_snapshot(state)
+    assert snapshot is not None and snapshot.name == long_name and list(snapshot.ids) == ["a", "b"]
+    result = by_guid(["a", "c"])
+    assert (result["mode"], result["added"], result["removed"]) == ("delta", 1, 1)
+    assert sorted(members(sandbox, guid)) == ["a", "c"]
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
