@@ -127,14 +127,20 @@ class Redactor:
         if (user, password) in self._registered:
             return
         self._registered.add((user, password))
-        if self is not _PROCESS and len(password or "") >= PROCESS_MIN_SECRET_CHARS:
+        if self is not _PROCESS:
             _PROCESS.add_credentials(user, password)
-        self.add_secret(password)
+            self.add_secret(password)
+        elif password:
+            self.add_process_secret(password)  # (a short one only as a whole value)
         if password:
             pair = f"{user}:{password}"
-            headers = {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
+            forms = {pair} | {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
+            if self is _PROCESS:  # the pair and header are long, whatever the password's length
+                for form in forms:
+                    self.add_process_secret(form)
+                return
             with self._lock:
-                self._set_forms(self._forms | {pair} | headers)
+                self._set_forms(self._forms | forms)
 
     def _set_forms(self, forms: set[str]) -> None:
         wrapped = {_normalized(form) for form in forms}
@@ -165,9 +171,14 @@ class Redactor:
 
     def known(self, text: str) -> str:
         """``text`` with every known secret, in any of its forms (split by line breaks or escaped
-        too), replaced by ``***``; nothing else in it changes."""
+        too), replaced by ``***``; nothing else in it changes. A short secret is hidden where it
+        stands alone: the whole text, or a whole value quoted as ``repr()`` or JSON write it."""
         if text in self._whole:
             return REDACTED
+        for short in self._whole:
+            if short in text:
+                for quoted, hidden in ((repr(short), repr(REDACTED)), (json.dumps(short), f'"{REDACTED}"')):
+                    text = text.replace(quoted, hidden)
         return _redact_disguised(self._replace_forms(text), self._wrapped) if self._forms else text
 
     def _replace_forms(self, text: str) -> str:

@@ -110,6 +110,11 @@ def _sign_of_more(wrapper: dict[str, Any], count: int, where: str, depth: int) -
         flag = wrapper.get(key)
         if flag is None or (key in ("lastPage", "last_page") and _whole_number(flag) is not None):
             continue  # not given, or the number of the last page (counted below)
+        last_link = _link(flag)
+        if last_link is not None:  # a link to the last page (``links.last``, HAL's ``{"href": ...}``)
+            if last_link not in {_link(wrapper.get(name)) for name in ("first", "self")}:
+                return f"{where}{key} links to a last page that no first or self link shows is this one"
+            continue
         if not _plainly_true(flag):
             return f"{where}{key} is not true"
     links = wrapper.get("links")
@@ -161,6 +166,16 @@ def _is_set(flag: Any) -> bool:
     if isinstance(flag, str):
         return flag.strip().lower() not in ("", "false", "0")
     return flag is not None and flag is not False and flag != 0
+
+
+def _link(value: Any) -> str | None:
+    """``value`` as a link when it is one: a string naming a path or a query, or an object with an
+    ``href`` (HAL); ``None`` for anything else (``True``, ``"no"``, a number)."""
+    if isinstance(value, dict):
+        value = value.get("href")
+    if isinstance(value, str) and ("/" in value or "?" in value):
+        return value.strip()
+    return None
 
 
 def _plainly_true(flag: Any) -> bool:

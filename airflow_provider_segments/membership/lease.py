@@ -2,7 +2,8 @@
 
 It is taken before anything is sent, so two syncs of one ``state_path`` at the same time are
 detected: the second fails saying who holds it. A retry of the same task takes its own lease over,
-and so does any sync when the holder was a process on this machine that is gone; a lease not renewed
+and so does any sync when the holder was a process on this machine that is gone (this machine: its
+host name, boot and PID namespace, see :func:`_holder_is_gone`); a lease not renewed
 for :data:`LEASE_SECONDS` is taken over with a warning. A live sync renews its lease every
 :data:`LEASE_RENEW_SECONDS` (:meth:`Lease.kept`), so it never expires under it, and confirms it
 still holds the very lease it took before recording anything (:meth:`Lease.confirm`): a sync whose
@@ -68,6 +69,7 @@ class Lease:
                 "holder": holder,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                **_process_identity(os.getpid()),
                 "acquired_at": now,
                 "expires_at": now + LEASE_SECONDS,
             }
@@ -267,27 +269,61 @@ def _parse_lease(text: str | None) -> dict[str, Any] | None:
         )
     except (ValueError, TypeError, KeyError):
         return None
-    pid = record.get("pid")
+    pid, started = record.get("pid"), record.get("started")
     return {
         "holder": str(holder),
         "host": str(record.get("host", "")),
         "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        "boot_id": record.get("boot_id") if isinstance(record.get("boot_id"), str) else None,
+        "pid_namespace": record.get("pid_namespace")
+        if isinstance(record.get("pid_namespace"), str)
+        else None,
+        "started": started if isinstance(started, int) and not isinstance(started, bool) else None,
         "acquired_at": acquired,
         "expires_at": expires,
     }
 
 
 def _holder_is_gone(lease: dict[str, Any]) -> bool:
-    """True when the lease was taken by a process of this machine that no longer runs."""
+    """True when the lease was taken by a process of this machine that no longer runs.
+
+    The same host name is not the same process table: containers with host networking share the
+    name, each with its own PID namespace, and a reboot starts the pids again. So the holder is
+    looked up only when it recorded this boot and this PID namespace (where ``/proc`` tells them;
+    a lease that does not say waits for its expiry), and a pid running again is another process
+    when it started at another time.
+    """
     if lease["host"] != socket.gethostname() or lease["pid"] is None:
+        return False
+    mine = _process_identity(os.getpid())
+    if (lease["boot_id"], lease["pid_namespace"]) != (mine["boot_id"], mine["pid_namespace"]):
         return False
     try:
         os.kill(lease["pid"], 0)
     except ProcessLookupError:
         return True
     except OSError:  # it exists but is not ours to signal
-        return False
-    return False
+        pass
+    started = _process_identity(lease["pid"])["started"]
+    return lease["started"] is not None and started is not None and started != lease["started"]
+
+
+def _process_identity(pid: int) -> dict[str, Any]:
+    """What tells a process apart beyond its host name and pid (Linux; ``None`` where ``/proc`` does
+    not say): the boot, the PID namespace, and the start time (clock ticks since the boot)."""
+    identity: dict[str, Any] = {"boot_id": None, "pid_namespace": None, "started": None}
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            identity["boot_id"] = boot.read().strip()
+        identity["pid_namespace"] = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            identity["started"] = int(stat.read().rpartition(")")[2].split()[19])  # field 22
+    except (OSError, ValueError, IndexError):
+        pass
+    return identity
 
 
 def _iso(epoch: float) -> str:

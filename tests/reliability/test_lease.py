@@ -5,7 +5,12 @@ success. Each test asserts what the sandbox holds."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -305,3 +310,98 @@ def test_a_lease_not_confirmed_never_claims_writes_were_sent(sandbox, tmp_path, 
         sync(state, "run-1", ["p", "q", "r"])  # the segment holds them already: nothing is sent
     time.sleep(0.6)
     assert "writes were sent" not in str(caught.value), str(caught.value)
+
+
+# -- who is "this machine": host name, boot, PID namespace, start time (hostile review 23) ----------
+def _live_lease(tmp_path, **record):
+    from airflow_provider_segments.membership.lease import _process_identity
+
+    now = time.time()
+    lease = {
+        "holder": "airflow-other-run",
+        "host": socket.gethostname(),
+        "pid": _unused_pid(),
+        **_process_identity(os.getpid()),
+        "acquired_at": now,
+        "expires_at": now + 600,
+        **record,
+    }
+    (tmp_path / "a.snapshot.lease").write_text(json.dumps(lease))
+    return StateStore(str(tmp_path / "a.snapshot"))
+
+
+def _unused_pid() -> int:
+    return next(pid for pid in range(300_000, 30_000, -1) if not os.path.exists(f"/proc/{pid}"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="needs Linux's /proc")
+def test_a_lease_from_another_pid_namespace_or_boot_with_this_host_name_is_not_taken_over(tmp_path):
+    """Containers with host networking share the host name, not the pids: a live sync's pid there
+    is absent here. Its lease waits for its expiry; so does one from before a reboot."""
+    for record in ({"pid_namespace": "pid:[1]"}, {"boot_id": "another-boot"}, {"pid_namespace": None}):
+        with pytest.raises(SegmentsBusyError, match="holds the lease"):
+            _live_lease(tmp_path, **record).acquire_lease("airflow-this-run", Log())
+    store = _live_lease(tmp_path)  # this namespace and boot, and the pid is gone: taken over
+    store.acquire_lease("airflow-this-run", Log())
+    store.release_lease()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux's /proc")
+def test_a_pid_running_again_with_another_start_time_is_another_process(tmp_path):
+    from airflow_provider_segments.membership.lease import _process_identity
+
+    started = _process_identity(os.getpid())["started"]
+    with pytest.raises(SegmentsBusyError, match="holds the lease"):  # the holder itself, alive
+        _live_lease(tmp_path, pid=os.getpid(), started=started).acquire_lease("airflow-this-run", Log())
+    store = _live_lease(tmp_path, pid=os.getpid(), started=started - 1)  # the pid, reused since
+    store.acquire_lease("airflow-this-run", Log())
+    store.release_lease()
+
+
+LEASE_HOLDER = """
+import os, subprocess, sys, time, logging
+state_path, target = sys.argv[1], int(sys.argv[2])
+if len(sys.argv) > 3:  # the live sync, in the new namespace
+    from airflow_provider_segments.membership.lease import Lease
+    from airflow_provider_segments.membership.state_file import StateFile
+    Lease(StateFile(state_path + ".lease"), state_path).acquire("airflow-other-task", logging.getLogger("x"))
+    print("held", os.getpid(), flush=True)
+    time.sleep(120)
+    sys.exit(0)
+while True:  # pids in a fresh namespace are handed out in order: reach one absent outside
+    child = subprocess.Popen(["/bin/true"])
+    child.wait()
+    if child.pid >= target - 1:
+        break
+subprocess.run([sys.executable, __file__, state_path, str(target), "child"])
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("unshare") is None or os.geteuid() != 0 or not os.path.exists("/proc/self/ns/pid"),
+    reason="needs unshare, as root",
+)
+def test_a_live_lease_held_in_another_pid_namespace_of_this_host_is_not_taken_over(sandbox, tmp_path):
+    state = tmp_path / "audience.snapshot"
+    script = tmp_path / "holder.py"
+    script.write_text(LEASE_HOLDER)
+    target = next(pid for pid in range(60, 30_000) if not os.path.exists(f"/proc/{pid}"))
+    holder = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, str(script), str(state), str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        line = holder.stdout.readline()
+        assert line.startswith("held"), line
+        record = json.loads(Path(f"{state}.lease").read_text())
+        if os.path.exists(f"/proc/{record['pid']}"):
+            pytest.skip("the holder's pid happens to run in this namespace too")
+        sandbox.clear_request_log()
+        with pytest.raises(SegmentsBusyError, match="airflow-other-task"):
+            sync(state, "run-1", ["a", "b"])
+        assert [r for r in sandbox.requests if r["method"] in ("POST", "PUT", "DELETE")] == []
+    finally:
+        holder.kill()
+        holder.wait()

@@ -124,6 +124,11 @@ MORE_PAGES_BY_COUNT = {
     "done-false": {"segments": [], "done": False},
     "last-no": {"segments": [], "last": "no"},
     "last-0": {"segments": [], "last": 0},
+    "links.last-another-page": {
+        "data": [],
+        "links": {"first": "https://x/s?page=1", "last": "https://x/s?page=3", "next": None},
+    },
+    "_links.last-without-self": {"data": [], "_links": {"last": {"href": "/s?page=3"}}},
     "links-list-rel-next": {
         "data": [],
         "links": [{"rel": "self", "href": "x"}, {"rel": "next", "href": "y"}],
@@ -185,6 +190,19 @@ COMPLETE_BY_COUNT = {
     "totalPages-1": ({"totalPages": 1, "page": 1}, {}),
     "last-true": ({"last": True, "isLastPage": True, "done": True}, {}),
     "lastPage-1": ({"lastPage": 1, "last_page": "1"}, {}),
+    "links.last-is-first": (  # the JSON:API / Laravel paginator's one page (hostile review 23)
+        {
+            "links": {
+                "first": "https://x/s?page=1",
+                "last": "https://x/s?page=1",
+                "prev": None,
+                "next": None,
+            },
+            "meta": {"current_page": 1, "last_page": 1, "per_page": 100, "total": 1},
+        },
+        {},
+    ),
+    "_links.last-is-self": ({"_links": {"self": {"href": "/s?page=1"}, "last": {"href": "/s?page=1"}}}, {}),
     "Content-Range-whole": (None, {"Content-Range": "items 0-0/1"}),
     "Link-without-next": (
         None,

@@ -481,3 +481,62 @@ def test_a_short_password_never_corrupts_names_tags_or_guids_handed_on(monkeypat
     }
     assert redaction.redact_known_in(["team"]) == ["***"]
     assert "Support team leads" in str(SegmentsError("Segment 'Support team leads' not found"))
+
+
+# -- a short password: its Basic header and quoted values are still hidden (hostile review 23) -------
+SHORT_PASSWORD = "Tr0ub4d0r&3"  # 11 characters: under the process-wide length rule, yet no ordinary word
+SHORT_PASSWORD_EMAIL = "agent@acme.example.com"
+SHOWN_SEGMENT = {
+    "id": 7,
+    "name": "VIP",
+    "user_type": "staff",
+    "built_in": False,
+    "tags": ["vip"],
+    "or_tags": [],
+    "group_ids": [],
+    "organization_ids": [],
+    "added_user_ids": [],
+}
+
+
+def _short_password_connection(monkeypatch, url):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ZENDESK_HELP_CENTER_DEFAULT",
+        zendesk_conn_json(
+            host=url, login=SHORT_PASSWORD_EMAIL, password=SHORT_PASSWORD, auth_type="password"
+        ),
+    )
+
+
+def test_the_basic_header_of_a_short_password_echoed_in_a_read_back_stays_out_of_xcom(monkeypatch):
+    """The header (base64 of email:password) and the pair are long whatever the password's length:
+    the process-wide redactor knows them, so what the task hands on never holds them."""
+    seen: dict[str, str] = {}
+
+    def answer(request):
+        seen["auth"] = request.header("authorization") or ""
+        shown = {**SHOWN_SEGMENT, "debug": seen["auth"], "pair": f"{SHORT_PASSWORD_EMAIL}:{SHORT_PASSWORD}"}
+        return Answer(200, json.dumps({"user_segment": shown}))
+
+    with LocalServer(answer) as server:
+        _short_password_connection(monkeypatch, server.url)
+        xcom = json.dumps(
+            ZendeskUpdateUserSegmentOperator(task_id="u", user_segment_id=7, tags=["vip"]).execute({})
+        )
+    header = seen["auth"].split(" ", 1)[1]
+    assert SHORT_PASSWORD in base64.b64decode(header).decode()
+    assert header not in xcom and f"{SHORT_PASSWORD_EMAIL}:{SHORT_PASSWORD}" not in xcom, xcom
+
+
+def test_a_short_password_quoted_as_a_whole_value_in_an_error_is_hidden(monkeypatch):
+    """A read-back listing the password as a tag: the mismatch error quotes the tags, and a value that
+    is the password (quoted, as repr or JSON write it) is hidden, as it is in XCom."""
+    shown = {**SHOWN_SEGMENT, "tags": [SHORT_PASSWORD]}
+    with LocalServer(lambda request: Answer(200, json.dumps({"user_segment": shown}))) as server:
+        _short_password_connection(monkeypatch, server.url)
+        with pytest.raises(SegmentsError) as caught:
+            ZendeskHelpCenterHook().update_user_segment(7, tags=["vip"])
+    assert "After the change" in str(caught.value)
+    assert SHORT_PASSWORD not in str(caught.value), str(caught.value)
+    assert redaction.redact_known_in(f'{{"tag": "{SHORT_PASSWORD}"}}') == '{"tag": "***"}'
+    assert redaction.redact_known_in(f"a {SHORT_PASSWORD}b") == f"a {SHORT_PASSWORD}b"  # not a whole value
