@@ -80,8 +80,7 @@ def checked_value_batches(
         if set(map(type, batch)) == {str} and (
             max(map(len, batch)) <= max_length
             and min(map(len, batch)) > 0
-            and free_of_invisible("".join(batch))
-            and list(map(str.strip, batch)) == batch
+            and _visible_and_unpadded("".join(batch), batch, newline_ok=False)
         ):
             yield batch
             continue
@@ -138,11 +137,7 @@ def _checked_lines(
     if not present:
         return present
     # C-speed checks of the whole block first; the slow walk below only runs to name the bad line.
-    if (
-        max(map(len, present)) <= max_length
-        and free_of_invisible(text, newline_ok=True)
-        and list(map(str.strip, present)) == present
-    ):
+    if max(map(len, present)) <= max_length and _visible_and_unpadded(text, present, newline_ok=True):
         return present
     checked: dict[str, Any] = {}
     for offset, line in enumerate(lines):
@@ -150,6 +145,15 @@ def _checked_lines(
             continue
         add_checked(checked, line, max_length, where(first_line + offset))
     return list(checked)
+
+
+def _visible_and_unpadded(text: str, ids: list[str], *, newline_ok: bool) -> bool:
+    """Whether ``ids`` (``text`` holds them, joined) hold no invisible character and no surrounding
+    whitespace. Once no character is invisible, the only one ``str.strip`` removes is U+0020, so a
+    text without a space needs no strip (a 50th of its cost)."""
+    return free_of_invisible(text, newline_ok=newline_ok) and (
+        " " not in text or list(map(str.strip, ids)) == ids
+    )
 
 
 def _refuse_a_header(lines: list[str], first_line: int, where: Callable[[int], str]) -> bool:

@@ -215,6 +215,22 @@ def test_ids_also_in_the_snapshot_share_its_strings(tmp_path):
 
 
 # -- invisible characters: the whole Unicode class, named by code point and position --------------
+def test_every_character_strip_removes_but_the_space_is_refused_wherever_it_stands(tmp_path):
+    """The block checks skip ``str.strip`` for a block without U+0020: sound only while every other
+    character ``str.strip`` removes is refused as invisible, at an id's edge as inside it."""
+    stripped = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c != " "]
+    assert stripped and all(find_invisible(c) for c in stripped if c != "\n")
+    for char in stripped:
+        for ids in ([f"{char}alice", "bob"], ["alice", f"bob{char}"]):
+            with pytest.raises(SegmentsValidationError, match="not a valid user id"):
+                UserIds.from_values(ids, max_length=MAX_ID_LENGTH)
+        if char not in "\n\r":  # (a file's line ends: "\r\n" is one)
+            path = tmp_path / "ids.txt"
+            path.write_text(f"alice\nbob{char}\n", encoding="utf-8")
+            with pytest.raises(SegmentsValidationError, match="line 2"):
+                UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)
+
+
 def test_exactly_the_characters_of_categories_cc_cf_cs_zl_zp_and_blank_ones_are_refused():
     for char in FORBIDDEN:  # every code point of the class, whatever the Unicode version
         with pytest.raises(SegmentsValidationError, match=rf"^user_ids\[1\] = .* U\+{ord(char):04X}\b"):
