@@ -207,8 +207,10 @@ class Lease:
             raise SegmentsBusyError(
                 f"Another sync ({current['holder'] if current else 'unknown'}) took over the lease on "
                 f"state_path {str(self.state_path)!r} while this sync ran (a clock far ahead of this "
-                "machine's, or a retry of this task beside it): the segment may hold writes of both, so "
-                "this sync's result was not recorded. Rerun the task once the other sync has finished."
+                "machine's, a retry of this task beside it, or renewals that failed for "
+                f"{LEASE_SECONDS // 60} minutes, the state's storage down): the segment may hold writes "
+                "of both, so this sync's result was not recorded. Rerun the task once the other sync has "
+                "finished."
             )
 
     def renew(self) -> bool:
