@@ -11,7 +11,11 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_segments.exceptions import MembershipMismatchError, SegmentsValidationError
+from airflow_provider_segments.exceptions import (
+    MembershipMismatchError,
+    SegmentsError,
+    SegmentsValidationError,
+)
 from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
 from airflow_provider_segments.membership.engine import (
@@ -218,18 +222,23 @@ def _sync(
             store.confirm_lease()
             unchanged_state = not plan.requests and journal is None and snapshot is not None
             if not unchanged_state:
-                store.write_snapshot(
-                    Snapshot(
-                        guid,
-                        system,
-                        summary["name"],
-                        ids,
-                        changed_at,
-                        listed_count=listed.get("user_count"),
-                        listed_updated_at=listed.get("updated_at"),
-                    ),
-                    body,
+                snapshot_now = Snapshot(
+                    guid,
+                    system,
+                    summary["name"],
+                    ids,
+                    changed_at,
+                    listed_count=listed.get("user_count"),
+                    listed_updated_at=listed.get("updated_at"),
                 )
+                try:
+                    store.write_snapshot(snapshot_now, body)
+                except OSError as err:  # the change stands, verified: say so, not just the disk's error
+                    raise SegmentsError(
+                        f"WalkMe segment {guid} holds the input ({len(ids):,} ids, verified), but the "
+                        f"snapshot could not be written to {store.state_path}: {type(err).__name__}: "
+                        f"{err.strerror or err}. The journal stays, so the next run syncs in full."
+                    ) from err
                 log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.state_path)
             store.clear_journal()
         return {**summary, "segment_guid": guid, "changed_at": changed_at, **evidence_fields(listed)}

@@ -264,3 +264,33 @@ def test_a_header_too_long_for_the_room_left_still_makes_a_readable_snapshot(san
     assert (result["mode"], result["added"], result["removed"]) == ("delta", 1, 1)
     assert sorted(members(sandbox, guid)) == ["a", "c"]
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_a_snapshot_that_cannot_be_written_fails_saying_the_segment_holds_the_input(
+    sandbox, tmp_path, monkeypatch
+):
+    """The disk fills while the snapshot's body is written beside it: the change stands (verified),
+    and the error says so, then why the snapshot is missing; no temporary is left, and the next run
+    (the journal stays) syncs in full and records it."""
+    from airflow_provider_segments.exceptions import SegmentsError
+    from airflow_provider_segments.membership import state_file
+
+    state = tmp_path / "s.snapshot"
+    wanted = ids(30_000)
+
+    def full_disk(state_file_object):
+        raise OSError(28, "No space left on device")
+
+    write_ahead = state_file.WrittenAhead.__init__
+    monkeypatch.setattr(state_file.WrittenAhead, "__init__", lambda self, target, body: full_disk(target))
+    with pytest.raises(
+        SegmentsError, match=r"holds the input \(30,000 ids, verified\).*No space left"
+    ) as caught:
+        sync(state, user_ids=wanted)
+    assert not isinstance(caught.value, OSError)
+    (guid,) = [s["guid"] for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Synced"]
+    assert sorted(members(sandbox, guid)) == wanted and not state.exists()
+    monkeypatch.setattr(state_file.WrittenAhead, "__init__", write_ahead)
+    result = sync(state, user_ids=wanted)
+    assert result["mode"] == "full" and list(read_snapshot(state).ids) == wanted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.snapshot"]
