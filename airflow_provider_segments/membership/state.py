@@ -104,8 +104,15 @@ class StateStore:
                 )
 
     def acquire_lease(self, holder: str, log: Any) -> None:
-        """Take the lease for ``holder`` or fail saying who holds it (see :class:`~.lease.Lease`)."""
+        """Take the lease for ``holder`` or fail saying who holds it (see :class:`~.lease.Lease`);
+        then remove what syncs killed while writing the snapshot or journal left beside them (a
+        snapshot's body is written beside it while the writes are out)."""
         self.lease.acquire(holder, log)
+        removed = self.snapshot_file.remove_leftover_copies() + self.journal_file.remove_leftover_copies()
+        if removed:
+            log.info(
+                "Removed %s temporary file(s) that killed syncs left beside %s.", removed, self.state_path
+            )
 
     def confirm_lease(self) -> None:
         """Fail when another sync took this store's lease over (see :meth:`~.lease.Lease.confirm`)."""

@@ -5,6 +5,7 @@ lease appears whole or not at all."""
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -85,6 +86,23 @@ class StateFile:
     def temporary_sibling(self) -> str:
         """A new name beside this local file, for a copy to move over it."""
         return f"{self.target}.tmp-{uuid.uuid4().hex}"
+
+    def remove_leftover_copies(self) -> int:
+        """Remove the temporary siblings of this local file (``<name>.tmp-<32 hex digits>``) that a
+        sync killed while writing it left; return how many. Only for a caller holding the lease: no
+        other sync is writing them."""
+        if not self.local:
+            return 0
+        folder, name = os.path.split(os.path.abspath(self.target))
+        copy = re.compile(rf"{re.escape(name)}\.tmp-[0-9a-f]{{32}}")
+        removed = 0
+        with suppress(OSError):
+            for entry in os.listdir(folder):
+                if copy.fullmatch(entry):
+                    with suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, entry))
+                        removed += 1
+        return removed
 
     def create_exclusive(self, text: str) -> bool:
         """Create the file holding ``text`` unless it exists; ``False`` when it did.

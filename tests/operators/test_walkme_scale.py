@@ -294,3 +294,16 @@ def test_a_snapshot_that_cannot_be_written_fails_saying_the_segment_holds_the_in
     result = sync(state, user_ids=wanted)
     assert result["mode"] == "full" and list(read_snapshot(state).ids) == wanted
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.snapshot"]
+
+
+def test_what_a_killed_sync_left_beside_the_snapshot_is_removed_by_the_next(sandbox, tmp_path):
+    """A sync killed while its writes were out leaves the body it wrote ahead (and a journal's copy);
+    the next sync of the state_path, holding the lease, removes them: the folder does not fill up
+    with a copy of the ids per killed run. Files of other names stay."""
+    state = tmp_path / "s.snapshot"
+    left = [f"s.snapshot.tmp-{'a' * 32}", f"s.snapshot.journal.tmp-{'b' * 32}"]
+    kept = ["s.snapshot.tmp-notours", f"other.snapshot.tmp-{'c' * 32}", "s.snapshot.tmp-" + "d" * 31]
+    for name in left + kept:
+        (tmp_path / name).write_text("user1\nuser2\n")
+    sync(state, user_ids=["a", "b"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s.snapshot", *kept])
