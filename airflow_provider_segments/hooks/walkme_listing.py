@@ -31,6 +31,13 @@ NEXT_KEYS = (
     "continuationToken", "continuation_token", "@odata.nextLink", "next_page_url", "nextPageUrl",
     "next_offset", "nextOffset",
 )  # fmt: skip
+#: A link, page number or cursor of a previous page when it is not empty: this answer is not the
+#: first page, so not the whole list (this provider never asks for a page).
+PREV_KEYS = (
+    "prev", "previous", "prevPage", "prev_page", "previousPage", "previous_page", "prevCursor",
+    "prev_cursor", "prevLink", "prev_link", "prevUrl", "prev_url", "prev_page_url", "prevPageUrl",
+    "previousPageToken", "previous_page_token",
+)  # fmt: skip
 #: A count of all the segments, which must not exceed the ones listed.
 TOTAL_KEYS = (
     "total", "totalCount", "total_count", "totalElements", "total_elements", "totalItems", "total_items",
@@ -53,7 +60,9 @@ TOTAL_HEADERS = ("x-total-count", "x-total", "total-count", "x-total-items", "x-
 PAGE_COUNT_HEADERS = ("x-total-pages", "x-page-count", "x-pages", "x-pagination-page-count")
 #: ``Content-Range: items 0-24/300`` (RFC 9110): the complete length after the slash.
 _CONTENT_RANGE_TOTAL = re.compile(r"/\s*(\d+)\s*$")
-_LINK_NEXT = re.compile(r""";\s*rel\s*=\s*(?:"[^"]*\bnext\b[^"]*"|next\b)""", re.IGNORECASE)
+_LINK_NEXT = re.compile(
+    r""";\s*rel\s*=\s*(?:"[^"]*\b(?:next|prev|previous)\b[^"]*"|(?:next|prev|previous)\b)""", re.IGNORECASE
+)
 
 
 def listed_segments(
@@ -102,26 +111,32 @@ def _sign_of_more(wrapper: dict[str, Any], count: int, where: str, depth: int) -
     for key in MORE_FLAGS:
         if _is_set(wrapper.get(key)):
             return f"{where}{key} is set"
-    for key in NEXT_KEYS:
-        value = wrapper.get(key)
-        if value and not (isinstance(value, str) and not value.strip()):
-            return f"{where}{key} names a next page"
+    for keys, page in ((NEXT_KEYS, "a next"), (PREV_KEYS, "a previous")):
+        for key in keys:
+            value = wrapper.get(key)
+            if value and not (isinstance(value, str) and not value.strip()):
+                return f"{where}{key} names {page} page"
     for key in LAST_FLAGS:
         flag = wrapper.get(key)
         if flag is None or (key in ("lastPage", "last_page") and _whole_number(flag) is not None):
             continue  # not given, or the number of the last page (counted below)
         last_link = _link(flag)
         if last_link is not None:  # a link to the last page (``links.last``, HAL's ``{"href": ...}``)
-            if last_link not in {_link(wrapper.get(name)) for name in ("first", "self")}:
-                return f"{where}{key} links to a last page that no first or self link shows is this one"
+            # one page when the last is the first; with no first link given, when it is this one
+            # (``self``) and no previous page was named above
+            first = _link(wrapper.get("first"))
+            if last_link != (first if first is not None else _link(wrapper.get("self"))):
+                return f"{where}{key} links to a last page that is not the first page"
             continue
         if not _plainly_true(flag):
             return f"{where}{key} is not true"
     links = wrapper.get("links")
     if isinstance(links, list) and any(
-        isinstance(link, dict) and "next" in str(link.get("rel", "")).lower().split() for link in links
+        isinstance(link, dict)
+        and {"next", "prev", "previous"} & set(str(link.get("rel", "")).lower().split())
+        for link in links
     ):
-        return f"{where}links lists a rel next"
+        return f"{where}links lists a rel next or prev"
     for key in TOTAL_KEYS:
         total = _whole_number(wrapper.get(key))
         if total is not None and total > count:
@@ -142,7 +157,7 @@ def _sign_in_headers(headers: Mapping[str, str], count: int) -> str | None:
     """Where the answer's headers say more than ``count`` segments exist; ``None`` when none does."""
     lowered = {str(name).lower(): str(value) for name, value in headers.items()}
     if _LINK_NEXT.search(lowered.get("link", "")):
-        return 'the Link header names a rel="next" page'
+        return 'the Link header names a rel="next" or "prev" page'
     for name in NEXT_HEADERS:
         if lowered.get(name, "").strip():
             return f"the {name} header names a next page"

@@ -291,9 +291,10 @@ def _holder_is_gone(lease: dict[str, Any]) -> bool:
 
     The same host name is not the same process table: containers with host networking share the
     name, each with its own PID namespace, and a reboot starts the pids again. So the holder is
-    looked up only when it recorded this boot and this PID namespace (where ``/proc`` tells them;
-    a lease that does not say waits for its expiry), and a pid running again is another process
-    when it started at another time.
+    looked up only when it recorded this boot and this PID namespace (where ``/proc`` tells them: a
+    lease that does not say, read where ``/proc`` does, waits for its expiry; without ``/proc`` on
+    either side, the host name and pid decide), and a pid running again is another process when it
+    started at another time.
     """
     if lease["host"] != socket.gethostname() or lease["pid"] is None:
         return False

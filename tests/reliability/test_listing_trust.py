@@ -129,6 +129,39 @@ MORE_PAGES_BY_COUNT = {
         "links": {"first": "https://x/s?page=1", "last": "https://x/s?page=3", "next": None},
     },
     "_links.last-without-self": {"data": [], "_links": {"last": {"href": "/s?page=3"}}},
+    # the last of three pages: it is the last page, not the whole list (hostile review 24)
+    "links.last-is-self-of-page-3": {
+        "data": [],
+        "links": {
+            "first": "https://x/s?page=1",
+            "prev": "https://x/s?page=2",
+            "self": "https://x/s?page=3",
+            "last": "https://x/s?page=3",
+            "next": None,
+        },
+    },
+    "_links.prev": {
+        "data": [],
+        "_links": {
+            "self": {"href": "/s?page=3"},
+            "prev": {"href": "/s?page=2"},
+            "last": {"href": "/s?page=3"},
+        },
+    },
+    "_links.last-is-self-first-differs": {
+        "data": [],
+        "_links": {
+            "first": {"href": "/s?page=1"},
+            "self": {"href": "/s?page=3"},
+            "last": {"href": "/s?page=3"},
+        },
+    },
+    "prev_page_url": {"data": [], "prev_page_url": "https://x/s?page=1", "next_page_url": None},
+    "previousPageToken": {"items": [], "previousPageToken": "abc"},
+    "links-list-rel-prev": {
+        "data": [],
+        "links": [{"rel": "prev", "href": "x"}, {"rel": "self", "href": "y"}],
+    },
     "links-list-rel-next": {
         "data": [],
         "links": [{"rel": "self", "href": "x"}, {"rel": "next", "href": "y"}],
@@ -138,6 +171,7 @@ MORE_PAGES_BY_COUNT = {
 MORE_PAGES_IN_HEADERS = {
     "Link-next": {"Link": '<https://api.walkme.com/segment?page=2>; rel="next"'},
     "Link-several": {"Link": '<https://x/s?page=1>; rel="first", <https://x/s?page=2>; REL=Next'},
+    "Link-prev": {"Link": '<https://x/s?page=1>; rel="first", <https://x/s?page=2>; rel="prev"'},
     "X-Total-Count": {"X-Total-Count": "5"},
     "X-Next-Page": {"X-Next-Page": "2"},
     "X-Has-More": {"X-Has-More": "true"},
