@@ -4,6 +4,7 @@ is sent, and how a field's value reads in a log line.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection
 from typing import Any
 
@@ -68,6 +69,13 @@ def _validate_tag_list(field: str, value: Any) -> list[str]:
             raise SegmentsValidationError(
                 f"{field}[{position}] = {preview(item)} holds whitespace ({describe_char(space)}): "
                 "a Zendesk tag is one word; give each tag on its own."
+            )
+        if not unicodedata.is_normalized("NFC", item):  # "cafe" + U+0301 matches no user tagged "café"
+            composed = unicodedata.normalize("NFC", item)
+            raise SegmentsValidationError(
+                f"{field}[{position}] = {preview(item)} is not in composed form (Unicode NFC): it looks "
+                f"like {preview(composed)} but is another tag, which no user tagged so matches; write "
+                f"it as {preview(composed)}."
             )
         result[item] = None
     return list(result)

@@ -56,6 +56,19 @@ def test_a_tag_holding_whitespace_is_refused_before_any_request(sandbox, field, 
     assert api_requests(sandbox, API) == []
 
 
+@pytest.mark.parametrize("field", ["tags", "or_tags"])
+def test_a_tag_not_in_composed_form_is_refused_before_the_create_or_update(sandbox, field):
+    """``cafe`` + a combining accent looks like ``café`` but matches no user tagged ``café``: refused
+    as a name in that form is (hostile review 25), by position, with the composed spelling."""
+    with pytest.raises(SegmentsValidationError, match=rf"{field}\[1\].*composed form.*caf\u00e9"):
+        ZendeskHelpCenterHook().create_user_segment("Cafe staff", "staff", **{field: ["vip", "cafe\u0301"]})
+    existing = sandbox.zendesk.create_segment(name="Cafe staff", user_type="staff", **{field: ["caf\u00e9"]})
+    with pytest.raises(SegmentsValidationError, match=field):
+        ZendeskHelpCenterHook().update_user_segment(existing["id"], **{field: ["cafe\u0301"]})
+    assert [r for r in api_requests(sandbox, API) if not r.startswith("GET")] == []
+    assert sandbox.zendesk.segment(existing["id"])[field] == ["caf\u00e9"]
+
+
 def test_a_rename_into_a_name_another_segment_has_is_refused_before_the_put(sandbox):
     taken = sandbox.zendesk.create_segment(name="VIP", user_type="staff")
     other = sandbox.zendesk.create_segment(name="Gold", user_type="staff")
