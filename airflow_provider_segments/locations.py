@@ -61,6 +61,7 @@ def storage_path(path: Any) -> Any:
                 f"path {preview(text)} holds the control or invisible character "
                 f"{describe_char(bad.group())} at position {bad.start()}: no file can be found by it."
             )
+        text = _file_uri_of_this_machine(text)
         if "://" not in text:
             return text
     from airflow_provider_segments._compat import ObjectStoragePath  # Airflow, on first use only
@@ -70,6 +71,25 @@ def storage_path(path: Any) -> Any:
     if not isinstance(text, str):
         raise SegmentsValidationError(f"path {preview(text)} is not a path or URI.")
     return ObjectStoragePath(text)
+
+
+def _file_uri_of_this_machine(text: str) -> str:
+    """``text``, with a ``file:`` URI spelled as RFC 8089 allows (``file://localhost/p``, ``file:/p``)
+    written ``file:///p``; a ``file://`` URI naming another host is refused (no read reaches it: it
+    was taken for a path relative to the working directory)."""
+    scheme, colon, rest = text.partition(":")
+    if not colon or scheme.lower() != "file":
+        return text
+    if not rest.startswith("//"):
+        return f"file://{rest}" if rest.startswith("/") else text  # file:/p
+    host, slash, path = rest[2:].partition("/")
+    if host.lower() in ("", "localhost"):
+        return f"file:///{path}" if slash else text
+    raise SegmentsValidationError(
+        f"path {preview(text)} names a file on the host {host!r}, another machine: a file:// URI reads "
+        f"this machine's disk only (file:///{path} or file://localhost/{path}); copy the file here, or "
+        "give an object-storage URI."
+    )
 
 
 def local_path(target: Any) -> str | None:

@@ -332,6 +332,29 @@ def test_the_undecodable_byte_is_found_whatever_the_block_size_in_lines_or_csv(t
 
 
 # -- paths: a directory is a mistake, a missing file may still come -------------------------------
+def test_file_uris_naming_this_machine_are_local_and_another_host_is_refused(tmp_path):
+    """RFC 8089: ``file://localhost/p`` and ``file:/p`` are the local file ``/p`` (they were read, and a
+    snapshot written, at ``<cwd>/localhost/p`` and ``<cwd>/file:/p``); ``file://otherhost/p`` names a
+    file on another machine, which no local read reaches: refused, naming the host."""
+    path = tmp_path / "ids.txt"
+    path.write_text("a\nb\n")
+    for uri in (f"file://localhost{path}", f"file://LOCALHOST{path}", f"file:{path}", f"file://{path}"):
+        assert list(UserIds.from_file(uri, max_length=MAX_ID_LENGTH)) == ["a", "b"], uri
+    with pytest.raises(SegmentsValidationError, match=r"'otherhost'.*another machine"):
+        UserIds.from_file(f"file://otherhost{path}", max_length=MAX_ID_LENGTH)
+
+
+def test_a_state_path_given_as_file_localhost_is_written_where_it_names(sandbox, tmp_path, monkeypatch):
+    from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
+
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / "state" / "s.snapshot"
+    WalkMeSyncSegmentOperator(
+        task_id="s", name="Local", state_path=f"file://localhost{state}", user_ids=["a", "b"]
+    ).execute({})
+    assert state.exists() and not (tmp_path / "localhost").exists()
+
+
 @pytest.mark.parametrize("uri", [False, True])
 def test_a_directory_is_refused_naming_the_path(tmp_path, uri):
     folder = tmp_path / "exports"
