@@ -45,7 +45,7 @@ def _parse(url: str, port: int | None = None) -> str:
         ("https://eu-api.walkme.com/prefix/v1/", None, "https://eu-api.walkme.com/prefix/v1"),
         ("http://127.0.0.1:8080", None, "http://127.0.0.1:8080"),
         ("http://127.0.0.1", 8080, "http://127.0.0.1:8080"),
-        ("http://localhost:9000/api", 1234, "http://localhost:9000/api"),
+        ("http://localhost:9000/api", 9000, "http://localhost:9000/api"),  # (two ports differing: refused)
         ("http://[::1]:8080", None, "http://[::1]:8080"),
         ("HTTPS://acme.zendesk.com", None, "https://acme.zendesk.com"),
         ("https://acme.zendesk.com/a_b-c.d~e", None, "https://acme.zendesk.com/a_b-c.d~e"),

@@ -24,6 +24,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks._connection import (
     ConnectionSettings,
     check_credential,
+    check_fields_read,
     normalized_extra,
 )
 from airflow_provider_segments.http import ApiClient, Redactor
@@ -82,6 +83,7 @@ class SegmentsHook(BaseHook, Generic[SettingsT]):
     def settings(self) -> SettingsT:
         """The connection, read and validated on first use; its secret goes to the masker at once."""
         conn = self.get_connection(self.conn_id)
+        check_fields_read(conn, self.conn_id)
         extra = normalized_extra(conn.extra_dejson, self.conn_type)  # type: ignore[attr-defined]
         if not conn.password:
             raise SegmentsConfigError(

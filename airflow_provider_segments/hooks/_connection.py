@@ -4,6 +4,7 @@ reads from one (:class:`ConnectionSettings`)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -65,9 +66,16 @@ def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
     """Refuse a login or secret that HTTP cannot carry, naming the field and the character (never the
     value): a control or invisible character (a pasted line break would be a header requests refuses,
     a zero-width space a credential that never matches), or one beyond Latin-1 (requests encodes
-    Basic credentials and header values as Latin-1)."""
+    Basic credentials and header values as Latin-1); in a login, a ':' (RFC 7617: a Basic user-id
+    holds none, and the server would read what follows it as the password's start)."""
     if not value:
         return
+    if field_name == "login" and ":" in value:
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: its login field holds ':' at position {value.index(':')}, which "
+            "HTTP Basic authentication cannot carry in a login (the server would read the rest as the "
+            "password): copy the login again. Nothing was sent."
+        )
     if value != value.strip():  # a pasted space or no-break space: a credential that never matches
         end, char = ("begins", value[0]) if value[0].isspace() else ("ends", value[-1])
         raise SegmentsConfigError(
@@ -84,6 +92,52 @@ def check_credential(value: str | None, field_name: str, conn_id: str) -> None:
         f"at position {position}, which cannot be sent in an HTTP header: copy the value again without "
         "it. Nothing was sent."
     )
+
+
+def check_fields_read(conn: Any, conn_id: str) -> None:
+    """Refuse a connection field the provider would otherwise read wrongly or not at all, before
+    anything is sent: an ``extra`` that is not a JSON object (Airflow reads a broken one as ``{}``,
+    and every setting, the region's host among them, would fall back to its default; its text is
+    never shown: it may hold a secret), and a ``schema`` (the form hides it, a URI's path sets it:
+    the scheme and a path belong in the host URL)."""
+    raw = conn.extra
+    if raw not in (None, "") and not isinstance(raw, dict):
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError) as err:
+            where = (
+                f" ({err.msg} at line {err.lineno}, column {err.colno})"
+                if isinstance(err, json.JSONDecodeError)
+                else ""
+            )
+            raise SegmentsConfigError(
+                f"Connection {conn_id!r}: its extra is not valid JSON{where}, and read as no extra every "
+                "setting would fall back to its default (another region's host, say): fix it into an "
+                'object such as {"region": "eu"}. Nothing was sent.'
+            ) from None
+        if not isinstance(value, dict):
+            raise SegmentsConfigError(
+                f"Connection {conn_id!r}: its extra is a JSON {type(value).__name__}, not an object of "
+                'settings such as {"region": "eu"}. Nothing was sent.'
+            )
+    schema = (conn.schema or "").strip() if isinstance(conn.schema, str) else conn.schema
+    if schema:
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: its schema field is {str(schema)!r}, which this provider does not "
+            "read: a scheme or a path belongs in the host URL (https://gateway.example/walkme-api); "
+            "clear the schema. Nothing was sent."
+        )
+
+
+def refuse_port_without_url(port: int | None, host: str, sent_to: str, conn_id: str) -> None:
+    """Refuse a ``port`` beside a host that is no URL (a subdomain, a region's default): it would be
+    dropped, and the credentials sent to ``sent_to`` instead of the port named."""
+    if port:
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r} sets port {port}, but its host {host or '(empty)'!r} is no URL to put "
+            f"it on: the credentials would go to {sent_to} instead. Give the full URL in host "
+            f"(http://localhost:{port}, https://gateway.example:{port}), or clear the port. Nothing was sent."
+        )
 
 
 def normalized_extra(extra: dict[str, Any] | None, conn_type: str) -> dict[str, Any]:
@@ -121,6 +175,11 @@ def parse_base_url(url: str, port: int | None, *, conn_id: str, example: str) ->
         )
     scheme, host = match["scheme"].lower(), match["host"].lower()
     url_port = int(match["port"]) if match["port"] else None
+    if url_port is not None and port and port != url_port:
+        raise SegmentsConfigError(
+            f"Connection {conn_id!r}: host {shown!r} names port {url_port} and the port field {port}: "
+            "keep one of them. Nothing was sent."
+        )
     effective_port = url_port if url_port is not None else port
     path = (match["path"] or "").rstrip("/")
     netloc = f"{host}:{effective_port}" if effective_port else host

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsConfigError
-from airflow_provider_segments.hooks._connection import ConnectionLog, ConnectionSettings, parse_base_url
+from airflow_provider_segments.hooks._connection import (
+    ConnectionLog,
+    ConnectionSettings,
+    parse_base_url,
+    refuse_port_without_url,
+)
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import SYSTEM_GUID_PATTERN
 
@@ -79,6 +84,7 @@ def _base_url(
     region_url = REGION_HOSTS[region] if region else None
     host = (host or "").strip()
     if not host:
+        refuse_port_without_url(port, host, region_url or DEFAULT_HOST, conn_id)
         return region_url or DEFAULT_HOST
     if region_url:
         log.info("Connection %r sets both host and region; the host wins.", conn_id)

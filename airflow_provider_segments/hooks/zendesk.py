@@ -417,7 +417,13 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         return body["user_segment"]
 
     def check_connection(self) -> str:
-        """One cheap authenticated call: the first page of one user segment."""
-        self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
+        """One cheap authenticated call: the first page of one user segment, in the shape a listing
+        uses (any 2xx is not proof: a proxy's or another service's answer is one too)."""
+        body = self._call("GET", USER_SEGMENTS_PATH, params={"page[size]": 1})
+        if not (isinstance(body, dict) and isinstance(body.get("user_segments"), list)):
+            raise SegmentsError(
+                f"{self.base_url} answered the user segments listing without a 'user_segments' list, so "
+                f"it is not Zendesk's Help Center API (check the host): {self.client.preview(body)}"
+            )
         auth_type = self.settings.auth_type
         return f"Authenticated to Zendesk Help Center at {self.base_url} ({auth_type})."

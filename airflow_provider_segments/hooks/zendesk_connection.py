@@ -14,6 +14,7 @@ from airflow_provider_segments.hooks._connection import (
     ConnectionLog,
     ConnectionSettings,
     parse_base_url,
+    refuse_port_without_url,
 )
 from airflow_provider_segments.http import without_userinfo
 from airflow_provider_segments.vocabulary import SUBDOMAIN_PATTERN
@@ -78,10 +79,13 @@ def _base_url(host: str | None, port: int | None, conn_id: str) -> str:
             "base URL (https://acme.zendesk.com)."
         )
     if "://" not in host:
-        if SUBDOMAIN_PATTERN.fullmatch(host):
-            return f"https://{host.lower()}.zendesk.com"
-        if match := _ZENDESK_HOST.fullmatch(host):
-            return f"https://{match['subdomain'].lower()}.zendesk.com"
+        subdomain = host if SUBDOMAIN_PATTERN.fullmatch(host) else None
+        if subdomain is None and (match := _ZENDESK_HOST.fullmatch(host)):
+            subdomain = match["subdomain"]
+        if subdomain is not None:
+            url = f"https://{subdomain.lower()}.zendesk.com"
+            refuse_port_without_url(port, host, url, conn_id)
+            return url
         shown = without_userinfo(host)  # never echo a password before an '@'
         raise SegmentsConfigError(
             f"Connection {conn_id!r}: host {shown!r} is neither a Zendesk subdomain "

@@ -114,10 +114,12 @@ def flag_setting(extra: Mapping[str, Any], key: str, conn_id: str) -> bool:
 
 
 def check_plain_http(base_url: str, extra: Mapping[str, Any], conn_id: str, logger: Any) -> None:
-    """Refuse plain http beyond this machine unless the connection allows it, loudly."""
+    """Refuse plain http beyond this machine unless the connection allows it, loudly (the flag is
+    checked whatever the host, as every other extra is)."""
     from urllib3.exceptions import LocationParseError
     from urllib3.util import parse_url
 
+    insecure_allowed = flag_setting(extra, "allow_insecure_http", conn_id)
     try:
         parsed = parse_url(base_url)
     except (LocationParseError, ValueError):
@@ -131,7 +133,7 @@ def check_plain_http(base_url: str, extra: Mapping[str, Any], conn_id: str, logg
         )
     if parsed.scheme == "https" or is_loopback(parsed.host or ""):
         return
-    if not flag_setting(extra, "allow_insecure_http", conn_id):
+    if not insecure_allowed:
         raise SegmentsConfigError(
             f"Connection {conn_id!r}: host {base_url!r} uses plain http to a host that is not this "
             "machine, which would send the credentials unencrypted: use https, or set the extra "
