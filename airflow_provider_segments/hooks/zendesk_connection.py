@@ -47,6 +47,11 @@ class ZendeskConnection(ConnectionSettings):
             raise SegmentsConfigError(
                 f"Connection {conn_id!r}: auth_type {auth_type!r} needs the agent's email in the login field."
             )
+        if auth_type == "api_token" and conn.login.lower().endswith("/token"):
+            raise SegmentsConfigError(
+                f"Connection {conn_id!r}: its login ends in '/token', which the provider adds for "
+                "auth_type 'api_token' (it would send '.../token/token'): give the agent's email alone."
+            )
         if auth_type == "password":
             log.warning(
                 "Connection %r uses auth_type 'password': Zendesk has turned password access off for "

@@ -168,3 +168,14 @@ def test_the_zendesk_test_button_never_says_authenticated_for_an_answer_a_listin
         with pytest.raises(SegmentsError):
             ZendeskHelpCenterHook().list_user_segments()  # the listing refuses the same answer
     assert not ok and "Authenticated" not in message, message
+
+
+def test_a_zendesk_api_token_login_already_ending_in_slash_token_is_refused(monkeypatch, contacted):
+    """The provider adds ``/token`` to the agent's email: ``agent@x/token`` went as ``.../token/token``."""
+    hook = _connect(
+        monkeypatch, ZendeskHelpCenterHook, conn_type="zendesk_help_center", host="https://api.test",
+        login="agent@acme.example/token", extra={"auth_type": "api_token"},
+    )  # fmt: skip
+    with pytest.raises(SegmentsConfigError, match=r"login.*ends in '/token'.*email alone"):
+        hook.list_user_segments()
+    assert contacted == []
