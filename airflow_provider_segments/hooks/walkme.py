@@ -14,6 +14,7 @@ from airflow_provider_segments import membership
 from airflow_provider_segments.exceptions import (
     SegmentsApiError,
     SegmentsAuthError,
+    SegmentsError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
@@ -196,10 +197,17 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             payload["id"] = external_id
         path = SEGMENTS_PATH.format(system_guid=system)
         body = self._call("POST", path, json_body=payload, idempotent=False)
-        # normalize_segment checks the GUID the next chunks' URLs are built from
-        segment: dict[str, Any] = (
-            normalize_segment(body) if isinstance(body, dict) else {"segment_guid": None}
-        )
+        # normalize_segment checks the GUID the next chunks' URLs are built from. An answer it cannot
+        # read (a count as text, a bent GUID) is taken as one without an id: the create landed, so
+        # the caller looks the name up and the read-back checks the rest; an error about the answer
+        # would report a create that landed as refused.
+        try:
+            segment: dict[str, Any] = (
+                normalize_segment(body) if isinstance(body, dict) else {"segment_guid": None}
+            )
+        except SegmentsError as err:
+            self.log.warning("WalkMe answered the create of %r in a way not read (%s).", name, err)
+            return {"segment_guid": None}
         self._answered_writes.note(segment.get("updated_at"))
         return segment
 

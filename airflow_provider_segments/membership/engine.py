@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any
 
+from airflow_provider_segments.exceptions import SegmentsError
 from airflow_provider_segments.id_files import without_cyclic_gc
 from airflow_provider_segments.ids import UserIds, load_ids
 from airflow_provider_segments.membership.guards import DEFAULT_GUARDS, Guards
@@ -26,7 +27,7 @@ from airflow_provider_segments.membership.plan import (
     full_plan,
 )
 from airflow_provider_segments.membership.read_back import evidence_fields, listed_segment, verify
-from airflow_provider_segments.membership.sender import MembershipApi, send_chunks
+from airflow_provider_segments.membership.sender import MembershipApi, send_chunks, stopped_between_phases
 from airflow_provider_segments.membership.writes import (
     Creation,
     CreationMark,
@@ -265,9 +266,20 @@ def send_plan(
     send_chunks(api, system, guid, phase, total_chunks=total, total_ids=total_ids)
     if 0 < phase_chunks < total and expected is not None:
         what = f"segment {guid} after its {'override chunk' if plan.mode == FULL else 'adds'}"
-        verify(
-            api, system, guid, expected=expected, what=what, changed_since=changed_since, expected_is=label
-        )
+        try:
+            verify(
+                api,
+                system,
+                guid,
+                expected=expected,
+                what=what,
+                changed_since=changed_since,
+                expected_is=label,
+            )
+        except SegmentsError as err:  # half-changed: say what landed and what was held back
+            raise stopped_between_phases(
+                err, guid, done, applied=(phase_chunks, phase_ids), total=(total, total_ids)
+            ) from err
     send_chunks(
         api,
         system,

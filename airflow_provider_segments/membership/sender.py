@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_segments.exceptions import (
+    MembershipMismatchError,
     PartialUpdateError,
     SegmentsApiError,
     SegmentsError,
@@ -335,6 +336,40 @@ def _send_in_parallel(
         raise
     finally:
         pool.shutdown(wait=not in_flight)
+
+
+def stopped_between_phases(
+    err: SegmentsError, guid: str, done: str, *, applied: tuple[int, int], total: tuple[int, int]
+) -> SegmentsError:
+    """The error of a change whose read-back between its two phases failed (see
+    :func:`.engine.send_plan`): what the first phase did (``done``, acknowledged; ``applied``: its
+    chunks and ids) and the chunks never sent (``total``: the change's chunks and ids). A count the
+    platform lists otherwise stays a :class:`MembershipMismatchError` (the whole membership is then
+    in doubt); any other failure is a :class:`PartialUpdateError`."""
+    (applied_chunks, applied_ids), (total_chunks, total_ids) = applied, total
+    first = applied_chunks + 1
+    chunks = (
+        f"chunk {first} ({total_ids - applied_ids:,} ids) was"
+        if first == total_chunks
+        else (f"chunks {first}-{total_chunks} ({total_ids - applied_ids:,} ids) were")
+    )
+    if isinstance(err, MembershipMismatchError):
+        return MembershipMismatchError(
+            f"{err} The rest of the change was held back: {chunks} not sent.",
+            listed_count=err.listed_count,
+            expected_count=err.expected_count,
+        )
+    return PartialUpdateError(
+        f"WalkMe segment {guid}: {done} (acknowledged), but reading it back before the rest of the change "
+        f"failed, so {chunks} not sent. Rerunning the task converges to the requested membership. "
+        f"Cause: {err}",
+        applied_chunks=applied_chunks,
+        total_chunks=total_chunks,
+        applied_ids=applied_ids,
+        total_ids=total_ids,
+        landed_chunks=list(range(1, first)),
+        unsent_chunks=list(range(first, total_chunks + 1)),
+    )
 
 
 def _ranges(numbers: list[int]) -> str:

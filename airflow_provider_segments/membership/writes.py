@@ -30,6 +30,7 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import (
     SegmentExistsError,
+    SegmentsApiError,
     SegmentsError,
     SegmentsNotFoundError,
     SegmentsUnknownOutcomeError,
@@ -201,6 +202,7 @@ def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:
         was resent, so a rerun (which looks the name up first) cannot duplicate it.
     """
     cause: SegmentsUnknownOutcomeError | None = None
+    failed_lookup: SegmentsApiError | None = None
     try:
         created = creation.post()
         if created is not None and creation.segment_id(created):
@@ -214,7 +216,14 @@ def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:
     for lookup in range(CREATE_LOOKUPS):
         if lookup:
             creation.sleep(CREATE_LOOKUP_INTERVAL)
-        landed = _landed(creation)
+        try:
+            landed = _landed(creation)
+        except SegmentsUnknownOutcomeError:
+            raise
+        except SegmentsApiError as err:  # a failed look-up is no answer: look again while looks remain
+            creation.log.warning("Looking for %r failed (%s); looking again.", creation.name, err)
+            failed_lookup = err
+            continue
         if landed is not None:
             creation.log.info(
                 "The create of %r had landed (%s); continuing with it.",
@@ -222,11 +231,16 @@ def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:
                 creation.segment_id(landed),
             )
             return landed, True
+    looked = f"{CREATE_LOOKUPS} looks over {(CREATE_LOOKUPS - 1) * CREATE_LOOKUP_INTERVAL:.0f} s"
+    unseen = (
+        f"it was not listed after {looked}"
+        if failed_lookup is None
+        else f"it may exist: it was not found in {looked}, the last of which failed ({failed_lookup})"
+    )
     raise SegmentsUnknownOutcomeError(
         f"The create of {creation.kind} {creation.name!r} {creation.where} has an unknown outcome: the "
-        f"server did not confirm it and it was not listed after {CREATE_LOOKUPS} looks over "
-        f"{(CREATE_LOOKUPS - 1) * CREATE_LOOKUP_INTERVAL:.0f} s. Nothing was resent, so no duplicate "
-        "can appear; rerun the task: it looks the name up first" + (f". Cause: {cause}" if cause else "."),
+        f"server did not confirm it and {unseen}. Nothing was resent, so no duplicate can appear; rerun "
+        "the task: it looks the name up first" + (f". Cause: {cause}" if cause else "."),
         platform=creation.platform,
         method="POST",
         endpoint=getattr(cause, "endpoint", "") or "",

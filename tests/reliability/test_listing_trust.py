@@ -339,15 +339,17 @@ def test_an_update_refuses_a_listing_holding_a_bent_guid_before_writing(sandbox,
 
 
 def test_a_create_answered_with_a_bent_guid_sends_nothing_to_it_and_is_retried(sandbox, victim, monkeypatch):
-    """The create answer's GUID is where the next chunks go: a bent one is refused, and as the
-    answer's fault (the task's retries apply), not as a mistake in the task's arguments."""
+    """The create answer's GUID is where the next chunks go: a bent one is never used. The answer
+    is not read (hostile review 27: the create landed, so an error about its answer would report it
+    as refused): the name is looked up instead, and a create not found there is of unknown outcome,
+    the answer's fault (the task's retries apply), not a mistake in the task's arguments."""
     from airflow_provider_segments.hooks.walkme import WalkMeHook
 
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)  # add chunks follow the create
     bent = f"../../{OTHER_SYSTEM}/segment/{victim['guid']}"
     answer = {"guid": bent, "name": "Big", "usersCount": 2}
     sandbox.inject_fault(SEGMENTS, 201, method="POST", body=json.dumps(answer), count=1)
-    with pytest.raises(SegmentsError, match="nothing was written") as caught:
+    with pytest.raises(SegmentsError, match="create of WalkMe segment 'Big'.*unknown outcome") as caught:
         WalkMeCreateSegmentOperator(task_id="c", name="Big", user_ids=["a", "b", "c", "d"]).execute({})
     refused_as_an_api_answer(caught)
     assert set(sandbox.walkme.members(OTHER_SYSTEM, victim["guid"])) == {"boss1", "boss2"}

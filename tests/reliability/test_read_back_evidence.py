@@ -130,6 +130,104 @@ def test_a_read_back_that_fails_after_every_write_landed_says_so(sandbox):
     assert "was acknowledged, but reading it back failed" in message and "503" in message
 
 
+def test_an_override_whose_read_back_between_its_phases_fails_says_the_rest_was_not_sent(
+    sandbox, monkeypatch
+):
+    """Hostile review 27: the read-back after a 3-chunk override's first chunk fails; the segment
+    holds that chunk only (its old members wiped), the adds never went. The error said "every
+    write sent was acknowledged"; it now says what landed and which chunks were not sent."""
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
+    guid = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "S", ["p", "q", "r", "s", "t", "u"])["guid"]
+    sandbox.inject_fault(SEGMENTS, 503, method="GET", skip=1, count=100)  # every read after the first
+    with pytest.raises(PartialUpdateError) as caught:
+        WalkMeUpdateSegmentOperator(
+            task_id="u",
+            segment_guid=guid,
+            action="override",
+            user_ids=list("abcdef"),
+            max_removal_fraction=1.0,
+        ).execute({})
+    assert members(sandbox, guid) == {"a", "b"}
+    assert [r.get("action") for r in sandbox.requests if r["method"] == "PUT"] == ["override"]
+    error = caught.value
+    assert (error.landed_chunks, error.unsent_chunks, error.applied_ids, error.total_ids) == (
+        [1],
+        [2, 3],
+        2,
+        6,
+    )
+    assert "chunks 2-3 (4 ids) were not sent" in str(error) and "503" in str(error), str(error)
+
+
+def test_a_delta_whose_read_back_after_its_adds_fails_says_the_removes_were_not_sent(
+    sandbox, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
+    state = tmp_path / "s"
+    base = [f"m{i}" for i in range(8)]
+
+    def sync(user_ids):
+        return WalkMeSyncSegmentOperator(
+            task_id="s", name="A", state_path=str(state), user_ids=user_ids
+        ).execute({})
+
+    sync(base)
+    sandbox.clear_request_log()
+    wanted = [*base[2:], "n1", "n2"]  # one add chunk, one remove chunk
+    sandbox.inject_fault(SEGMENTS, 503, method="GET", skip=1, count=100)
+    with pytest.raises(PartialUpdateError, match=r"chunk 2 \(2 ids\) was not sent") as caught:
+        sync(wanted)
+    assert [r.get("action") for r in sandbox.requests if r["method"] == "PUT"] == ["add"]
+    assert caught.value.unsent_chunks == [2]
+    sandbox.clear_faults()
+    assert sync(wanted)["verified"] is True
+    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "A"]
+    assert members(sandbox, segment["guid"]) == set(wanted)
+
+
+def test_a_lost_create_whose_look_ups_fail_says_the_segment_may_exist_and_the_rerun_adopts_it(sandbox):
+    """Hostile review 27: the create lands, its answer is lost, and the look-ups fail (500). A failed
+    look-up is no answer: the look-ups go on over their window, then the task fails saying the
+    create's outcome is unknown (it named only the GET); the rerun adopts the segment, no twin."""
+    from airflow_provider_segments.exceptions import SegmentsUnknownOutcomeError
+
+    sandbox.inject_fault(SEGMENTS, method="POST", lose_response=True)
+    sandbox.inject_fault(SEGMENTS, 500, method="GET", skip=1, count=100)  # every look-up after the first
+    with pytest.raises(
+        SegmentsUnknownOutcomeError,
+        match=r"create of WalkMe segment 'Fresh'.*unknown outcome.*may exist.*500",
+    ):
+        WalkMeCreateSegmentOperator(task_id="c", name="Fresh", user_ids=["a", "b"]).execute({})
+    gets = [r for r in sandbox.requests if r["method"] == "GET" and r["path"] == SEGMENTS]
+    assert len(gets) > 2  # looked again after a failed look-up
+    sandbox.clear_faults()
+    WalkMeCreateSegmentOperator(task_id="c", name="Fresh", user_ids=["a", "b"], if_exists="update").execute(
+        {}
+    )
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+    assert segment["name"] == "Fresh" and members(sandbox, segment["guid"]) == {"a", "b"}
+
+
+def test_a_create_answered_with_a_field_it_cannot_read_still_ends_exact(sandbox):
+    """Hostile review 27: WalkMe creates the segment and answers with its member count as text. The
+    task failed with an error about the answer, not the segment it made; the create's own answer
+    now gives its GUID only, and the read-back verifies the rest."""
+    import json as json_module
+
+    from airflow_provider_segments.testing.base import json_response
+
+    app, real_create = sandbox.walkme, sandbox.walkme._create
+
+    def create_then_count_as_text(request, system, payload):
+        body = json_module.loads(real_create(request, system, payload).body)
+        return json_response(201, {**body, "usersCount": str(body["usersCount"])})
+
+    app._create = create_then_count_as_text
+    result = WalkMeCreateSegmentOperator(task_id="c", name="Fresh", user_ids=["a", "b"]).execute({})
+    assert result["verified"] and members(sandbox, result["segment_guid"]) == {"a", "b"}
+    assert [s["name"] for s in app.segments(TEST_SYSTEM_GUID)] == ["Fresh"]
+
+
 # -- a create is read back under its name: the platform's spelling, and no twin ----------------------
 def test_a_name_the_platform_stores_respelled_fails_the_create_without_retries(
     sandbox, tmp_path, monkeypatch
