@@ -197,10 +197,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             payload["id"] = external_id
         path = SEGMENTS_PATH.format(system_guid=system)
         body = self._call("POST", path, json_body=payload, idempotent=False)
-        # normalize_segment checks the GUID the next chunks' URLs are built from. An answer it cannot
-        # read (a count as text, a bent GUID) is taken as one without an id: the create landed, so
-        # the caller looks the name up and the read-back checks the rest; an error about the answer
-        # would report a create that landed as refused.
+        # normalize_segment checks the GUID the next chunks' URLs are built from; an answer it cannot
+        # read is one without an id (the caller looks the name up): the create landed all the same.
         try:
             segment: dict[str, Any] = (
                 normalize_segment(body) if isinstance(body, dict) else {"segment_guid": None}

@@ -349,7 +349,7 @@ def test_a_create_answered_with_a_bent_guid_sends_nothing_to_it_and_is_retried(s
     bent = f"../../{OTHER_SYSTEM}/segment/{victim['guid']}"
     answer = {"guid": bent, "name": "Big", "usersCount": 2}
     sandbox.inject_fault(SEGMENTS, 201, method="POST", body=json.dumps(answer), count=1)
-    with pytest.raises(SegmentsError, match="create of WalkMe segment 'Big'.*unknown outcome") as caught:
+    with pytest.raises(SegmentsError, match=r"create of WalkMe segment 'Big'.*unknown outcome") as caught:
         WalkMeCreateSegmentOperator(task_id="c", name="Big", user_ids=["a", "b", "c", "d"]).execute({})
     refused_as_an_api_answer(caught)
     assert set(sandbox.walkme.members(OTHER_SYSTEM, victim["guid"])) == {"boss1", "boss2"}
