@@ -122,6 +122,8 @@ def zendesk_change(base_url: str, segment: dict[str, Any]) -> SegmentChange:
 
 
 def _ids_sent(mode: str | None, result: dict[str, Any]) -> int | None:
+    if isinstance(result.get("ids_sent"), int):  # a sync counts them (a recovery resends ids)
+        return int(result["ids_sent"])
     if mode == "delta":
         return (result.get("added") or 0) + (result.get("removed") or 0)
     return result.get("user_count")  # full, create, override, add, remove: every id of the input

@@ -380,8 +380,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         :mod:`airflow_provider_segments.membership.state`.
 
         :param max_parallel_requests: for this call (``None``: the hook's, see the class).
-        :return: ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged`` (``None`` when
-            unknown), ``requests`` (write requests), ``user_count``, ``segment_guid``,
+        :return: ``mode``, ``added``/``removed``/``unchanged`` (the change on the platform; ``None``
+            when unknown), ``requests`` and ``ids_sent`` (sent), ``user_count``, ``segment_guid``,
             ``system_guid``, ``name``, ``changed_at`` (of the last change that sent anything),
             ``dry_run``, ``listed_user_count`` (the count WalkMe lists after the change) and
             ``verification``/``verified`` (``None``/``False`` without a listed count, or on a dry run).

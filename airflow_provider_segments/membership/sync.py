@@ -117,6 +117,7 @@ def _sync(
     plan = full_plan(ids, size)
     confirmed_members: int | None = None  # a delta's: the snapshot the platform's evidence confirmed
     count_after_adds: int | None = None  # what a clean delta's adds must make (checked before removes)
+    membership_change: tuple[int, int] | None = None  # a delta's (added, removed) on the platform
     if segment is not None:
         baseline = _baseline(snapshot, journal, segment, system, log)
         if baseline is not None:
@@ -130,12 +131,17 @@ def _sync(
                 new = len(delta.adds) if uncertain is None else left_out_count(known_ids, delta.adds)
                 confirmed_members = len(known_ids)
                 count_after_adds = confirmed_members + new
+                # a recovery resends ids the failed run left unknown: count what the platform sees
+                gone = len(delta.removes)
+                if uncertain is not None:
+                    gone -= left_out_count(known_ids, delta.removes)
+                membership_change = (new, gone)
 
     # 3. guards: nothing is sent when a change removes too much (or cannot be checked)
     if segment is not None:
         what = f"Syncing WalkMe segment {segment['segment_guid']}"
-        if plan.mode == DELTA:  # members known from the snapshot the platform's evidence confirmed
-            guards.check_removal(len(plan.removes), confirmed_members, what)
+        if membership_change is not None:  # members known from the snapshot the evidence confirmed
+            guards.check_removal(membership_change[1], confirmed_members, what)
         else:  # at least count - len(input) go; a snapshot of this segment shows who was there
             listed_members: int | None = segment.get("user_count")
             removing, at_most = max(0, (listed_members or 0) - len(ids)), False
@@ -153,13 +159,15 @@ def _sync(
                 at_most = len(snapshot.ids) > listed_members
             guards.check_removal(removing, listed_members, what, at_most=at_most)
     log.info(plan.describe())
-    added, removed = plan.counts()
+    added, removed = membership_change or plan.counts()
+    unchanged = len(ids) - membership_change[0] if membership_change is not None else plan.unchanged
     summary: dict[str, Any] = {
         "mode": plan.mode,
         "added": added,
         "removed": removed,
-        "unchanged": plan.unchanged,
+        "unchanged": unchanged,
         "requests": plan.requests,
+        "ids_sent": plan.total_ids if plan.requests else 0,
         "user_count": len(ids),
         "system_guid": system,
         "name": segment["name"] if segment else name,
@@ -170,6 +178,7 @@ def _sync(
         log.info("Dry run: nothing was sent and the snapshot was not touched.")
         return {
             **summary,
+            "ids_sent": 0,
             "changed_at": None,
             "listed_user_count": None,
             "verified": False,

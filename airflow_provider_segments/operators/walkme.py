@@ -296,8 +296,9 @@ class WalkMeSyncSegmentOperator(_WalkMeIdsOperator):
     outside this task are not seen by a delta sync: run with ``full_refresh=True`` to reset. Two runs
     sharing one ``state_path`` at the same time are not supported (use ``max_active_runs=1``).
 
-    Returns (XCom) ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged``, ``requests``,
-    ``user_count``, ``segment_guid``, ``name``, ``system_guid``, ``changed_at``, ``dry_run``.
+    Returns (XCom) ``mode`` (``delta``/``full``), ``added``, ``removed``, ``unchanged`` (of the
+    membership on the platform), ``requests``, ``ids_sent`` (a recovery resends ids it changes
+    nothing for), ``user_count``, ``segment_guid``, ``name``, ``system_guid``, ``changed_at``, ``dry_run``.
 
     :param name: the segment's name; created when no segment has it. Templated.
     :param segment_guid: or the segment's GUID (it must exist). Templated.

@@ -92,6 +92,33 @@ def test_ids_a_failed_run_removed_with_a_lost_answer_are_added_back(sandbox, tmp
     assert members_of(sandbox, "Audience") == {"a", "c", "d"}
 
 
+def test_a_recovery_delta_reports_the_change_the_platform_saw_not_the_ids_it_resent(
+    sandbox, tmp_path, monkeypatch
+):
+    """Hostile review 28: a failed run's writes never landed (WalkMe's update time did not move); the
+    rerun resends its ids as a delta, and reported them as added and removed although the segment
+    held those members all along. The XCom and lineage now say what changed on the platform; the ids
+    sent are counted apart (``ids_sent``)."""
+    from airflow_provider_segments.hooks.walkme import WalkMeHook
+    from airflow_provider_segments.lineage import walkme_change
+
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 4)  # the resend is cheaper as a delta
+    state = tmp_path / "audience.snapshot"
+    first = [f"u{i:02d}" for i in range(20)]
+    sync(state, user_ids=first)
+    sandbox.inject_fault(f"{SEGMENTS}/", 500, method="PUT", count=50)  # nothing of the next run lands
+    with pytest.raises(PartialUpdateError):
+        sync(state, user_ids=[*first[3:], "n0"])
+    sandbox.clear_faults()
+    result = sync(state, user_ids=[*first[1:], "n1"])  # u00 leaves, n1 joins
+    assert members_of(sandbox, "Audience") == {*first[1:], "n1"}
+    assert result["mode"] == "delta" and result["verified"] is True
+    assert (result["added"], result["removed"], result["unchanged"], result["user_count"]) == (1, 1, 19, 20)
+    sent = result["ids_sent"]  # the failed run's four ids resent, and the two changes
+    assert sent == sum(r["ids"] for r in writes(sandbox)[-result["requests"] :]) and sent > 2
+    assert walkme_change(None, result).ids_sent == sent
+
+
 def test_a_killed_full_sync_makes_the_next_run_full(sandbox, tmp_path, monkeypatch):
     state = tmp_path / "audience.snapshot"
     sync(state, user_ids=["a", "b"])
