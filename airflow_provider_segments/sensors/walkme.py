@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from functools import cached_property
@@ -292,9 +293,22 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         return max(moments) + self.propagation_window if moments else None
 
     def _timed_out(self, message: str) -> Exception:
-        if self.soft_fail:
+        if self.soft_fail or getattr(self, "never_fail", False):
             return AirflowSkipException(message)
         return AirflowSensorTimeout(message)
+
+    @contextmanager
+    def _as_in_poke(self) -> Iterator[None]:
+        """What ``execute`` checks in poke's place fails as Airflow's poke loop lets a poke fail:
+        skipped with ``never_fail``."""
+        try:
+            yield
+        except AirflowSkipException:
+            raise
+        except Exception as err:
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException(f"Skipping due to never_fail is set to True: {err}") from err
+            raise
 
     def execute(self, context: Context) -> Any:
         with fail_fast_on_bad_input(self):
@@ -312,7 +326,8 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
                 "it could only time out. Raise the sensor's timeout or check changed_at."
             )
         first_run = not (self.reschedule and context.get("task_reschedule_count", 0))
-        segment = self._confirm_listed() if first_run else None
+        with self._as_in_poke():
+            segment = self._confirm_listed() if first_run else None
         ready_at = self._window_end(changed or started, segment) or ready_at
         if ready_at > deadline:
             listed = segment.get("updated_at") if segment else None
@@ -327,7 +342,8 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             self.log.info(
                 "Propagation window of segment %s already over (%s).", self.segment_guid, _utc(ready_at)
             )
-            return self._finish(context, segment)
+            with self._as_in_poke():
+                return self._finish(context, segment)
         if self.deferrable:
             self.log.info(
                 "Segment %s is listed; deferring until %s, when WalkMe's editor can use it.",

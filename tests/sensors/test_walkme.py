@@ -125,6 +125,22 @@ def test_a_window_ending_after_the_timeout_fails_at_once_saying_when(api):
         sensor.execute({})
 
 
+def test_never_fail_skips_where_the_sensor_fails_on_its_own_as_airflows_poke_loop_does(api):
+    """Hostile review 28: Airflow's ``never_fail`` skips a sensor whose poke fails; this sensor's
+    own checks in ``execute`` (a window ending after the timeout, a segment not listed) failed it.
+    A mistake in the task's input still fails (nothing was asked of the platform)."""
+    ends_late = WalkMeSegmentPropagationSensor(
+        task_id="w", segment_guid=GUID, deferrable=True, timeout=60, never_fail=True
+    )
+    with pytest.raises(AirflowSkipException, match="ends at"):
+        ends_late.execute({})
+    other = "99999999-123c-4d83-8b38-a5a456789d0a"
+    with pytest.raises(AirflowSkipException, match="is not listed"):
+        WalkMeSegmentPropagationSensor(task_id="w", segment_guid=other, never_fail=True).execute({})
+    with pytest.raises(AirflowFailException, match="not a hyphenated GUID"):
+        WalkMeSegmentPropagationSensor(task_id="w", segment_guid="nope", never_fail=True).execute({})
+
+
 def test_changed_at_beyond_a_clock_skew_in_the_future_is_refused_naming_it(api):
     soon = pendulum.now("UTC").add(minutes=4)
     assert parse_changed_at(soon.isoformat()) == soon  # within the 5 min tolerance: clock skew
