@@ -135,7 +135,9 @@ class Redactor:
         if password:
             pair = f"{user}:{password}"
             forms = {pair} | {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
-            if self is _PROCESS:  # the pair and header are long, whatever the password's length
+            if (
+                self is _PROCESS
+            ):  # each form by the length rule (the pair and header are long but for tiny ones)
                 for form in forms:
                     self.add_process_secret(form)
                 return

@@ -92,8 +92,9 @@ class SegmentsHook(BaseHook, Generic[SettingsT]):
         mask_secret(conn.password)
         with _secret_kept_out(conn.password):  # a secret pasted into the host field too
             check_credential(conn.password, "password", self.conn_id)
-            check_credential(conn.login, "login", self.conn_id)
-            return self.read_connection(conn, extra)
+            settings = self.read_connection(conn, extra)
+            check_credential(settings.login, "login", self.conn_id)  # (the login sent, if any)
+            return settings
 
     def secret_label(self) -> str:
         """What the password field holds, for messages."""

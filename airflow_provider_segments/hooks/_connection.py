@@ -101,7 +101,7 @@ def check_fields_read(conn: Any, conn_id: str) -> None:
     never shown: it may hold a secret), and a ``schema`` (the form hides it, a URI's path sets it:
     the scheme and a path belong in the host URL)."""
     raw = conn.extra
-    if raw not in (None, "") and not isinstance(raw, dict):
+    if isinstance(raw, str) and raw.strip() and raw.strip() != "null":  # (blank or null: no extra)
         try:
             value = json.loads(raw)
         except (TypeError, ValueError) as err:

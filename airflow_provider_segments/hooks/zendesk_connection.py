@@ -62,7 +62,7 @@ class ZendeskConnection(ConnectionSettings):
         return cls(
             base_url=_base_url(conn.host, conn.port, conn_id),
             secret=conn.password,
-            login=conn.login,
+            login=conn.login if auth_type != "oauth_token" else None,  # (an OAuth token goes alone)
             extra=extra,
             auth_type=auth_type,
         )

@@ -224,6 +224,7 @@ def post_once(creation: Creation) -> tuple[dict[str, Any], bool]:
             creation.log.warning("Looking for %r failed (%s); looking again.", creation.name, err)
             failed_lookup = err
             continue
+        failed_lookup = None  # this look-up answered: an earlier failure says nothing more
         if landed is not None:
             creation.log.info(
                 "The create of %r had landed (%s); continuing with it.",

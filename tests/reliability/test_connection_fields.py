@@ -179,3 +179,25 @@ def test_a_zendesk_api_token_login_already_ending_in_slash_token_is_refused(monk
     with pytest.raises(SegmentsConfigError, match=r"login.*ends in '/token'.*email alone"):
         hook.list_user_segments()
     assert contacted == []
+
+
+@pytest.mark.parametrize("extra", ["null", "  ", "{}"])
+def test_an_extra_airflow_reads_as_empty_without_error_is_still_no_extra(monkeypatch, extra):
+    """Hostile review 29: ``null`` and blanks were read as no extra by Airflow, and still are."""
+    with LocalServer(_api) as server:
+        hook = _connect(
+            monkeypatch, WalkMeHook, conn_type="walkme", host=server.url, login="cid", extra=extra
+        )
+        assert hook.get_access_token()
+
+
+def test_a_login_an_oauth_token_connection_never_sends_is_not_checked(monkeypatch):
+    """Hostile review 29: with auth_type oauth_token the login is not sent, so a ':' in it is no reason
+    to refuse the connection."""
+    with LocalServer(_api) as server:
+        hook = _connect(
+            monkeypatch, ZendeskHelpCenterHook, conn_type="zendesk_help_center", host=server.url,
+            login="unused:login", extra={"auth_type": "oauth_token"},
+        )  # fmt: skip
+        assert hook.list_user_segments() == []
+        assert all("unused" not in (r.header("authorization") or "") for r in server.received)

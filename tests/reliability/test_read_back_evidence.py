@@ -208,6 +208,19 @@ def test_a_lost_create_whose_look_ups_fail_says_the_segment_may_exist_and_the_re
     assert segment["name"] == "Fresh" and members(sandbox, segment["guid"]) == {"a", "b"}
 
 
+def test_a_lost_create_whose_first_look_up_failed_and_later_ones_answered_says_it_was_not_listed(sandbox):
+    """Hostile review 29: only the last look-up's failure makes "it may exist"; looks that answered
+    after a failed one show the create did not land (here it did not)."""
+    from airflow_provider_segments.exceptions import SegmentsUnknownOutcomeError
+
+    sandbox.inject_fault(SEGMENTS, method="POST", drop_connection=True)  # the create does not land
+    sandbox.inject_fault(SEGMENTS, 500, method="GET", skip=1, count=2)  # the first look-up after it fails
+    with pytest.raises(SegmentsUnknownOutcomeError) as caught:
+        WalkMeCreateSegmentOperator(task_id="c", name="Fresh", user_ids=["a", "b"]).execute({})
+    assert sandbox.walkme.segments(TEST_SYSTEM_GUID) == []
+    assert "it was not listed after" in str(caught.value) and "may exist" not in str(caught.value)
+
+
 def test_a_create_answered_with_a_field_it_cannot_read_still_ends_exact(sandbox):
     """Hostile review 27: WalkMe creates the segment and answers with its member count as text. The
     task failed with an error about the answer, not the segment it made; the create's own answer
