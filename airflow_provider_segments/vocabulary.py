@@ -92,12 +92,17 @@ def check_visible_name(value: str) -> None:
             f"name {preview(value)} begins or ends with whitespace ({describe_char(char)}): it looks like "
             "the name without it, so a lookup by name would miss that one; remove it."
         )
+    refuse_decomposed(f"name {preview(value)}", value, "so a lookup by name would miss that one")
+
+
+def refuse_decomposed(label: str, value: str, consequence: str) -> None:
+    """Refuse ``value`` (``label`` names it) unless it is in composed form (Unicode NFC): "Cafe" + a
+    combining accent looks like "Café" but is another string; ``consequence`` says what that breaks."""
     if not unicodedata.is_normalized("NFC", value):
         composed = unicodedata.normalize("NFC", value)
         raise SegmentsValidationError(
-            f"name {preview(value)} is not in composed form (Unicode NFC): it looks like "
-            f"{preview(composed)} but is another string, so a lookup by name would miss that one; "
-            f"write it as {preview(composed)}."
+            f"{label} is not in composed form (Unicode NFC): it looks like {preview(composed)} but is "
+            f"another string, {consequence}; write it as {preview(composed)}."
         )
 
 

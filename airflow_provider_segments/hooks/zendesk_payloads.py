@@ -4,7 +4,6 @@ is sent, and how a field's value reads in a log line.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Collection
 from typing import Any
 
@@ -13,7 +12,11 @@ from airflow_provider_segments.id_rules import describe_char, find_invisible
 from airflow_provider_segments.ids import as_list
 from airflow_provider_segments.membership.guards import Guards
 from airflow_provider_segments.text import preview
-from airflow_provider_segments.vocabulary import check_visible_name, validate_user_segment_id
+from airflow_provider_segments.vocabulary import (
+    check_visible_name,
+    refuse_decomposed,
+    validate_user_segment_id,
+)
 
 USER_TYPES = ("signed_in_users", "staff")
 ID_LIST_FIELDS = ("group_ids", "organization_ids", "added_user_ids")
@@ -70,13 +73,7 @@ def _validate_tag_list(field: str, value: Any) -> list[str]:
                 f"{field}[{position}] = {preview(item)} holds whitespace ({describe_char(space)}): "
                 "a Zendesk tag is one word; give each tag on its own."
             )
-        if not unicodedata.is_normalized("NFC", item):  # "cafe" + U+0301 matches no user tagged "café"
-            composed = unicodedata.normalize("NFC", item)
-            raise SegmentsValidationError(
-                f"{field}[{position}] = {preview(item)} is not in composed form (Unicode NFC): it looks "
-                f"like {preview(composed)} but is another tag, which no user tagged so matches; write "
-                f"it as {preview(composed)}."
-            )
+        refuse_decomposed(f"{field}[{position}] = {preview(item)}", item, "which no user tagged so matches")
         result[item] = None
     return list(result)
 

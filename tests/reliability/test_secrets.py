@@ -406,19 +406,23 @@ def test_many_secrets_registered_in_pairs_of_threads_are_all_known():
 # -- answers echoing a token into what a task hands on: XCom, the snapshot (hostile review 18) --------
 ECHOED_WALKME_TOKEN = "wmaccesstoken4b7e1d9c3a6f0e2b8d5c7a1f9e3b6d0c"
 ECHO_GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
+#: A Zendesk user segment as a read-back shows it, to which a test adds what an answer echoes.
+SHOWN_SEGMENT = {
+    "id": 7,
+    "name": "VIP",
+    "user_type": "staff",
+    "built_in": False,
+    "tags": ["vip"],
+    "or_tags": [],
+    "group_ids": [],
+    "organization_ids": [],
+    "added_user_ids": [],
+}
 
 
 def test_a_token_a_read_back_echoes_in_a_field_not_compared_stays_out_of_the_xcom(monkeypatch):
     shown = {
-        "id": 7,
-        "name": "VIP",
-        "user_type": "staff",
-        "built_in": False,
-        "tags": ["vip"],
-        "or_tags": [],
-        "group_ids": [],
-        "organization_ids": [],
-        "added_user_ids": [],
+        **SHOWN_SEGMENT,
         "url": f"https://acme.zendesk.com/api/v2/help_center/user_segments/7.json?access_token={ECHOED_TOKEN}",
     }
     with LocalServer(lambda request: Answer(200, json.dumps({"user_segment": shown}))) as server:
@@ -486,17 +490,6 @@ def test_a_short_password_never_corrupts_names_tags_or_guids_handed_on(monkeypat
 # -- a short password: its Basic header and quoted values are still hidden (hostile review 23) -------
 SHORT_PASSWORD = "Tr0ub4d0r&3"  # 11 characters: under the process-wide length rule, yet no ordinary word
 SHORT_PASSWORD_EMAIL = "agent@acme.example.com"
-SHOWN_SEGMENT = {
-    "id": 7,
-    "name": "VIP",
-    "user_type": "staff",
-    "built_in": False,
-    "tags": ["vip"],
-    "or_tags": [],
-    "group_ids": [],
-    "organization_ids": [],
-    "added_user_ids": [],
-}
 
 
 def _short_password_connection(monkeypatch, url):
