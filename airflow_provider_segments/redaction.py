@@ -127,22 +127,18 @@ class Redactor:
         if (user, password) in self._registered:
             return
         self._registered.add((user, password))
-        if self is not _PROCESS:
-            _PROCESS.add_credentials(user, password)
-            self.add_secret(password)
-        elif password:
-            self.add_process_secret(password)  # (a short one only as a whole value)
-        if password:
-            pair = f"{user}:{password}"
-            forms = {pair} | {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
-            if (
-                self is _PROCESS
-            ):  # each form by the length rule (the pair and header are long but for tiny ones)
-                for form in forms:
-                    self.add_process_secret(form)
-                return
-            with self._lock:
-                self._set_forms(self._forms | forms)
+        if not password:
+            return
+        pair = f"{user}:{password}"
+        forms = {pair} | {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
+        if self is _PROCESS:  # each by the length rule (a short password only as a whole value)
+            for secret in (password, *forms):
+                self.add_process_secret(secret)
+            return
+        _PROCESS.add_credentials(user, password)
+        self.add_secret(password)
+        with self._lock:
+            self._set_forms(self._forms | forms)
 
     def _set_forms(self, forms: set[str]) -> None:
         wrapped = {_normalized(form) for form in forms}
