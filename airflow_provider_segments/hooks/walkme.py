@@ -20,11 +20,7 @@ from airflow_provider_segments.exceptions import (
 from airflow_provider_segments.hooks._base import SegmentsHook, check_if_exists
 from airflow_provider_segments.hooks.walkme_connection import WalkMeConnection
 from airflow_provider_segments.hooks.walkme_listing import listed_segments
-from airflow_provider_segments.hooks.walkme_token import (
-    TokenCache,
-    access_token_of,
-    lifetime_of,
-)
+from airflow_provider_segments.hooks.walkme_token import TokenCache, access_token_of, lifetime_of
 from airflow_provider_segments.membership import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.sender import (
     DEFAULT_PARALLEL_REQUESTS,
@@ -157,6 +153,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
                     idempotent=idempotent,
                 )
             except SegmentsApiError as err:
+                if not calling:  # (this thread's own error) the token call's outcome is not the call's
+                    err.may_have_applied = False
                 if refused is not None and refused.may_have_applied:
                     err.may_have_applied = True  # an attempt before the 401 may have landed all the same
                 if not calling or not isinstance(err, SegmentsAuthError) or err.status != 401 or attempt == 2:

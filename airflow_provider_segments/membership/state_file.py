@@ -238,6 +238,7 @@ class WrittenAhead:
         self._file = state_file
         self._temporary: str | None = None
         self._blocks: list[bytes] = []
+        self._finished = False  # committed or discarded: a second commit would have no body
         if not state_file.local:
             self._blocks = list(body)
             return
@@ -254,9 +255,12 @@ class WrittenAhead:
             raise
 
     def commit(self, header_line: str) -> None:
-        """Write ``header_line`` before the body and move the whole over the state file."""
+        """Write ``header_line`` before the body and move the whole over the state file (once)."""
+        if self._finished:
+            raise RuntimeError(f"the body written ahead for {self._file} commits once, and it was used")
         line = f"{header_line}\n".encode()
         if self._temporary is None:
+            self._finished = True
             self._file.replace(header_line, self._blocks)
             return
         try:
@@ -275,6 +279,7 @@ class WrittenAhead:
 
     def discard(self) -> None:
         """Remove the body written ahead, if it was not moved into place."""
+        self._finished = True
         if self._temporary is not None:
             with suppress(FileNotFoundError):
                 os.unlink(self._temporary)

@@ -196,6 +196,14 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             started = started or getattr(ti, "start_date", None)
         return timezone.coerce_datetime(started) if started else timezone.utcnow()
 
+    def _deadline(self, started: datetime) -> datetime:
+        """When the wait started at ``started`` times out; the calendar's end for a timeout that
+        reaches past it (Airflow takes any up to ``timedelta.max``: such a wait never times out)."""
+        try:
+            return started + timedelta(seconds=self.timeout)
+        except OverflowError:
+            return datetime.max.replace(tzinfo=dt_timezone.utc)
+
     def _finish(self, context: Context, segment: dict[str, Any]) -> dict[str, Any]:
         """After the window: the gate first (a failed gate emits no asset event), then the event."""
         segment = redact_known_in(segment)  # what it hands on never holds a secret WalkMe echoed
@@ -317,7 +325,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             self._expected_count()  # a bad gate value fails before any request
         started = self._started_at(context)
         ready_at = (changed or started) + self.propagation_window
-        deadline = started + timedelta(seconds=self.timeout)
+        deadline = self._deadline(started)
         if ready_at > deadline:
             raise self._timed_out(
                 f"The propagation window of segment {self.segment_guid} ends at "
@@ -403,7 +411,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         )
         now = timezone.utcnow()
         if ready_at is not None and now < ready_at:
-            deadline = self._started_at(context) + timedelta(seconds=self.timeout)
+            deadline = self._deadline(self._started_at(context))
             if ready_at > deadline:
                 raise self._timed_out(
                     f"{why}: its propagation window ends at {_utc(ready_at)}, after this sensor's timeout."

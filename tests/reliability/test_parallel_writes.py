@@ -249,6 +249,18 @@ def test_a_refused_chunk_is_not_applied_and_the_rest_are_told_apart(sandbox, par
 
 
 @pytest.mark.parametrize("parallel", [1, 4])
+def test_a_chunk_whose_new_token_cannot_be_fetched_was_not_applied(sandbox, parallel):
+    """The 4th write is refused with a 401 and the token endpoint then fails with 500s: that
+    chunk was not applied (the token call's unknown outcome is not the write's), and is not
+    reported as 'may have landed'."""
+    sandbox.inject_fault(f"{SEGMENTS}/", 401, method="PUT", skip=3, count=1)
+    sandbox.inject_fault("/accounts/connect/token", 500, skip=1, count=1000)
+    err, held = add_all(sandbox, parallel)
+    assert_the_error_tells_the_truth(err, held)
+    assert err.unknown_chunks == [] and len(err.failed_chunks) == 1 and "may have landed" not in str(err)
+
+
+@pytest.mark.parametrize("parallel", [1, 4])
 def test_a_chunk_retried_to_503s_after_a_lost_answer_is_of_unknown_outcome(sandbox, parallel):
     # the 4th write is applied and its answer lost; every retry (and every later write) gets a 503:
     # the last answer says "not applied", but the first attempt was

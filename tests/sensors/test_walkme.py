@@ -388,3 +388,23 @@ def test_a_change_listed_during_a_short_wait_after_a_resume_restarts_the_window(
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute_complete({}, event=pendulum.now("UTC").add(seconds=1))
     assert deferred.value.trigger.moment > pendulum.now("UTC").add(minutes=9)
+
+
+def test_a_timeout_reaching_past_the_calendar_waits_as_without_one(api):
+    """Airflow takes any timeout up to ``timedelta.max``; a deadline past year 9999 crashed the
+    sensor with an OverflowError before it asked WalkMe anything. Such a timeout never ends."""
+    changed = pendulum.now("UTC").subtract(minutes=3)
+    sensor = WalkMeSegmentPropagationSensor(
+        task_id="wait",
+        segment_guid=GUID,
+        changed_at=changed.isoformat(),
+        deferrable=True,
+        timeout=timedelta(days=99_999_999),
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    assert abs((deferred.value.trigger.moment - (changed + timedelta(minutes=10))).total_seconds()) < 1
+    assert deferred.value.timeout > timedelta(days=365 * 7000)
+    assert [r.method for r in api.request_history] == ["POST", "GET"]  # token, the segment listed
+    sensor.changed_at = pendulum.now("UTC").subtract(minutes=11).isoformat()
+    assert sensor.execute_complete({})["segment_guid"] == GUID
