@@ -30,14 +30,12 @@ from airflow_provider_segments.hooks.zendesk_names import (
 )
 from airflow_provider_segments.hooks.zendesk_pagination import paginated_items
 from airflow_provider_segments.hooks.zendesk_payloads import (
-    CRITERIA_FIELDS,
     as_created,
     build_user_segment_payload,
     check_added_users,
     check_listing_filters,
     criteria_changes,
     differences,
-    same_value,
 )
 from airflow_provider_segments.membership.guards import DEFAULT_MAX_REMOVAL_FRACTION, Guards
 from airflow_provider_segments.membership.names_written import TakingBack, check_written_name
@@ -182,7 +180,7 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         created = as_created(body)
 
         def holds_this_create(segment: dict[str, Any]) -> bool:
-            return all(same_value(segment.get(field), created[field]) for field in CRITERIA_FIELDS)
+            return not differences(segment, created)
 
         creation = Creation(
             platform=self.platform,
@@ -202,13 +200,16 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             advice="Use ZendeskUpdateUserSegmentOperator, or if_exists='update'.",
         )
         existing = existing_segment(creation, if_exists)
+        if existing is not None and creation.mark.owns(existing):  # an earlier try's: it holds this create
+            own = validate_user_segment_id(existing["id"], "listed id")
+            return self._reported(self._verified(own, body, cleared=as_created(body).keys() - body))
         if existing is not None:
             return self._replace(existing, body, "already exists", guards)
         segment, unconfirmed = post_once(creation)
         if unconfirmed:  # the lost create's content is not known for sure: make it exact
             return self._replace(segment, body, "exists after the unanswered create", guards)
-        self.log.info("Created Zendesk user segment %r (id %s).", name, segment.get("id"))
-        created_id = validate_user_segment_id(segment["id"], "created id")
+        created_id = validate_user_segment_id(segment["id"], "created id")  # before a log line shows it
+        self.log.info("Created Zendesk user segment %r (id %s).", name, created_id)
         new = f"the new user segment {name!r} (id {created_id})"
         taking_back = TakingBack(lambda: self.delete_user_segment(created_id))  # as WalkMe's read-back
         check_written_name("Zendesk", new, "created", name, name_look_up(self, created_id, name), taking_back)
@@ -280,7 +281,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         old, name = str(shown.get("name")), body["name"]
         sent = f"The rename of user segment {segment_id} from {old!r} to {name!r} may have landed, unverified"
         updated = self.put_checked(segment_id, body, unverified=f"{sent}: a rerun looks the name up again.")
-        check_renamed(self, segment_id, name, old)  # found again by its new name, and only it
+        # found again by its new name, and only it; else renamed back with the criteria it had
+        check_renamed(self, segment_id, name, old, {field: shown.get(field) for field in body})
         return updated
 
     def _shown_unless_built_in(self, segment_id: int, verb: str) -> dict[str, Any]:
@@ -366,10 +368,12 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         return segment_id
 
     def _exists(self, segment_id: int) -> bool:
+        """Whether Zendesk still has the segment. A 404 of its show counts as gone only when the
+        listing answers without it: a wrong route or a proxy answers 404 to both (then this raises)."""
         try:
             self.get_user_segment(segment_id)
         except SegmentsNotFoundError:
-            return False
+            return any(segment.get("id") == segment_id for segment in self.iter_user_segments())
         return True
 
     def _refuse_built_in(self, segment_id: int, verb: str) -> None:

@@ -69,17 +69,26 @@ def refuse_taken_name(hook: NamedSegments, segment_id: int, name: str, shown: di
     )
 
 
-def check_renamed(hook: NamedSegments, segment_id: int, name: str, old: str) -> None:
+def check_renamed(hook: NamedSegments, segment_id: int, name: str, old: str, before: dict[str, Any]) -> None:
     """After a verified rename to ``name``: found again by it, and only it; else renamed back to
-    ``old`` while no other segment has taken ``old`` meanwhile (never two of the old name)."""
+    ``old`` while no other segment has taken ``old`` meanwhile (never two of the old name), with the
+    other fields the update sent put back as Zendesk listed them before (``before``: each field
+    sent, as it was listed; one it did not list stays as sent, and the error says so)."""
+    restored = {field: value for field, value in before.items() if field != "name" and value is not None}
+    kept = sorted(field for field, value in before.items() if field != "name" and value is None)
 
     def rename_back() -> None:
         taken = [twin["id"] for twin in custom_segments_named(hook, old) if twin["id"] != segment_id]
         if taken:
             raise SegmentExistsError(f"{old!r} is the name of user segment {taken[0]} now")
-        hook.put_checked(segment_id, {"name": old})
+        hook.put_checked(segment_id, {"name": old, **restored})
 
+    undone = f"This task renamed it back to {old!r}" + (
+        f" and put back its {', '.join(sorted(restored))}" if restored else ""
+    )
+    if kept:
+        undone += f"; its {', '.join(kept)} (not listed before) stay as this task sent them"
     renamed = f"user segment {segment_id} (named {old!r} before)"
-    taking_back = TakingBack(rename_back, f"This task renamed it back to {old!r}.", "rename it by hand")
+    taking_back = TakingBack(rename_back, f"{undone}.", "rename it by hand")
     look_up = name_look_up(hook, segment_id, name)
     check_written_name("Zendesk", renamed, "renamed", name, look_up, taking_back, back_if_unchecked=False)

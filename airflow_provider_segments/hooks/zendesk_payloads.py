@@ -150,13 +150,14 @@ def criteria_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]
 
 
 def differences(listed: dict[str, Any], sent: dict[str, Any], cleared: Collection[str] = ()) -> list[str]:
-    """Each field ``sent`` (and each of ``cleared``, left empty, where listed) that the segment as
-    ``listed`` does not hold: ``"tags ['a'] (sent ['b'])"``."""
-    expected = {**{field: [] for field in cleared if listed.get(field) is not None}, **sent}
+    """Each field ``sent`` (and each of ``cleared``, left empty) that the segment as ``listed`` does
+    not hold: ``"tags ['a'] (sent ['b'])"``. A list field Zendesk does not list is held when it was
+    to be empty (its document names no ``added_user_ids``), and differs when it was to hold items."""
+    expected = {**{field: [] for field in cleared}, **sent}
     return [
         f"{field} {show_value(listed.get(field))} (sent {show_value(value)})"
         for field, value in expected.items()
-        if not same_value(listed.get(field), value)
+        if not same_value(listed.get(field), value) and not (value == [] and listed.get(field) is None)
     ]
 
 

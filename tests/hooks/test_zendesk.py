@@ -322,11 +322,15 @@ def test_delete_of_a_missing_segment_succeeds_unless_missing_ok_false(hook, requ
     url = f"{BASE}/user_segments/5.json"
     requests_mock.get(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
     requests_mock.delete(url, status_code=404, reason="Not Found", json={"error": "RecordNotFound"})
+    requests_mock.get(f"{BASE}/user_segments.json", json={"user_segments": [], "meta": {"has_more": False}})
     assert hook.delete_user_segment(5) == 5
     with pytest.raises(SegmentsNotFoundError):
         hook.delete_user_segment(5, missing_ok=False)
-    # each delete reads the segment first (a built-in one gets no DELETE), and reads the 404 back
-    assert [r.method for r in requests_mock.request_history] == ["GET", "DELETE", "GET"] * 2
+    # each delete reads the segment first (a built-in one gets no DELETE), and reads the 404 back,
+    # which counts once the listing (another route of the same base URL) answers without it
+    paths = [f"{r.method} {r.path}" for r in requests_mock.request_history]
+    shown, listed = "/api/v2/help_center/user_segments/5.json", "/api/v2/help_center/user_segments.json"
+    assert paths == [f"GET {shown}", f"DELETE {shown}", f"GET {shown}", f"GET {listed}"] * 2
 
 
 # -- validation: nothing is sent -----------------------------------------------------------------
