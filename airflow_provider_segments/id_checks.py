@@ -16,7 +16,13 @@ from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.id_files import BLOCK_IDS
-from airflow_provider_segments.id_rules import find_invisible, free_of_invisible, id_problem, is_blank
+from airflow_provider_segments.id_rules import (
+    decomposed,
+    find_invisible,
+    free_of_invisible,
+    id_problem,
+    is_blank,
+)
 from airflow_provider_segments.text import preview
 
 #: In a file of one id per line, a first line holding one of these is a CSV header (or row): the
@@ -149,10 +155,14 @@ def _checked_lines(
 
 def _visible_and_unpadded(text: str, ids: list[str], *, newline_ok: bool) -> bool:
     """Whether ``ids`` (``text`` holds them, joined) hold no invisible character and no surrounding
-    whitespace. Once no character is invisible, the only one ``str.strip`` removes is U+0020, so a
-    text without a space needs no strip (a 50th of its cost)."""
-    return free_of_invisible(text, newline_ok=newline_ok) and (
-        " " not in text or list(map(str.strip, ids)) == ids
+    whitespace, and are in composed form. Once no character is invisible, the only one ``str.strip``
+    removes is U+0020, so a text without a space needs no strip (a 50th of its cost). A text in
+    composed form holds ids in it (joining may compose across ids, never decompose one: a text that
+    is not goes through the walk, which checks each id on its own)."""
+    return (
+        free_of_invisible(text, newline_ok=newline_ok)
+        and (" " not in text or list(map(str.strip, ids)) == ids)
+        and decomposed(text) is None
     )
 
 

@@ -1,6 +1,6 @@
-"""What a valid user id is: 1 to ``max_length`` characters, no surrounding whitespace, and no
-invisible, blank-rendering or control character (whole Unicode classes, not a list; U+0020 SPACE is
-the one space allowed inside), checked at C speed."""
+"""What a valid user id is: 1 to ``max_length`` characters, no surrounding whitespace, no
+invisible, blank-rendering or control character and no noncharacter (whole Unicode classes, not a
+list; U+0020 SPACE is the one space allowed inside), in composed form (NFC), checked at C speed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import functools
 import re
 import sys
 import unicodedata
+
+from airflow_provider_segments.text import PREVIEW_CHARS
 
 #: Unicode general categories never valid in an id: controls (``Cc``: C0, C1, DEL), format characters
 #: (``Cf``: zero-width space and joiners, bidi controls, soft hyphen, byte-order mark, tags...),
@@ -39,6 +41,13 @@ DEFAULT_IGNORABLE_RANGES = (
 #: U+2800 BRAILLE PATTERN BLANK, U+16FE4 KHITAN SMALL SCRIPT FILLER, U+1D159 MUSICAL SYMBOL NULL
 #: NOTEHEAD. ``alice\u2800`` looks like ``alice``.
 BLANK_RENDERING_RANGES = ((0x2800, 0x2800), (0x16FE4, 0x16FE4), (0x1D159, 0x1D159))
+#: Unicode's 66 noncharacters, reserved for good and never interchanged as text (category ``Cn``, as
+#: unassigned code points are, which may be assigned later): U+FDD0..U+FDEF and the last two code
+#: points of every plane. U+FFFE is what a byte-order mark read with the wrong byte order gives.
+NONCHARACTER_RANGES = (
+    (0xFDD0, 0xFDEF),
+    *((plane + 0xFFFE, plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000)),
+)
 
 
 def _is_invisible(char: str) -> bool:
@@ -63,8 +72,8 @@ _ASCII_INVISIBLE_SEARCH = {
 @functools.cache
 def _invisible_code_points() -> tuple[tuple[int, int], ...]:
     """The ranges of code points whose general category is in :data:`INVISIBLE_CATEGORIES` (but
-    :data:`ALLOWED_SPACE`), that Unicode calls default-ignorable (:data:`DEFAULT_IGNORABLE_RANGES`)
-    or that render blank (:data:`BLANK_RENDERING_RANGES`).
+    :data:`ALLOWED_SPACE`), that Unicode calls default-ignorable (:data:`DEFAULT_IGNORABLE_RANGES`),
+    that render blank (:data:`BLANK_RENDERING_RANGES`) or are noncharacters (:data:`NONCHARACTER_RANGES`).
 
     Built on first use from the whole Unicode database (about 0.1 s, once per process, and only when
     a non-ASCII text is checked), not at import: DAG parsing imports this module.
@@ -77,7 +86,9 @@ def _invisible_code_points() -> tuple[tuple[int, int], ...]:
             else:
                 ranges.append((code, code))
     merged: list[tuple[int, int]] = []
-    for first, last in sorted([*ranges, *DEFAULT_IGNORABLE_RANGES, *BLANK_RENDERING_RANGES]):
+    for first, last in sorted(
+        [*ranges, *DEFAULT_IGNORABLE_RANGES, *BLANK_RENDERING_RANGES, *NONCHARACTER_RANGES]
+    ):
         if merged and first <= merged[-1][1] + 1:
             merged[-1] = (merged[-1][0], max(merged[-1][1], last))
         else:
@@ -136,6 +147,8 @@ def describe_char(char: str) -> str:
     code = f"U+{ord(char):04X}"
     if unicodedata.category(char) == "Cs":
         return f"{code} (a lone surrogate: half of a UTF-16 pair, not text; it cannot be stored as UTF-8)"
+    if any(first <= ord(char) <= last for first, last in NONCHARACTER_RANGES):
+        return f"{code} (a noncharacter: reserved by Unicode, never text; U+FFFE: a byte-swapped BOM)"
     name = unicodedata.name(char, "")
     return f"{code} {name}" if name else code
 
@@ -147,6 +160,15 @@ def fix_hint(text: str, at: int) -> str:
     if inside and text[at].isspace():
         return "replace it with a plain space (U+0020)"
     return "remove it"
+
+
+def decomposed(text: str) -> str | None:
+    """``text`` in composed form (Unicode NFC) when it is not in that form, else ``None``: "Cafe" + a
+    combining accent looks like "Café" but is another string. The one copy of the rule, for ids,
+    names and tags."""
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return None
+    return unicodedata.normalize("NFC", text)
 
 
 def id_problem(user_id: str, max_length: int) -> str:
@@ -161,6 +183,13 @@ def id_problem(user_id: str, max_length: int) -> str:
         )
     if not user_id.strip():
         return "it is empty"
+    composed = decomposed(user_id)
+    if composed is not None:
+        return (  # escaped (ascii): the two spellings look alike on screen
+            f"it is not in composed form (Unicode NFC): written {user_id[:PREVIEW_CHARS]!a}, it looks "
+            f"like {composed[:PREVIEW_CHARS]!a} but is another string, so one user written two ways "
+            f"would be two members; write it in composed form"
+        )
     if len(user_id) > max_length:
         return f"it has {len(user_id)} characters, the limit is {max_length}"
     if user_id != user_id.strip():

@@ -8,11 +8,10 @@ nothing of theirs (nor Airflow), so nothing that needs these words has to import
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
-from airflow_provider_segments.id_rules import describe_char, find_invisible, fix_hint
+from airflow_provider_segments.id_rules import decomposed, describe_char, find_invisible, fix_hint
 from airflow_provider_segments.text import preview
 
 # -- WalkMe --------------------------------------------------------------------------------------
@@ -98,8 +97,8 @@ def check_visible_name(value: str) -> None:
 def refuse_decomposed(label: str, value: str, consequence: str) -> None:
     """Refuse ``value`` (``label`` names it) unless it is in composed form (Unicode NFC): "Cafe" + a
     combining accent looks like "Café" but is another string; ``consequence`` says what that breaks."""
-    if not unicodedata.is_normalized("NFC", value):
-        composed = unicodedata.normalize("NFC", value)
+    composed = decomposed(value)
+    if composed is not None:
         raise SegmentsValidationError(
             f"{label} is not in composed form (Unicode NFC): it looks like {preview(composed)} but is "
             f"another string, {consequence}; write it as {preview(composed)}."

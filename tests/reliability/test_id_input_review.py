@@ -309,3 +309,70 @@ def test_a_path_holding_a_no_break_space_is_still_read(tmp_path):
     path = tmp_path / "audience\u00a02026\u3000.txt"  # a file's name may hold any space: not an id
     path.write_text("a\nb\n", encoding="utf-8")
     assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ["a", "b"]
+
+
+# -- hostile review 31: one string to a reader, two to WalkMe; code points that are not characters --
+NFC_ID, NFD_ID = "jos\u00e9@acme.example", "jose\u0301@acme.example"
+
+
+def _members(sandbox) -> set[str]:
+    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Audience"]
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
+
+
+def test_two_spellings_of_one_id_are_refused_before_anything_is_sent(sandbox, tmp_path):
+    """'josé' precomposed (NFC) and 'jose' + U+0301 (NFD) render alike and are one text to Unicode;
+    names and tags not in NFC were refused, ids were sent as two members."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{NFC_ID}\n{NFD_ID}\n", encoding="utf-8")
+    written = r"composed form \(Unicode NFC\): written 'jose\\u0301@acme.example', it looks like 'jos\\xe9@"
+    with pytest.raises(AirflowFailException, match=rf"line 2 = .*{written}"):
+        _sync(tmp_path, user_ids_path=str(ids))
+    with pytest.raises(AirflowFailException, match=r"user_ids\[1\] = .*composed form"):
+        _sync(tmp_path, user_ids=["a", NFD_ID])
+    assert sandbox.requests == []
+
+
+def test_a_delta_given_the_decomposed_spelling_of_a_member_changes_nothing(sandbox, tmp_path):
+    """Today's export writes yesterday's id decomposed: the delta removed the member WalkMe knows
+    and added a look-alike nobody matches."""
+    _sync(tmp_path, user_ids=[NFC_ID, "b"])
+    with pytest.raises(AirflowFailException, match=r"user_ids\[0\] = .*write it in composed form"):
+        _sync(tmp_path, user_ids=[NFD_ID, "b"])
+    assert _members(sandbox) == {NFC_ID, "b"}
+
+
+def test_composed_ids_beside_combining_marks_that_compose_with_nothing_are_accepted(tmp_path):
+    """The composed-form check runs over whole blocks: an id that starts with a combining mark is
+    composed on its own, whatever id comes before it (a list is checked joined without separators)."""
+    ids = ["e", "\u0301x", NFC_ID, "\u1100", "\u1161"]  # e + U+0301, Hangul L + V: compose only joined
+    assert list(UserIds.from_values(ids, max_length=MAX_ID_LENGTH)) == ids
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(ids) + "\n", encoding="utf-8")
+    assert list(UserIds.from_file(str(path), max_length=MAX_ID_LENGTH)) == ids
+
+
+#: Unicode's 66 noncharacters: U+FDD0..U+FDEF and the last two code points of every plane.
+NONCHARACTERS = [chr(c) for c in range(0xFDD0, 0xFDF0)] + [
+    chr(plane * 0x10000 + last) for plane in range(17) for last in (0xFFFE, 0xFFFF)
+]
+
+
+def test_every_noncharacter_is_refused_in_an_id_a_list_or_a_name():
+    assert len(NONCHARACTERS) == 66
+    for char in NONCHARACTERS:
+        code = f"U\\+{ord(char):04X}"
+        with pytest.raises(SegmentsValidationError, match=rf"user_ids\[1\] = .*{code}"):
+            UserIds.from_values(["alice", f"bob{char}"], max_length=MAX_ID_LENGTH)
+        with pytest.raises(SegmentsValidationError, match=code):
+            validate_segment_name(f"Audience{char}")
+
+
+@pytest.mark.parametrize("char", ["\ufffe", "\U0010ffff"], ids=["U+FFFE", "U+10FFFF"])
+def test_a_file_id_holding_a_noncharacter_fails_before_anything_is_sent(sandbox, tmp_path, char):
+    """U+FFFE is what a byte-swapped BOM decodes to; noncharacters are never interchanged text."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"alice\nbob{char}\n", encoding="utf-8")
+    with pytest.raises(AirflowFailException, match=rf"line 2 = .*U\+{ord(char):04X} \(a noncharacter"):
+        _sync(tmp_path, user_ids_path=str(ids))
+    assert sandbox.requests == []
