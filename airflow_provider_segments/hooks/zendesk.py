@@ -30,6 +30,7 @@ from airflow_provider_segments.hooks.zendesk_names import (
 )
 from airflow_provider_segments.hooks.zendesk_pagination import paginated_items
 from airflow_provider_segments.hooks.zendesk_payloads import (
+    UNDOCUMENTED_FIELD,
     as_created,
     build_user_segment_payload,
     check_added_users,
@@ -180,7 +181,11 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         created = as_created(body)
 
         def holds_this_create(segment: dict[str, Any]) -> bool:
-            return not differences(segment, created)
+            if differences(segment, created):
+                return False
+            if segment.get(UNDOCUMENTED_FIELD) is None:  # a listing may leave it out: ask the segment
+                return not differences(self.get_user_segment(segment["id"]), created)
+            return True
 
         creation = Creation(
             platform=self.platform,
@@ -200,14 +205,13 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             advice="Use ZendeskUpdateUserSegmentOperator, or if_exists='update'.",
         )
         existing = existing_segment(creation, if_exists)
-        if existing is not None and creation.mark.owns(existing):  # an earlier try's: it holds this create
-            own = validate_user_segment_id(existing["id"], "listed id")
-            return self._reported(self._verified(own, body, cleared=as_created(body).keys() - body))
         if existing is not None:
+            if creation.mark.owns(existing):  # an earlier try's: its added users are this create's own
+                return self._replace(existing, body, "was created by an earlier try", None)
             return self._replace(existing, body, "already exists", guards)
         segment, unconfirmed = post_once(creation)
         if unconfirmed:  # the lost create's content is not known for sure: make it exact
-            return self._replace(segment, body, "exists after the unanswered create", guards)
+            return self._replace(segment, body, "exists after the unanswered create", None)
         created_id = validate_user_segment_id(segment["id"], "created id")  # before a log line shows it
         self.log.info("Created Zendesk user segment %r (id %s).", name, created_id)
         new = f"the new user segment {name!r} (id {created_id})"
@@ -217,16 +221,18 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         return self._reported(self._verified(created_id, body, cleared=as_created(body).keys() - body))
 
     def _replace(
-        self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards
+        self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards | None
     ) -> dict[str, Any]:
-        """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
+        """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared.
+        ``guards``: on the users it lists as added; ``None`` for a segment this task created (the
+        users added to it are the ones its create sent)."""
         full = as_created(body)
         segment_id = validate_user_segment_id(existing["id"], "listed id")
-        if "added_user_ids" not in existing:  # a list answer may leave them out: ask the segment itself
+        if UNDOCUMENTED_FIELD not in existing:  # a list answer may leave them out: ask the segment itself
             existing = {**existing, **self.get_user_segment(segment_id)}
-        check_added_users(
-            existing, full["added_user_ids"], f"Creating over user segment {segment_id}", guards
-        )
+        if guards is not None:
+            what = f"Creating over user segment {segment_id}"
+            check_added_users(existing, full[UNDOCUMENTED_FIELD], what, guards)
         changes = criteria_changes(existing, full)
         self.log.info(
             "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",

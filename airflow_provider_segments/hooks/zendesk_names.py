@@ -89,6 +89,12 @@ def check_renamed(hook: NamedSegments, segment_id: int, name: str, old: str, bef
     if kept:
         undone += f"; its {', '.join(kept)} (not listed before) stay as this task sent them"
     renamed = f"user segment {segment_id} (named {old!r} before)"
-    taking_back = TakingBack(rename_back, f"{undone}.", "rename it by hand")
+    sent_with_it = sorted(field for field in before if field != "name")
+    by_hand = "rename it by hand" + (
+        f" and put back its {', '.join(sent_with_it)}, which stay as this task sent them"
+        if sent_with_it
+        else ""
+    )
+    taking_back = TakingBack(rename_back, f"{undone}.", by_hand)
     look_up = name_look_up(hook, segment_id, name)
     check_written_name("Zendesk", renamed, "renamed", name, look_up, taking_back, back_if_unchecked=False)

@@ -33,6 +33,8 @@ LIST_MEANINGS = {
 SHOWN_LIST_ITEMS = 10
 #: The fields that decide who belongs to a segment (all but its name).
 CRITERIA_FIELDS = ("user_type", *ID_LIST_FIELDS, *TAG_LIST_FIELDS)
+#: The one field Zendesk's User Segments document does not name: a Zendesk may not list it.
+UNDOCUMENTED_FIELD = "added_user_ids"
 
 
 def _coerce_list(field: str, value: Any) -> list[Any]:
@@ -150,14 +152,16 @@ def criteria_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]
 
 
 def differences(listed: dict[str, Any], sent: dict[str, Any], cleared: Collection[str] = ()) -> list[str]:
-    """Each field ``sent`` (and each of ``cleared``, left empty) that the segment as ``listed`` does
-    not hold: ``"tags ['a'] (sent ['b'])"``. A list field Zendesk does not list is held when it was
-    to be empty (its document names no ``added_user_ids``), and differs when it was to hold items."""
-    expected = {**{field: [] for field in cleared}, **sent}
+    """Each field ``sent`` (and each of ``cleared``, left empty, where listed) that the segment as
+    ``listed`` does not hold: ``"tags ['a'] (sent ['b'])"``. ``added_user_ids``, which Zendesk's
+    document does not name, may go unlisted: then it holds an empty list sent, never a non-empty one.
+    Every field the document names must be listed as sent."""
+    expected = {**{field: [] for field in cleared if listed.get(field) is not None}, **sent}
     return [
         f"{field} {show_value(listed.get(field))} (sent {show_value(value)})"
         for field, value in expected.items()
-        if not same_value(listed.get(field), value) and not (value == [] and listed.get(field) is None)
+        if not same_value(listed.get(field), value)
+        and not (field == UNDOCUMENTED_FIELD and value == [] and listed.get(field) is None)
     ]
 
 

@@ -33,6 +33,9 @@ from airflow_provider_segments.redaction import redact_known_in
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import validate_segment_guid
 
+#: The deadline of a wait whose timeout reaches past the calendar (Airflow takes up to ``timedelta.max``).
+NEVER = datetime.max.replace(tzinfo=dt_timezone.utc)
+
 #: How far in the future a ``changed_at`` may lie (clocks of two machines disagree a little). More
 #: than this is a time-zone mistake, not skew: the sensor refuses it.
 CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
@@ -202,7 +205,7 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         try:
             return started + timedelta(seconds=self.timeout)
         except OverflowError:
-            return datetime.max.replace(tzinfo=dt_timezone.utc)
+            return NEVER
 
     def _finish(self, context: Context, segment: dict[str, Any]) -> dict[str, Any]:
         """After the window: the gate first (a failed gate emits no asset event), then the event."""
@@ -368,7 +371,8 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             method_name="execute_complete",
             # A plain timedelta: pendulum's Interval (what subtracting its datetimes gives) fails
             # the task supervisor's msgpack encoding, so the task could never defer.
-            timeout=timedelta(seconds=(deadline - now).total_seconds()),
+            # none for a wait that never times out: Airflow adds the timeout to its own clock
+            timeout=None if deadline == NEVER else timedelta(seconds=(deadline - now).total_seconds()),
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:

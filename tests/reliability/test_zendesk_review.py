@@ -5,6 +5,7 @@ sandbox (the fake platform) holds, or what reached the task log."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from support import impatient_sandbox, sandbox_conn_env
@@ -148,8 +149,6 @@ def test_a_retried_create_recognises_its_own_segment_where_added_users_are_not_l
     "holds exactly what this create sends", and compares the unlisted added_user_ids (None) with the
     ``[]`` it would send: its own segment is taken for another's, and if_exists="error" fails the
     retry with "already exists" (no retries) although that segment is exactly what was asked."""
-    from datetime import datetime, timedelta, timezone
-
     sandbox = zendesk_without_added_users
     run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
     first_try = ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["vip"])  # then it died
@@ -158,3 +157,157 @@ def test_a_retried_create_recognises_its_own_segment_where_added_users_are_not_l
     )
     assert retry["id"] == first_try["id"]
     assert [s["id"] for s in sandbox.zendesk.segments() if s["name"] == "VIP"] == [first_try["id"]]
+
+
+# == hostile review 32: the fixes of review 30 attacked =============================================
+# -- 1. a create adopts, unwritten, a segment whose listing hides its added users -----------------
+def test_a_create_over_a_segment_whose_listing_hides_added_users_makes_it_exact(sandbox, monkeypatch):
+    """A listing that leaves ``added_user_ids`` out (the hook itself expects one: ``_replace`` asks
+    the segment when "a list answer may leave them out") now counts as holding ``[]``, so a segment of
+    this name made since the run started is taken for this task's own and only read back, never
+    written. The show lists the user added to it, the read-back fails "Someone changed it meanwhile
+    ... Rerun it", and every rerun adopts and fails the same way. Before, the create made it exact
+    (``added_user_ids: []``, allowed by ``allow_empty=True``)."""
+    from airflow_provider_segments.testing import zendesk_store
+
+    listed = zendesk_store.ZendeskStore.segments
+
+    def listing_without_added_users(self):
+        return [{k: v for k, v in s.items() if k != "added_user_ids"} for s in listed(self)]
+
+    monkeypatch.setattr(zendesk_store.ZendeskStore, "segments", listing_without_added_users)
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    # made since the run started: the first try's segment, to which an admin then added user 5
+    vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"], added_user_ids=[5])[
+        "id"
+    ]
+    hook = ZendeskHelpCenterHook()
+    for _ in range(2):  # the try, and the rerun its error asks for
+        try:
+            result = hook.create_user_segment(
+                "VIP",
+                "staff",
+                tags=["vip"],
+                created_after=run_start,
+                allow_empty=True,
+                max_removal_fraction=None,
+            )
+        except SegmentsError as err:
+            caught = err
+            continue
+        assert result["id"] == vip
+        break
+    else:
+        pytest.fail(f"every try fails, the segment never made exact: {caught}")
+    assert sandbox.zendesk.segment(vip)["added_user_ids"] == [], "the create's cleared field was never sent"
+
+
+def test_a_create_never_reports_success_over_added_users_it_did_not_clear(sandbox, monkeypatch):
+    """The same adoption where Zendesk lists ``added_user_ids`` nowhere (its document names no such
+    field): a segment of this name made since the run started, with a user added, is taken for this
+    task's own because "not listed" now reads as ``[]``; nothing is written and the create reports
+    success while the segment keeps the user. docs/zendesk.md: a create leaves the segment "exactly
+    as a fresh create with these arguments would make it ... added_user_ids ... cleared to []", and
+    ``max_removal_fraction=None`` asked for that without counting. Before, the create sent
+    ``added_user_ids: []``."""
+    from airflow_provider_segments.testing import zendesk_store
+
+    shown = zendesk_store.StoredSegment.to_json
+
+    def to_json(self):
+        segment = shown(self)
+        segment.pop("added_user_ids")
+        return segment
+
+    monkeypatch.setattr(zendesk_store.StoredSegment, "to_json", to_json)
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"], added_user_ids=[5])[
+        "id"
+    ]
+
+    def held_added_users():
+        with sandbox.zendesk._lock:
+            return list(sandbox.zendesk._segments[vip].added_user_ids)
+
+    try:
+        ZendeskHelpCenterHook().create_user_segment(
+            "VIP", "staff", tags=["vip"], created_after=run_start, allow_empty=True, max_removal_fraction=None
+        )
+    except SegmentsError:
+        return  # failing is right: the added users were not cleared
+    assert held_added_users() == [], (
+        f"the create reported success; the segment keeps added_user_ids {held_added_users()}, never sent []"
+    )
+    writes_sent = [r for r in sandbox.requests if r.get("action") in ("create", "update")]
+    assert writes_sent, "nothing was written"
+
+
+# -- 2. an update clearing a documented list field passes a read-back that cannot see it ----------------
+def test_an_update_clearing_tags_is_not_reported_done_when_zendesk_does_not_list_tags(sandbox, monkeypatch):
+    """``differences`` now takes any unlisted list field for ``[]``, not only ``added_user_ids`` (the
+    one field its docstring says Zendesk's document does not name). A server that neither lists nor
+    applies ``tags`` (an older API, a proxy's rewrite) gets ``tags: []`` from an update, keeps the
+    tags, and the hook reports the update verified. Before, the read-back failed it: ``tags (not
+    listed) (sent [])``."""
+    from airflow_provider_segments.testing import zendesk as zendesk_app
+    from airflow_provider_segments.testing import zendesk_store
+
+    shown = zendesk_store.StoredSegment.to_json
+    validated = zendesk_app.validate_segment
+
+    def to_json(self):
+        segment = shown(self)
+        segment.pop("tags")
+        return segment
+
+    def ignoring_tags(fields, *, creating):
+        changes = validated(fields, creating=creating)
+        changes.pop("tags", None)
+        return changes
+
+    monkeypatch.setattr(zendesk_store.StoredSegment, "to_json", to_json)
+    monkeypatch.setattr(zendesk_app, "validate_segment", ignoring_tags)
+    vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"])["id"]
+
+    def held_tags():  # what the server holds (its answers no longer show tags)
+        with sandbox.zendesk._lock:
+            return list(sandbox.zendesk._segments[vip].tags)
+
+    try:
+        ZendeskHelpCenterHook().update_user_segment(vip, tags=[])
+    except SegmentsError as err:
+        assert "tags" in str(err)
+    else:
+        assert held_tags() == [], (
+            f"the update was reported verified, but the segment keeps tags {held_tags()}"
+        )
+
+
+# -- 5. a rename that cannot be taken back says nothing of the criteria sent with it --------------
+def test_a_rename_that_cannot_be_taken_back_says_the_criteria_sent_with_it_stayed(sandbox):
+    """Review 30's rule for a rename taken back: the criteria sent with it are put back, or the error
+    says they stayed. When the old name was taken meanwhile too, the rename cannot be taken back, and
+    the error says only "rename it by hand": the tags the update sent stay on the segment, no error
+    names them, and the rerun is refused before it sends anything (the twin), so nothing ever says
+    the tags changed."""
+    import threading
+
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff", tags=["partner"])["id"]
+    sandbox.inject_fault(f"{SEGMENTS}/{partners}.json", delay=0.5, method="PUT")
+
+    def others_meanwhile():
+        sandbox.zendesk.create_segment(name="VIP", user_type="staff")
+        sandbox.zendesk.create_segment(name="Partners", user_type="signed_in_users")
+
+    creator = threading.Timer(0.2, others_meanwhile)
+    creator.start()
+    try:
+        with pytest.raises(SegmentsError) as caught:
+            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["vip"])
+    finally:
+        creator.join()
+    held = sandbox.zendesk.segment(partners)
+    assert held["tags"] == ["partner"] or "tags" in str(caught.value), (
+        f"the segment keeps the tags sent with the rename ({held['tags']}, named {held['name']!r}) and "
+        f"the error does not say so: {caught.value}"
+    )

@@ -399,12 +399,14 @@ def test_a_timeout_reaching_past_the_calendar_waits_as_without_one(api):
         segment_guid=GUID,
         changed_at=changed.isoformat(),
         deferrable=True,
-        timeout=timedelta(days=99_999_999),
+        timeout=timedelta.max,
     )
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     assert abs((deferred.value.trigger.moment - (changed + timedelta(minutes=10))).total_seconds()) < 1
-    assert deferred.value.timeout > timedelta(days=365 * 7000)
+    # none: Airflow's execution API adds a deferral's timeout to its clock (review 32: datetime.max - now
+    # overflowed there a moment later)
+    assert deferred.value.timeout is None
     assert [r.method for r in api.request_history] == ["POST", "GET"]  # token, the segment listed
     sensor.changed_at = pendulum.now("UTC").subtract(minutes=11).isoformat()
     assert sensor.execute_complete({})["segment_guid"] == GUID
