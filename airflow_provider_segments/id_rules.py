@@ -183,6 +183,10 @@ def id_problem(user_id: str, max_length: int) -> str:
         )
     if not user_id.strip():
         return "it is empty"
+    if len(user_id) > max_length:
+        return f"it has {len(user_id)} characters, the limit is {max_length}"
+    if user_id != user_id.strip():
+        return "it has leading or trailing whitespace (strip it at the source if it is not part of the id)"
     composed = decomposed(user_id)
     if composed is not None:
         return (  # escaped (ascii): the two spellings look alike on screen
@@ -190,10 +194,6 @@ def id_problem(user_id: str, max_length: int) -> str:
             f"like {composed[:PREVIEW_CHARS]!a} but is another string, so one user written two ways "
             f"would be two members; write it in composed form"
         )
-    if len(user_id) > max_length:
-        return f"it has {len(user_id)} characters, the limit is {max_length}"
-    if user_id != user_id.strip():
-        return "it has leading or trailing whitespace (strip it at the source if it is not part of the id)"
     return ""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 WALKME_TEST_URL = "https://walkme.test"
@@ -190,3 +190,19 @@ class ZendeskSegmentStore:
             return {"user_segment": self.segments[id_]}
 
         return created
+
+
+def meanwhile(monkeypatch: Any, app_class: type, handler: str, change: Callable[[], Any]) -> None:
+    """Run ``change`` once, in the sandbox, as it starts handling the first request that reaches
+    ``app_class.handler`` (``"_create"``, ``"_update"``): another client's change while this task's
+    write is on its way. Unlike a timer racing a held request, the order never depends on how fast a
+    loaded machine runs the task up to its write."""
+    real = getattr(app_class, handler)
+    pending = [change]
+
+    def handled(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if pending:
+            pending.pop()()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(app_class, handler, handled)

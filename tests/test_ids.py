@@ -167,11 +167,11 @@ def test_any_invalid_id_anywhere_means_nothing_is_sent(before, bad, after, actio
 
 
 # -- the block reader behind user_ids_path -------------------------------------------------------
-line_id = st.text(
-    alphabet=valid_char,
-    min_size=1,
-    max_size=MAX_ID_LENGTH,
-).filter(lambda s: s.strip() == s)
+line_id = (
+    st.text(alphabet=valid_char, min_size=1, max_size=MAX_ID_LENGTH)
+    .map(lambda s: unicodedata.normalize("NFC", s))  # ids are in composed form
+    .filter(lambda s: s.strip() == s and len(s) <= MAX_ID_LENGTH)
+)
 
 
 def _split(text: str, cuts: list[int]) -> list[str]:

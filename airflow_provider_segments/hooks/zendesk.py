@@ -187,12 +187,17 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
                 return not differences(self.get_user_segment(segment["id"]), created)
             return True
 
+        def contradicts(segment: dict[str, Any]) -> bool:
+            return bool(
+                differences(segment, {f: v for f, v in created.items() if segment.get(f) is not None})
+            )
+
         creation = Creation(
             platform=self.platform,
             kind="Zendesk user segment",
             name=name,
             where="in the Help Center",
-            mark=CreationMark(created_after=created_after, holds=holds_this_create),
+            mark=CreationMark(created_after=created_after, holds=holds_this_create, contradicts=contradicts),
             find=lambda: custom_segments_named(self, name),
             post=lambda: self._unwrap(
                 self._call("POST", USER_SEGMENTS_PATH, json_body={"user_segment": body}, idempotent=False),
@@ -205,13 +210,11 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             advice="Use ZendeskUpdateUserSegmentOperator, or if_exists='update'.",
         )
         existing = existing_segment(creation, if_exists)
-        if existing is not None:
-            if creation.mark.owns(existing):  # an earlier try's: its added users are this create's own
-                return self._replace(existing, body, "was created by an earlier try", None)
+        if existing is not None:  # (an earlier try's is only likely this task's: the guards apply)
             return self._replace(existing, body, "already exists", guards)
         segment, unconfirmed = post_once(creation)
         if unconfirmed:  # the lost create's content is not known for sure: make it exact
-            return self._replace(segment, body, "exists after the unanswered create", None)
+            return self._replace(segment, body, "exists after the unanswered create", guards)
         created_id = validate_user_segment_id(segment["id"], "created id")  # before a log line shows it
         self.log.info("Created Zendesk user segment %r (id %s).", name, created_id)
         new = f"the new user segment {name!r} (id {created_id})"
@@ -221,18 +224,15 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         return self._reported(self._verified(created_id, body, cleared=as_created(body).keys() - body))
 
     def _replace(
-        self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards | None
+        self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards
     ) -> dict[str, Any]:
-        """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared.
-        ``guards``: on the users it lists as added; ``None`` for a segment this task created (the
-        users added to it are the ones its create sent)."""
+        """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
         full = as_created(body)
         segment_id = validate_user_segment_id(existing["id"], "listed id")
         if UNDOCUMENTED_FIELD not in existing:  # a list answer may leave them out: ask the segment itself
             existing = {**existing, **self.get_user_segment(segment_id)}
-        if guards is not None:
-            what = f"Creating over user segment {segment_id}"
-            check_added_users(existing, full[UNDOCUMENTED_FIELD], what, guards)
+        what = f"Creating over user segment {segment_id}"
+        check_added_users(existing, full[UNDOCUMENTED_FIELD], what, guards)
         changes = criteria_changes(existing, full)
         self.log.info(
             "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",

@@ -26,7 +26,9 @@ class NamedSegments(Protocol):
 
     def get_user_segment(self, user_segment_id: int | str) -> dict[str, Any]: ...
 
-    def put_checked(self, segment_id: int, body: dict[str, Any]) -> dict[str, Any]: ...
+    def put_checked(
+        self, segment_id: int, body: dict[str, Any], unverified: str | None = None
+    ) -> dict[str, Any]: ...
 
 
 def custom_segments_named(hook: NamedSegments, name: str) -> list[dict[str, Any]]:
@@ -81,7 +83,8 @@ def check_renamed(hook: NamedSegments, segment_id: int, name: str, old: str, bef
         taken = [twin["id"] for twin in custom_segments_named(hook, old) if twin["id"] != segment_id]
         if taken:
             raise SegmentExistsError(f"{old!r} is the name of user segment {taken[0]} now")
-        hook.put_checked(segment_id, {"name": old, **restored})
+        back = f"The rename of user segment {segment_id} back to {old!r} may have landed, unverified"
+        hook.put_checked(segment_id, {"name": old, **restored}, unverified=back)
 
     undone = f"This task renamed it back to {old!r}" + (
         f" and put back its {', '.join(sorted(restored))}" if restored else ""
@@ -90,10 +93,8 @@ def check_renamed(hook: NamedSegments, segment_id: int, name: str, old: str, bef
         undone += f"; its {', '.join(kept)} (not listed before) stay as this task sent them"
     renamed = f"user segment {segment_id} (named {old!r} before)"
     sent_with_it = sorted(field for field in before if field != "name")
-    by_hand = "rename it by hand" + (
-        f" and put back its {', '.join(sent_with_it)}, which stay as this task sent them"
-        if sent_with_it
-        else ""
+    by_hand = "check it, and rename it by hand" + (
+        f" and put back its {', '.join(sent_with_it)} (sent with the rename)" if sent_with_it else ""
     )
     taking_back = TakingBack(rename_back, f"{undone}.", by_hand)
     look_up = name_look_up(hook, segment_id, name)

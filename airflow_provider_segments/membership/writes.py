@@ -62,12 +62,15 @@ class CreationMark:
         since then is this task's.
     :param holds: where segments carry no external id (Zendesk): whether a segment holds exactly what
         this create sends; one made since the run started that holds something else is not this task's.
+    :param contradicts: whether a segment lists a field that differs from what this create sends:
+        then it cannot be this create's (a field it does not list proves nothing either way).
     """
 
     token: str | None = None
     external_id: str | None = None
     created_after: datetime | None = None
     holds: Callable[[dict[str, Any]], bool] | None = None
+    contradicts: Callable[[dict[str, Any]], bool] | None = None
 
     def owns(self, segment: dict[str, Any]) -> bool:
         """True when ``segment`` (normalised: ``external_id``, ``created_at``) is this task's."""
@@ -91,10 +94,13 @@ class CreationMark:
 
     def disowns(self, segment: dict[str, Any]) -> bool:
         """True when ``segment`` cannot be this task's: it lists another external id than the one
-        this create sends, or was created before this run started."""
+        this create sends, lists a field that differs from what it sends (``contradicts``), or was
+        created before this run started."""
         sent_external_id = self.external_id if self.external_id is not None else self.token
         listed_external_id = segment.get("external_id")
         if sent_external_id and listed_external_id is not None and listed_external_id != sent_external_id:
+            return True
+        if self.contradicts is not None and self.contradicts(segment):
             return True
         created = parse_time(segment.get("created_at"))
         return (
@@ -170,22 +176,30 @@ def existing_segment(creation: Creation, if_exists: str) -> dict[str, Any] | Non
     return matches[0]
 
 
-def _refuse_twins(creation: Creation, own: dict[str, Any], matches: list[dict[str, Any]]) -> None:
-    """An earlier try's segment is this task's only while no other segment has its name (that try
-    may have failed before it looked the name up again): else it is deleted, and the task fails.
-    Only one proven this task's is deleted (its creation token); one only likely this task's (a
-    Zendesk segment made since the run started holding what this create sends) is left, with the
-    other, and the task fails naming both."""
+def _refuse_twins(
+    creation: Creation, own: dict[str, Any], matches: list[dict[str, Any]], *, this_try_created: bool = False
+) -> None:
+    """An earlier try's segment (or, ``this_try_created``, this try's create whose answer was lost)
+    is this task's only while no other segment has its name (that try may have failed before it
+    looked the name up again): else it is deleted, and the task fails. Only one proven this task's
+    is deleted (its creation token); one only likely this task's (a Zendesk segment made since the
+    run started holding what this create sends) is left, with the other, and the task fails naming
+    both."""
     others = [creation.segment_id(segment) for segment in matches if segment is not own]
     if not others:
         return
     if not creation.mark.proves(own):
         ids = ", ".join(str(creation.segment_id(segment)) for segment in matches)
+        written = (
+            "This try's create, whose answer was lost, may have made either; neither was changed"
+            if this_try_created
+            else "Nothing was written"
+        )
         raise SegmentExistsError(
             f"{len(matches)} {creation.kind}s are named {creation.name!r} {creation.where} ({ids}); one "
             f"({creation.segment_id(own)}) was made since this DAG run started and holds what this "
             "create sends, but that does not prove it is this task's: refusing to guess which to keep. "
-            "Nothing was written; delete the extra, then rerun."
+            f"{written}; delete the one that is not this task's, then rerun."
         )
     what = f"{creation.kind} {creation.name!r} ({creation.segment_id(own)}), made by an earlier try"
     name = creation.name
@@ -254,7 +268,7 @@ def _landed(creation: Creation) -> dict[str, Any] | None:
     matches = creation.find()
     own = [segment for segment in matches if creation.mark.owns(segment)]
     if len(own) == 1:
-        _refuse_twins(creation, own[0], matches)
+        _refuse_twins(creation, own[0], matches, this_try_created=True)
         return own[0]
     if len(matches) == 1 and creation.mark.disowns(matches[0]):
         # the name was free when looked up: a segment of it that cannot be this create's came from

@@ -35,6 +35,8 @@ from airflow_provider_segments.vocabulary import validate_segment_guid
 
 #: The deadline of a wait whose timeout reaches past the calendar (Airflow takes up to ``timedelta.max``).
 NEVER = datetime.max.replace(tzinfo=dt_timezone.utc)
+#: How far past now a window may start (a sensor may run long after its DAG was parsed).
+CALENDAR_MARGIN = timedelta(days=36_500)
 
 #: How far in the future a ``changed_at`` may lie (clocks of two machines disagree a little). More
 #: than this is a time-zone mistake, not skew: the sensor refuses it.
@@ -174,6 +176,11 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         if not isinstance(propagation_window, timedelta) or propagation_window < timedelta(0):
             raise SegmentsValidationError(
                 f"propagation_window must be a non-negative timedelta, got {preview(propagation_window)}."
+            )
+        if propagation_window > NEVER - timezone.utcnow() - CALENDAR_MARGIN:  # added to moments to come
+            raise SegmentsValidationError(
+                f"propagation_window {preview(propagation_window)} reaches past the year 9999: give the "
+                f"time WalkMe needs ({PROPAGATION_MINUTES} minutes by default)."
             )
         self.segment_guid = segment_guid
         self.system_guid = system_guid

@@ -14,6 +14,7 @@ from airflow_provider_segments.exceptions import (
     SegmentsConfigError,
     SegmentsError,
     SegmentsNotFoundError,
+    SegmentsUnknownOutcomeError,
     SegmentsValidationError,
 )
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
@@ -451,7 +452,7 @@ def test_create_over_an_existing_name_clears_the_criteria_it_leaves_out(hook, re
 
 
 def test_create_after_an_unknown_outcome_replaces_the_segment_it_finds_in_full(hook, requests_mock):
-    found = segment(5, "VIP", tags=["old"], group_ids=[3], added_user_ids=[])
+    found = segment(5, "VIP", or_tags=["a"], added_user_ids=[])  # what the lost create sent, in part
     requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([found])}])
     requests_mock.post(LIST_URL, status_code=504, reason="Gateway Timeout", text="timeout")
     ZendeskSegmentStore(requests_mock, BASE, found)
@@ -465,6 +466,20 @@ def test_create_after_an_unknown_outcome_replaces_the_segment_it_finds_in_full(h
         "or_tags": ["a"],
         "added_user_ids": [],
     }
+
+
+def test_after_an_unknown_outcome_a_segment_listing_other_criteria_is_left_alone(hook, requests_mock):
+    """Hostile review 33: the name was free before the create; the one segment of it found after a
+    lost answer lists criteria this create did not send, so it is another client's, made meanwhile:
+    it was adopted and overwritten (even with if_exists="error"). Left alone now; the task fails
+    with an unknown outcome, and its rerun looks the name up and applies if_exists."""
+    found = segment(5, "VIP", tags=["old"], group_ids=[3], added_user_ids=[])
+    requests_mock.get(LIST_URL, [{"json": page([])}, {"json": page([found])}])
+    requests_mock.post(LIST_URL, status_code=504, reason="Gateway Timeout", text="timeout")
+    ZendeskSegmentStore(requests_mock, BASE, found)
+    with pytest.raises(SegmentsUnknownOutcomeError, match=r"only segment of that name \(5.*left alone"):
+        hook.create_user_segment("VIP", "staff", or_tags=["a"])
+    assert "PUT" not in [r.method for r in requests_mock.request_history]
 
 
 def test_has_more_without_a_next_link_is_an_error_not_the_end_of_the_list(hook, requests_mock):

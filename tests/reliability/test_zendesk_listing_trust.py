@@ -11,10 +11,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from support import impatient_sandbox
+from support import impatient_sandbox, meanwhile
 
 from airflow_provider_segments.exceptions import SegmentExistsError, SegmentsError
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
+from airflow_provider_segments.testing.zendesk import ZendeskApp
 
 LIST = "/api/v2/help_center/user_segments.json"
 ONE = "/api/v2/help_center/user_segments/"
@@ -27,6 +28,11 @@ def sandbox(monkeypatch):
 
 def _delete_one_while_page_two_is_held(sandbox, victim: int) -> threading.Thread:
     """Hold the listing's second page a moment; meanwhile another client deletes ``victim``."""
+    return _while_page_two_is_held(sandbox, lambda: sandbox.zendesk.delete_segment(victim))
+
+
+def _while_page_two_is_held(sandbox, change) -> threading.Thread:
+    """Hold the listing's second page a moment; meanwhile another client makes ``change``."""
     sandbox.inject_fault(LIST, delay=1.0, method="GET", skip=1)
 
     def housekeeping() -> None:
@@ -34,7 +40,7 @@ def _delete_one_while_page_two_is_held(sandbox, victim: int) -> threading.Thread
         while time.monotonic() < deadline:
             if sum(r["method"] == "GET" and r["path"].startswith(LIST) for r in sandbox.requests) >= 1:
                 time.sleep(0.2)  # page 2 is being held now
-                sandbox.zendesk.delete_segment(victim)
+                change()
                 return
             time.sleep(0.01)
 
@@ -79,19 +85,18 @@ def test_a_rename_never_trusts_offset_pages_that_shifted_while_read(sandbox):
     assert named(sandbox, "VIP") == [vip] and named(sandbox, "Partners") == [partners]
 
 
-def test_a_rename_that_meets_a_segment_created_meanwhile_is_renamed_back(sandbox):
+def test_a_rename_that_meets_a_segment_created_meanwhile_is_renamed_back(sandbox, monkeypatch):
     partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
-    sandbox.inject_fault(f"/api/v2/help_center/user_segments/{partners}.json", delay=0.5, method="PUT")
     other: list[int] = []
-    creator = threading.Timer(
-        0.2, lambda: other.append(sandbox.zendesk.create_segment(name="VIP", user_type="staff")["id"])
+    # another client creates "VIP" while the rename is on its way
+    meanwhile(
+        monkeypatch,
+        ZendeskApp,
+        "_update",
+        lambda: other.append(sandbox.zendesk.create_segment(name="VIP", user_type="staff")["id"]),
     )
-    creator.start()  # another client creates "VIP" while the rename is on its way
-    try:
-        with pytest.raises(SegmentExistsError, match=r"renamed it back to 'Partners'") as caught:
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
-    finally:
-        creator.join()
+    with pytest.raises(SegmentExistsError, match=r"renamed it back to 'Partners'") as caught:
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
     assert str(other[0]) in str(caught.value)
     assert named(sandbox, "VIP") == other and named(sandbox, "Partners") == [partners]
 
@@ -104,20 +109,19 @@ def test_offset_pages_that_did_not_change_are_still_walked_whole(sandbox):
 
 
 # -- a retry after a look-up again that failed (hostile review 17) --------------------------------------
-def _rename_while_vip_is_created(sandbox, partners: int, read_back_fault: dict | None = None):
+def _rename_while_vip_is_created(sandbox, monkeypatch, partners: int, read_back_fault: dict | None = None):
     """Rename ``partners`` to "VIP" while another client creates a "VIP"; ``read_back_fault`` breaks
     what follows the PUT (its read-back, or the look-up again). Returns the first try's error."""
-    path = f"/api/v2/help_center/user_segments/{partners}.json"
-    sandbox.inject_fault(path, delay=0.5, method="PUT")
-    creator = threading.Timer(0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"))
+    meanwhile(
+        monkeypatch,
+        ZendeskApp,
+        "_update",
+        lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"),
+    )
     if read_back_fault is not None:
         sandbox.inject_fault(**read_back_fault)
-    creator.start()
-    try:
-        with pytest.raises(SegmentsError) as caught:
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
-    finally:
-        creator.join()
+    with pytest.raises(SegmentsError) as caught:
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
     sandbox.clear_faults()
     return caught.value
 
@@ -137,13 +141,13 @@ def _rename_while_vip_is_created(sandbox, partners: int, read_back_fault: dict |
     ],
     ids=["look-up-again-503", "read-back-503", "read-back-401"],
 )
-def test_a_rename_left_unchecked_says_so_and_its_retry_refuses_the_pair(sandbox, fault):
+def test_a_rename_left_unchecked_says_so_and_its_retry_refuses_the_pair(sandbox, monkeypatch, fault):
     """Whatever fails after the rename's PUT (hostile reviews 17, 20, 21), the error says the rename
     may have landed, and the rerun (an Airflow retry, or a cleared task of a new run start: hostile
     review 22), finding the segment named so already while another segment has the name, refuses
     naming both: never a success with the pair, whatever the clocks say."""
     partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
-    error = _rename_while_vip_is_created(sandbox, partners, fault)
+    error = _rename_while_vip_is_created(sandbox, monkeypatch, partners, fault)
     assert "may have landed" in str(error) or "renamed, but" in str(error), str(error)
     with pytest.raises(SegmentExistsError, match=r"is named 'VIP', and so is user segment") as caught:
         ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["t"])
@@ -151,24 +155,18 @@ def test_a_rename_left_unchecked_says_so_and_its_retry_refuses_the_pair(sandbox,
     assert str(other) in str(caught.value)
 
 
-def test_a_renamed_segment_meeting_a_twin_is_renamed_back_only_while_its_old_name_is_free(sandbox):
+def test_a_renamed_segment_meeting_a_twin_is_renamed_back_only_while_its_old_name_is_free(
+    sandbox, monkeypatch
+):
     partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff")["id"]
-    path = f"/api/v2/help_center/user_segments/{partners}.json"
-    sandbox.inject_fault(path, delay=0.5, method="PUT")
 
-    def others_take_both_names() -> None:  # "VIP" made meanwhile, and "Partners" once it is free
+    def others_take_both_names() -> None:  # "VIP" made meanwhile, and a "Partners" of another client
         sandbox.zendesk.create_segment(name="VIP", user_type="staff")
-        time.sleep(0.5)
         sandbox.zendesk.create_segment(name="Partners", user_type="staff")
 
-    clients = threading.Timer(0.2, others_take_both_names)
-    clients.start()
-    sandbox.inject_fault(LIST, delay=0.6, method="GET", skip=1)  # the look-up again comes late
-    try:
-        with pytest.raises(SegmentExistsError, match="Undoing it failed") as caught:
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
-    finally:
-        clients.join()
+    meanwhile(monkeypatch, ZendeskApp, "_update", others_take_both_names)
+    with pytest.raises(SegmentExistsError, match="Undoing it failed") as caught:
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP")
     assert "'Partners'" in str(caught.value) and "rename it by hand" in str(caught.value)
     assert len(named(sandbox, "Partners")) == 1  # never two of the old name
 
@@ -188,48 +186,35 @@ def test_an_update_sending_a_name_two_segments_share_is_refused_and_goes_through
     assert ZendeskHelpCenterHook().update_user_segment(first["id"], tags=["c"])["tags"] == ["c"]
 
 
-def test_a_create_whose_look_up_again_failed_is_deleted_again(sandbox):
+def test_a_create_whose_look_up_again_failed_is_deleted_again(sandbox, monkeypatch):
 
     run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
     sandbox.inject_fault(LIST, 503, method="GET", skip=1, count=2)  # the look-up after the create fails
-    sandbox.inject_fault(LIST, delay=0.5, method="POST")
-    creator = threading.Timer(
-        0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["other-dag"])
-    )
-    creator.start()
-    try:
-        with pytest.raises(
-            SegmentsError, match=r"was created, but looking its name up again failed.*deleted it"
-        ):
-            ZendeskHelpCenterHook().create_user_segment(
-                "VIP", "staff", tags=["gold"], created_after=run_start
-            )
-    finally:
-        creator.join()
+    other_dag = lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["other-dag"])  # noqa: E731
+    meanwhile(monkeypatch, ZendeskApp, "_create", other_dag)
+    with pytest.raises(SegmentsError, match=r"was created, but looking its name up again failed.*deleted it"):
+        ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["gold"], created_after=run_start)
     sandbox.clear_faults()
     (left,) = named(sandbox, "VIP")  # its own was deleted: whether it had a twin was not known
     assert sandbox.zendesk.segment(left)["tags"] == ["other-dag"]
 
 
-def test_a_walkme_create_retried_after_its_read_back_failed_deletes_its_own_twin(sandbox):
+def test_a_walkme_create_retried_after_its_read_back_failed_deletes_its_own_twin(sandbox, monkeypatch):
 
     from airflow_provider_segments.hooks.walkme import WalkMeHook
     from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+    from airflow_provider_segments.testing.walkme import WalkMeApp
 
     run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
     segments = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
-    sandbox.inject_fault(segments, delay=0.5, method="POST")
-    creator = threading.Timer(
-        0.2, lambda: sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "VIP", ["x"], external_id="other-dag")
-    )
+    # another DAG creates "VIP" while this create is on its way (CI once ran the task past a 0.2 s
+    # timer before its name look-up, and the create found the name taken)
+    other_dag = lambda: sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "VIP", ["x"], external_id="other-dag")  # noqa: E731
+    meanwhile(monkeypatch, WalkMeApp, "_create", other_dag)
     sandbox.inject_fault(segments, 503, method="GET", skip=1, count=2)  # the read-back's look-up fails
-    creator.start()
     token = "airflow-0123456789abcdef0123"
-    try:
-        with pytest.raises(SegmentsError, match="reading it back failed"):
-            WalkMeHook().create_segment("VIP", ["a", "b"], creation_token=token, created_after=run_start)
-    finally:
-        creator.join()
+    with pytest.raises(SegmentsError, match="reading it back failed"):
+        WalkMeHook().create_segment("VIP", ["a", "b"], creation_token=token, created_after=run_start)
     sandbox.clear_faults()
     with pytest.raises(SegmentExistsError, match="deleted it again"):
         WalkMeHook().create_segment("VIP", ["a", "b"], creation_token=token, created_after=run_start)
@@ -247,9 +232,7 @@ def test_offset_pages_shifted_by_a_delete_and_a_create_keeping_the_count_are_ref
         sandbox.zendesk.delete_segment(old[0])
         sandbox.zendesk.create_segment(name="Other", user_type="staff")
 
-    sandbox.inject_fault(LIST, delay=1.0, method="GET", skip=1)  # page 2 is held; meanwhile, the change
-    clients = threading.Timer(0.5, other_clients)
-    clients.start()
+    clients = _while_page_two_is_held(sandbox, other_clients)
     try:
         with pytest.raises(SegmentsError, match="changed while it was read"):
             ZendeskHelpCenterHook().list_user_segments(built_in=False)

@@ -4,16 +4,18 @@ sandbox (the fake platform) holds, or what reached the task log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from support import impatient_sandbox, sandbox_conn_env
+from support import impatient_sandbox, meanwhile, sandbox_conn_env
 
 from airflow_provider_segments.exceptions import SegmentsError
 from airflow_provider_segments.hooks.zendesk import ZendeskHelpCenterHook
 from airflow_provider_segments.membership import writes
 from airflow_provider_segments.operators.zendesk import ZendeskDeleteUserSegmentOperator
+from airflow_provider_segments.testing.zendesk import ZendeskApp
 
 SEGMENTS = "/api/v2/help_center/user_segments"
 
@@ -83,22 +85,22 @@ def test_a_create_answered_with_the_token_as_its_id_keeps_it_out_of_the_task_log
 
 
 # -- 3. a rename taken back leaves the criteria sent with it, and says it was undone --------------------
-def test_a_rename_taken_back_also_takes_back_the_criteria_sent_with_it_or_says_they_stayed(sandbox):
+def test_a_rename_taken_back_also_takes_back_the_criteria_sent_with_it_or_says_they_stayed(
+    sandbox, monkeypatch
+):
     """An update renaming a segment and changing its tags meets a segment of the new name created
     meanwhile: the hook renames it back and fails saying "This task renamed it back" (read: the update
     was undone), but the tags it sent with the rename stay applied under the old name, and the
     rerun, refused by the twin, never puts them right."""
-    import threading
-
     partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff", tags=["partner"])["id"]
-    sandbox.inject_fault(f"{SEGMENTS}/{partners}.json", delay=0.5, method="PUT")
-    creator = threading.Timer(0.2, lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"))
-    creator.start()
-    try:
-        with pytest.raises(SegmentsError, match="renamed it back") as caught:
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["vip"])
-    finally:
-        creator.join()
+    meanwhile(
+        monkeypatch,
+        ZendeskApp,
+        "_update",
+        lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"),
+    )
+    with pytest.raises(SegmentsError, match="renamed it back") as caught:
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["vip"])
     held = sandbox.zendesk.segment(partners)
     assert held["name"] == "Partners"
     assert held["tags"] == ["partner"] or "tags" in str(caught.value), (
@@ -146,14 +148,22 @@ def test_a_retried_create_recognises_its_own_segment_where_added_users_are_not_l
     zendesk_without_added_users,
 ):
     """The same root: a create's retry recognises the segment its first try made by a content that
-    "holds exactly what this create sends", and compares the unlisted added_user_ids (None) with the
-    ``[]`` it would send: its own segment is taken for another's, and if_exists="error" fails the
-    retry with "already exists" (no retries) although that segment is exactly what was asked."""
+    "holds exactly what this create sends", and compared the unlisted added_user_ids (None) with the
+    ``[]`` it would send: its own segment was taken for another's, and if_exists="error" failed the
+    retry with "already exists" (no retries). Recognised now; still, being made since the run
+    started proves nothing (review 33: another DAG's of the same criteria), so added users nobody
+    can count are replaced only once the guard allows it, as over any segment."""
     sandbox = zendesk_without_added_users
     run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
     first_try = ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["vip"])  # then it died
+    with pytest.raises(SegmentsError, match="does not list the segment's added_user_ids") as refused:
+        ZendeskHelpCenterHook().create_user_segment(
+            "VIP", "staff", tags=["vip"], if_exists="error", created_after=run_start
+        )
+    assert "already exists" not in str(refused.value)
+    assert not [r for r in sandbox.requests if r["method"] == "PUT"]
     retry = ZendeskHelpCenterHook().create_user_segment(
-        "VIP", "staff", tags=["vip"], if_exists="error", created_after=run_start
+        "VIP", "staff", tags=["vip"], if_exists="error", created_after=run_start, max_removal_fraction=None
     )
     assert retry["id"] == first_try["id"]
     assert [s["id"] for s in sandbox.zendesk.segments() if s["name"] == "VIP"] == [first_try["id"]]
@@ -284,30 +294,163 @@ def test_an_update_clearing_tags_is_not_reported_done_when_zendesk_does_not_list
 
 
 # -- 5. a rename that cannot be taken back says nothing of the criteria sent with it --------------
-def test_a_rename_that_cannot_be_taken_back_says_the_criteria_sent_with_it_stayed(sandbox):
+def test_a_rename_that_cannot_be_taken_back_says_the_criteria_sent_with_it_stayed(sandbox, monkeypatch):
     """Review 30's rule for a rename taken back: the criteria sent with it are put back, or the error
     says they stayed. When the old name was taken meanwhile too, the rename cannot be taken back, and
     the error says only "rename it by hand": the tags the update sent stay on the segment, no error
     names them, and the rerun is refused before it sends anything (the twin), so nothing ever says
     the tags changed."""
-    import threading
-
     partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff", tags=["partner"])["id"]
-    sandbox.inject_fault(f"{SEGMENTS}/{partners}.json", delay=0.5, method="PUT")
 
     def others_meanwhile():
         sandbox.zendesk.create_segment(name="VIP", user_type="staff")
         sandbox.zendesk.create_segment(name="Partners", user_type="signed_in_users")
 
-    creator = threading.Timer(0.2, others_meanwhile)
-    creator.start()
-    try:
-        with pytest.raises(SegmentsError) as caught:
-            ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["vip"])
-    finally:
-        creator.join()
+    meanwhile(monkeypatch, ZendeskApp, "_update", others_meanwhile)
+    with pytest.raises(SegmentsError) as caught:
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["vip"])
     held = sandbox.zendesk.segment(partners)
     assert held["tags"] == ["partner"] or "tags" in str(caught.value), (
         f"the segment keeps the tags sent with the rename ({held['tags']}, named {held['name']!r}) and "
         f"the error does not say so: {caught.value}"
+    )
+
+
+# == hostile review 33: the fixes of reviews 30 and 32 attacked ========================================
+def _held(sandbox, segment_id):
+    """What the server holds, whatever its answers show."""
+    with sandbox.zendesk._lock:
+        stored = sandbox.zendesk._segments[segment_id]
+        return {
+            "name": stored.name,
+            "user_type": stored.user_type,
+            "tags": list(stored.tags),
+            "added_user_ids": list(stored.added_user_ids),
+        }
+
+
+# -- 1. a lost create adopts another DAG's segment and wipes it, without guards, under "error" -------
+def test_a_lost_create_never_overwrites_another_dags_segment_of_that_name_without_the_guards(
+    sandbox, monkeypatch
+):
+    """The create's answer is a 500 (Zendesk did not create it), and meanwhile another DAG created
+    its own segment of that name, with other criteria and three added users. ``_landed`` returns the
+    only match, neither owned (it holds something else: not this create's) nor disowned (made since
+    the run started), and ``_replace(..., guards=None)`` (43a01bf) PUTs this create over it: the other
+    DAG's tags and added users are wiped, although ``if_exists="error"`` and the default guards
+    (``allow_empty=False``) were asked for. Before 43a01bf the guards at least refused emptying them."""
+    from airflow_provider_segments.testing import zendesk as zendesk_app
+    from airflow_provider_segments.testing.base import HttpError
+
+    foreign = {}
+
+    def create_meanwhile_then_fail(self, request):
+        request.log["action"] = "create"
+        if not foreign:
+            foreign.update(
+                self.create_segment(
+                    name="VIP", user_type="signed_in_users", tags=["partner"], added_user_ids=[5, 6, 7]
+                )
+            )
+        raise HttpError(500, {"error": "InternalError"})  # not applied; the client cannot know
+
+    monkeypatch.setattr(zendesk_app.ZendeskApp, "_create", create_meanwhile_then_fail)
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    with contextlib.suppress(
+        SegmentsError
+    ):  # failing is right: the only segment of the name is another DAG's
+        ZendeskHelpCenterHook().create_user_segment(
+            "VIP", "staff", tags=["vip"], if_exists="error", created_after=run_start
+        )
+    held = _held(sandbox, foreign["id"])
+    assert held["added_user_ids"] == [5, 6, 7] and held["tags"] == ["partner"], (
+        f"another DAG's segment {foreign['id']} was overwritten by a create with if_exists='error' and "
+        f"the default guards: it now holds {held}"
+    )
+    assert not [r for r in sandbox.requests if r.get("action") == "update"], "a PUT reached the segment"
+
+
+# -- 2. where added users are not listed, another DAG's segment is "this task's own" and wiped -------
+@pytest.mark.parametrize("if_exists", ["update", "error"])
+def test_a_segment_whose_added_users_cannot_be_seen_keeps_them_unless_the_guards_allow(
+    zendesk_without_added_users, if_exists
+):
+    """Where Zendesk lists no ``added_user_ids`` (docs: "not listed is unknown, never none"),
+    ``holds_this_create`` reads the segment, sees nothing, and counts the unlisted field as holding
+    the ``[]`` this create would send. So any segment of the name made since the run started with
+    the same criteria (another DAG creating the same audience, an admin, a Zendesk clock a little
+    ahead) is taken for this task's own, and ``_replace(..., guards=None)`` PUTs
+    ``added_user_ids: []`` over users nobody could count, with the default guards
+    (``allow_empty=False``, ``max_removal_fraction=0.5``) that refuse exactly this for any segment
+    not proven this task's."""
+    sandbox = zendesk_without_added_users
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    # another DAG (or an admin) made this audience since the run started, with two users added
+    other = sandbox.zendesk.create_segment(
+        name="VIP", user_type="staff", tags=["vip"], added_user_ids=[5, 6]
+    )["id"]
+    with contextlib.suppress(SegmentsError):  # failing is right: who would go cannot be counted
+        ZendeskHelpCenterHook().create_user_segment(
+            "VIP", "staff", tags=["vip"], created_after=run_start, if_exists=if_exists
+        )
+    assert _held(sandbox, other)["added_user_ids"] == [5, 6], (
+        "the users added to a segment this task cannot prove its own were wiped, unguarded and uncounted"
+    )
+
+
+# -- 3. a rename taken back whose restore PUT lost its answer is reported as not taken back ----------
+def test_a_rename_back_that_landed_unconfirmed_is_not_reported_as_left_as_sent(sandbox, monkeypatch):
+    """A rename to 'VIP' with new tags meets a twin made meanwhile; the rename back (with the old
+    tags) reaches Zendesk and is applied, but its answers are lost. ``rename_back`` calls
+    ``put_checked`` without ``unverified``, so ``TakingBack.outcome`` says "Undoing it failed ...:
+    rename it by hand and put back its tags, which stay as this task sent them" — while Zendesk
+    already holds the old name and the old tags. The rename's own PUT says "may have landed" in
+    this case; the rename back must too, not assert the opposite of what the segment holds."""
+    partners = sandbox.zendesk.create_segment(name="Partners", user_type="staff", tags=["partner"])["id"]
+    # the rename back (the rename is the first PUT): applied, answer lost, on every attempt the client makes
+    sandbox.inject_fault(f"{SEGMENTS}/{partners}.json", method="PUT", lose_response=True, skip=1, count=5)
+    meanwhile(
+        monkeypatch,
+        ZendeskApp,
+        "_update",
+        lambda: sandbox.zendesk.create_segment(name="VIP", user_type="staff"),
+    )
+    with pytest.raises(SegmentsError) as caught:
+        ZendeskHelpCenterHook().update_user_segment(partners, name="VIP", tags=["vip"])
+    held = _held(sandbox, partners)
+    assert held["name"] == "Partners" and held["tags"] == ["partner"], held  # the rename back landed
+    message = str(caught.value)
+    assert "which stay as this task sent them" not in message, (
+        f"the error says the tags stay as sent, but Zendesk holds the old name and tags: {message}"
+    )
+
+
+# -- 5. a lost create that landed beside a twin says "Nothing was written" and leaves its duplicate ---
+def test_a_lost_create_that_landed_beside_a_twin_does_not_say_nothing_was_written(sandbox, monkeypatch):
+    """The create is applied but answered 500, and another DAG made a segment of the same name
+    meanwhile. ``_landed`` finds the two, takes the one holding this create for "likely this task's"
+    and ``_refuse_twins`` fails the task, without retries, with "Nothing was written; delete the
+    extra, then rerun": but this task's create made one of the two (its content is exactly what was
+    sent, made a moment ago), and it is left in place as a duplicate of the other DAG's name. The
+    normal create path deletes its own segment in this case (check_written_name); the lost-create
+    path leaves it and tells the user nothing was written, so the user deletes "the extra" (the other
+    DAG's?) or nothing, and every rerun meets the pair."""
+    from airflow_provider_segments.testing import zendesk as zendesk_app
+    from airflow_provider_segments.testing.base import HttpError
+
+    created = zendesk_app.ZendeskApp._create
+
+    def applied_beside_a_twin_then_500(self, request):
+        created(self, request)  # applied
+        self.create_segment(name="VIP", user_type="signed_in_users", tags=["partner"])
+        raise HttpError(500, {"error": "InternalError"})
+
+    monkeypatch.setattr(zendesk_app.ZendeskApp, "_create", applied_beside_a_twin_then_500)
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    with pytest.raises(SegmentsError) as caught:
+        ZendeskHelpCenterHook().create_user_segment("VIP", "staff", tags=["vip"], created_after=run_start)
+    named_vip = [s["id"] for s in sandbox.zendesk.segments() if s["name"] == "VIP"]
+    assert "Nothing was written" not in str(caught.value), (
+        f"the task's own create landed (Zendesk holds {named_vip} named 'VIP'), but the error says "
+        f"nothing was written: {caught.value}"
     )

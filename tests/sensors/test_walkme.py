@@ -410,3 +410,33 @@ def test_a_timeout_reaching_past_the_calendar_waits_as_without_one(api):
     assert [r.method for r in api.request_history] == ["POST", "GET"]  # token, the segment listed
     sensor.changed_at = pendulum.now("UTC").subtract(minutes=11).isoformat()
     assert sensor.execute_complete({})["segment_guid"] == GUID
+
+
+# -- 4. the sensor: a propagation window reaching past the calendar -------------------------------
+def test_a_propagation_window_reaching_past_the_calendar_is_refused_naming_it(requests_mock, walkme_conn):
+    """43a01bf/ac911f0 made a *timeout* reaching past year 9999 wait without end (NEVER); the other
+    duration the sensor adds to a moment, ``propagation_window``, is still added unchecked:
+    ``(changed or started) + propagation_window`` raises a bare ``OverflowError: date value out of
+    range`` that names neither the argument nor its value (and, not being a validation error, the
+    task's retries repeat it). Bad input gets a clear error naming the value, at parse time as a
+    negative window does, or when the task runs before anything is sent."""
+    from datetime import timedelta as td
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_segments.exceptions import SegmentsValidationError
+    from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
+
+    guid = "12345aeb-123c-4d83-8b38-a5a456789d0a"
+    try:
+        sensor = WalkMeSegmentPropagationSensor(
+            task_id="wait", segment_guid=guid, deferrable=True, propagation_window=td(days=999_999_999)
+        )
+        sensor.execute({})
+    except SegmentsValidationError as err:
+        assert "propagation_window" in str(err)
+        return
+    except TaskDeferred:
+        pytest.fail("deferred with a window past the calendar")
+    except Exception as err:
+        pytest.fail(f"a propagation window past the calendar fails as {type(err).__name__}: {err}")
