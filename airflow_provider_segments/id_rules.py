@@ -183,11 +183,11 @@ def id_problem(user_id: str, max_length: int) -> str:
         )
     if not user_id.strip():
         return "it is empty"
-    if len(user_id) > max_length:
+    composed = decomposed(user_id)  # too long as written, it may fit once composed: say that instead
+    if len(user_id) > max_length and (composed is None or len(composed) > max_length):
         return f"it has {len(user_id)} characters, the limit is {max_length}"
     if user_id != user_id.strip():
         return "it has leading or trailing whitespace (strip it at the source if it is not part of the id)"
-    composed = decomposed(user_id)
     if composed is not None:
         return (  # escaped (ascii): the two spellings look alike on screen
             f"it is not in composed form (Unicode NFC): written {user_id[:PREVIEW_CHARS]!a}, it looks "

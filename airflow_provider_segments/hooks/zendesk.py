@@ -213,8 +213,10 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         if existing is not None:  # (an earlier try's is only likely this task's: the guards apply)
             return self._replace(existing, body, "already exists", guards)
         segment, unconfirmed = post_once(creation)
-        if unconfirmed:  # the lost create's content is not known for sure: make it exact
-            return self._replace(segment, body, "exists after the unanswered create", guards)
+        if unconfirmed:  # the lost create's content is not known for sure: make it exact. The name was
+            # free before it, and the one segment of it lists nothing against it: its added users are
+            # the ones this create sent (unguarded, or a Zendesk not listing them refuses every such retry)
+            return self._replace(segment, body, "exists after the unanswered create", None)
         created_id = validate_user_segment_id(segment["id"], "created id")  # before a log line shows it
         self.log.info("Created Zendesk user segment %r (id %s).", name, created_id)
         new = f"the new user segment {name!r} (id {created_id})"
@@ -224,15 +226,18 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         return self._reported(self._verified(created_id, body, cleared=as_created(body).keys() - body))
 
     def _replace(
-        self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards
+        self, existing: dict[str, Any], body: dict[str, Any], reason: str, guards: Guards | None
     ) -> dict[str, Any]:
-        """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared."""
+        """Make ``existing`` what a create with ``body`` would make: list fields left out are cleared.
+        ``guards`` on the users it lists as added; ``None`` for the segment of this try's lost create."""
         full = as_created(body)
         segment_id = validate_user_segment_id(existing["id"], "listed id")
         if UNDOCUMENTED_FIELD not in existing:  # a list answer may leave them out: ask the segment itself
             existing = {**existing, **self.get_user_segment(segment_id)}
-        what = f"Creating over user segment {segment_id}"
-        check_added_users(existing, full[UNDOCUMENTED_FIELD], what, guards)
+        if guards is not None:
+            check_added_users(
+                existing, full[UNDOCUMENTED_FIELD], f"Creating over user segment {segment_id}", guards
+            )
         changes = criteria_changes(existing, full)
         self.log.info(
             "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",

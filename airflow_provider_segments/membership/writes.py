@@ -201,7 +201,8 @@ def _refuse_twins(
             "create sends, but that does not prove it is this task's: refusing to guess which to keep. "
             f"{written}; delete the one that is not this task's, then rerun."
         )
-    what = f"{creation.kind} {creation.name!r} ({creation.segment_id(own)}), made by an earlier try"
+    made_by = "this try's create, whose answer was lost" if this_try_created else "an earlier try"
+    what = f"{creation.kind} {creation.name!r} ({creation.segment_id(own)}), made by {made_by}"
     name = creation.name
     check_created_name(creation.platform, what, name, name, others, TakingBack(lambda: creation.undo(own)))
 

@@ -308,7 +308,14 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         update WalkMe lists (another change since restarts the wait; the count gate cannot see a swap)."""
         listed = parse_time(segment.get("updated_at")) if segment else None
         moments = [moment for moment in (changed, listed) if moment is not None]
-        return max(moments) + self.propagation_window if moments else None
+        try:
+            return max(moments) + self.propagation_window if moments else None
+        except OverflowError:  # a listed time at the calendar's end (a sentinel, a broken clock)
+            listed_at = segment.get("updated_at") if segment else None
+            raise SegmentsError(
+                f"WalkMe lists segment {self.segment_guid} as changed at {listed_at}: its propagation "
+                "window would end past the year 9999; check the segment in WalkMe."
+            ) from None
 
     def _timed_out(self, message: str) -> Exception:
         if self.soft_fail or getattr(self, "never_fail", False):

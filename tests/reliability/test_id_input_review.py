@@ -376,3 +376,17 @@ def test_a_file_id_holding_a_noncharacter_fails_before_anything_is_sent(sandbox,
     with pytest.raises(AirflowFailException, match=rf"line 2 = .*U\+{ord(char):04X} \(a noncharacter"):
         _sync(tmp_path, user_ids_path=str(ids))
     assert sandbox.requests == []
+
+
+def test_a_decomposed_id_that_fits_once_composed_is_told_to_compose_not_that_it_is_too_long():
+    """05d2f8d moved the NFC check after the length check. An id written decomposed ("e" + U+0301,
+    two characters for one) that is over the 100-character limit only because of that is now told
+    "it has 120 characters, the limit is 100": the user shortens (changes) the id, where writing it
+    in composed form (60 characters, a valid id) was the fix the earlier order named."""
+    from airflow_provider_segments.hooks.walkme import MAX_ID_LENGTH
+    from airflow_provider_segments.id_rules import id_problem
+
+    user_id = "e\u0301" * 60  # NFC: 60 characters
+    assert len(__import__("unicodedata").normalize("NFC", user_id)) <= MAX_ID_LENGTH
+    problem = id_problem(user_id, MAX_ID_LENGTH)
+    assert "composed" in problem, f"a decomposed id that fits once composed is told: {problem}"

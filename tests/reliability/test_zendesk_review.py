@@ -454,3 +454,46 @@ def test_a_lost_create_that_landed_beside_a_twin_does_not_say_nothing_was_writte
         f"the task's own create landed (Zendesk holds {named_vip} named 'VIP'), but the error says "
         f"nothing was written: {caught.value}"
     )
+
+
+# == hostile review 34: the fixes of review 33 attacked =============================================
+def test_a_lost_create_that_landed_is_not_reported_as_nothing_sent(zendesk_without_added_users):
+    """A plain create (no added users, default guards) on a Zendesk that lists no added_user_ids:
+    the POST is applied and its answer lost. The look-up finds the segment (this create's own: the
+    name was free before it, and nothing listed contradicts it), and the guards, applied to it by
+    the fix of review 33, refused "nothing was sent" without retries, on every rerun too. Its added
+    users are the ones this create sent: it is made exact and succeeds."""
+    sandbox = zendesk_without_added_users
+    sandbox.inject_fault(SEGMENTS, method="POST", lose_response=True, count=5)
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    result = ZendeskHelpCenterHook().create_user_segment(
+        "VIP", "staff", tags=["vip"], created_after=run_start
+    )
+    made = [s for s in sandbox.zendesk.segments() if s["name"] == "VIP"]
+    assert [s["id"] for s in made] == [result["id"]] and made[0]["tags"] == ["vip"]
+
+
+def test_a_walkme_lost_create_beside_a_twin_does_not_blame_an_earlier_try(sandbox, monkeypatch):
+    """05d2f8d passes this_try_created=True to _refuse_twins from _landed, but only the Zendesk
+    branch (not proven) reads it. On WalkMe the lost create is proven by its token, and the error
+    names it "made by an earlier try": this is the first and only try, whose own create landed
+    beside another DAG's segment of that name (this try then deleted it)."""
+
+    from airflow_provider_segments.hooks.walkme import WalkMeHook
+    from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+    from airflow_provider_segments.testing.walkme import WalkMeApp
+
+    created = WalkMeApp._create
+
+    def applied_beside_a_twin(self, request, system, payload):
+        answer = created(self, request, system, payload)
+        self.create_segment(TEST_SYSTEM_GUID, "Audience", ["x"])  # another DAG, at the same moment
+        return answer
+
+    monkeypatch.setattr(WalkMeApp, "_create", applied_beside_a_twin)
+    sandbox.inject_fault("/public/", method="POST", lose_response=True, count=1)
+    with pytest.raises(SegmentsError) as caught:
+        WalkMeHook().create_segment("Audience", ["a", "b"], system_guid=TEST_SYSTEM_GUID)
+    assert "earlier try" not in str(caught.value), (
+        f"the only try's own lost create is blamed on an earlier try: {caught.value}"
+    )

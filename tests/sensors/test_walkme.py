@@ -440,3 +440,30 @@ def test_a_propagation_window_reaching_past_the_calendar_is_refused_naming_it(re
         pytest.fail("deferred with a window past the calendar")
     except Exception as err:
         pytest.fail(f"a propagation window past the calendar fails as {type(err).__name__}: {err}")
+
+
+def test_a_listed_update_near_the_calendars_end_fails_naming_it_not_as_a_bare_overflow(
+    requests_mock, walkme_conn
+):
+    """05d2f8d refuses a propagation_window that would reach past year 9999 when added to a moment to
+    come, but the sensor also adds it to the updated_at WalkMe lists (_window_end): a listed
+    updated_at near the calendar's end (a sentinel, a corrupt clock) plus the default 10-minute
+    window raises a bare ``OverflowError: date value out of range`` naming neither the value nor the
+    segment, the very failure the commit set out to remove."""
+    from support import WALKME_SYSTEM, WALKME_TEST_URL
+
+    from airflow_provider_segments.sensors.walkme import WalkMeSegmentPropagationSensor
+
+    guid = "12345aeb-123c-4d83-8b38-a5a456789d0a"
+    requests_mock.post(f"{WALKME_TEST_URL}/accounts/connect/token", json={"access_token": "tok-0123456789"})
+    requests_mock.get(
+        f"{WALKME_TEST_URL}/public/v1/user/system/{WALKME_SYSTEM}/segment",
+        json=[{"guid": guid, "name": "E", "updated_at": "9999-12-31T23:59:00Z"}],
+    )
+    sensor = WalkMeSegmentPropagationSensor(task_id="w", segment_guid=guid, deferrable=True)
+    try:
+        sensor.execute({})
+    except OverflowError as err:
+        pytest.fail(f"a listed updated_at near year 9999 fails the sensor as a bare OverflowError: {err}")
+    except Exception as err:  # a clear error or a timeout naming the listed time is right
+        assert "9999-12-31" in str(err), str(err)
