@@ -188,6 +188,11 @@ def id_problem(user_id: str, max_length: int) -> str:
         return f"it has {len(user_id)} characters, the limit is {max_length}"
     if user_id != user_id.strip():
         return "it has leading or trailing whitespace (strip it at the source if it is not part of the id)"
+    if composed is not None and len(composed) > max_length:  # (NFC lengthens a few characters)
+        return (
+            f"in composed form (Unicode NFC), as ids must be, it has {len(composed)} characters, "
+            f"the limit is {max_length}"
+        )
     if composed is not None:
         return (  # escaped (ascii): the two spellings look alike on screen
             f"it is not in composed form (Unicode NFC): written {user_id[:PREVIEW_CHARS]!a}, it looks "

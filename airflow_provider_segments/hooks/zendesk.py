@@ -180,14 +180,16 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
         body = build_user_segment_payload(fields, creating=True)
         created = as_created(body)
 
-        def holds_this_create(segment: dict[str, Any]) -> bool:
-            if differences(segment, created):
-                return False
+        def in_full(segment: dict[str, Any]) -> dict[str, Any]:
             if segment.get(UNDOCUMENTED_FIELD) is None:  # a listing may leave it out: ask the segment
-                return not differences(self.get_user_segment(segment["id"]), created)
-            return True
+                return {**segment, **self.get_user_segment(segment["id"])}
+            return segment
 
-        def contradicts(segment: dict[str, Any]) -> bool:
+        def holds_this_create(segment: dict[str, Any]) -> bool:
+            return not differences(in_full(segment), created)
+
+        def contradicts(segment: dict[str, Any]) -> bool:  # a field it lists that this create did not send
+            segment = in_full(segment)
             return bool(
                 differences(segment, {f: v for f, v in created.items() if segment.get(f) is not None})
             )

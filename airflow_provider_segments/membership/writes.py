@@ -94,11 +94,10 @@ class CreationMark:
 
     def disowns(self, segment: dict[str, Any]) -> bool:
         """True when ``segment`` cannot be this task's: it lists another external id than the one
-        this create sends, lists a field that differs from what it sends (``contradicts``), or was
-        created before this run started."""
+        this create sends, or none (the create's went with it), lists a field that differs from what
+        it sends (``contradicts``), or was created before this run started."""
         sent_external_id = self.external_id if self.external_id is not None else self.token
-        listed_external_id = segment.get("external_id")
-        if sent_external_id and listed_external_id is not None and listed_external_id != sent_external_id:
+        if sent_external_id and segment.get("external_id") != sent_external_id:  # none listed: not it either
             return True
         if self.contradicts is not None and self.contradicts(segment):
             return True

@@ -390,3 +390,19 @@ def test_a_decomposed_id_that_fits_once_composed_is_told_to_compose_not_that_it_
     assert len(__import__("unicodedata").normalize("NFC", user_id)) <= MAX_ID_LENGTH
     problem = id_problem(user_id, MAX_ID_LENGTH)
     assert "composed" in problem, f"a decomposed id that fits once composed is told: {problem}"
+
+
+# -- 4. id_problem tells to compose an id whose composed form is itself too long -------------------
+def test_an_id_whose_composed_form_is_too_long_is_not_told_only_to_compose():
+    import unicodedata
+
+    from airflow_provider_segments.id_rules import id_problem
+
+    written = "ab\u0958"  # DEVANAGARI QA: a composition exclusion, its NFC is two characters
+    composed = unicodedata.normalize("NFC", written)
+    assert len(written) == 3 and len(composed) == 4
+    problem = id_problem(written, 3)
+    assert "limit is 3" in problem or "4 characters" in problem, (
+        f"the error asks for the composed form ({composed!a}), which is refused in turn as too long "
+        f"({id_problem(composed, 3)!r}): {problem}"
+    )

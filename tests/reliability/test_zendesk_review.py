@@ -497,3 +497,95 @@ def test_a_walkme_lost_create_beside_a_twin_does_not_blame_an_earlier_try(sandbo
     assert "earlier try" not in str(caught.value), (
         f"the only try's own lost create is blamed on an earlier try: {caught.value}"
     )
+
+
+# == hostile review 35 ==================================================================================
+def _listing_without_added_users(monkeypatch):
+    """A listing that leaves added_user_ids out; the show lists them (the case _replace expects)."""
+    from airflow_provider_segments.testing import zendesk_store
+
+    listed = zendesk_store.ZendeskStore.segments
+
+    def segments(self):
+        return [{k: v for k, v in s.items() if k != "added_user_ids"} for s in listed(self)]
+
+    monkeypatch.setattr(zendesk_store.ZendeskStore, "segments", segments)
+
+
+def _create_meanwhile_then_500(monkeypatch, **foreign_fields):
+    from airflow_provider_segments.testing import zendesk as zendesk_app
+    from airflow_provider_segments.testing.base import HttpError
+
+    foreign = {}
+
+    def create(self, request):
+        request.log["action"] = "create"
+        if not foreign:
+            foreign.update(self.create_segment(**foreign_fields))
+        raise HttpError(500, {"error": "InternalError"})  # not applied
+
+    monkeypatch.setattr(zendesk_app.ZendeskApp, "_create", create)
+    return foreign
+
+
+# -- 1. a foreign segment whose listing hides its added users is taken for the lost create's ------
+def test_a_lost_create_never_wipes_the_added_users_the_show_lists_on_another_dags_segment(
+    sandbox, monkeypatch
+):
+    _listing_without_added_users(monkeypatch)
+    foreign = _create_meanwhile_then_500(
+        monkeypatch, name="VIP", user_type="staff", tags=["vip"], added_user_ids=[5, 6, 7]
+    )
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    with contextlib.suppress(SegmentsError):  # failing is right: that segment holds other users
+        ZendeskHelpCenterHook().create_user_segment(
+            "VIP", "staff", tags=["vip"], if_exists="error", created_after=run_start
+        )
+    assert _held(sandbox, foreign["id"])["added_user_ids"] == [5, 6, 7], (
+        "another DAG's segment, whose show lists 3 added users this create never sent, was taken for "
+        "the lost create's and its added users wiped, unguarded, under if_exists='error'"
+    )
+
+
+# -- 2. WalkMe: a segment with no external id is taken for the lost create's (token sent) ---------
+def test_a_walkme_lost_create_never_overrides_a_segment_without_its_token(sandbox, monkeypatch):
+    from airflow_provider_segments.hooks.walkme import WalkMeHook
+    from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+    from airflow_provider_segments.testing.base import HttpError
+    from airflow_provider_segments.testing.walkme import WalkMeApp
+
+    foreign = {}
+
+    def create(self, request, system, payload):
+        request.log["action"] = "create"
+        if not foreign:  # an admin made it in the UI (no external id) as this create went out
+            foreign.update(self.create_segment(TEST_SYSTEM_GUID, "Audience", [f"u{i}" for i in range(100)]))
+        raise HttpError(500, {"message": "internal"})  # this create was not applied
+
+    monkeypatch.setattr(WalkMeApp, "_create", create)
+    with contextlib.suppress(SegmentsError):
+        WalkMeHook().create_segment("Audience", ["a", "b"], system_guid=TEST_SYSTEM_GUID)
+    members = sandbox.walkme.members(TEST_SYSTEM_GUID, foreign["guid"])
+    assert len(members) == 100, (
+        f"an admin's segment with no external id (this create sent its token) was taken for the lost "
+        f"create's and overridden, its 100 members replaced by {members}, without the removal guard"
+    )
+
+
+# -- 3. a retry never recognises its own segment with added users when the listing leaves them out -
+def test_a_retried_create_with_added_users_recognises_its_own_segment_when_the_listing_hides_them(
+    sandbox, monkeypatch
+):
+    _listing_without_added_users(monkeypatch)
+    run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    hook = ZendeskHelpCenterHook()
+    first_try = hook.create_user_segment(  # then the worker died before the task was marked done
+        "VIP", "staff", tags=["vip"], added_user_ids=[1, 2], if_exists="error", created_after=run_start
+    )
+    try:
+        retry = hook.create_user_segment(
+            "VIP", "staff", tags=["vip"], added_user_ids=[1, 2], if_exists="error", created_after=run_start
+        )
+    except SegmentsError as err:
+        pytest.fail(f"the retry does not recognise its own first try's segment {first_try['id']}: {err}")
+    assert retry["id"] == first_try["id"]
