@@ -212,7 +212,7 @@ def test_a_create_over_a_segment_whose_listing_hides_added_users_makes_it_exact(
     assert sandbox.zendesk.segment(vip)["added_user_ids"] == [], "the create's cleared field was never sent"
 
 
-def test_a_create_never_reports_success_over_added_users_it_did_not_clear(sandbox, monkeypatch):
+def test_a_create_never_reports_success_over_added_users_it_did_not_clear(zendesk_without_added_users):
     """The same adoption where Zendesk lists ``added_user_ids`` nowhere (its document names no such
     field): a segment of this name made since the run started, with a user added, is taken for this
     task's own because "not listed" now reads as ``[]``; nothing is written and the create reports
@@ -220,16 +220,7 @@ def test_a_create_never_reports_success_over_added_users_it_did_not_clear(sandbo
     as a fresh create with these arguments would make it ... added_user_ids ... cleared to []", and
     ``max_removal_fraction=None`` asked for that without counting. Before, the create sent
     ``added_user_ids: []``."""
-    from airflow_provider_segments.testing import zendesk_store
-
-    shown = zendesk_store.StoredSegment.to_json
-
-    def to_json(self):
-        segment = shown(self)
-        segment.pop("added_user_ids")
-        return segment
-
-    monkeypatch.setattr(zendesk_store.StoredSegment, "to_json", to_json)
+    sandbox = zendesk_without_added_users
     run_start = datetime.now(timezone.utc) - timedelta(seconds=5)
     vip = sandbox.zendesk.create_segment(name="VIP", user_type="staff", tags=["vip"], added_user_ids=[5])[
         "id"
