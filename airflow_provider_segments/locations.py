@@ -57,9 +57,10 @@ def storage_path(path: Any) -> Any:
             raise SegmentsValidationError(f"path {text!r} is not a path or URI.")
         bad = find_invisible(text, spaces_ok=True)  # a file's name may hold U+00A0
         if bad:  # a templated path's line break, a NUL: no file has this name, and no retry makes one
-            raise SegmentsValidationError(
-                f"path {preview(text)} holds the control or invisible character "
-                f"{describe_char(bad.group())} at position {bad.start()}: no file can be found by it."
+            raise SegmentsValidationError(  # (shown without a URI's user info and query: credentials)
+                f"path {preview(shown_location(text))} holds the control or invisible character "
+                f"{describe_char(bad.group())} at position {bad.start()} of the path as given: no file "
+                "can be found by it."
             )
         text = _file_uri_of_this_machine(text)
         if "://" not in text:
@@ -85,10 +86,11 @@ def _file_uri_of_this_machine(text: str) -> str:
     host, slash, path = rest[2:].partition("/")
     if host.lower() in ("", "localhost"):
         return f"file:///{path}" if slash else text
+    shown = urlsplit(shown_location(text))  # (no user info or query: they may be credentials)
     raise SegmentsValidationError(
-        f"path {preview(text)} names a file on the host {host!r}, another machine: a file:// URI reads "
-        f"this machine's disk only (file:///{path} or file://localhost/{path}); copy the file here, or "
-        "give an object-storage URI."
+        f"path {preview(shown.geturl())} names a file on the host {shown.netloc!r}, another machine: a "
+        f"file:// URI reads this machine's disk only (file://{shown.path} or file://localhost{shown.path}); "
+        "copy the file here, or give an object-storage URI."
     )
 
 

@@ -13,16 +13,14 @@ whichever module quotes it. (Airflow's own ``mask_secret`` does the same for the
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
 import threading
 from bisect import bisect_right
 from typing import Any
-from urllib.parse import quote, quote_plus
 
-#: Shorter values are not treated as secrets: redacting them would blank out ordinary words.
-MIN_SECRET_CHARS = 4
+from airflow_provider_segments.secret_forms import MIN_SECRET_CHARS, encodings_of, secret_forms
+
 #: The process-wide redactor (what every error and everything a task hands on passes through) hunts
 #: a secret inside other text only from this length: a short password ("team") inside a segment's
 #: name or tag is data, not a leak. A shorter one is hidden where it stands alone. (The HTTP core
@@ -79,9 +77,18 @@ _CREDENTIAL_ELEMENTS = (
 _LINE_BREAK = re.compile(
     r"(?:\s|\\+[rnt]|\\+u000[ad]|%0[ad]|<br\s*/?>|&#(?:0*1[03]|x0*[ad]);|=\r?\n)+", re.IGNORECASE
 )
-#: A printable ASCII character a JSON writer escaped (.NET escapes ``+ & < > '``, Go ``& < >``), also
-#: escaped again by a repr: read as the character it stands for when looking for a known secret.
-_ASCII_ESCAPE = re.compile(r"\\+u00(?P<hex>[2-7][0-9a-f])", re.IGNORECASE)
+#: A printable ASCII character written another way, read as the character it stands for when looking
+#: for a known secret: a JSON escape (.NET escapes ``+ & < > '``, Go ``& < >``), also escaped again by
+#: a repr; percent-encoded, by any encoder's rule (JavaScript's ``encodeURIComponent`` and Java's
+#: ``URLEncoder`` keep other characters than Python's ``quote``), once or twice (``%2526``); an
+#: HTML numeric character reference. (Whitespace is not: it is a line break, see below.)
+_ASCII_ESCAPE = re.compile(
+    r"\\+u00(?P<hex>[2-7][0-9a-f])"
+    r"|%(?:25)*(?P<pct>2[1-9a-f]|[3-6][0-9a-f]|7[0-9a-e])"
+    r"|&#(?:x0*(?P<xref>2[1-9a-f]|[3-6][0-9a-f]|7[0-9a-e])|0*(?P<ref>3[3-9]|[4-9][0-9]|1[01][0-9]|12[0-6]));",
+    re.IGNORECASE,
+)
+_ESCAPE_GROUPS = ("hex", "pct", "xref", "ref")
 #: A letter, digit, ``_`` or ``-`` written as a JSON escape (once or more): shown as itself, so that
 #: a credential's name spelled with escapes (``access_\\u0074oken``) is still a credential's name.
 #: Quotes and backslashes stay escaped: decoded, they would change where a value ends.
@@ -95,8 +102,9 @@ _PIECE = re.compile(
 #: A secret form at least this long is looked for with line breaks inside it too (shorter ones
 #: would match ordinary words across a space).
 WRAPPED_SECRET_CHARS = 8
-_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
-_UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
+#: Secrets are matched whatever the case of their ASCII letters (an echo in upper case, a host name
+#: a library lower-cased): this folds it, keeping every index where it was.
+_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class Redactor:
@@ -108,11 +116,16 @@ class Redactor:
         self._lock = threading.Lock()
         self._forms: set[str] = set()
         self._registered: set[Any] = set()
-        self._wrapped: tuple[str, ...] = ()  # the long forms without their whitespace
+        self._wrapped: tuple[str, ...] = ()  # the long forms without their whitespace, case folded
+        self._folded_forms: tuple[str, ...] = ()  # every form case folded, the longest first
         self._whole: frozenset[str] | set[str] = frozenset()  # short secrets hidden only whole
+        self._short: frozenset[str] = frozenset()  # a client's secrets of 1-3 characters, as words
 
     def add_secret(self, value: str | None) -> None:
         """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms (the process too)."""
+        if value and len(value) < MIN_SECRET_CHARS and self is not _PROCESS:
+            with self._lock:  # in a quoted answer, hidden where it stands as a word of its own
+                self._short = self._short | {value}
         if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
             forms = secret_forms(value)
             with self._lock:
@@ -130,7 +143,7 @@ class Redactor:
         if not password:
             return
         pair = f"{user}:{password}"
-        forms = {pair} | {base64.b64encode(data).decode() for data in _encodings(pair)}  # UTF-8, Latin-1
+        forms = {pair} | {base64.b64encode(data).decode() for data in encodings_of(pair)}  # UTF-8, Latin-1
         if self is _PROCESS:  # each by the length rule (a short password only as a whole value)
             for secret in (password, *forms):
                 self.add_process_secret(secret)
@@ -141,8 +154,11 @@ class Redactor:
             self._set_forms(self._forms | forms)
 
     def _set_forms(self, forms: set[str]) -> None:
-        wrapped = {_normalized(form) for form in forms}
+        wrapped = {_normalized(form).translate(_ASCII_FOLD) for form in forms}
         self._wrapped = tuple(sorted((f for f in wrapped if len(f) >= WRAPPED_SECRET_CHARS), key=len))
+        self._folded_forms = tuple(
+            sorted({form.translate(_ASCII_FOLD) for form in forms}, key=len, reverse=True)
+        )
         self._forms = forms
 
     def __call__(self, text: str) -> str:
@@ -150,6 +166,10 @@ class Redactor:
         field (``access_token=...``, ``"refresh_token": "..."``): a secret not known yet, such as the
         token in an answer that could not be read."""
         text = self._replace_forms(text)
+        for short in self._short:
+            text = re.sub(
+                rf"(?<![0-9a-z]){re.escape(short)}(?![0-9a-z])", REDACTED, text, flags=re.IGNORECASE
+            )
         text = _WORD_CHAR_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), _redact_disguised(text, self._wrapped))
         return _redact_credential_elements(_redact_credential_fields(text))
 
@@ -171,18 +191,24 @@ class Redactor:
         """``text`` with every known secret, in any of its forms (split by line breaks or escaped
         too), replaced by ``***``; nothing else in it changes. A short secret is hidden where it
         stands alone: the whole text, or a whole value quoted as ``repr()`` or JSON write it."""
-        if text in self._whole:
+        folded = _folded(text)
+        if any(folded == short.translate(_ASCII_FOLD) for short in self._whole):
             return REDACTED
         for short in self._whole:
-            if short in text:
+            if short.translate(_ASCII_FOLD) in folded:
                 for quoted, hidden in ((repr(short), repr(REDACTED)), (json.dumps(short), f'"{REDACTED}"')):
-                    text = text.replace(quoted, hidden)
+                    text = re.sub(re.escape(quoted), lambda _: hidden, text, flags=re.IGNORECASE)  # noqa: B023
         return _redact_disguised(self._replace_forms(text), self._wrapped) if self._forms else text
 
     def _replace_forms(self, text: str) -> str:
-        for form in sorted(self._forms, key=len, reverse=True):
-            text = text.replace(form, REDACTED)
-        return text
+        folded = _folded(text)
+        spans = []
+        for form in self._folded_forms:  # (a search at C speed each: a process may know thousands of forms)
+            at = folded.find(form)
+            while at != -1:
+                spans.append((at, at + len(form)))
+                at = folded.find(form, at + len(form))
+        return _without_spans(text, spans)
 
     def shorten(self, text: str, limit: int) -> str:
         """``text`` on one line, redacted, then cut to ``limit`` characters.
@@ -203,72 +229,23 @@ class Redactor:
 
     def edge(self, text: str) -> str:
         """``text`` (the start of a longer one) with a secret's start at its end redacted too."""
-        for form in sorted(self._forms, key=len, reverse=True):
+        folded = _folded(text)
+        for form in self._folded_forms:
             for size in range(min(len(form) - 1, len(text)), MIN_SECRET_CHARS - 1, -1):
-                if text.endswith(form[:size]):
+                if folded.endswith(form[:size]):
                     return text[:-size] + REDACTED
         return text
 
 
-def _encodings(text: str) -> list[bytes]:
-    """The bytes ``text`` may travel as: UTF-8, and Latin-1 where it differs (requests encodes the
-    user and password of HTTP Basic auth as Latin-1 when they fit)."""
-    utf8 = text.encode()
-    try:
-        latin1 = text.encode("latin-1")
-    except UnicodeEncodeError:
-        return [utf8]
-    return [utf8] if latin1 == utf8 else [utf8, latin1]
-
-
-def _html_escapes(secret: str) -> set[str]:
-    """``secret`` as an HTML page may quote it: ``&amp;``, ``&lt;``, ``&gt;`` and the quotes in each
-    of their spellings (``&quot;``/``&#34;``/``&#x22;``, ``&#x27;``/``&#39;``/``&apos;``)."""
-    escaped = html.escape(secret, quote=False)
-    forms = {escaped}
-    for double in ("&quot;", "&#34;", "&#x22;"):
-        for single in ("&#x27;", "&#39;", "&apos;"):
-            forms.add(escaped.replace('"', double).replace("'", single))
-    return forms
-
-
-def secret_forms(secret: str) -> set[str]:
-    """The ways a secret may come back in an answer: raw, URL-encoded, JSON-escaped, HTML-escaped,
-    base64; the byte-wise forms of its UTF-8 and of its Latin-1 bytes (see :func:`_encodings`)."""
-    percent = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
-    # JSON as writers other than json.dumps write it too: non-ASCII kept raw, '/' escaped as '\/'
-    # (PHP's default), \u escapes in upper-case hex.
-    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
-    escaped |= {repr(secret)[1:-1], ascii(secret)[1:-1]}  # in the repr of a dict an error quotes
-    escaped |= {form.replace("/", "\\/") for form in escaped}
-    escaped |= {form.replace("\\", "\\\\") for form in escaped}  # the JSON quoted through repr()
-    escaped |= {
-        _UNICODE_ESCAPE.sub(lambda m: m.group()[:2] + m.group()[2:].upper(), form) for form in escaped
-    }
-    forms = {
-        secret,
-        *percent,
-        *(_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), form) for form in percent),  # %2f as %2F
-        *escaped,
-        *_html_escapes(secret),
-    }
-    for data in _encodings(secret):
-        forms |= {quote(data, safe=""), quote_plus(data)}  # a Latin-1 secret percent-encoded byte-wise
-        forms.add(base64.b64encode(data).decode())
-        forms.add(base64.urlsafe_b64encode(data).decode())
-        # The base64 of a longer string holding the secret (an unknown user name before it) contains
-        # one of three cores, depending on where the secret starts modulo 3: register the long ones.
-        for offset in range(3):
-            encoded = base64.b64encode(b"\0" * offset + data).decode()
-            core = encoded[4 if offset else 0 : 4 * ((offset + len(data)) // 3)]
-            if len(core) >= 8:
-                forms.add(core)
-    return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
-
-
 def _normalized(text: str) -> str:
     """``text`` without line breaks, escaped printable ASCII read as itself (see :data:`_PIECE`)."""
-    return _LINE_BREAK.sub("", _ASCII_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), text))
+    return _LINE_BREAK.sub("", _ASCII_ESCAPE.sub(_escaped_char, text))
+
+
+def _escaped_char(match: re.Match[str]) -> str:
+    """The character an :data:`_ASCII_ESCAPE` match stands for."""
+    code = match["hex"] or match["pct"] or match["xref"]
+    return chr(int(code, 16)) if code else chr(int(match["ref"]))
 
 
 def _redact_disguised(text: str, needles: tuple[str, ...]) -> str:
@@ -277,7 +254,7 @@ def _redact_disguised(text: str, needles: tuple[str, ...]) -> str:
     a long value; .NET writes ``+`` as ``\\u002B``."""
     if not needles:
         return text
-    quick = _normalized(text)
+    quick = _folded(_normalized(text))
     needles = tuple(needle for needle in needles if needle in quick)
     if not needles:  # the common case, found at C speed
         return text
@@ -288,13 +265,14 @@ def _redact_disguised(text: str, needles: tuple[str, ...]) -> str:
     for piece in _PIECE.finditer(text):
         if piece["brk"] is not None:
             continue
-        char = chr(int(piece["hex"], 16)) if piece["hex"] is not None else piece.group()
+        escaped = piece.lastgroup in _ESCAPE_GROUPS
+        char = _escaped_char(piece) if escaped else piece.group()
         if char.isspace():
             continue
-        pieces.append((length, piece.start(), piece.end(), piece["hex"] is None))
+        pieces.append((length, piece.start(), piece.end(), not escaped))
         kept.append(char)
         length += len(char)
-    normalized = "".join(kept)
+    normalized = _folded("".join(kept))
     piece_starts = [piece[0] for piece in pieces]
 
     def in_text(index: int) -> tuple[int, int]:
@@ -309,6 +287,13 @@ def _redact_disguised(text: str, needles: tuple[str, ...]) -> str:
         while at != -1:
             spans.append((in_text(at)[0], in_text(at + len(needle) - 1)[1]))
             at = normalized.find(needle, at + 1)
+    return _without_spans(text, spans)
+
+
+def _without_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each of ``spans`` (start, end) replaced by ``***``, overlapping ones as one."""
+    if not spans:
+        return text
     result: list[str] = []
     done = 0
     for start, end in sorted(spans):
@@ -316,6 +301,11 @@ def _redact_disguised(text: str, needles: tuple[str, ...]) -> str:
             result += [text[done:start], REDACTED]
         done = max(done, end)  # an overlapping span widens the one redacted already
     return "".join([*result, text[done:]])
+
+
+def _folded(text: str) -> str:
+    """``text`` with its ASCII letters in lower case, every index kept (see :data:`_ASCII_FOLD`)."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_FOLD)
 
 
 def _redact_credential_elements(text: str) -> str:

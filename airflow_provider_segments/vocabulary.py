@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow_provider_segments.exceptions import SegmentsError, SegmentsValidationError
 from airflow_provider_segments.id_rules import decomposed, describe_char, find_invisible, fix_hint
+from airflow_provider_segments.redaction import redact_known
 from airflow_provider_segments.text import preview
 
 # -- WalkMe --------------------------------------------------------------------------------------
@@ -166,8 +167,10 @@ def answered_segment_guid(value: Any) -> str:
 
 
 def updated_at_of(raw: dict[str, Any]) -> Any:
-    """The update time a WalkMe answer carries (``updatedAt``), or ``None``."""
-    return raw.get("updatedAt") or raw.get("updated_at")
+    """The update time a WalkMe answer carries (``updatedAt``), or ``None``; a known secret echoed in
+    it is redacted here, the one place every use reads it (logs, the snapshot, results)."""
+    value = raw.get("updatedAt") or raw.get("updated_at")
+    return redact_known(value) if isinstance(value, str) else value
 
 
 # -- Zendesk Help Center -------------------------------------------------------------------------

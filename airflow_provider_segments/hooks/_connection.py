@@ -123,9 +123,9 @@ def check_fields_read(conn: Any, conn_id: str) -> None:
     schema = (conn.schema or "").strip() if isinstance(conn.schema, str) else conn.schema
     if schema:
         raise SegmentsConfigError(
-            f"Connection {conn_id!r}: its schema field is {str(schema)!r}, which this provider does not "
-            "read: a scheme or a path belongs in the host URL (https://gateway.example/walkme-api); "
-            "clear the schema. Nothing was sent."
+            f"Connection {conn_id!r}: its schema field is set (not shown: it may hold a secret pasted "
+            "there), and this provider does not read it: a scheme or a path belongs in the host URL "
+            "(https://gateway.example/walkme-api); clear the schema. Nothing was sent."
         )
 
 

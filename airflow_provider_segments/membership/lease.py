@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from airflow_provider_segments.exceptions import SegmentsBusyError
+from airflow_provider_segments.locations import shown_location
 from airflow_provider_segments.membership.state_file import StateFile
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Lease:
     def __init__(self, file: StateFile, state_path: Any) -> None:
         self.file = file
         self.state_path = state_path
+        self.shown_path = shown_location(state_path)  # in messages: no user info or query
         self._record: dict[str, Any] | None = None  # the record this sync wrote (see confirm)
         self._guard = threading.Lock()  # a renewal and the release, one at a time
 
@@ -82,7 +84,7 @@ class Lease:
                 age = self.file.seconds_since_modified()
                 if current is None and age is not None and age < LEASE_WRITE_SECONDS:
                     raise SegmentsBusyError(
-                        f"The lease on state_path {str(self.state_path)!r} was written {age:.0f} s ago and "
+                        f"The lease on state_path {self.shown_path!r} was written {age:.0f} s ago and "
                         "cannot be read yet: another sync may be taking it, so nothing was sent. Retry; "
                         f"delete {self.file} if it stays unreadable and no other sync is running."
                     )
@@ -106,7 +108,7 @@ class Lease:
                 else:
                     raise SegmentsBusyError(
                         f"Another sync ({current['holder']}) holds the lease on state_path "
-                        f"{str(self.state_path)!r} since {_iso(current['acquired_at'])}: two syncs of one "
+                        f"{self.shown_path!r} since {_iso(current['acquired_at'])}: two syncs of one "
                         "segment at the same time could leave it holding neither input, so nothing was sent. "
                         f"Let the other run finish (max_active_runs=1, or a pool of one slot); a lease of a "
                         f"killed run expires at {_iso(current['expires_at'])}, or delete "
@@ -115,13 +117,13 @@ class Lease:
                 self.file.remove()
             else:  # pragma: no cover - lost the race twice: another sync took it in between
                 raise SegmentsBusyError(
-                    f"Another sync took the lease on {self.state_path!r} at the same moment."
+                    f"Another sync took the lease on {self.shown_path!r} at the same moment."
                 )
             if not self.file.local:  # no conditional write: read it back to see who won
                 current = _parse_lease(self._read_text())
                 if current is None or current["holder"] != holder:
                     raise SegmentsBusyError(
-                        f"Another sync took the lease on state_path {str(self.state_path)!r} at the same "
+                        f"Another sync took the lease on state_path {self.shown_path!r} at the same "
                         "moment; nothing was sent."
                     )
         self._record = _parse_lease(record)
@@ -143,7 +145,7 @@ class Lease:
                 )
                 return None  # taken over as an unreadable lease
             raise SegmentsBusyError(
-                f"The lease on state_path {str(self.state_path)!r} could not be read ({err}): whether "
+                f"The lease on state_path {self.shown_path!r} could not be read ({err}): whether "
                 "another sync holds it is not known, so nothing was sent. Retry; if it stays "
                 f"unreadable and no other sync is running, delete {self.file}."
             ) from err
@@ -198,7 +200,7 @@ class Lease:
         except (OSError, SegmentsBusyError) as err:
             why = f"reading it failed: {err}" if isinstance(err, OSError) else "its folder stayed locked"
             raise SegmentsBusyError(
-                f"The lease on state_path {str(self.state_path)!r} could not be checked ({why}), so "
+                f"The lease on state_path {self.shown_path!r} could not be checked ({why}), so "
                 "whether another sync took it over while this one ran is not known: what this sync sent "
                 "(if anything) stands, but its result was not recorded. Rerun the task."
             ) from err
@@ -206,7 +208,7 @@ class Lease:
             current = _parse_lease(self.file.read_small_text())
             raise SegmentsBusyError(
                 f"Another sync ({current['holder'] if current else 'unknown'}) took over the lease on "
-                f"state_path {str(self.state_path)!r} while this sync ran (a clock far ahead of this "
+                f"state_path {self.shown_path!r} while this sync ran (a clock far ahead of this "
                 "machine's, a retry of this task beside it, or renewals that failed for "
                 f"{LEASE_SECONDS // 60} minutes, the state's storage down): the segment may hold writes "
                 "of both, so this sync's result was not recorded. Rerun the task once the other sync has "
@@ -240,7 +242,7 @@ class Lease:
                         "Renewing the lease on %s failed (%s); trying again.", self.state_path, err
                     )
 
-        keeper = threading.Thread(target=renew, name=f"lease of {self.state_path}", daemon=True)
+        keeper = threading.Thread(target=renew, name=f"lease of {self.shown_path}", daemon=True)
         keeper.start()
         try:
             yield

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
 from airflow_provider_segments.ids import UserIds
-from airflow_provider_segments.locations import read_blocks, unreadable
+from airflow_provider_segments.locations import read_blocks, shown_location, unreadable
 from airflow_provider_segments.membership.checksum import SnapshotBody, hashed_blocks, line_blocks
 from airflow_provider_segments.membership.lease import Lease
 from airflow_provider_segments.membership.state_file import MAX_HEADER_BYTES, StateFile
@@ -81,6 +81,7 @@ class StateStore:
 
     def __init__(self, state_path: Any) -> None:
         self.state_path = state_path
+        self.shown_path = shown_location(state_path)  # in messages: no user info or query
         self.snapshot_file = StateFile(state_path)
         self.journal_file = StateFile(f"{state_path}{JOURNAL_SUFFIX}")
         self.lease_file = StateFile(f"{state_path}{LEASE_SUFFIX}")
@@ -99,7 +100,7 @@ class StateStore:
             )
             if kind:
                 raise SegmentsValidationError(
-                    f"state_path {str(self.state_path)!r}: {state_file} is {kind}; point state_path at a "
+                    f"state_path {self.shown_path!r}: {state_file} is {kind}; point state_path at a "
                     "file of its own, e.g. <folder>/<segment>.snapshot. Nothing was sent."
                 )
 
@@ -235,7 +236,7 @@ class StateStore:
                     return {}, None, None
                 if not first.startswith(magic.encode()):
                     raise SegmentsValidationError(
-                        f"state_path {str(self.state_path)!r}: {state_file} is not a segments {kind} (it "
+                        f"state_path {self.shown_path!r}: {state_file} is not a segments {kind} (it "
                         f"does not start with {magic!r}); point state_path at a file of its own. Nothing "
                         "was sent."
                     )
@@ -257,9 +258,7 @@ class StateStore:
                 finally:
                     text.detach()
         except OSError as err:
-            raise unreadable(
-                f"state_path {str(self.state_path)!r}: {state_file} cannot be read", err
-            ) from None
+            raise unreadable(f"state_path {self.shown_path!r}: {state_file} cannot be read", err) from None
         return (header if isinstance(header, dict) else {}), ids, digest.hexdigest()
 
 

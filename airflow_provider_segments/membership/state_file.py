@@ -13,7 +13,13 @@ from contextlib import contextmanager, suppress
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsBusyError
-from airflow_provider_segments.locations import DIRECTORY, local_path, not_a_file, storage_path
+from airflow_provider_segments.locations import (
+    DIRECTORY,
+    local_path,
+    not_a_file,
+    shown_location,
+    storage_path,
+)
 
 #: How long a sync waits for another to finish deciding who holds a lease (milliseconds, normally).
 FOLDER_LOCK_SECONDS = 30
@@ -34,8 +40,8 @@ class StateFile:
         self.target: Any = local_path(target) or target
         self.local = isinstance(self.target, str)
 
-    def __str__(self) -> str:
-        return str(self.location)
+    def __str__(self) -> str:  # as messages show it: a URI's user info and query (a signature) left out
+        return shown_location(self.location)
 
     @property
     def folder(self) -> str:

@@ -153,10 +153,17 @@ def _sync(
                         listed_members,
                     )
                 # a swap keeps the count; the snapshot (even one WalkMe's evidence no longer
-                # confirms for a delta) names the members the input leaves out. Once members left
-                # elsewhere it cannot say which are still there: count the most that could go.
-                removing = min(listed_members, max(removing, left_out_count(ids, snapshot.ids)))
-                at_most = len(snapshot.ids) > listed_members
+                # confirms for a delta) names the members the input leaves out.
+                left_out = left_out_count(ids, snapshot.ids)
+                if _unfinished_here(journal, segment):
+                    # fewer listed than the snapshot holds is this state's own unfinished change
+                    # (an override that landed, then failed): judged against the membership
+                    # before it, as that run was, not against what its failure left
+                    removing = max(removing, left_out)
+                    listed_members = max(listed_members, len(snapshot.ids))
+                else:  # members left elsewhere: which are still there is unknown; count the most
+                    removing = min(listed_members, max(removing, left_out))
+                    at_most = len(snapshot.ids) > listed_members
             guards.check_removal(removing, listed_members, what, at_most=at_most)
     log.info(plan.describe())
     added, removed = membership_change or plan.counts()
@@ -245,10 +252,10 @@ def _sync(
                 except OSError as err:  # the change stands, verified: say so, not just the disk's error
                     raise SegmentsError(
                         f"WalkMe segment {guid} holds the input ({len(ids):,} ids, verified), but the "
-                        f"snapshot could not be written to {store.state_path}: {type(err).__name__}: "
+                        f"snapshot could not be written to {store.shown_path}: {type(err).__name__}: "
                         f"{err.strerror or err}. The journal stays, so the next run syncs in full."
                     ) from err
-                log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.state_path)
+                log.info("Snapshot of %s ids written to %s.", f"{len(ids):,}", store.shown_path)
             store.clear_journal()
         return {**summary, "segment_guid": guid, "changed_at": changed_at, **evidence_fields(listed)}
     finally:
@@ -306,7 +313,7 @@ def _baseline(
             )
             return None
         return snapshot.ids, None
-    if journal.mode != DELTA or (journal.segment_guid or "").lower() != guid.lower():
+    if journal.mode != DELTA or not _unfinished_here(journal, listed):
         log.warning("An earlier sync left the whole membership unknown (%s): syncing in full.", journal)
         return None
     log.warning(
@@ -323,3 +330,9 @@ def _is_of(snapshot: Snapshot, listed: dict[str, Any], system: str) -> bool:
     """Whether ``snapshot`` was taken of the listed segment (same system, same GUID)."""
     guid = str(listed["segment_guid"]).lower()
     return snapshot.system_guid.lower() == system.lower() and snapshot.segment_guid.lower() == guid
+
+
+def _unfinished_here(journal: Journal | None, listed: dict[str, Any]) -> bool:
+    """Whether ``journal`` is of an unfinished change of the listed segment (this state's own run)."""
+    guid = str(listed["segment_guid"]).lower()
+    return journal is not None and (journal.segment_guid or "").lower() == guid
