@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from airflow_provider_segments.exceptions import (
     SegmentsError,
@@ -45,8 +45,11 @@ def shown_location(path: Any) -> str:
     text = str(os.fspath(path) if isinstance(path, os.PathLike) else path)
     if "://" not in text:
         return text
-    parts = urlsplit(text)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    scheme, _, rest = text.partition("://")
+    rest = rest.partition("?")[0].partition("#")[0]
+    # everything up to the last "@": a password may hold "/" (an AWS secret key), which ends the
+    # host for urlsplit, so that its user info would be shown whole
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def storage_path(path: Any) -> Any:

@@ -75,7 +75,7 @@ _CREDENTIAL_ELEMENTS = (
 #: also ``\u000a``), URL-encoded, an HTML line break (``<br>``, ``&#10;``) or a quoted-printable soft
 #: break (``=`` at the end of a line).
 _LINE_BREAK = re.compile(
-    r"(?:\s|\\+[rnt]|\\+u000[ad]|%0[ad]|<br\s*/?>|&#(?:0*1[03]|x0*[ad]);|=\r?\n)+", re.IGNORECASE
+    r"(?:\s|\\+[rnt]|\\+u000[ad]|%(?:25)*0[ad]|<br\s*/?>|&#(?:0*1[03]|x0*[ad]);|=\r?\n)+", re.IGNORECASE
 )
 #: A printable ASCII character written another way, read as the character it stands for when looking
 #: for a known secret: a JSON escape (.NET escapes ``+ & < > '``, Go ``& < >``), also escaped again by
@@ -89,6 +89,9 @@ _ASCII_ESCAPE = re.compile(
     re.IGNORECASE,
 )
 _ESCAPE_GROUPS = ("hex", "pct", "xref", "ref")
+#: Where a word starts: after no letter or digit, or after an escape that ends in one (a line break
+#: escaped as in JSON, a percent-encoded or numeric character) - where a short secret is a word.
+_WORD_START = r"(?:(?<![0-9a-z])|(?<=\\[nrt])|(?<=\\u[0-9a-f]{4})|(?<=%[0-9a-f]{2})|(?<=&#[0-9]{2};))"
 #: A letter, digit, ``_`` or ``-`` written as a JSON escape (once or more): shown as itself, so that
 #: a credential's name spelled with escapes (``access_\\u0074oken``) is still a credential's name.
 #: Quotes and backslashes stay escaped: decoded, they would change where a value ends.
@@ -154,11 +157,12 @@ class Redactor:
             self._set_forms(self._forms | forms)
 
     def _set_forms(self, forms: set[str]) -> None:
-        wrapped = {_normalized(form).translate(_ASCII_FOLD) for form in forms}
-        self._wrapped = tuple(sorted((f for f in wrapped if len(f) >= WRAPPED_SECRET_CHARS), key=len))
-        self._folded_forms = tuple(
-            sorted({form.translate(_ASCII_FOLD) for form in forms}, key=len, reverse=True)
-        )
+        new = forms - self._forms  # (only those: a process may register thousands of tokens)
+        wrapped = {_folded(_normalized(form)) for form in new}
+        wrapped = {f for f in wrapped if len(f) >= WRAPPED_SECRET_CHARS}.union(self._wrapped)
+        self._wrapped = tuple(sorted(wrapped, key=len))
+        folded = {_folded(form) for form in new}.union(self._folded_forms)
+        self._folded_forms = tuple(sorted(folded, key=len, reverse=True))
         self._forms = forms
 
     def __call__(self, text: str) -> str:
@@ -168,7 +172,7 @@ class Redactor:
         text = self._replace_forms(text)
         for short in self._short:
             text = re.sub(
-                rf"(?<![0-9a-z]){re.escape(short)}(?![0-9a-z])", REDACTED, text, flags=re.IGNORECASE
+                rf"{_WORD_START}{re.escape(short)}(?![0-9a-z])", REDACTED, text, flags=re.IGNORECASE
             )
         text = _WORD_CHAR_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), _redact_disguised(text, self._wrapped))
         return _redact_credential_elements(_redact_credential_fields(text))

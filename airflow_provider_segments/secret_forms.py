@@ -36,6 +36,13 @@ def _html_escapes(secret: str) -> set[str]:
 
 
 def secret_forms(secret: str) -> set[str]:
+    """Every form of ``secret`` and of its other cases: forms are matched whatever the case of their
+    ASCII letters, and a non-ASCII letter's other case (``ü``/``Ü``, ``ß``/``SS``) is listed here."""
+    variants = {secret} if secret.isascii() else {secret, secret.upper(), secret.lower(), secret.casefold()}
+    return {form for variant in variants for form in _forms_of(variant)}
+
+
+def _forms_of(secret: str) -> set[str]:
     """The ways a secret may come back in an answer: raw, URL-encoded, JSON-escaped, HTML-escaped,
     base64; the byte-wise forms of its UTF-8 and of its Latin-1 bytes (see :func:`encodings_of`)."""
     percent = {quote(secret, safe=""), quote(secret), quote_plus(secret)}

@@ -242,8 +242,8 @@ class ZendeskHelpCenterHook(SegmentsHook[ZendeskConnection]):
             )
         changes = criteria_changes(existing, full)
         self.log.info(
-            "User segment %r %s (id %s): updating it to match instead of creating a duplicate; %s.",
-            existing.get("name"),
+            "User segment %s %s (id %s): updating it to match instead of creating a duplicate; %s.",
+            self.client.preview(existing.get("name")),
             reason,
             segment_id,
             "criteria changed: " + "; ".join(changes) if changes else "no criteria change",

@@ -90,18 +90,18 @@ class Lease:
                     )
                 if current is None or current["holder"] == holder:
                     reason = "an unreadable lease" if current is None else "its own lease (an earlier try)"
-                    log.info("Sync of %s takes over %s.", self.state_path, reason)
+                    log.info("Sync of %s takes over %s.", self.shown_path, reason)
                 elif _holder_is_gone(current):
                     log.warning(
                         "Sync of %s takes over the lease of %s: its process (%s on this machine) is gone.",
-                        self.state_path,
+                        self.shown_path,
                         current["holder"],
                         current["pid"],
                     )
                 elif current["expires_at"] <= now:
                     log.warning(
                         "Sync of %s takes over a lease of %s that expired at %s: that sync was killed.",
-                        self.state_path,
+                        self.shown_path,
                         current["holder"],
                         _iso(current["expires_at"]),
                     )
@@ -239,7 +239,7 @@ class Lease:
                         return
                 except Exception as err:  # a storage hiccup, a busy folder: the next round tries again
                     logger.warning(
-                        "Renewing the lease on %s failed (%s); trying again.", self.state_path, err
+                        "Renewing the lease on %s failed (%s); trying again.", self.shown_path, err
                     )
 
         keeper = threading.Thread(target=renew, name=f"lease of {self.shown_path}", daemon=True)
@@ -259,7 +259,7 @@ class Lease:
             try:
                 self._on_own(self.file.remove)
             except Exception as err:  # the sync's outcome stands; this lease expires on its own
-                logger.warning("The lease on %s was not given back (%s): it expires.", self.state_path, err)
+                logger.warning("The lease on %s was not given back (%s): it expires.", self.shown_path, err)
             self._record = None
 
 

@@ -65,12 +65,15 @@ class Snapshot:
 
 @dataclass
 class Journal:
-    """A change in flight on ``segment_guid``: the ``ids`` it may alter (``mode="full"``: all of them)."""
+    """A change in flight on ``segment_guid``: the ``ids`` it may alter (``mode="full"``: all of them).
+    ``last_write_updated_at``: once the change failed, the update time WalkMe answered its last write
+    with (``None``: none answered with one): a segment still listed with it was changed by nothing else."""
 
     segment_guid: str | None
     system_guid: str
     mode: str
     ids: UserIds
+    last_write_updated_at: str | None = None
 
     def __str__(self) -> str:
         return f"{self.mode} change of segment {self.segment_guid or '(being created)'}"
@@ -112,7 +115,7 @@ class StateStore:
         removed = self.snapshot_file.remove_leftover_copies() + self.journal_file.remove_leftover_copies()
         if removed:
             log.info(
-                "Removed %s temporary file(s) that killed syncs left beside %s.", removed, self.state_path
+                "Removed %s temporary file(s) that killed syncs left beside %s.", removed, self.shown_path
             )
 
     def confirm_lease(self) -> None:
@@ -139,7 +142,7 @@ class StateStore:
             log.warning(
                 "The snapshot at %s is of format version %s, not %s: it lacks the platform's evidence, "
                 "so it is not used; syncing in full once, then writing the new format.",
-                self.state_path,
+                self.shown_path,
                 preview(header.get("version")),
                 STATE_VERSION,
             )
@@ -149,7 +152,7 @@ class StateStore:
             log.warning(
                 "The snapshot at %s is incomplete, damaged or edited; syncing in full to make the segment "
                 "exact.",
-                self.state_path,
+                self.shown_path,
             )
             return None
         return Snapshot(
@@ -198,7 +201,9 @@ class StateStore:
         if ids is None or len(ids) != header.get("count") or mode not in ("full", "delta"):
             log.warning("Unreadable journal %s: the whole membership counts as unknown.", self.journal_file)
             return Journal(None, str(header.get("system_guid", "")), "full", UserIds())
-        return Journal(header.get("segment_guid"), str(header.get("system_guid", "")), mode, ids)
+        answered = header.get("last_write_updated_at")
+        answered = answered if isinstance(answered, str) else None
+        return Journal(header.get("segment_guid"), str(header.get("system_guid", "")), mode, ids, answered)
 
     def write_journal(self, journal: Journal) -> None:
         header = {
@@ -208,6 +213,7 @@ class StateStore:
             "mode": journal.mode,
             "count": len(journal.ids),
             "started_at": datetime.now(timezone.utc).isoformat(),
+            "last_write_updated_at": journal.last_write_updated_at,
         }
         self.journal_file.replace(f"{JOURNAL_MAGIC} {json.dumps(header)}", line_blocks(journal.ids))
 

@@ -26,6 +26,7 @@ from airflow_provider_segments.operators._base import (
     run_started_at,
     warn_if_state_is_per_worker,
 )
+from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     validate_name_prefix,
     validate_system_guid,
@@ -212,9 +213,9 @@ class WalkMeCreateSegmentOperator(_WalkMeIdsOperator):
             )
         verb = "Created" if result["created"] else "Updated existing"
         self.log.info(
-            "%s WalkMe segment %r (%s) with %s users in %d request(s).",
+            "%s WalkMe segment %s (%s) with %s users in %d request(s).",
             verb,
-            result["name"],
+            preview(result["name"]),
             result["segment_guid"],
             f"{result['user_count']:,}",
             result["requests"],

@@ -271,11 +271,11 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
         )
         for asset in others:
             self.log.warning(
-                "Outlet %s names another WalkMe segment than %s (%r in system %s): its event carries "
+                "Outlet %s names another WalkMe segment than %s (%s in system %s): its event carries "
                 "no extra.",
                 asset.uri,
                 self.segment_guid,
-                segment["name"],
+                preview(segment["name"]),
                 system,
             )
         if not mine:
@@ -441,6 +441,6 @@ class WalkMeSegmentPropagationSensor(TemplateRenderingMixin, BaseSensorOperator)
             self.log.warning("%s; deferring until %s.", why, _utc(ready_at))
             self._defer_until(ready_at, deadline, now)
         self.log.info(
-            "Propagation window over; segment %r (%s) is listed.", segment["name"], self.segment_guid
+            "Propagation window over; segment %s (%s) is listed.", preview(segment["name"]), self.segment_guid
         )
         return self._finish(context, segment)
