@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_segments.exceptions import (
     SegmentsError,
@@ -45,11 +45,15 @@ def shown_location(path: Any) -> str:
     text = str(os.fspath(path) if isinstance(path, os.PathLike) else path)
     if "://" not in text:
         return text
-    scheme, _, rest = text.partition("://")
-    rest = rest.partition("?")[0].partition("#")[0]
-    # everything up to the last "@": a password may hold "/" (an AWS secret key), which ends the
-    # host for urlsplit, so that its user info would be shown whole
-    return f"{scheme}://{rest.rpartition('@')[2]}"
+    parts = urlsplit(text)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = netloc.rpartition("@")[2]
+    elif ":" in netloc and not netloc.rpartition(":")[2].isdigit() and "@" in text[text.index(netloc) :]:
+        # "user:password" whose password holds "/", "?" or "#" (an AWS secret key): urlsplit ends the
+        # host there. Where the password ends is not known: nothing after the scheme is shown.
+        return f"{parts.scheme}://***"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def storage_path(path: Any) -> Any:

@@ -89,9 +89,6 @@ _ASCII_ESCAPE = re.compile(
     re.IGNORECASE,
 )
 _ESCAPE_GROUPS = ("hex", "pct", "xref", "ref")
-#: Where a word starts: after no letter or digit, or after an escape that ends in one (a line break
-#: escaped as in JSON, a percent-encoded or numeric character) - where a short secret is a word.
-_WORD_START = r"(?:(?<![0-9a-z])|(?<=\\[nrt])|(?<=\\u[0-9a-f]{4})|(?<=%[0-9a-f]{2})|(?<=&#[0-9]{2};))"
 #: A letter, digit, ``_`` or ``-`` written as a JSON escape (once or more): shown as itself, so that
 #: a credential's name spelled with escapes (``access_\\u0074oken``) is still a credential's name.
 #: Quotes and backslashes stay escaped: decoded, they would change where a value ends.
@@ -122,13 +119,9 @@ class Redactor:
         self._wrapped: tuple[str, ...] = ()  # the long forms without their whitespace, case folded
         self._folded_forms: tuple[str, ...] = ()  # every form case folded, the longest first
         self._whole: frozenset[str] | set[str] = frozenset()  # short secrets hidden only whole
-        self._short: frozenset[str] = frozenset()  # a client's secrets of 1-3 characters, as words
 
     def add_secret(self, value: str | None) -> None:
         """Remember ``value`` and its URL-encoded, JSON-escaped and base64 forms (the process too)."""
-        if value and len(value) < MIN_SECRET_CHARS and self is not _PROCESS:
-            with self._lock:  # in a quoted answer, hidden where it stands as a word of its own
-                self._short = self._short | {value}
         if value and len(value) >= MIN_SECRET_CHARS and value not in self._registered:
             forms = secret_forms(value)
             with self._lock:
@@ -170,10 +163,6 @@ class Redactor:
         field (``access_token=...``, ``"refresh_token": "..."``): a secret not known yet, such as the
         token in an answer that could not be read."""
         text = self._replace_forms(text)
-        for short in self._short:
-            text = re.sub(
-                rf"{_WORD_START}{re.escape(short)}(?![0-9a-z])", REDACTED, text, flags=re.IGNORECASE
-            )
         text = _WORD_CHAR_ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), _redact_disguised(text, self._wrapped))
         return _redact_credential_elements(_redact_credential_fields(text))
 

@@ -28,6 +28,7 @@ from airflow_provider_segments.hooks._connection import (
     normalized_extra,
 )
 from airflow_provider_segments.http import ApiClient, Redactor
+from airflow_provider_segments.secret_forms import MIN_SECRET_CHARS
 from airflow_provider_segments.text import preview
 
 #: What a create does when the name is taken: update that segment, or fail.
@@ -92,6 +93,13 @@ class SegmentsHook(BaseHook, Generic[SettingsT]):
         mask_secret(conn.password)
         with _secret_kept_out(conn.password):  # a secret pasted into the host field too
             check_credential(conn.password, "password", self.conn_id)
+            if conn.password and len(conn.password) < MIN_SECRET_CHARS:
+                raise SegmentsConfigError(  # (its length only: the value is never shown)
+                    f"Connection {self.conn_id!r}: its password field holds {len(conn.password)} "
+                    f"character(s). A secret this short cannot be kept out of error texts (hiding every "
+                    "such word in an answer would spell it out), and no WalkMe client secret or Zendesk "
+                    "token or password is this short: check the field. Nothing was sent."
+                )
             settings = self.read_connection(conn, extra)
             check_credential(settings.login, "login", self.conn_id)  # (the login sent, if any)
             return settings

@@ -203,6 +203,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             )
         except SegmentsError as err:
             self.log.warning("WalkMe answered the create of %r in a way not read (%s).", name, err)
+            self._answered_writes.note(None)  # (it may have landed: its time is not known)
             return {"segment_guid": None}
         self._answered_writes.note(segment.get("updated_at"))
         return segment
@@ -226,9 +227,9 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             json_body={"action": action, "userIds": user_ids},
             idempotent=idempotent,
         )
-        if isinstance(answer, dict):  # WalkMe's document does not say what a PUT answers
-            # only its time: an error about the rest would report a write that landed as refused
-            self._answered_writes.note(updated_at_of(answer))
+        # WalkMe's document does not say what a PUT answers: only its time is read (an error about
+        # the rest would report a write that landed as refused); none makes the latest unknown
+        self._answered_writes.note(updated_at_of(answer) if isinstance(answer, dict) else None)
 
     def last_write_updated_at(self) -> str | None:
         """The latest update time WalkMe answered a write of this hook with (``None`` when its

@@ -32,6 +32,13 @@ OVERRIDE_ATTEMPTS = 3
 DEFAULT_PARALLEL_REQUESTS = 4
 MAX_PARALLEL_REQUESTS = 16
 
+#: What a failed change's message says of its rerun: WalkMe lists counts, not members, so after an
+#: override that landed the rerun's removal guard cannot tell the failed run's removals from others'.
+_GUARD_ON_RERUN = (
+    "(where an override landed, the rerun's removal guard may refuse until max_removal_fraction is "
+    "raised once: its message says so)"
+)
+
 
 def check_parallel_requests(value: Any) -> int:
     """Return ``value`` if it is a whole number from 1 to :data:`MAX_PARALLEL_REQUESTS`; refuse
@@ -178,7 +185,7 @@ class _Progress:
             f"WalkMe segment {guid}: {done}chunk {number}/{self.total_chunks} ({action}) failed after "
             f"{len(landed)} of {self.total_chunks} chunks were applied ({self.applied_ids:,} of "
             f"{self.total_ids:,} ids); {', '.join(counts)} ({'; '.join(parts)}). Rerunning the task "
-            f"converges to the requested membership. Cause: {cause}"
+            f"converges to the requested membership {_GUARD_ON_RERUN}. Cause: {cause}"
         )
         return PartialUpdateError(
             message,
@@ -361,8 +368,8 @@ def stopped_between_phases(
         )
     return PartialUpdateError(
         f"WalkMe segment {guid}: {done} (acknowledged), but reading it back before the rest of the change "
-        f"failed, so {chunks} not sent. Rerunning the task converges to the requested membership. "
-        f"Cause: {err}",
+        f"failed, so {chunks} not sent. Rerunning the task converges to the requested membership "
+        f"{_GUARD_ON_RERUN}. Cause: {err}",
         applied_chunks=applied_chunks,
         total_chunks=total_chunks,
         applied_ids=applied_ids,

@@ -65,15 +65,12 @@ class Snapshot:
 
 @dataclass
 class Journal:
-    """A change in flight on ``segment_guid``: the ``ids`` it may alter (``mode="full"``: all of them).
-    ``last_write_updated_at``: once the change failed, the update time WalkMe answered its last write
-    with (``None``: none answered with one): a segment still listed with it was changed by nothing else."""
+    """A change in flight on ``segment_guid``: the ``ids`` it may alter (``mode="full"``: all of them)."""
 
     segment_guid: str | None
     system_guid: str
     mode: str
     ids: UserIds
-    last_write_updated_at: str | None = None
 
     def __str__(self) -> str:
         return f"{self.mode} change of segment {self.segment_guid or '(being created)'}"
@@ -201,9 +198,7 @@ class StateStore:
         if ids is None or len(ids) != header.get("count") or mode not in ("full", "delta"):
             log.warning("Unreadable journal %s: the whole membership counts as unknown.", self.journal_file)
             return Journal(None, str(header.get("system_guid", "")), "full", UserIds())
-        answered = header.get("last_write_updated_at")
-        answered = answered if isinstance(answered, str) else None
-        return Journal(header.get("segment_guid"), str(header.get("system_guid", "")), mode, ids, answered)
+        return Journal(header.get("segment_guid"), str(header.get("system_guid", "")), mode, ids)
 
     def write_journal(self, journal: Journal) -> None:
         header = {
@@ -213,7 +208,6 @@ class StateStore:
             "mode": journal.mode,
             "count": len(journal.ids),
             "started_at": datetime.now(timezone.utc).isoformat(),
-            "last_write_updated_at": journal.last_write_updated_at,
         }
         self.journal_file.replace(f"{JOURNAL_MAGIC} {json.dumps(header)}", line_blocks(journal.ids))
 

@@ -154,17 +154,21 @@ def _sync(
                     )
                 # a swap keeps the count; the snapshot (even one WalkMe's evidence no longer
                 # confirms for a delta) names the members the input leaves out.
-                left_out = left_out_count(ids, snapshot.ids)
-                if _left_by_own_failed_change(journal, segment):
-                    # what WalkMe lists is what this state's own failed change left (an override
-                    # that landed, then a chunk failed): judged against the membership before it,
-                    # as that run was, not against the few members its failure left
-                    removing = max(removing, left_out)
-                    listed_members = max(listed_members, len(snapshot.ids))
-                else:  # members left elsewhere: which are still there is unknown; count the most
-                    removing = min(listed_members, max(removing, left_out))
-                    at_most = len(snapshot.ids) > listed_members
-            guards.check_removal(removing, listed_members, what, at_most=at_most)
+                # Once members left elsewhere (or an unfinished run's override took them out: WalkMe's
+                # count cannot tell which), which are still there is unknown: count the most.
+                removing = min(listed_members, max(removing, left_out_count(ids, snapshot.ids)))
+                at_most = len(snapshot.ids) > listed_members
+            try:
+                guards.check_removal(removing, listed_members, what, at_most=at_most)
+            except SegmentsValidationError as err:
+                if not _unfinished_here(journal, segment):
+                    raise
+                raise SegmentsValidationError(  # fail closed, and say what a person can check
+                    f"{err} An earlier run of this task left a change of this segment unfinished (its "
+                    "journal is beside state_path): the members WalkMe lists may be what that run "
+                    "left. If nobody else changed the segment since, rerun once with "
+                    "max_removal_fraction=1.0, then set it back."
+                ) from None
     log.info(plan.describe())
     added, removed = membership_change or plan.counts()
     unchanged = len(ids) - membership_change[0] if membership_change is not None else plan.unchanged
@@ -225,15 +229,6 @@ def _sync(
                 except MembershipMismatchError:
                     if store is not None:  # the whole membership is in doubt: the next run is full
                         store.write_journal(Journal(guid, system, FULL, UserIds()))
-                    raise
-                except SegmentsError:
-                    if store is not None:  # for the rerun's guard: when WalkMe answered the last write
-                        answered = getattr(api, "last_write_updated_at", None)
-                        last_write = answered() if callable(answered) else None
-                        try:
-                            store.write_journal(Journal(guid, system, plan.mode, pending, last_write))
-                        except OSError as err:  # the journal written before stays: the rerun is a plain one
-                            log.warning("The journal could not record the last write's time: %s", err)
                     raise
                 changed_at = now_iso()
             else:
@@ -345,11 +340,3 @@ def _unfinished_here(journal: Journal | None, listed: dict[str, Any]) -> bool:
     """Whether ``journal`` is of an unfinished change of the listed segment (this state's own run)."""
     guid = str(listed["segment_guid"]).lower()
     return journal is not None and (journal.segment_guid or "").lower() == guid
-
-
-def _left_by_own_failed_change(journal: Journal | None, listed: dict[str, Any]) -> bool:
-    """Whether the listed segment is as this state's failed change left it: the journal is of it, and
-    WalkMe lists the update time it answered that change's last write with (every write moves it:
-    an edit made since, a late write, lists a later one)."""
-    answered = journal.last_write_updated_at if journal is not None else None
-    return _unfinished_here(journal, listed) and answered is not None and listed.get("updated_at") == answered

@@ -364,20 +364,23 @@ class LatestAnsweredTime:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: tuple[datetime, str] | None = None
+        self._unknown = False  # a write was answered without a time: the latest is not known
 
     def note(self, value: Any) -> None:
-        """Keep ``value`` (an update time as the platform wrote it) if it is the latest so far."""
+        """Keep ``value`` (an update time as the platform wrote it) if it is the latest so far; a
+        write answered without one makes the latest unknown (that write moved the time too)."""
         when = parse_time(value)
-        if when is None:
-            return
         with self._lock:
-            if self._latest is None or when > self._latest[0]:
+            if when is None:
+                self._unknown = True
+            elif self._latest is None or when > self._latest[0]:
                 self._latest = (when, str(value))
 
     @property
     def value(self) -> str | None:
-        """The latest time noted, as the platform wrote it; ``None`` when no answer carried one."""
-        return self._latest[1] if self._latest is not None else None
+        """The latest time noted, as the platform wrote it; ``None`` when it is not known (an answer
+        carried none)."""
+        return self._latest[1] if self._latest is not None and not self._unknown else None
 
 
 def parse_time(value: Any) -> datetime | None:
