@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import ssl
 import stat
 from collections.abc import Iterator
@@ -39,21 +40,25 @@ def is_uri(path: Any) -> bool:
     return not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path)
 
 
+_PASSWORD_COLON = re.compile(r":(?!\d+(?:/|$))")
+_IPV6_LITERAL = re.compile(r"\[[^\]]*\]")
+
+
 def shown_location(path: Any) -> str:
     """``path`` as messages and lineage show it: a URI without its user info (``s3://conn_id@...``),
     query or fragment (a pre-signed URL's signature is a credential); a local path as it is."""
     text = str(os.fspath(path) if isinstance(path, os.PathLike) else path)
     if "://" not in text:
         return text
-    parts = urlsplit(text)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = netloc.rpartition("@")[2]
-    elif ":" in netloc and not netloc.rpartition(":")[2].isdigit() and "@" in text[text.index(netloc) :]:
-        # "user:password" whose password holds "/", "?" or "#" (an AWS secret key): urlsplit ends the
-        # host there. Where the password ends is not known: nothing after the scheme is shown.
-        return f"{parts.scheme}://***"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    scheme, _, rest = text.partition("://")
+    before, at, after = rest.rpartition("@")
+    # A ":" before the last "@" that is no port (nor in an IPv6 literal) is a "user:password", whose
+    # password may hold "/", "?", "#" or "@" (an AWS secret key, Zendesk's "email/token:..."), where
+    # urlsplit would end the host: everything up to that "@" goes. An "@" in an object key stays.
+    if at and _PASSWORD_COLON.search(_IPV6_LITERAL.sub("", before)):
+        rest = after
+    parts = urlsplit(f"{scheme}://{rest}")
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def storage_path(path: Any) -> Any:

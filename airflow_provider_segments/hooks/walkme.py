@@ -203,7 +203,6 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             )
         except SegmentsError as err:
             self.log.warning("WalkMe answered the create of %r in a way not read (%s).", name, err)
-            self._answered_writes.note(None)  # (it may have landed: its time is not known)
             return {"segment_guid": None}
         self._answered_writes.note(segment.get("updated_at"))
         return segment

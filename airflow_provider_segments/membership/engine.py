@@ -278,7 +278,12 @@ def send_plan(
             )
         except SegmentsError as err:  # half-changed: say what landed and what was held back
             raise stopped_between_phases(
-                err, guid, done, applied=(phase_chunks, phase_ids), total=(total, total_ids)
+                err,
+                guid,
+                done,
+                applied=(phase_chunks, phase_ids),
+                total=(total, total_ids),
+                after_override=plan.mode == FULL,
             ) from err
     send_chunks(
         api,
@@ -290,6 +295,7 @@ def send_plan(
         applied_chunks=phase_chunks,
         applied_ids=phase_ids,
         what=done if phase_chunks else "",
+        after_override=plan.mode == FULL and phase_chunks > 0,
     )
 
 

@@ -35,8 +35,8 @@ MAX_PARALLEL_REQUESTS = 16
 #: What a failed change's message says of its rerun: WalkMe lists counts, not members, so after an
 #: override that landed the rerun's removal guard cannot tell the failed run's removals from others'.
 _GUARD_ON_RERUN = (
-    "(where an override landed, the rerun's removal guard may refuse until max_removal_fraction is "
-    "raised once: its message says so)"
+    " (the override landed: the rerun's removal guard may refuse until max_removal_fraction is "
+    "raised once; its message says so)"
 )
 
 
@@ -158,6 +158,7 @@ class _Progress:
     applied_ids: int
     landed: list[int] = field(default_factory=list)
     failed: list[tuple[int, str, int, SegmentsError]] = field(default_factory=list)
+    override_landed: bool = False  # (then the rerun's removal guard may refuse: the message says so)
 
     def error(self, what: str, guid: str, sent_up_to: int) -> PartialUpdateError:
         number, action, _, cause = min(self.failed, key=lambda failure: failure[0])  # the first
@@ -185,7 +186,8 @@ class _Progress:
             f"WalkMe segment {guid}: {done}chunk {number}/{self.total_chunks} ({action}) failed after "
             f"{len(landed)} of {self.total_chunks} chunks were applied ({self.applied_ids:,} of "
             f"{self.total_ids:,} ids); {', '.join(counts)} ({'; '.join(parts)}). Rerunning the task "
-            f"converges to the requested membership {_GUARD_ON_RERUN}. Cause: {cause}"
+            f"converges to the requested membership{_GUARD_ON_RERUN if self.override_landed else ''}. "
+            f"Cause: {cause}"
         )
         return PartialUpdateError(
             message,
@@ -211,6 +213,7 @@ def send_chunks(
     applied_chunks: int = 0,
     applied_ids: int = 0,
     what: str = "",
+    after_override: bool = False,
 ) -> None:
     """Send each ``(action, chunk)``, logging progress; an ``override`` alone, ``add``/``remove``
     chunks up to ``api.max_parallel_requests`` at once. A failure stops the sending of new chunks,
@@ -220,6 +223,7 @@ def send_chunks(
     Chunks are numbered from ``applied_chunks + 1`` (earlier ones, e.g. a create's, count as landed).
     """
     progress = _Progress(total_chunks, total_ids, applied_ids, landed=list(range(1, applied_chunks + 1)))
+    progress.override_landed = after_override
     parallel = check_parallel_requests(getattr(api, "max_parallel_requests", 1))
     numbered = enumerate(steps, start=applied_chunks + 1)
     if parallel == 1:
@@ -242,6 +246,7 @@ def _send_one(api: MembershipApi, system: str, guid: str, action: str, chunk: li
 
 def _landed(api: MembershipApi, progress: _Progress, number: int, action: str, size: int) -> None:
     progress.landed.append(number)
+    progress.override_landed = progress.override_landed or action == "override"
     progress.applied_ids += size
     api.log.info(
         "chunk %d/%d (%s): %s/%s ids",
@@ -346,7 +351,13 @@ def _send_in_parallel(
 
 
 def stopped_between_phases(
-    err: SegmentsError, guid: str, done: str, *, applied: tuple[int, int], total: tuple[int, int]
+    err: SegmentsError,
+    guid: str,
+    done: str,
+    *,
+    applied: tuple[int, int],
+    total: tuple[int, int],
+    after_override: bool = False,
 ) -> SegmentsError:
     """The error of a change whose read-back between its two phases failed (see
     :func:`.engine.send_plan`): what the first phase did (``done``, acknowledged; ``applied``: its
@@ -368,8 +379,8 @@ def stopped_between_phases(
         )
     return PartialUpdateError(
         f"WalkMe segment {guid}: {done} (acknowledged), but reading it back before the rest of the change "
-        f"failed, so {chunks} not sent. Rerunning the task converges to the requested membership "
-        f"{_GUARD_ON_RERUN}. Cause: {err}",
+        f"failed, so {chunks} not sent. Rerunning the task converges to the requested membership"
+        f"{_GUARD_ON_RERUN if after_override else ''}. Cause: {err}",
         applied_chunks=applied_chunks,
         total_chunks=total_chunks,
         applied_ids=applied_ids,

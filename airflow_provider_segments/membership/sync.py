@@ -161,7 +161,7 @@ def _sync(
             try:
                 guards.check_removal(removing, listed_members, what, at_most=at_most)
             except SegmentsValidationError as err:
-                if not _unfinished_here(journal, segment):
+                if not (at_most and _unfinished_here(journal, segment)):  # (fewer listed than before)
                     raise
                 raise SegmentsValidationError(  # fail closed, and say what a person can check
                     f"{err} An earlier run of this task left a change of this segment unfinished (its "
