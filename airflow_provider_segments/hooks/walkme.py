@@ -204,7 +204,8 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         except SegmentsError as err:
             self.log.warning("WalkMe answered the create of %r in a way not read (%s).", name, err)
             return {"segment_guid": None}
-        self._answered_writes.note(segment.get("updated_at"))
+        if segment.get("updated_at") is not None:  # (none: the later writes still tell their own)
+            self._answered_writes.note(segment["updated_at"])
         return segment
 
     def put_users(
