@@ -206,3 +206,28 @@ def meanwhile(monkeypatch: Any, app_class: type, handler: str, change: Callable[
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(app_class, handler, handled)
+
+
+def sync_audience(state: Any, user_ids: list[str], **kwargs: Any) -> dict[str, Any]:
+    """Run the sync operator on the segment named "Audience" with ``state`` as its ``state_path``."""
+    from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
+
+    return WalkMeSyncSegmentOperator(
+        task_id="sync", name="Audience", state_path=str(state), user_ids=user_ids, **kwargs
+    ).execute({})
+
+
+def only_segment_members(sandbox: Any) -> set[str]:
+    """The members of the one WalkMe segment the sandbox's test system holds."""
+    from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+
+    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    """What ``call`` returned, or its exception as "Type: message" (for assertion messages)."""
+    try:
+        return call()
+    except BaseException as err:
+        return f"{type(err).__name__}: {err}"

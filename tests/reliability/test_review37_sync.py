@@ -8,10 +8,11 @@ from __future__ import annotations
 import pytest
 from airflow.exceptions import AirflowFailException
 from support import impatient_sandbox
+from support import only_segment_members as members
+from support import sync_audience as sync
 
 from airflow_provider_segments.exceptions import PartialUpdateError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
-from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 
 SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
@@ -21,17 +22,6 @@ SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 def sandbox(monkeypatch):
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
-
-
-def sync(state, user_ids, **kwargs):
-    return WalkMeSyncSegmentOperator(
-        task_id="sync", name="Audience", state_path=str(state), user_ids=user_ids, **kwargs
-    ).execute({})
-
-
-def members(sandbox) -> set[str]:
-    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
-    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
 
 
 BEFORE = [f"a{i}" for i in range(10)]

@@ -11,6 +11,8 @@ from urllib.parse import quote
 import pytest
 from local_servers import Answer, LocalServer
 from support import impatient_sandbox, walkme_conn_json, zendesk_conn_json
+from support import only_segment_members as _members
+from support import sync_audience as _sync
 
 from airflow_provider_segments.exceptions import SegmentsError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
@@ -32,17 +34,6 @@ SENSOR_GUID = "12345aeb-123c-4d83-8b38-a5a456789d0a"
 def sandbox(monkeypatch):
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
-
-
-def _sync(state, user_ids, **kwargs):
-    return WalkMeSyncSegmentOperator(
-        task_id="sync", name="Audience", state_path=str(state), user_ids=user_ids, **kwargs
-    ).execute({})
-
-
-def _members(sandbox) -> set[str]:
-    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
-    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
 
 
 BEFORE = [f"a{i}" for i in range(10)]

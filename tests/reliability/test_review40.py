@@ -10,10 +10,12 @@ import json
 
 import pytest
 from support import impatient_sandbox
+from support import only_segment_members as _members
+from support import outcome as _outcome
+from support import sync_audience as _sync
 
 from airflow_provider_segments.exceptions import SegmentsError
 from airflow_provider_segments.hooks.walkme import WalkMeHook
-from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 from airflow_provider_segments.testing import walkme as fake_walkme
 
@@ -24,24 +26,6 @@ SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
 def sandbox(monkeypatch):
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
-
-
-def _sync(state, user_ids, **kwargs):
-    return WalkMeSyncSegmentOperator(
-        task_id="sync", name="Audience", state_path=str(state), user_ids=user_ids, **kwargs
-    ).execute({})
-
-
-def _members(sandbox) -> set[str]:
-    (segment,) = sandbox.walkme.segments(TEST_SYSTEM_GUID)
-    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
-
-
-def _outcome(call):
-    try:
-        return call()
-    except BaseException as err:
-        return f"{type(err).__name__}: {err}"
 
 
 BEFORE = [f"a{i}" for i in range(10)]
