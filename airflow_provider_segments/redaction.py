@@ -185,10 +185,10 @@ class Redactor:
         too), replaced by ``***``; nothing else in it changes. A short secret is hidden where it
         stands alone: the whole text, or a whole value quoted as ``repr()`` or JSON write it."""
         folded = _folded(text)
-        if any(folded == short.translate(_ASCII_FOLD) for short in self._whole):
+        if any(folded == _folded(short) for short in self._whole):
             return REDACTED
         for short in self._whole:
-            if short.translate(_ASCII_FOLD) in folded:
+            if _folded(short) in folded:
                 for quoted, hidden in ((repr(short), repr(REDACTED)), (json.dumps(short), f'"{REDACTED}"')):
                     text = re.sub(re.escape(quoted), lambda _: hidden, text, flags=re.IGNORECASE)  # noqa: B023
         return _redact_disguised(self._replace_forms(text), self._wrapped) if self._forms else text
