@@ -126,9 +126,14 @@ def provider_worker(argv: list[str]) -> None:
     # provider imports it on first use, so that DAG parsing never pays for it). An Airflow 3 task
     # process is forked by the Task SDK's supervisor, with the supervisor's modules (connection
     # look-up, secrets backends) loaded: imported here too, instead of by the first connection
-    # look-up inside the clock (~60 ms on the project machine).
+    # look-up inside the clock (~60 ms on the project machine). Its task runner then starts the
+    # listener manager (``on_starting``, before any task code runs), which loads the plugins
+    # (OpenLineage's among them): done here too, so the first lineage call does not pay for it.
     import airflow.sdk.execution_time.supervisor  # noqa: F401
     import requests  # noqa: F401
+    from airflow.sdk.listener import get_listener_manager
+
+    get_listener_manager()
 
     from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 
