@@ -27,7 +27,7 @@ from airflow_provider_segments.membership.sender import (
     check_parallel_requests,
     parallel_requests,
 )
-from airflow_provider_segments.membership.writes import LatestAnsweredTime
+from airflow_provider_segments.membership.writes import AnsweredTimes
 from airflow_provider_segments.text import preview
 from airflow_provider_segments.vocabulary import (
     normalize_segment,
@@ -80,7 +80,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         #: Chunk writes in flight at once (the membership engine's chunk sender reads it).
         self.max_parallel_requests = check_parallel_requests(max_parallel_requests)
         self._tokens = TokenCache()  # shared by the threads that send chunk writes
-        self._answered_writes = LatestAnsweredTime()  # what the read-back ties to this hook's writes
+        self._answered_writes = AnsweredTimes()  # what the read-back ties to this hook's writes
 
     # -- connection ----------------------------------------------------------------------------
     def read_connection(self, conn: Any, extra: dict[str, Any]) -> WalkMeConnection:
@@ -205,7 +205,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
             self.log.warning("WalkMe answered the create of %r in a way not read (%s).", name, err)
             return {"segment_guid": None}
         if segment.get("updated_at") is not None:  # (none: the later writes still tell their own)
-            self._answered_writes.note(segment["updated_at"])
+            self._answered_writes.note(str(segment["segment_guid"]), segment["updated_at"])
         return segment
 
     def put_users(
@@ -229,12 +229,13 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         )
         # WalkMe's document does not say what a PUT answers: only its time is read (an error about
         # the rest would report a write that landed as refused); none makes the latest unknown
-        self._answered_writes.note(updated_at_of(answer) if isinstance(answer, dict) else None)
+        self._answered_writes.note(segment_guid, updated_at_of(answer) if isinstance(answer, dict) else None)
 
-    def last_write_updated_at(self) -> str | None:
-        """The latest update time WalkMe answered a write of this hook with (``None`` when its
-        answers carry none): a segment listed as updated later was changed by someone else since."""
-        return self._answered_writes.value
+    def take_last_write_updated_at(self, segment_guid: str) -> str | None:
+        """The latest update time WalkMe answered this hook's writes of the segment with since the
+        last call (``None``: none, or an answer carried none); a segment listed as updated later was
+        changed by someone else since. The read-back takes it, so each change is judged on its own."""
+        return self._answered_writes.take(segment_guid)
 
     @property
     def late_write_grace(self) -> float:

@@ -65,8 +65,8 @@ def verify(
         the change is reported as not verified).
     :raises MembershipMismatchError: the listed count disagrees after :data:`VERIFY_READS` reads.
     """
-    answered = getattr(api, "last_write_updated_at", None)  # where the API offers it (WalkMeHook)
-    last_write = answered() if callable(answered) else None  # (no write happens while reading back)
+    answered = getattr(api, "take_last_write_updated_at", None)  # where the API offers it (WalkMeHook)
+    last_write = answered(guid) if callable(answered) else None  # (no write happens while reading back)
     for read in range(1, VERIFY_READS + 1):
         named = created_as if read == 1 else None
         try:

@@ -357,30 +357,38 @@ def _gone_after_reads(still_listed: Callable[[], bool], sleep: Callable[[float],
     return False
 
 
-class LatestAnsweredTime:
-    """The latest update time the platform answered a write with; several threads note theirs
-    (chunk writes go out in parallel)."""
+class AnsweredTimes:
+    """The latest update time the platform answered the writes of each segment with, since that
+    segment's last read-back; several threads note theirs (chunk writes go out in parallel).
+
+    Kept per segment and taken by the read-back, so one change is judged on its own writes: a hook
+    used for several changes (or segments) carries neither an earlier change's time nor its
+    "unknown" into the next one.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: tuple[datetime, str] | None = None
-        self._unknown = False  # a write was answered without a time: the latest is not known
+        #: segment GUID (lower case) -> (latest time, as written) or ``None``: a write was answered
+        #: without a time, so the latest is not known
+        self._latest: dict[str, tuple[datetime, str] | None] = {}
 
-    def note(self, value: Any) -> None:
-        """Keep ``value`` (an update time as the platform wrote it) if it is the latest so far; a
-        write answered without one makes the latest unknown (that write moved the time too)."""
-        when = parse_time(value)
+    def note(self, segment_guid: str, value: Any) -> None:
+        """Keep ``value`` (an update time as the platform wrote it) if it is the segment's latest
+        so far; a write answered without one makes the latest unknown (that write moved the time too)."""
+        when, key = parse_time(value), segment_guid.lower()
         with self._lock:
-            if when is None:
-                self._unknown = True
-            elif self._latest is None or when > self._latest[0]:
-                self._latest = (when, str(value))
+            latest = self._latest.get(key)
+            if when is None or (latest is None and key in self._latest):  # (unknown stays unknown)
+                self._latest[key] = None
+            elif latest is None or when > latest[0]:
+                self._latest[key] = (when, str(value))
 
-    @property
-    def value(self) -> str | None:
-        """The latest time noted, as the platform wrote it; ``None`` when it is not known (an answer
-        carried none)."""
-        return self._latest[1] if self._latest is not None and not self._unknown else None
+    def take(self, segment_guid: str) -> str | None:
+        """The segment's latest time noted since the last take, as the platform wrote it; ``None``
+        when no write was noted or one answer carried no time. The record starts over."""
+        with self._lock:
+            latest = self._latest.pop(segment_guid.lower(), None)
+        return latest[1] if latest is not None else None
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -1,0 +1,70 @@
+"""The read-back's other-client check is judged per change, on the writes of that change.
+
+A hook notes the update time WalkMe answers each write with; the read-back fails a change whose
+segment is listed as updated later than that (another client changed it meanwhile). A write
+answered without a time makes the latest unknown, which turns the check off. That must hold for
+the change it happened in only: a hook used for several changes (a PythonOperator calling its
+methods in turn) must not carry one change's unknown time, or one segment's time, into the next.
+"""
+
+from __future__ import annotations
+
+import pytest
+from support import impatient_sandbox
+from support import outcome as _outcome
+
+from airflow_provider_segments.hooks.walkme import WalkMeHook
+from airflow_provider_segments.testing import TEST_SYSTEM_GUID
+from airflow_provider_segments.testing import walkme as fake_walkme
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)
+    yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
+
+
+def _members(sandbox, name: str) -> set[str]:
+    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == name]
+    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
+
+
+def test_an_earlier_change_answered_without_a_time_leaves_the_next_changes_check_on(sandbox, monkeypatch):
+    """Change 1 (segment "First") is answered without update times, so its read-back cannot tell
+    another client's edit from its own writes. Change 2 (segment "Second"), with the same hook, is
+    answered with times; another client swaps one of its members after its last write. Its
+    read-back must catch the swap (listed later than the last write answered): the task fails."""
+    update = fake_walkme.WalkMeApp._update
+    answer_times = {"on": False}
+
+    def maybe_without_a_time(self, request, system, segment_guid, payload):
+        response = update(self, request, system, segment_guid, payload)
+        return response if answer_times["on"] else fake_walkme.empty_response(204)
+
+    monkeypatch.setattr(fake_walkme.WalkMeApp, "_update", maybe_without_a_time)
+    hook = WalkMeHook(max_parallel_requests=1)
+    first = [f"f{i}" for i in range(4)]
+    created = _outcome(lambda: hook.create_segment("First", first, system_guid=TEST_SYSTEM_GUID))
+    assert created["user_count"] == 4, created
+
+    answer_times["on"] = True
+    put_users = WalkMeHook.put_users
+    adds = {"n": 0}
+
+    def then_an_admin_swaps(self, system, guid, action, user_ids, **kwargs):
+        put_users(self, system, guid, action, user_ids, **kwargs)
+        if self is hook and action == "add":
+            adds["n"] += 1
+            if adds["n"] == 2:  # the change's last write answered: another client swaps one member
+                admin = WalkMeHook()
+                put_users(admin, system, guid, "remove", ["s0"])
+                put_users(admin, system, guid, "add", ["intruder"])
+
+    monkeypatch.setattr(WalkMeHook, "put_users", then_an_admin_swaps)
+    wanted = [f"s{i}" for i in range(6)]
+    outcome = _outcome(lambda: hook.create_segment("Second", wanted, system_guid=TEST_SYSTEM_GUID))
+    members = _members(sandbox, "Second")
+    assert adds["n"] == 2, outcome
+    assert members != set(wanted)  # (the swap landed: "intruder" in, "s0" out)
+    assert not isinstance(outcome, dict), f"reported success with members {sorted(members)}: {outcome!r}"
+    assert "another client changed it" in outcome
