@@ -10,8 +10,10 @@ from __future__ import annotations
 import ast
 import io
 import json
+import operator
 import tokenize
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from typing import IO, Any
 
 from airflow_provider_segments.exceptions import SegmentsValidationError
@@ -83,10 +85,10 @@ def checked_value_batches(
     for offset in range(0, len(values), BLOCK_IDS):
         batch = values[offset : offset + BLOCK_IDS]
         # C-speed checks of the block; the slow walk below only runs to name a bad id (or convert ints).
-        # Exact str only (a subclass, an enum, goes through the walk): ``list.count`` compares types by
-        # identity first, a third of the cost of a set of them. One set of the lengths answers both
-        # "none too long" and "none empty".
-        if list(map(type, batch)).count(str) == len(batch) and (
+        # Exact str only (a subclass, an enum, goes through the walk), by identity: an equality test
+        # (a set of types, list.count) is answered by the class's metaclass, which may say "str".
+        # One set of the lengths answers both "none too long" and "none empty".
+        if all(map(operator.is_, map(type, batch), repeat(str))) and (
             _lengths_within(batch, max_length)
             and _visible_and_unpadded("".join(batch), batch, newline_ok=False)
         ):
