@@ -26,7 +26,12 @@ from airflow_provider_segments.membership.plan import (
     chunk_count,
     full_plan,
 )
-from airflow_provider_segments.membership.read_back import evidence_fields, listed_segment, verify
+from airflow_provider_segments.membership.read_back import (
+    begin_change,
+    evidence_fields,
+    listed_segment,
+    verify,
+)
 from airflow_provider_segments.membership.sender import MembershipApi, send_chunks, stopped_between_phases
 from airflow_provider_segments.membership.writes import (
     Creation,
@@ -198,6 +203,7 @@ def apply_action(
         )
     else:
         api.log.info("No ids to %s for segment %s: nothing sent.", action, guid)
+    begin_change(api, guid)
     if plan is not None:
         send_plan(api, system, guid, plan, changed_since=changed_since)
     else:

@@ -38,6 +38,14 @@ def listed_segment(api: MembershipApi, system: str, guid: str) -> dict[str, Any]
     )
 
 
+def begin_change(api: MembershipApi, guid: str) -> None:
+    """Start a change of segment ``guid``: the update times answered to earlier writes of it (of a
+    change that failed before its read-back) are not this change's evidence, so they are dropped."""
+    answered = getattr(api, "take_last_write_updated_at", None)  # where the API offers it (WalkMeHook)
+    if callable(answered):
+        answered(guid)
+
+
 def verify(
     api: MembershipApi,
     system: str,

@@ -34,7 +34,12 @@ from airflow_provider_segments.membership.plan import (
     full_plan,
     left_out_count,
 )
-from airflow_provider_segments.membership.read_back import evidence_fields, listed_segment, verify
+from airflow_provider_segments.membership.read_back import (
+    begin_change,
+    evidence_fields,
+    listed_segment,
+    verify,
+)
 from airflow_provider_segments.membership.sender import MembershipApi
 from airflow_provider_segments.membership.state import Journal, Snapshot, StateStore
 from airflow_provider_segments.membership.writes import CreationMark, existing_segment
@@ -214,6 +219,7 @@ def _sync(
                     store.write_journal(Journal(guid, system, plan.mode, pending))
                 try:
                     changed_since = segment.get("updated_at")
+                    begin_change(api, guid)
                     send_plan(
                         api,
                         system,

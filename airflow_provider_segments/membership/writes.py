@@ -361,9 +361,10 @@ class AnsweredTimes:
     """The latest update time the platform answered the writes of each segment with, since that
     segment's last read-back; several threads note theirs (chunk writes go out in parallel).
 
-    Kept per segment and taken by the read-back, so one change is judged on its own writes: a hook
-    used for several changes (or segments) carries neither an earlier change's time nor its
-    "unknown" into the next one.
+    Kept per segment, dropped when a change of the segment begins (one that failed before its
+    read-back leaves its record) and taken by the read-back: one change is judged on its own writes,
+    and a hook used for several changes or segments carries neither an earlier change's time nor
+    its "unknown" into the next one.
     """
 
     def __init__(self) -> None:

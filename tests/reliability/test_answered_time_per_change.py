@@ -68,3 +68,52 @@ def test_an_earlier_change_answered_without_a_time_leaves_the_next_changes_check
     assert members != set(wanted)  # (the swap landed: "intruder" in, "s0" out)
     assert not isinstance(outcome, dict), f"reported success with members {sorted(members)}: {outcome!r}"
     assert "another client changed it" in outcome
+
+
+def test_a_failed_change_does_not_leave_its_unknown_time_to_the_next_change_of_the_segment(
+    sandbox, monkeypatch
+):
+    """Change 1 adds to a segment; its first chunk is answered without a time, its second is refused
+    (400): it fails before its read-back, with the record "time unknown". Change 2 adds to the same
+    segment with the same hook, answered with times; another client swaps a member after its last
+    write. Its read-back must catch the swap: a change is judged on its own writes only."""
+    SEGMENTS = f"/public/v1/user/system/{TEST_SYSTEM_GUID}/segment"
+    segment = sandbox.walkme.create_segment(TEST_SYSTEM_GUID, "Audience", ["a0", "a1"])
+    guid = segment["guid"]
+    update = fake_walkme.WalkMeApp._update
+    answer_times = {"on": False}
+
+    def maybe_without_a_time(self, request, system, segment_guid, payload):
+        response = update(self, request, system, segment_guid, payload)
+        return response if answer_times["on"] else fake_walkme.empty_response(204)
+
+    monkeypatch.setattr(fake_walkme.WalkMeApp, "_update", maybe_without_a_time)
+    hook = WalkMeHook(max_parallel_requests=1)
+    sandbox.inject_fault(f"{SEGMENTS}/", 400, method="PUT", skip=1)
+    failed = _outcome(
+        lambda: hook.update_segment(guid, "add", ["f0", "f1", "f2", "f3"], system_guid=TEST_SYSTEM_GUID)
+    )
+    assert isinstance(failed, str) and "PartialUpdateError" in failed, failed
+
+    answer_times["on"] = True
+    put_users = WalkMeHook.put_users
+    adds = {"n": 0}
+
+    def then_an_admin_swaps(self, system, segment_guid, action, user_ids, **kwargs):
+        put_users(self, system, segment_guid, action, user_ids, **kwargs)
+        if self is hook and action == "add":
+            adds["n"] += 1
+            if adds["n"] == 2:  # the change's last write answered: another client swaps one member
+                admin = WalkMeHook()
+                put_users(admin, system, segment_guid, "remove", ["a0"])
+                put_users(admin, system, segment_guid, "add", ["intruder"])
+
+    monkeypatch.setattr(WalkMeHook, "put_users", then_an_admin_swaps)
+    outcome = _outcome(
+        lambda: hook.update_segment(guid, "add", ["s0", "s1", "s2", "s3"], system_guid=TEST_SYSTEM_GUID)
+    )
+    members = set(sandbox.walkme.members(TEST_SYSTEM_GUID, guid))
+    assert adds["n"] == 2, outcome
+    assert "intruder" in members and "a0" not in members  # (the swap landed)
+    assert not isinstance(outcome, dict), f"reported success with members {sorted(members)}: {outcome!r}"
+    assert "another client changed it" in outcome
