@@ -204,8 +204,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         except SegmentsError as err:
             self.log.warning("WalkMe answered the create of %r in a way not read (%s).", name, err)
             return {"segment_guid": None}
-        if segment.get("updated_at") is not None:  # (none: the later writes still tell their own)
-            self._answered_writes.note(str(segment["segment_guid"]), segment["updated_at"])
+        self._answered_writes.note_create(str(segment["segment_guid"]), segment.get("updated_at"))
         return segment
 
     def put_users(

@@ -5,7 +5,6 @@ change's writes and not past the last of them).
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from airflow_provider_segments.exceptions import (
 )
 from airflow_provider_segments.membership.names_written import TakingBack, check_created_name
 from airflow_provider_segments.membership.sender import MembershipApi
-from airflow_provider_segments.membership.writes import parse_time
+from airflow_provider_segments.membership.writes import has_fraction, parse_time
 
 #: Read-backs of a changed segment before a count that disagrees counts as a mismatch (a listing
 #: may lag a moment behind the writes), and the wait between two.
@@ -150,7 +149,7 @@ def _is_later(listed: Any, answered: str | None) -> bool:
     listed_at, answered_at = parse_time(listed), parse_time(answered)
     if listed_at is None or answered_at is None:
         return False
-    if _has_fraction(listed) and _has_fraction(answered):
+    if has_fraction(listed) and has_fraction(answered):
         return listed_at > answered_at
     return listed_at - answered_at >= timedelta(seconds=1)
 
@@ -165,10 +164,6 @@ def _moved_since(listed: Any, before: str) -> bool:
     if listed_at is None or before_at is None:
         return listed != before
     return listed_at > before_at
-
-
-def _has_fraction(moment: Any) -> bool:
-    return isinstance(moment, str) and re.search(r"\d:\d\d[.,]\d", moment) is not None
 
 
 def _count_problem(

@@ -22,6 +22,7 @@ deleted again, a bounded number of times.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -375,14 +376,24 @@ class AnsweredTimes:
 
     def note(self, segment_guid: str, value: Any) -> None:
         """Keep ``value`` (an update time as the platform wrote it) if it is the segment's latest
-        so far; a write answered without one makes the latest unknown (that write moved the time too)."""
+        so far; a write answered without one makes the latest unknown (that write moved the time too).
+
+        "Latest" by the last moment each time can stand for: one in whole seconds (cut or rounded)
+        may stand for any moment of its second, so it is later than a time with a fraction within
+        that second (a write answered "05" after one answered "05.100" may have landed at 05.700)."""
         when, key = parse_time(value), segment_guid.lower()
         with self._lock:
             latest = self._latest.get(key)
             if when is None or (latest is None and key in self._latest):  # (unknown stays unknown)
                 self._latest[key] = None
-            elif latest is None or when > latest[0]:
+            elif latest is None or _last_moment(when, value) > _last_moment(*latest):
                 self._latest[key] = (when, str(value))
+
+    def note_create(self, segment_guid: str, value: Any) -> None:
+        """Note a create's answer. A create precedes every later write of its segment, so a time
+        missing or not read says nothing of theirs: only a readable one is kept."""
+        if parse_time(value) is not None:
+            self.note(segment_guid, value)
 
     def take(self, segment_guid: str) -> str | None:
         """The segment's latest time noted since the last take, as the platform wrote it; ``None``
@@ -390,6 +401,16 @@ class AnsweredTimes:
         with self._lock:
             latest = self._latest.pop(segment_guid.lower(), None)
         return latest[1] if latest is not None else None
+
+
+def has_fraction(moment: Any) -> bool:
+    """Whether an update time as written holds a fraction of a second."""
+    return isinstance(moment, str) and re.search(r"\d:\d\d[.,]\d", moment) is not None
+
+
+def _last_moment(when: datetime, value: Any) -> datetime:
+    """The last moment an update time as written can stand for (see :meth:`AnsweredTimes.note`)."""
+    return when if has_fraction(value) else when + timedelta(seconds=1)
 
 
 def parse_time(value: Any) -> datetime | None:
