@@ -204,7 +204,7 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         except SegmentsError as err:
             self.log.warning("WalkMe answered the create of %r in a way not read (%s).", name, err)
             return {"segment_guid": None}
-        self._answered_writes.note_create(str(segment["segment_guid"]), segment.get("updated_at"))
+        self._answered_writes.note(str(segment["segment_guid"]), segment.get("updated_at"), create=True)
         return segment
 
     def put_users(
@@ -230,10 +230,10 @@ class WalkMeHook(SegmentsHook[WalkMeConnection]):
         # the rest would report a write that landed as refused); none makes the latest unknown
         self._answered_writes.note(segment_guid, updated_at_of(answer) if isinstance(answer, dict) else None)
 
-    def take_last_write_updated_at(self, segment_guid: str) -> str | None:
-        """The latest update time WalkMe answered this hook's writes of the segment with since the
-        last call (``None``: none, or an answer carried none); a segment listed as updated later was
-        changed by someone else since. The read-back takes it, so each change is judged on its own."""
+    def take_answered_write_times(self, segment_guid: str) -> tuple[str, ...]:
+        """The latest update times WalkMe answered this hook's writes of the segment with since the
+        last call, one per precision (none: no write, or an answer carried none); a segment listed
+        as updated later than each was changed by someone else since. See :class:`AnsweredTimes`."""
         return self._answered_writes.take(segment_guid)
 
     @property

@@ -40,7 +40,7 @@ def listed_segment(api: MembershipApi, system: str, guid: str) -> dict[str, Any]
 def begin_change(api: MembershipApi, guid: str) -> None:
     """Start a change of segment ``guid``: the update times answered to earlier writes of it (of a
     change that failed before its read-back) are not this change's evidence, so they are dropped."""
-    answered = getattr(api, "take_last_write_updated_at", None)  # where the API offers it (WalkMeHook)
+    answered = getattr(api, "take_answered_write_times", None)  # where the API offers it (WalkMeHook)
     if callable(answered):
         answered(guid)
 
@@ -72,8 +72,8 @@ def verify(
         the change is reported as not verified).
     :raises MembershipMismatchError: the listed count disagrees after :data:`VERIFY_READS` reads.
     """
-    answered = getattr(api, "take_last_write_updated_at", None)  # where the API offers it (WalkMeHook)
-    last_write = answered(guid) if callable(answered) else None  # (no write happens while reading back)
+    answered = getattr(api, "take_answered_write_times", None)  # where the API offers it (WalkMeHook)
+    last_writes = answered(guid) if callable(answered) else ()  # (no write happens while reading back)
     for read in range(1, VERIFY_READS + 1):
         named = created_as if read == 1 else None
         try:
@@ -92,13 +92,14 @@ def verify(
             taking_back = TakingBack(lambda: api.delete_segment(guid, system))  # the create's own segment
             check_created_name("WalkMe", what, named, listed.get("name"), others, taking_back)
         count = listed.get("user_count")
-        if _is_later(listed.get("updated_at"), last_write):
+        if last_writes and all(_is_later(listed.get("updated_at"), answer) for answer in last_writes):
             raise MembershipMismatchError(
                 f"After the change, WalkMe lists {what} as updated at {listed.get('updated_at')}, after "
-                f"this task's last write was answered ({last_write}): another client changed it since (or "
-                f"a late copy of a write landed), so the {count if count is not None else 'unknown'} "
-                "members it lists are not known to be the input. The task fails so that this is not "
-                "reported as success; rerun it (a sync then sends the whole membership).",
+                f"this task's last write was answered ({' / '.join(last_writes)}): another client changed "
+                "it since (or a late copy of a write landed), so the "
+                f"{count if count is not None else 'unknown'} members it lists are not known to be the "
+                "input. The task fails so that this is not reported as success; rerun it (a sync then "
+                "sends the whole membership).",
                 listed_count=count,
                 expected_count=expected,
             )

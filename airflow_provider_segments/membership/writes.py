@@ -359,58 +359,70 @@ def _gone_after_reads(still_listed: Callable[[], bool], sleep: Callable[[float],
 
 
 class AnsweredTimes:
-    """The latest update time the platform answered the writes of each segment with, since that
+    """The latest update times the platform answered the writes of each segment with, since that
     segment's last read-back; several threads note theirs (chunk writes go out in parallel).
+
+    A time with a fraction of a second is a moment; one in whole seconds is any moment of its
+    second where it was cut or rounded, so neither can stand for the other (adds answered "05" after
+    a create answered "05.100" may have landed at 05.700). Where the chunk writes are answered with
+    fractions, one answered without is read as exact (its serializer dropped the zeros of ".000":
+    "05" before "05.2" is 05.000). A create's time counts only where no chunk write followed (they
+    all do, so theirs say more). The read-back takes the latest of each precision and judges the
+    listed time later than the last write only when it is later than each, by its own precision.
 
     Kept per segment, dropped when a change of the segment begins (one that failed before its
     read-back leaves its record) and taken by the read-back: one change is judged on its own writes,
-    and a hook used for several changes or segments carries neither an earlier change's time nor
+    and a hook used for several changes or segments carries neither an earlier change's times nor
     its "unknown" into the next one.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        #: segment GUID (lower case) -> (latest time, as written) or ``None``: a write was answered
-        #: without a time, so the latest is not known
-        self._latest: dict[str, tuple[datetime, str] | None] = {}
+        #: segment GUID (lower case) -> {kind: (latest time, as written)}, kinds "create", "fraction"
+        #: and "whole" (chunk writes); ``None``: a chunk write was answered without a time, so the
+        #: latest is not known
+        self._latest: dict[str, dict[str, tuple[datetime, str]] | None] = {}
 
-    def note(self, segment_guid: str, value: Any) -> None:
-        """Keep ``value`` (an update time as the platform wrote it) if it is the segment's latest
-        so far; a write answered without one makes the latest unknown (that write moved the time too).
-
-        "Latest" by the last moment each time can stand for: one in whole seconds (cut or rounded)
-        may stand for any moment of its second, so it is later than a time with a fraction within
-        that second (a write answered "05" after one answered "05.100" may have landed at 05.700)."""
+    def note(self, segment_guid: str, value: Any, *, create: bool = False) -> None:
+        """Keep ``value`` (an update time as the platform wrote it) if it is the segment's latest of
+        its kind so far. A chunk write answered without one makes the latest unknown (that write
+        moved the time too); a create, which precedes every later write, keeps only a readable one."""
         when, key = parse_time(value), segment_guid.lower()
         with self._lock:
-            latest = self._latest.get(key)
-            if when is None or (latest is None and key in self._latest):  # (unknown stays unknown)
+            latest = self._latest.setdefault(key, {})
+            if when is None and create:
+                return
+            if when is None or latest is None:  # (unknown stays unknown)
                 self._latest[key] = None
-            elif latest is None or _last_moment(when, value) > _last_moment(*latest):
-                self._latest[key] = (when, str(value))
+                return
+            kind = "create" if create else "fraction" if has_fraction(value) else "whole"
+            if kind not in latest or when > latest[kind][0]:
+                latest[kind] = (when, str(value))
 
-    def note_create(self, segment_guid: str, value: Any) -> None:
-        """Note a create's answer. A create precedes every later write of its segment, so a time
-        missing or not read says nothing of theirs: only a readable one is kept."""
-        if parse_time(value) is not None:
-            self.note(segment_guid, value)
-
-    def take(self, segment_guid: str) -> str | None:
-        """The segment's latest time noted since the last take, as the platform wrote it; ``None``
-        when no write was noted or one answer carried no time. The record starts over."""
+    def take(self, segment_guid: str) -> tuple[str, ...]:
+        """The segment's latest times noted since the last take, one per precision, as the platform
+        wrote them (an exact whole-second one as a time with a fraction); none when no write was
+        noted or one answer carried no time. The record starts over."""
         with self._lock:
             latest = self._latest.pop(segment_guid.lower(), None)
-        return latest[1] if latest is not None else None
+        if not latest:
+            return ()
+        if latest.keys() - {"create"}:  # every chunk write follows the create: its time says more
+            latest.pop("create", None)
+        if "fraction" in latest and "whole" in latest:  # chunk writes carry fractions: zeros dropped
+            when = latest.pop("whole")[0]
+            latest["exact"] = (when, when.isoformat(timespec="microseconds"))
+        by_precision: dict[bool, tuple[datetime, str]] = {}
+        for when, value in latest.values():
+            precision = has_fraction(value)
+            if precision not in by_precision or when > by_precision[precision][0]:
+                by_precision[precision] = (when, value)
+        return tuple(value for _, value in by_precision.values())
 
 
 def has_fraction(moment: Any) -> bool:
     """Whether an update time as written holds a fraction of a second."""
     return isinstance(moment, str) and re.search(r"\d:\d\d[.,]\d", moment) is not None
-
-
-def _last_moment(when: datetime, value: Any) -> datetime:
-    """The last moment an update time as written can stand for (see :meth:`AnsweredTimes.note`)."""
-    return when if has_fraction(value) else when + timedelta(seconds=1)
 
 
 def parse_time(value: Any) -> datetime | None:
