@@ -143,15 +143,17 @@ def verify(
 def _is_later(listed: Any, answered: str | None) -> bool:
     """Whether the listed update time is later than the one a write of this task was answered with.
 
-    Both with a fraction of a second: compared as they are (a server may drop trailing zeros, so the
-    number of digits says nothing of its precision). Either in whole seconds (cut or rounded, as
-    another serializer or a store may keep them): only a whole second more is surely later.
+    Both with a fraction of a second: compared as they are, to the millisecond (a server may drop
+    trailing zeros, so the number of digits says nothing of its precision; a listing may keep more
+    digits than the answer, or round to fewer: under a millisecond apart proves nothing). Either in
+    whole seconds (cut or rounded, as another serializer or a store may keep them): only a whole
+    second more is surely later.
     """
     listed_at, answered_at = parse_time(listed), parse_time(answered)
     if listed_at is None or answered_at is None:
         return False
-    if has_fraction(listed) and has_fraction(answered):
-        return listed_at > answered_at
+    if has_fraction(listed) and has_fraction(answered):  # (a millisecond: one may be cut, one rounded)
+        return listed_at - answered_at >= timedelta(milliseconds=1)
     return listed_at - answered_at >= timedelta(seconds=1)
 
 

@@ -364,11 +364,12 @@ class AnsweredTimes:
 
     A time with a fraction of a second is a moment; one in whole seconds is any moment of its
     second where it was cut or rounded, so neither can stand for the other (adds answered "05" after
-    a create answered "05.100" may have landed at 05.700). Where the chunk writes are answered with
-    fractions, one answered without is read as exact (its serializer dropped the zeros of ".000":
-    "05" before "05.2" is 05.000). A create's time counts only where no chunk write followed (they
-    all do, so theirs say more). The read-back takes the latest of each precision and judges the
-    listed time later than the last write only when it is later than each, by its own precision.
+    a create answered "05.100" may have landed at 05.700). Once a chunk write was answered with a
+    fraction (in any change: a server's format), one answered without is read as exact (its
+    serializer dropped the zeros of ".000": "05" beside "05.2" is 05.000). A create's time counts
+    only where no chunk write followed (they all do, so theirs say more). The read-back takes the
+    latest of each precision and judges the listed time later than the last write only when it is
+    later than each, by its own precision.
 
     Kept per segment, dropped when a change of the segment begins (one that failed before its
     read-back leaves its record) and taken by the read-back: one change is judged on its own writes,
@@ -382,6 +383,8 @@ class AnsweredTimes:
         #: and "whole" (chunk writes); ``None``: a chunk write was answered without a time, so the
         #: latest is not known
         self._latest: dict[str, dict[str, tuple[datetime, str]] | None] = {}
+        #: a chunk write was answered with a fraction: this server writes them (whatever the change)
+        self._fractions_written = False
 
     def note(self, segment_guid: str, value: Any, *, create: bool = False) -> None:
         """Keep ``value`` (an update time as the platform wrote it) if it is the segment's latest of
@@ -396,6 +399,7 @@ class AnsweredTimes:
                 self._latest[key] = None
                 return
             kind = "create" if create else "fraction" if has_fraction(value) else "whole"
+            self._fractions_written = self._fractions_written or kind == "fraction"
             if kind not in latest or when > latest[kind][0]:
                 latest[kind] = (when, str(value))
 
@@ -405,11 +409,12 @@ class AnsweredTimes:
         noted or one answer carried no time. The record starts over."""
         with self._lock:
             latest = self._latest.pop(segment_guid.lower(), None)
+            fractions_written = self._fractions_written
         if not latest:
             return ()
         if latest.keys() - {"create"}:  # every chunk write follows the create: its time says more
             latest.pop("create", None)
-        if "fraction" in latest and "whole" in latest:  # chunk writes carry fractions: zeros dropped
+        if fractions_written and "whole" in latest:  # chunk writes carry fractions: zeros dropped
             when = latest.pop("whole")[0]
             latest["exact"] = (when, when.isoformat(timespec="microseconds"))
         by_precision: dict[bool, tuple[datetime, str]] = {}
