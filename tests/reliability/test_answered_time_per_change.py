@@ -29,6 +29,25 @@ def _members(sandbox, name: str) -> set[str]:
     return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
 
 
+def _an_admin_swaps_after_the_second_add(monkeypatch, hook: WalkMeHook, removed: str) -> dict:
+    """After ``hook``'s second ``add`` was answered (its change's last write), another client swaps
+    ``removed`` for "intruder" (the count stays); the number of ``hook``'s adds is in ``["n"]``."""
+    put_users = WalkMeHook.put_users
+    adds = {"n": 0}
+
+    def then_an_admin_swaps(self, system, segment_guid, action, user_ids, **kwargs):
+        put_users(self, system, segment_guid, action, user_ids, **kwargs)
+        if self is hook and action == "add":
+            adds["n"] += 1
+            if adds["n"] == 2:
+                admin = WalkMeHook()
+                put_users(admin, system, segment_guid, "remove", [removed])
+                put_users(admin, system, segment_guid, "add", ["intruder"])
+
+    monkeypatch.setattr(WalkMeHook, "put_users", then_an_admin_swaps)
+    return adds
+
+
 def test_an_earlier_change_answered_without_a_time_leaves_the_next_changes_check_on(sandbox, monkeypatch):
     """Change 1 (segment "First") is answered without update times, so its read-back cannot tell
     another client's edit from its own writes. Change 2 (segment "Second"), with the same hook, is
@@ -48,19 +67,7 @@ def test_an_earlier_change_answered_without_a_time_leaves_the_next_changes_check
     assert created["user_count"] == 4, created
 
     answer_times["on"] = True
-    put_users = WalkMeHook.put_users
-    adds = {"n": 0}
-
-    def then_an_admin_swaps(self, system, guid, action, user_ids, **kwargs):
-        put_users(self, system, guid, action, user_ids, **kwargs)
-        if self is hook and action == "add":
-            adds["n"] += 1
-            if adds["n"] == 2:  # the change's last write answered: another client swaps one member
-                admin = WalkMeHook()
-                put_users(admin, system, guid, "remove", ["s0"])
-                put_users(admin, system, guid, "add", ["intruder"])
-
-    monkeypatch.setattr(WalkMeHook, "put_users", then_an_admin_swaps)
+    adds = _an_admin_swaps_after_the_second_add(monkeypatch, hook, "s0")
     wanted = [f"s{i}" for i in range(6)]
     outcome = _outcome(lambda: hook.create_segment("Second", wanted, system_guid=TEST_SYSTEM_GUID))
     members = _members(sandbox, "Second")
@@ -96,19 +103,7 @@ def test_a_failed_change_does_not_leave_its_unknown_time_to_the_next_change_of_t
     assert isinstance(failed, str) and "PartialUpdateError" in failed, failed
 
     answer_times["on"] = True
-    put_users = WalkMeHook.put_users
-    adds = {"n": 0}
-
-    def then_an_admin_swaps(self, system, segment_guid, action, user_ids, **kwargs):
-        put_users(self, system, segment_guid, action, user_ids, **kwargs)
-        if self is hook and action == "add":
-            adds["n"] += 1
-            if adds["n"] == 2:  # the change's last write answered: another client swaps one member
-                admin = WalkMeHook()
-                put_users(admin, system, segment_guid, "remove", ["a0"])
-                put_users(admin, system, segment_guid, "add", ["intruder"])
-
-    monkeypatch.setattr(WalkMeHook, "put_users", then_an_admin_swaps)
+    adds = _an_admin_swaps_after_the_second_add(monkeypatch, hook, "a0")
     outcome = _outcome(
         lambda: hook.update_segment(guid, "add", ["s0", "s1", "s2", "s3"], system_guid=TEST_SYSTEM_GUID)
     )

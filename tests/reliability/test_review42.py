@@ -11,50 +11,21 @@ import itertools
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from answer_times import WANTED, create_audience
+from answer_times import another_client_swaps_after as _another_client_swaps_after
+from answer_times import audience_members as _members
 from support import impatient_sandbox
 from support import outcome as _outcome
 
 from airflow_provider_segments.hooks.walkme import WalkMeHook
-from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 from airflow_provider_segments.testing import walkme as fake_walkme
 
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)  # 5 ids: a create (or override) + 2 adds
+    monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)  # 5 ids: the create + 2 adds
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
-
-
-WANTED = [f"u{i}" for i in range(5)]
-
-
-def _members(sandbox) -> set[str]:
-    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Audience"]
-    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
-
-
-def _another_client_swaps_after(monkeypatch, writes: int) -> dict:
-    """At the first listing read after the task's ``writes``-th write (POST or PUT) was answered,
-    another client removes one member of "Audience" and adds "intruder": the count stays, the
-    segment's update time moves (as any write of WalkMe's does)."""
-    real = fake_walkme.WalkMeApp._segment_call
-    seen = {"writes": 0, "swapped": False}
-
-    def segment_call(self, request, system, segment):
-        if request.method == "GET" and seen["writes"] >= writes and not seen["swapped"]:
-            seen["swapped"] = True
-            with self._lock:
-                (audience,) = [s for s in self._systems[system.lower()].values() if s.name == "Audience"]
-                audience.members.pop(next(iter(audience.members)))
-                audience.members["intruder"] = None
-                audience.updated_at = fake_walkme._after(audience.updated_at)
-        if request.method in ("POST", "PUT"):
-            seen["writes"] += 1
-        return real(self, request, system, segment)
-
-    monkeypatch.setattr(fake_walkme.WalkMeApp, "_segment_call", segment_call)
-    return seen
 
 
 # == 1. a create answered with an update time the hook cannot read turns the check off ==============
@@ -82,19 +53,7 @@ def test_a_create_answered_with_an_unreadable_time_still_catches_a_swap_after_it
 
     monkeypatch.setattr(fake_walkme.WalkMeApp, "_create_locked", staticmethod(answered_in_epoch_ms))
     seen = _another_client_swaps_after(monkeypatch, writes=3)
-    if path == "hook-create":
-        run = lambda: WalkMeHook(max_parallel_requests=parallel).create_segment(  # noqa: E731
-            "Audience", WANTED, system_guid=TEST_SYSTEM_GUID
-        )
-    else:
-        run = lambda: WalkMeSyncSegmentOperator(  # noqa: E731
-            task_id="sync",
-            name="Audience",
-            state_path=str(tmp_path / "audience.snapshot"),
-            user_ids=WANTED,
-            max_parallel_requests=parallel,
-        ).execute({})
-    result = _outcome(run)
+    result = create_audience(path, parallel, tmp_path)
     members = _members(sandbox)
     assert seen["swapped"] and "intruder" in members, (seen, members, result)
     assert not isinstance(result, dict), f"reported success with members {sorted(members)}: {result!r}"

@@ -8,15 +8,18 @@ the task's last write was answered (its read-back), so the order never depends o
 
 from __future__ import annotations
 
-import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
+from answer_times import another_client_swaps_after as _another_client_swaps_after
+from answer_times import audience_members as _members
+from answer_times import clock as _clock
+from answer_times import create_audience as _run
+from answer_times import seconds_cut as _cut
+from answer_times import seconds_rounded as _rounded
 from support import impatient_sandbox
-from support import outcome as _outcome
 
 from airflow_provider_segments.hooks.walkme import WalkMeHook
-from airflow_provider_segments.operators.walkme import WalkMeSyncSegmentOperator
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
 from airflow_provider_segments.testing import walkme as fake_walkme
 
@@ -25,76 +28,6 @@ from airflow_provider_segments.testing import walkme as fake_walkme
 def sandbox(monkeypatch):
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)  # 5 ids: the create + 2 adds
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
-
-
-WANTED = [f"u{i}" for i in range(5)]
-
-
-def _members(sandbox) -> set[str]:
-    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Audience"]
-    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
-
-
-def _clock(monkeypatch, start: datetime, step_ms: int) -> None:
-    """The sandbox's clock: ``start``, then ``step_ms`` later at each write (create, adds, swap)."""
-    ticks = itertools.count()
-
-    def now() -> str:
-        moment = start + timedelta(milliseconds=step_ms * next(ticks))
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-    monkeypatch.setattr(fake_walkme, "_now", now)
-
-
-def _cut(value: str) -> str:
-    return value[:19] + "Z"
-
-
-def _rounded(value: str) -> str:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    moment = (moment + timedelta(milliseconds=500)).replace(microsecond=0)
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _another_client_swaps_after(monkeypatch, writes: int) -> dict:
-    """At the first listing read after the task's ``writes``-th write (POST or PUT) was answered,
-    another client removes one member of "Audience" and adds "intruder": the count stays, the
-    segment's update time moves (as any write of WalkMe's does). (As in test_review42/43.)"""
-    real = fake_walkme.WalkMeApp._segment_call
-    seen = {"writes": 0, "swapped": False}
-
-    def segment_call(self, request, system, segment):
-        if request.method == "GET" and seen["writes"] >= writes and not seen["swapped"]:
-            seen["swapped"] = True
-            with self._lock:
-                (audience,) = [s for s in self._systems[system.lower()].values() if s.name == "Audience"]
-                audience.members.pop(next(iter(audience.members)))
-                audience.members["intruder"] = None
-                audience.updated_at = fake_walkme._after(audience.updated_at)
-        if request.method in ("POST", "PUT"):
-            seen["writes"] += 1
-        return real(self, request, system, segment)
-
-    monkeypatch.setattr(fake_walkme.WalkMeApp, "_segment_call", segment_call)
-    return seen
-
-
-def _run(path: str, parallel: int, tmp_path):
-    if path == "hook-create":
-        return _outcome(
-            lambda: WalkMeHook(max_parallel_requests=parallel).create_segment(
-                "Audience", WANTED, system_guid=TEST_SYSTEM_GUID
-            )
-        )
-    return _outcome(
-        lambda: WalkMeSyncSegmentOperator(
-            task_id="sync",
-            name="Audience",
-            state_path=str(tmp_path / "audience.snapshot"),
-            user_ids=WANTED,
-            max_parallel_requests=parallel,
-        ).execute({})
-    )
 
 
 # == 1. a create answered in whole seconds hides a swap after exact chunk answers ====================

@@ -6,10 +6,19 @@ sandbox holds."""
 
 from __future__ import annotations
 
-import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
+from answer_times import WANTED, another_client_swaps_after
+from answer_times import audience_members as _members
+from answer_times import microsecond_clock as _clock
+from answer_times import milliseconds_cut as _ms_cut
+from answer_times import milliseconds_rounded as _ms_rounded
+from answer_times import same as _same
+from answer_times import seconds_cut as _s_cut
+from answer_times import seconds_rounded as _s_rounded
+from answer_times import serialize as _serialize
+from answer_times import trimmed as _trimmed
 from support import impatient_sandbox
 from support import outcome as _outcome
 
@@ -22,70 +31,6 @@ from airflow_provider_segments.testing import walkme as fake_walkme
 def sandbox(monkeypatch):
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)  # 5 ids: the create + 2 adds
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
-
-
-WANTED = [f"u{i}" for i in range(5)]
-
-
-def _members(sandbox) -> set[str]:
-    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Audience"]
-    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
-
-
-def _iso(moment: datetime, timespec: str) -> str:
-    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _clock(monkeypatch, start: datetime, step_ms: int) -> None:
-    """The sandbox's clock, in microseconds: ``start``, then ``step_ms`` later at each write."""
-    ticks = itertools.count()
-    monkeypatch.setattr(
-        fake_walkme,
-        "_now",
-        lambda: _iso(start + timedelta(milliseconds=step_ms * next(ticks)), "microseconds"),
-    )
-
-
-def _serialize(monkeypatch, answer, listing) -> None:
-    """WalkMe writes the create's and the PUTs' answers with ``answer``, its listing with ``listing``."""
-    json_response = fake_walkme.json_response
-
-    def serialized(status, payload, headers=None):
-        if isinstance(payload, dict) and isinstance(payload.get("updatedAt"), str):
-            payload = {**payload, "updatedAt": answer(payload["updatedAt"])}
-        elif status == 200 and isinstance(payload, list):
-            payload = [
-                {**row, "updatedAt": listing(row["updatedAt"])} if isinstance(row, dict) else row
-                for row in payload
-            ]
-        return json_response(status, payload, headers)
-
-    monkeypatch.setattr(fake_walkme, "json_response", serialized)
-
-
-def _ms_cut(value: str) -> str:  # "04.600250Z" -> "04.600Z"
-    return _iso(_parse(value).replace(microsecond=_parse(value).microsecond // 1000 * 1000), "milliseconds")
-
-
-def _ms_rounded(value: str) -> str:  # "04.600600Z" -> "04.601Z" (a DATETIME(3) column rounds)
-    moment = _parse(value) + timedelta(microseconds=500)
-    return _iso(moment.replace(microsecond=moment.microsecond // 1000 * 1000), "milliseconds")
-
-
-def _s_cut(value: str) -> str:  # "04.600Z" -> "04Z"
-    return _iso(_parse(value), "seconds")
-
-
-def _s_rounded(value: str) -> str:  # "04.600Z" -> "05Z" (a DATETIME(0) column rounds)
-    return _iso(_parse(value) + timedelta(milliseconds=500), "seconds")
-
-
-def _same(value: str) -> str:
-    return value
 
 
 # == 1. sub-second precisions that differ: an honest change fails as "another client changed it" ====
@@ -156,11 +101,6 @@ def test_an_honest_create_is_not_failed_where_answers_cut_and_the_listing_rounds
 
 
 # == 3. a plan's second phase loses the first phase's evidence that "05" is exact ==================
-def _trimmed(value: str) -> str:
-    """As a serializer that drops a fraction's trailing zeros: "05.300Z" -> "05.3Z", "05.000Z" -> "05Z"."""
-    head, _, fraction = _iso(_parse(value), "milliseconds").removesuffix("Z").partition(".")
-    fraction = fraction.rstrip("0")
-    return f"{head}.{fraction}Z" if fraction else f"{head}Z"
 
 
 def test_a_swap_after_an_override_plans_last_add_is_caught_where_walkme_drops_trailing_zeros(
@@ -185,22 +125,7 @@ def test_a_swap_after_an_override_plans_last_add_is_caught_where_walkme_drops_tr
     monkeypatch.setattr(fake_walkme, "_now", lambda: next(times))
     _serialize(monkeypatch, _trimmed, _trimmed)
 
-    real = fake_walkme.WalkMeApp._segment_call
-    seen = {"writes": 0, "swapped": False}
-
-    def segment_call(self, request, system, segment):
-        if request.method == "GET" and seen["writes"] >= 2 and not seen["swapped"]:
-            seen["swapped"] = True  # the first listing read after the add was answered
-            with self._lock:
-                (audience,) = [s for s in self._systems[system.lower()].values() if s.name == "Audience"]
-                audience.members.pop(next(iter(audience.members)))
-                audience.members["intruder"] = None
-                audience.updated_at = fake_walkme._after(audience.updated_at)
-        if request.method in ("POST", "PUT"):
-            seen["writes"] += 1
-        return real(self, request, system, segment)
-
-    monkeypatch.setattr(fake_walkme.WalkMeApp, "_segment_call", segment_call)
+    seen = another_client_swaps_after(monkeypatch, writes=2)  # at the first listing after the add
     result = _outcome(
         lambda: WalkMeHook(max_parallel_requests=1).update_segment(
             guid, "override", ["old0", "old1", "c"], system_guid=TEST_SYSTEM_GUID

@@ -5,78 +5,29 @@ holds (nobody else writes: invariant (b))."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from answer_times import WANTED
+from answer_times import audience_members as _members
+from answer_times import iso as _iso
+from answer_times import microsecond_clock as _clock
+from answer_times import milliseconds_cut as _ms_cut
+from answer_times import milliseconds_rounded as _ms_rounded
+from answer_times import parse as _parse
+from answer_times import same as _same
+from answer_times import serialize as _serialize
 from support import impatient_sandbox
 from support import outcome as _outcome
 
 from airflow_provider_segments.hooks.walkme import WalkMeHook
 from airflow_provider_segments.testing import TEST_SYSTEM_GUID
-from airflow_provider_segments.testing import walkme as fake_walkme
 
 
 @pytest.fixture
 def sandbox(monkeypatch):
     monkeypatch.setattr(WalkMeHook, "max_ids_per_request", 2)  # 5 ids: the create + 2 adds
     yield from impatient_sandbox(monkeypatch, create_lookup_interval=0.0)
-
-
-WANTED = [f"u{i}" for i in range(5)]
-
-
-def _members(sandbox) -> set[str]:
-    (segment,) = [s for s in sandbox.walkme.segments(TEST_SYSTEM_GUID) if s["name"] == "Audience"]
-    return set(sandbox.walkme.members(TEST_SYSTEM_GUID, segment["guid"]))
-
-
-def _iso(moment: datetime, timespec: str) -> str:
-    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _clock(monkeypatch, start: datetime, step_ms: int) -> None:
-    ticks = itertools.count()
-    monkeypatch.setattr(
-        fake_walkme,
-        "_now",
-        lambda: _iso(start + timedelta(milliseconds=step_ms * next(ticks)), "microseconds"),
-    )
-
-
-def _serialize(monkeypatch, answer, listing) -> None:
-    """WalkMe writes the create's and the PUTs' answers with ``answer``, its listing with ``listing``."""
-    json_response = fake_walkme.json_response
-
-    def serialized(status, payload, headers=None):
-        if isinstance(payload, dict) and isinstance(payload.get("updatedAt"), str):
-            payload = {**payload, "updatedAt": answer(payload["updatedAt"])}
-        elif status == 200 and isinstance(payload, list):
-            payload = [
-                {**row, "updatedAt": listing(row["updatedAt"])} if isinstance(row, dict) else row
-                for row in payload
-            ]
-        return json_response(status, payload, headers)
-
-    monkeypatch.setattr(fake_walkme, "json_response", serialized)
-
-
-def _ms_cut(value: str) -> str:  # "04.600600Z" -> "04.600Z" (Python isoformat(timespec="milliseconds"))
-    moment = _parse(value)
-    return _iso(moment.replace(microsecond=moment.microsecond // 1000 * 1000), "milliseconds")
-
-
-def _ms_rounded(value: str) -> str:  # "04.600600Z" -> "04.601Z" (a MySQL DATETIME(3) column rounds)
-    moment = _parse(value) + timedelta(microseconds=500)
-    return _iso(moment.replace(microsecond=moment.microsecond // 1000 * 1000), "milliseconds")
-
-
-def _same(value: str) -> str:
-    return value
 
 
 def _sqlserver_datetime(value: str) -> str:
